@@ -1,0 +1,46 @@
+//! Umbra: a node for an anonymous peer-to-peer web.
+//!
+//! Peers talk over Noise-encrypted links (`protocol-spec/02-link.md`); readers build 3-hop
+//! circuits of sealed onion layers through volunteer relays; the overlay finds and fetches
+//! signed sites. This crate is the whole node. Its protocol core is sans-IO: time and
+//! randomness are passed in, and only [`runtime`] (feature `runtime`) touches the clock, the
+//! OS RNG and sockets.
+//!
+//! # Module map
+//!
+//! | module | role | spec |
+//! | --- | --- | --- |
+//! | [`error`] | `ErrorKind`, `HasKind`: who failed, what a caller can do | — |
+//! | [`time`] | injected monotonic `Time` and `WallTime`; no clock reads | README#determinism |
+//! | [`redact`] | `Sensitive<T>`: addresses and keys redacted in logs | README#logging |
+//! | [`wire`] | pure codecs: `Reader`/`Writer`, cells, per-context parsing | 01, 03 |
+//! | [`crypto`] | the only importer of primitive crates: keys, Noise, AEAD, BLAKE3, keystore | 00, 02 |
+//! | [`link`] | sans-IO Noise XK link sessions, framing, keepalive and rekey timers | 02 |
+//! | [`interop`] | vector runners: bundled public vectors, Umbra's goldens, external files | interop/README.md |
+//! | `runtime` | \[feature `runtime`\] the CLI and the tokio driver | — |
+//!
+//! Dependency direction: `runtime → interop → link → crypto → wire → error, time`.
+//! Siblings never import each other.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![deny(clippy::wildcard_imports, clippy::enum_glob_use)]
+
+pub mod crypto;
+pub mod error;
+pub mod interop;
+pub mod link;
+pub mod redact;
+pub mod time;
+pub mod wire;
+
+#[cfg(feature = "runtime")]
+pub mod runtime;
+
+/// The protocol name bound into every Noise prologue (`protocol-spec/02-link.md#prologue`).
+pub const PROTOCOL_NAME: &str = "umbra";
+/// The protocol version bound into every Noise prologue (`protocol-spec/02-link.md#prologue`).
+pub const PROTOCOL_VERSION: u8 = 1;
