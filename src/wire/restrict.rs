@@ -1,0 +1,361 @@
+//! What each side of a link may receive (`protocol-spec/03-cells.md#contexts`).
+//!
+//! A raw [`Cell`] keeps any command. Before acting on it, the receiver parses it in its
+//! [`LinkContext`] into a [`ChanMsg`]: commands the context may not receive, unknown
+//! commands and circuit-id rule violations become typed [`CellError`]s. Not in this module:
+//! what the receiver does about an error (close a circuit, ignore, close the link).
+
+use core::fmt;
+
+use super::cell::{BODY_LEN, Cell, CircId, Command};
+use super::{DecodeError, Reader, Writer};
+use crate::error::{ErrorKind, HasKind};
+
+/// Which side of which kind of link is receiving (`03-cells.md#contexts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LinkContext {
+    /// A reader receiving from its guard relay.
+    ReaderFromRelay,
+    /// A relay receiving from an anonymous reader.
+    RelayFromReader,
+    /// A relay receiving from another relay.
+    RelayFromRelay,
+}
+
+impl LinkContext {
+    /// Whether a cell with `command` may arrive in this context (`03-cells.md#contexts`).
+    pub fn allows(self, command: Command) -> bool {
+        match self {
+            LinkContext::ReaderFromRelay => command != Command::CREATE,
+            LinkContext::RelayFromReader => command != Command::CREATED,
+            LinkContext::RelayFromRelay => command.is_known(),
+        }
+    }
+}
+
+impl fmt::Display for LinkContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkContext::ReaderFromRelay => "reader-from-relay",
+            LinkContext::RelayFromReader => "relay-from-reader",
+            LinkContext::RelayFromRelay => "relay-from-relay",
+        })
+    }
+}
+
+/// Why a cell was refused in its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CellError {
+    /// A command this version does not know (`03-cells.md#unknown-commands`).
+    #[error("unknown command {command:?} on circuit id {circ_id}")]
+    UnknownCommand {
+        /// The command byte.
+        command: Command,
+        /// The circuit id it arrived on.
+        circ_id: u32,
+    },
+    /// A known command the receiving context may not receive (`03-cells.md#contexts`).
+    #[error("{command:?} may not be received in context {context}")]
+    NotAllowed {
+        /// The command.
+        command: Command,
+        /// The receiving context.
+        context: LinkContext,
+    },
+    /// A link-level command on a circuit, or a circuit command on circuit id 0
+    /// (`03-cells.md#circuit-ids`).
+    #[error("{command:?} used with the wrong kind of circuit id")]
+    CircIdRule {
+        /// The command.
+        command: Command,
+    },
+    /// The body did not decode.
+    #[error("bad {command:?} body: {source}")]
+    Body {
+        /// The command.
+        command: Command,
+        /// Why.
+        source: DecodeError,
+    },
+}
+
+impl HasKind for CellError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::PeerProtocolViolation
+    }
+}
+
+/// Largest handshake message carried in CREATE (`03-cells.md#create`).
+pub const MAX_CREATE_HANDSHAKE: usize = BODY_LEN - 4;
+/// Largest handshake message carried in CREATED (`03-cells.md#created`).
+pub const MAX_CREATED_HANDSHAKE: usize = BODY_LEN - 2;
+
+/// The hop-handshake types a CREATE may name (an open code space, `03-cells.md#create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandshakeType(pub u16);
+
+impl HandshakeType {
+    /// `Noise_NK_25519_ChaChaPoly_BLAKE2s` (`03-cells.md#create`).
+    pub const NOISE_NK_V1: HandshakeType = HandshakeType(1);
+}
+
+/// Body of CREATE (`03-cells.md#create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateBody {
+    /// Which hop handshake.
+    pub handshake_type: HandshakeType,
+    /// The handshake's first message.
+    pub handshake: Vec<u8>,
+}
+
+/// Body of CREATED (`03-cells.md#created`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedBody {
+    /// The handshake's second message.
+    pub handshake: Vec<u8>,
+}
+
+/// Why a circuit is torn down; an open code space carried in DESTROY
+/// (`03-cells.md#destroy`). Coarse on purpose: the precise error stays local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DestroyReason(pub u8);
+
+impl DestroyReason {
+    /// No reason given.
+    pub const NONE: DestroyReason = DestroyReason(0);
+    /// A protocol violation (a malformed, forbidden or failed-authentication cell).
+    pub const PROTOCOL: DestroyReason = DestroyReason(1);
+    /// A resource limit was reached.
+    pub const RESOURCE_LIMIT: DestroyReason = DestroyReason(2);
+    /// The next hop could not be reached.
+    pub const UNREACHABLE: DestroyReason = DestroyReason(3);
+    /// The circuit's owner closed it.
+    pub const FINISHED: DestroyReason = DestroyReason(4);
+    /// A timer ran out.
+    pub const TIMEOUT: DestroyReason = DestroyReason(5);
+}
+
+/// A cell parsed in its context (`03-cells.md#contexts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChanMsg {
+    /// Link keepalive.
+    Padding,
+    /// The peer switches its sending key after this frame.
+    Rekey,
+    /// Open a hop on a new circuit.
+    Create {
+        /// The circuit.
+        circ_id: CircId,
+        /// The body.
+        body: CreateBody,
+    },
+    /// The answer to CREATE.
+    Created {
+        /// The circuit.
+        circ_id: CircId,
+        /// The body.
+        body: CreatedBody,
+    },
+    /// A sealed onion cell; the body is opaque here.
+    Relay {
+        /// The circuit.
+        circ_id: CircId,
+        /// The sealed body.
+        body: Box<[u8; BODY_LEN]>,
+    },
+    /// Tear a circuit down.
+    Destroy {
+        /// The circuit.
+        circ_id: CircId,
+        /// Why.
+        reason: DestroyReason,
+    },
+}
+
+impl ChanMsg {
+    /// Parse `cell` as a message `context` may receive.
+    pub fn parse(cell: &Cell, context: LinkContext) -> Result<ChanMsg, CellError> {
+        let command = cell.command;
+        if !command.is_known() {
+            return Err(CellError::UnknownCommand {
+                command,
+                circ_id: cell.circ_id,
+            });
+        }
+        if !context.allows(command) {
+            return Err(CellError::NotAllowed { command, context });
+        }
+        let circ = CircId::new(cell.circ_id);
+        let circ_id = match (command.is_link_level(), circ) {
+            (true, None) => {
+                return Ok(if command == Command::PADDING {
+                    ChanMsg::Padding
+                } else {
+                    ChanMsg::Rekey
+                });
+            }
+            (false, Some(c)) => c,
+            _ => return Err(CellError::CircIdRule { command }),
+        };
+        let body_err = |source| CellError::Body { command, source };
+        let mut r = Reader::new(&cell.body);
+        Ok(match command {
+            Command::CREATE => {
+                let handshake_type = HandshakeType(r.u16().map_err(body_err)?);
+                let handshake = r
+                    .u16_prefixed("create.handshake", MAX_CREATE_HANDSHAKE)
+                    .map_err(body_err)?
+                    .to_vec();
+                ChanMsg::Create {
+                    circ_id,
+                    body: CreateBody {
+                        handshake_type,
+                        handshake,
+                    },
+                }
+            }
+            Command::CREATED => {
+                let handshake = r
+                    .u16_prefixed("created.handshake", MAX_CREATED_HANDSHAKE)
+                    .map_err(body_err)?
+                    .to_vec();
+                ChanMsg::Created {
+                    circ_id,
+                    body: CreatedBody { handshake },
+                }
+            }
+            Command::RELAY => ChanMsg::Relay {
+                circ_id,
+                body: Box::new(cell.body),
+            },
+            Command::DESTROY => ChanMsg::Destroy {
+                circ_id,
+                reason: DestroyReason(r.u8().map_err(body_err)?),
+            },
+            _ => {
+                return Err(CellError::UnknownCommand {
+                    command,
+                    circ_id: cell.circ_id,
+                });
+            }
+        })
+    }
+
+    /// Encode as a cell. Fails only if a handshake is longer than its body allows.
+    pub fn encode(&self) -> Result<Cell, DecodeError> {
+        let mut w = Writer::with_capacity(BODY_LEN);
+        let (circ_id, command) = match self {
+            ChanMsg::Padding => (0, Command::PADDING),
+            ChanMsg::Rekey => (0, Command::REKEY),
+            ChanMsg::Create { circ_id, body } => {
+                w.u16(body.handshake_type.0);
+                w.u16_prefixed("create.handshake", &body.handshake, MAX_CREATE_HANDSHAKE)?;
+                (circ_id.get(), Command::CREATE)
+            }
+            ChanMsg::Created { circ_id, body } => {
+                w.u16_prefixed("created.handshake", &body.handshake, MAX_CREATED_HANDSHAKE)?;
+                (circ_id.get(), Command::CREATED)
+            }
+            ChanMsg::Relay { circ_id, body } => {
+                w.bytes(&body[..]);
+                (circ_id.get(), Command::RELAY)
+            }
+            ChanMsg::Destroy { circ_id, reason } => {
+                w.u8(reason.0);
+                (circ_id.get(), Command::DESTROY)
+            }
+        };
+        Cell::with_content(circ_id, command, w.as_slice()).ok_or(DecodeError::LengthOutOfRange {
+            field: "cell.body",
+            len: w.len(),
+            max: BODY_LEN,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CellError, ChanMsg, CreateBody, DestroyReason, HandshakeType, LinkContext};
+    use crate::wire::cell::{Cell, CircId, Command};
+
+    fn circ(v: u32) -> CircId {
+        CircId::new(v).unwrap()
+    }
+
+    #[test]
+    fn each_context_refuses_what_it_may_not_receive() {
+        let create = ChanMsg::Create {
+            circ_id: circ(0x8000_0001),
+            body: CreateBody {
+                handshake_type: HandshakeType::NOISE_NK_V1,
+                handshake: vec![1; 48],
+            },
+        }
+        .encode()
+        .unwrap();
+        assert!(ChanMsg::parse(&create, LinkContext::RelayFromReader).is_ok());
+        assert!(ChanMsg::parse(&create, LinkContext::RelayFromRelay).is_ok());
+        assert_eq!(
+            ChanMsg::parse(&create, LinkContext::ReaderFromRelay),
+            Err(CellError::NotAllowed {
+                command: Command::CREATE,
+                context: LinkContext::ReaderFromRelay
+            })
+        );
+    }
+
+    #[test]
+    fn circ_id_rules() {
+        let padding_on_circuit = Cell::with_content(7, Command::PADDING, &[]).unwrap();
+        assert_eq!(
+            ChanMsg::parse(&padding_on_circuit, LinkContext::RelayFromRelay),
+            Err(CellError::CircIdRule {
+                command: Command::PADDING
+            })
+        );
+        let destroy_on_link = Cell::with_content(0, Command::DESTROY, &[1]).unwrap();
+        assert!(matches!(
+            ChanMsg::parse(&destroy_on_link, LinkContext::RelayFromRelay),
+            Err(CellError::CircIdRule { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_command_is_typed() {
+        let cell = Cell::with_content(3, Command(77), &[]).unwrap();
+        assert_eq!(
+            ChanMsg::parse(&cell, LinkContext::RelayFromRelay),
+            Err(CellError::UnknownCommand {
+                command: Command(77),
+                circ_id: 3
+            })
+        );
+    }
+
+    #[test]
+    fn oversized_handshake_length_is_refused() {
+        let mut cell = Cell::with_content(1, Command::CREATED, &[]).unwrap();
+        cell.body[0] = 0xff;
+        cell.body[1] = 0xff;
+        assert!(matches!(
+            ChanMsg::parse(&cell, LinkContext::ReaderFromRelay),
+            Err(CellError::Body { .. })
+        ));
+    }
+
+    #[test]
+    fn destroy_round_trips() {
+        let msg = ChanMsg::Destroy {
+            circ_id: circ(5),
+            reason: DestroyReason::PROTOCOL,
+        };
+        let cell = msg.encode().unwrap();
+        assert_eq!(
+            ChanMsg::parse(&cell, LinkContext::ReaderFromRelay).unwrap(),
+            msg
+        );
+    }
+}
