@@ -1,0 +1,139 @@
+//! The layering rules of `protocol-spec/README.md#determinism` and the module map, checked
+//! by reading the source: the sans-IO core never touches tokio, sockets or the clock, and
+//! only `crypto/` imports primitive crates.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn src_files() -> Vec<(String, String)> {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("//"))
+}
+
+#[test]
+fn core_has_no_io_or_clock() {
+    let forbidden = [
+        "tokio",
+        "std::net",
+        "Instant::now",
+        "SystemTime::now",
+        "OsRng",
+        "thread_rng",
+        "getrandom",
+    ];
+    for (path, text) in src_files() {
+        if path.starts_with("runtime/") || path == "main.rs" {
+            continue;
+        }
+        for line in code_lines(&text) {
+            for f in forbidden {
+                assert!(
+                    !line.contains(f),
+                    "{path}: the sans-IO core mentions `{f}`: {line}"
+                );
+            }
+        }
+    }
+}
+
+/// Whether `line` names crate `krate` as a path root (`krate::…`).
+fn uses_crate(line: &str, krate: &str) -> bool {
+    let pat = format!("{krate}::");
+    line.match_indices(&pat).any(|(i, _)| {
+        let prev = line[..i].chars().next_back();
+        !prev.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+    })
+}
+
+#[test]
+fn crate_path_detection() {
+    assert!(uses_crate(
+        "use chacha20poly1305::aead;",
+        "chacha20poly1305"
+    ));
+    assert!(!uses_crate(
+        "primitives::chacha20poly1305_seal(x)",
+        "chacha20poly1305"
+    ));
+    assert!(!uses_crate("crypto::blake3_hash::x", "blake3"));
+    assert!(uses_crate("let h = blake3::hash(x);", "blake3"));
+}
+
+#[test]
+fn only_crypto_imports_primitive_crates() {
+    let primitives = [
+        "snow",
+        "x25519_dalek",
+        "ed25519_dalek",
+        "chacha20poly1305",
+        "chacha20",
+        "poly1305",
+        "blake3",
+        "rand_chacha",
+        "rand_core",
+    ];
+    for (path, text) in src_files() {
+        if path.starts_with("crypto/") || path.starts_with("runtime/") {
+            continue;
+        }
+        for line in code_lines(&text) {
+            for p in primitives {
+                assert!(
+                    !uses_crate(line, p),
+                    "{path} uses primitive crate `{p}` outside crypto/: {line}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_glob_imports_and_files_stay_small() {
+    for (path, text) in src_files() {
+        for line in code_lines(&text) {
+            if line.starts_with("use ") || line.starts_with("pub use ") {
+                assert!(!line.contains("::*"), "{path}: glob import: {line}");
+            }
+        }
+        let n = text.lines().count();
+        assert!(n <= 1500, "{path} has {n} lines; split it (limit ~1,500)");
+    }
+}
+
+#[test]
+fn every_module_has_docs() {
+    for (path, text) in src_files() {
+        assert!(
+            text.trim_start().starts_with("//!"),
+            "{path} has no module documentation"
+        );
+    }
+}
