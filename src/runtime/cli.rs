@@ -1,0 +1,202 @@
+//! `umbra` command line.
+//!
+//! Subcommands: `interop` (the conformance kit), `keygen` (write a key file), and `demo`
+//! (the newcomer's first command). Not in this module: what the commands compute.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::crypto::keys::{IdentityKey, LinkKeypair};
+use crate::crypto::keystore;
+use crate::crypto::rng::UmbraRng;
+use crate::interop::{self, RunOptions, Status, Summary};
+
+/// Umbra: a node for an anonymous peer-to-peer web.
+#[derive(Debug, Parser)]
+#[command(name = "umbra", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check Umbra against every bundled test vector, or against one external vector file.
+    ///
+    /// Without --vectors, runs the public vectors Umbra relies on (cacophony Noise entries,
+    /// RFC 7748, RFC 8439, RFC 8032, BLAKE3) and Umbra's own golden vectors. With --vectors,
+    /// detects the file's format: cacophony or noise-c Noise vectors, or Project Wycheproof
+    /// (XDH, CHACHA20-POLY1305, XCHACHA20-POLY1305, EDDSA).
+    ///
+    /// Example: umbra interop --vectors wycheproof/testvectors_v1/x25519_test.json
+    Interop {
+        /// Run one external vector file instead of the bundled set.
+        #[arg(long, value_name = "FILE")]
+        vectors: Option<PathBuf>,
+        /// Also run slow vectors (RFC 7748's one-million-iteration X25519, about a minute).
+        #[arg(long)]
+        slow: bool,
+        /// List every case, not only failures and skip reasons.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Write a new key file (mode 0600). Refuses to overwrite an existing file.
+    ///
+    /// Example: umbra keygen --kind identity --out ~/.local/share/umbra/identity.key
+    Keygen {
+        /// Which key: `identity` (Ed25519) or `link` (X25519 static).
+        #[arg(long, default_value = "identity")]
+        kind: String,
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// The newcomer's first command: runs the self-check every node runs at start-up.
+    ///
+    /// Example: cargo run --release -- demo
+    Demo,
+}
+
+/// Parse the command line and run it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Interop {
+            vectors,
+            slow,
+            verbose,
+        } => interop_cmd(vectors, RunOptions { slow }, verbose),
+        Command::Keygen { kind, out } => keygen_cmd(&kind, &out),
+        Command::Demo => {
+            println!("Umbra self-check: the conformance kit every node passes before it joins.");
+            interop_cmd(None, RunOptions::default(), false)
+        }
+    }
+}
+
+fn print_details(s: &Summary, verbose: bool) {
+    let mut skips: BTreeMap<&str, usize> = BTreeMap::new();
+    let (mut accepted, mut rejected) = (0, 0);
+    for c in &s.cases {
+        match &c.status {
+            Status::Failed(why) => println!("    FAIL {}: {why}", c.name),
+            Status::Skipped(why) => {
+                *skips.entry(why.as_str()).or_default() += 1;
+                if verbose {
+                    println!("    skip {}: {why}", c.name);
+                }
+            }
+            Status::Passed => {
+                if verbose {
+                    println!("    ok   {}", c.name);
+                }
+            }
+        }
+        match c.acceptable {
+            Some(true) => accepted += 1,
+            Some(false) => rejected += 1,
+            None => {}
+        }
+    }
+    for (why, n) in skips {
+        println!("    skipped {n}: {why}");
+    }
+    if accepted + rejected > 0 {
+        println!(
+            "    acceptable cases: {accepted} accepted, {rejected} rejected by Umbra's policy"
+        );
+    }
+}
+
+fn interop_cmd(vectors: Option<PathBuf>, opts: RunOptions, verbose: bool) -> ExitCode {
+    let mut total = Summary::default();
+    match vectors {
+        Some(path) => {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("umbra interop: cannot read {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match interop::run_file(&text, opts) {
+                Ok(s) => {
+                    println!("{}: {} ({s})", path.display(), s.format);
+                    print_details(&s, verbose);
+                    total.absorb(s);
+                }
+                Err(e) => {
+                    eprintln!("umbra interop: {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            for (path, result) in interop::run_bundled(opts) {
+                match result {
+                    Ok(s) => {
+                        println!("  {path:<40} {:<28} {s}", s.format);
+                        print_details(&s, verbose);
+                        total.absorb(s);
+                    }
+                    Err(e) => {
+                        println!("  {path:<40} FAIL: {e}");
+                        total.cases.push(interop::CaseResult {
+                            name: path.to_string(),
+                            status: Status::Failed(e.to_string()),
+                            acceptable: None,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    println!("{total}");
+    if total.failed() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/ seeds from the OS
+fn os_rng() -> UmbraRng {
+    use rand_core::RngCore;
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut seed);
+    UmbraRng::from_seed(seed)
+}
+
+fn keygen_cmd(kind: &str, out: &std::path::Path) -> ExitCode {
+    let mut rng = os_rng();
+    let result = match kind {
+        "identity" => {
+            let key = IdentityKey::generate(&mut rng);
+            keystore::write_identity(out, &key)
+                .map(|()| format!("node id {}", key.public().node_id()))
+        }
+        "link" => {
+            let key = LinkKeypair::generate(&mut rng);
+            keystore::write_static(out, &key).map(|()| "X25519 static key".to_string())
+        }
+        other => {
+            eprintln!("umbra keygen: unknown kind `{other}` (use `identity` or `link`)");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(what) => {
+            println!("wrote {} ({what})", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("umbra keygen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

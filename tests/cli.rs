@@ -1,0 +1,78 @@
+//! The `umbra` binary as a user runs it (feature `runtime`).
+
+use std::process::Command;
+
+fn umbra(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_umbra"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+#[test]
+fn interop_runs_every_bundled_vector() {
+    let (code, out) = umbra(&["interop"]);
+    assert_eq!(code, 0, "{out}");
+    let last = last_line(&out);
+    assert!(last.ends_with("passed, 0 failed, 3 skipped"), "{last}");
+}
+
+#[test]
+fn interop_external_file_reports_truthfully_and_fails_on_failure() {
+    let (code, out) = umbra(&[
+        "interop",
+        "--vectors",
+        "tests/data/wycheproof-x25519-sample.json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(last_line(&out), "3 passed, 1 failed, 1 skipped");
+    assert!(out.contains("curve448"), "{out}");
+    let (code, out) = umbra(&["interop", "--vectors", "tests/data/noise-c-sample.json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(last_line(&out), "3 passed, 0 failed, 1 skipped");
+    let (code, out) = umbra(&["interop", "--vectors", "Cargo.toml"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not valid JSON"), "{out}");
+}
+
+#[test]
+fn keygen_writes_private_files_and_never_overwrites() {
+    let dir = std::env::temp_dir().join(format!("umbra-cli-keygen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("id.key");
+    let k = key.to_str().unwrap();
+    let (code, out) = umbra(&["keygen", "--out", k]);
+    assert_eq!(code, 0, "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let (code, out) = umbra(&["keygen", "--out", k]);
+    assert_ne!(code, 0, "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_names_every_command_with_an_example() {
+    for cmd in ["interop", "keygen", "demo"] {
+        let (code, out) = umbra(&[cmd, "--help"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("Example:"),
+            "{cmd} --help has no example:\n{out}"
+        );
+    }
+}
