@@ -30,6 +30,7 @@
 #![deny(clippy::wildcard_imports, clippy::enum_glob_use)]
 
 pub mod crypto;
+pub mod directory;
 pub mod error;
 pub mod interop;
 pub mod link;

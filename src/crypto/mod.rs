@@ -11,8 +11,10 @@
 //! Not in this module: framing, sessions, or any decision about peers.
 
 pub mod hash;
+pub mod hop;
 pub mod keys;
 pub mod keystore;
+pub mod layer;
 pub mod noise;
 pub mod primitives;
 pub mod rng;

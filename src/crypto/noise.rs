@@ -21,7 +21,7 @@ use snow::types::{Cipher, Dh, Hash, Random};
 
 /// The link pattern (`02-link.md#noise`).
 pub const LINK_PATTERN: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
-/// The circuit-hop pattern (`03-cells.md#create`).
+/// The circuit-hop pattern (`04-circuits.md#hop-handshake`).
 pub const HOP_PATTERN: &str = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
 /// The largest Noise message (`02-link.md#framing`).
 pub const MAX_MESSAGE_LEN: usize = 65_535;
@@ -302,6 +302,16 @@ impl NoiseHandshake {
     /// The handshake hash `h`.
     pub fn handshake_hash(&self) -> Vec<u8> {
         self.0.get_handshake_hash().to_vec()
+    }
+
+    /// The two raw cipher keys of Noise `Split()` (initiator→responder, responder→initiator),
+    /// for protocols that run their own AEAD on them (the onion layers, `04-circuits.md#layer-keys`).
+    /// Fails unless the handshake finished.
+    pub fn into_split_keys(mut self) -> Result<([u8; 32], [u8; 32]), NoiseFailure> {
+        if !self.0.is_handshake_finished() {
+            return Err(NoiseFailure::State);
+        }
+        Ok(self.0.dangerously_get_raw_split())
     }
 
     /// Switch to transport mode (consumes the handshake).

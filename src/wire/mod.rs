@@ -7,6 +7,7 @@
 
 pub mod cell;
 pub mod hex;
+pub mod relay_msg;
 pub mod restrict;
 
 use crate::error::{ErrorKind, HasKind};

@@ -97,7 +97,7 @@ pub const MAX_CREATED_HANDSHAKE: usize = BODY_LEN - 2;
 pub struct HandshakeType(pub u16);
 
 impl HandshakeType {
-    /// `Noise_NK_25519_ChaChaPoly_BLAKE2s` (`03-cells.md#create`).
+    /// `Noise_NK_25519_ChaChaPoly_BLAKE2s` (`04-circuits.md#hop-handshake`).
     pub const NOISE_NK_V1: HandshakeType = HandshakeType(1);
 }
 

@@ -1,0 +1,364 @@
+//! The relay directory, minimal (`protocol-spec/09-relay.md#descriptors`).
+//!
+//! Relays publish signed, expiring descriptors: identity, address, link key, onion key,
+//! bandwidth, family and roles. A descriptor is parsed into [`Unverified`] and becomes a
+//! [`Verified`] only through a signature and validity check at a given wall time. The
+//! [`Directory`] holds verified descriptors; [`path`] selects 3-hop paths from it.
+//!
+//! Not in this module: how descriptors travel (bootstrap files now, DHT and gossip later).
+
+pub mod path;
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::crypto::CryptoError;
+use crate::crypto::keys::{IdentityKey, IdentityPublic, NodeId, Signature, X25519Public};
+use crate::error::{ErrorKind, HasKind};
+use crate::time::WallTime;
+use crate::wire::{DecodeError, Reader, Writer, hex};
+
+/// The signature label of descriptors (`00-overview.md#signatures`).
+pub const DESCRIPTOR_LABEL: &str = "descriptor";
+/// Descriptor format version.
+pub const DESCRIPTOR_VERSION: u8 = 1;
+
+/// Roles a relay offers (`09-relay.md#descriptors`): bit flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Roles(pub u8);
+
+impl Roles {
+    /// May be a middle hop.
+    pub const RELAY: Roles = Roles(1);
+    /// May be the last hop (runs services: echo, later DHT lookups).
+    pub const EXIT: Roles = Roles(2);
+    /// May be a reader's first hop.
+    pub const GUARD: Roles = Roles(4);
+    /// Every role.
+    pub const ALL: Roles = Roles(7);
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Roles) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// A relay's descriptor (`09-relay.md#descriptors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The relay's identity.
+    pub identity: IdentityPublic,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its Noise link static key.
+    pub link_key: X25519Public,
+    /// Its hop-handshake onion key.
+    pub onion_key: X25519Public,
+    /// Advertised bandwidth, KiB/s (path-selection weight).
+    pub bandwidth: u32,
+    /// Operator-declared family (zero: none). Relays with the same family never share a path.
+    pub family: [u8; 32],
+    /// Roles offered.
+    pub roles: Roles,
+    /// When it was signed.
+    pub published: WallTime,
+    /// When it stops being valid.
+    pub expires: WallTime,
+}
+
+impl Descriptor {
+    /// The relay's node id.
+    pub fn node_id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+
+    fn encode_unsigned(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(200);
+        w.u8(DESCRIPTOR_VERSION).bytes(&self.identity.to_bytes());
+        match self.addr.ip() {
+            IpAddr::V4(a) => w.u8(4).bytes(&a.octets()),
+            IpAddr::V6(a) => w.u8(6).bytes(&a.octets()),
+        };
+        w.u16(self.addr.port())
+            .bytes(&self.link_key.0)
+            .bytes(&self.onion_key.0)
+            .u32(self.bandwidth)
+            .bytes(&self.family)
+            .u8(self.roles.0)
+            .u64(self.published.0)
+            .u64(self.expires.0);
+        w.into_vec()
+    }
+
+    /// Sign with the relay's identity key; returns the wire encoding
+    /// (`09-relay.md#descriptors`). Fails if `key` is not this descriptor's identity.
+    pub fn sign(&self, key: &IdentityKey) -> Result<Vec<u8>, DirectoryError> {
+        if key.public() != self.identity {
+            return Err(DirectoryError::WrongSigner);
+        }
+        let mut out = self.encode_unsigned();
+        let sig = key.sign(DESCRIPTOR_LABEL, &out);
+        out.extend_from_slice(&sig.0);
+        Ok(out)
+    }
+}
+
+/// Why a descriptor was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// It does not decode.
+    #[error("malformed descriptor: {0}")]
+    Decode(#[from] DecodeError),
+    /// Unknown format version.
+    #[error("unknown descriptor version {0}")]
+    Version(u8),
+    /// A key in it is invalid.
+    #[error("bad key in descriptor: {0}")]
+    Key(CryptoError),
+    /// The signature does not verify.
+    #[error("descriptor signature does not verify")]
+    BadSignature,
+    /// Outside its validity window at the given time.
+    #[error(
+        "descriptor not valid at this time (published {published}, expires {expires}, now {now})"
+    )]
+    NotValidNow {
+        /// Published.
+        published: u64,
+        /// Expires.
+        expires: u64,
+        /// The time checked.
+        now: u64,
+    },
+    /// Signing with a key that is not the descriptor's identity.
+    #[error("signing key is not the descriptor's identity")]
+    WrongSigner,
+}
+
+impl HasKind for DirectoryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DirectoryError::BadSignature => ErrorKind::SignatureInvalid,
+            DirectoryError::NotValidNow { .. } => ErrorKind::Expired,
+            DirectoryError::WrongSigner => ErrorKind::BadApiUsage,
+            _ => ErrorKind::MalformedInput,
+        }
+    }
+}
+
+/// A parsed descriptor whose signature and validity are not yet checked.
+#[derive(Debug, Clone)]
+pub struct Unverified {
+    desc: Descriptor,
+    signed: Vec<u8>,
+    signature: Signature,
+}
+
+/// A descriptor whose signature verified and which was valid when checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified(Descriptor);
+
+impl Verified {
+    /// The descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.0
+    }
+}
+
+/// Parse a descriptor's wire encoding (no checks beyond the format).
+pub fn parse(bytes: &[u8]) -> Result<Unverified, DirectoryError> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != DESCRIPTOR_VERSION {
+        return Err(DirectoryError::Version(version));
+    }
+    let identity = IdentityPublic::from_bytes(&r.array()?).map_err(DirectoryError::Key)?;
+    let ip = match r.u8()? {
+        4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
+        6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
+        _ => {
+            return Err(DecodeError::InvalidValue {
+                field: "address family",
+            }
+            .into());
+        }
+    };
+    let addr = SocketAddr::new(ip, r.u16()?);
+    let link_key = X25519Public(r.array()?);
+    let onion_key = X25519Public(r.array()?);
+    let bandwidth = r.u32()?;
+    let family = r.array()?;
+    let roles = Roles(r.u8()?);
+    let published = WallTime(r.u64()?);
+    let expires = WallTime(r.u64()?);
+    let signed_len = r.consumed();
+    let signature = Signature(r.array()?);
+    r.finish()?;
+    Ok(Unverified {
+        desc: Descriptor {
+            identity,
+            addr,
+            link_key,
+            onion_key,
+            bandwidth,
+            family,
+            roles,
+            published,
+            expires,
+        },
+        signed: bytes[..signed_len].to_vec(),
+        signature,
+    })
+}
+
+impl Unverified {
+    /// Check the signature and that `now` is inside the validity window.
+    pub fn verify(self, now: WallTime) -> Result<Verified, DirectoryError> {
+        self.desc
+            .identity
+            .verify(DESCRIPTOR_LABEL, &self.signed, &self.signature)
+            .map_err(|_| DirectoryError::BadSignature)?;
+        let (published, expires) = (self.desc.published.0, self.desc.expires.0);
+        if now.0 < published.saturating_sub(600) || now.0 >= expires {
+            return Err(DirectoryError::NotValidNow {
+                published,
+                expires,
+                now: now.0,
+            });
+        }
+        Ok(Verified(self.desc))
+    }
+}
+
+/// Verified descriptors by node id.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    relays: BTreeMap<NodeId, Arc<Descriptor>>,
+}
+
+impl Directory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Directory::default()
+    }
+
+    /// Add or replace a relay's descriptor (a newer `published` wins).
+    pub fn insert(&mut self, v: Verified) {
+        let d = v.0;
+        let id = d.node_id();
+        match self.relays.get(&id) {
+            Some(old) if old.published >= d.published => {}
+            _ => {
+                self.relays.insert(id, Arc::new(d));
+            }
+        }
+    }
+
+    /// A relay's descriptor.
+    pub fn get(&self, id: &NodeId) -> Option<&Arc<Descriptor>> {
+        self.relays.get(id)
+    }
+
+    /// Every relay, in node-id order.
+    pub fn relays(&self) -> impl Iterator<Item = &Arc<Descriptor>> {
+        self.relays.values()
+    }
+
+    /// How many relays.
+    pub fn len(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.relays.is_empty()
+    }
+
+    /// Drop descriptors expired at `now`.
+    pub fn expire(&mut self, now: WallTime) {
+        self.relays.retain(|_, d| d.expires > now);
+    }
+
+    /// Parse a bootstrap list: one hex descriptor per line, `#` comments
+    /// (`09-relay.md#bootstrap-list`). Returns the directory and the per-line errors.
+    pub fn from_bootstrap(text: &str, now: WallTime) -> (Directory, Vec<(usize, DirectoryError)>) {
+        let mut dir = Directory::new();
+        let mut errors = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let result = hex::decode(line)
+                .map_err(DirectoryError::from)
+                .and_then(|b| parse(&b))
+                .and_then(|u| u.verify(now));
+            match result {
+                Ok(v) => dir.insert(v),
+                Err(e) => errors.push((i + 1, e)),
+            }
+        }
+        (dir, errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Descriptor, Directory, DirectoryError, Roles, parse};
+    use crate::crypto::keys::{IdentityKey, X25519Public};
+    use crate::time::WallTime;
+    use crate::wire::hex;
+
+    fn desc(key: &IdentityKey) -> Descriptor {
+        Descriptor {
+            identity: key.public(),
+            addr: "192.0.2.1:4000".parse().unwrap(),
+            link_key: X25519Public([1; 32]),
+            onion_key: X25519Public([2; 32]),
+            bandwidth: 1000,
+            family: [0; 32],
+            roles: Roles::ALL,
+            published: WallTime(1000),
+            expires: WallTime(5000),
+        }
+    }
+
+    #[test]
+    fn sign_parse_verify() {
+        let k = IdentityKey::from_secret_bytes([1; 32]);
+        let d = desc(&k);
+        let bytes = d.sign(&k).unwrap();
+        let v = parse(&bytes).unwrap().verify(WallTime(2000)).unwrap();
+        assert_eq!(v.descriptor(), &d);
+        assert!(matches!(
+            parse(&bytes).unwrap().verify(WallTime(5000)),
+            Err(DirectoryError::NotValidNow { .. })
+        ));
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(matches!(
+            parse(&bad).unwrap().verify(WallTime(2000)),
+            Err(DirectoryError::BadSignature)
+        ));
+        assert!(parse(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(
+            d.sign(&IdentityKey::from_secret_bytes([2; 32])),
+            Err(DirectoryError::WrongSigner)
+        );
+    }
+
+    #[test]
+    fn bootstrap_list_reports_bad_lines() {
+        let k = IdentityKey::from_secret_bytes([1; 32]);
+        let text = format!(
+            "# relays\n{}\nzz\n",
+            hex::encode(&desc(&k).sign(&k).unwrap())
+        );
+        let (dir, errors) = Directory::from_bootstrap(&text, WallTime(2000));
+        assert_eq!(dir.len(), 1);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, 3);
+    }
+}
