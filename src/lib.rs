@@ -29,12 +29,16 @@
 )]
 #![deny(clippy::wildcard_imports, clippy::enum_glob_use)]
 
+pub mod circuit;
 pub mod crypto;
 pub mod directory;
 pub mod error;
+pub mod flow;
+pub mod ids;
 pub mod interop;
 pub mod link;
 pub mod redact;
+pub mod relay;
 pub mod time;
 pub mod wire;
 

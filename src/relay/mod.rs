@@ -1,0 +1,551 @@
+//! The relay switch (`protocol-spec/09-relay.md`, `04-circuits.md`).
+//!
+//! Maps (link, circuit id) on the reader's side to (link, circuit id) towards the next hop,
+//! answers CREATE with the hop handshake, turns EXTEND into a CREATE to the next relay,
+//! opens its own layer of every forward cell and seals its layer onto every backward cell,
+//! and runs the exit services (`exit`) when it is the last hop. Limits bound circuits per
+//! link and per relay. A bad cell closes that circuit — DESTROY in both directions — and
+//! nothing else.
+//!
+//! Sans-IO: methods take `now` and queue [`RelayAction`]s. Not in this module: links,
+//! dialling (the node opens the link a [`RelayAction::Extend`] asks for), or the directory.
+
+pub mod exit;
+
+use core::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::crypto::CryptoError;
+use crate::crypto::hop;
+use crate::crypto::keys::{LinkKeypair, NodeId};
+use crate::crypto::layer::{Forward, LayerError, RelayLayer};
+use crate::crypto::noise::Randomness;
+use crate::crypto::rng::UmbraRng;
+use crate::error::{ErrorKind, HasKind};
+use crate::ids::LinkId;
+use crate::time::Time;
+use crate::wire::cell::{BODY_LEN, CircId, MAX_LAYERS, RELAY_PAYLOAD_LEN};
+use crate::wire::relay_msg::{RelayContext, RelayMsg, RelayMsgError};
+use crate::wire::restrict::{ChanMsg, CreateBody, CreatedBody, DestroyReason, HandshakeType};
+use exit::{ExitCirc, ExitError};
+
+/// One end of a circuit at this relay.
+pub type CircKey = (LinkId, CircId);
+
+/// Who is on the link a CREATE came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrevKind {
+    /// An anonymous reader: the circuit's first hop is here.
+    Reader,
+    /// Another relay.
+    Relay,
+}
+
+/// Limits a relay operator sets (`09-relay.md#limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Circuits through this relay.
+    pub max_circuits: usize,
+    /// Circuits per link.
+    pub max_circuits_per_link: usize,
+    /// How long an EXTEND may take (link set-up plus CREATED).
+    pub extend_timeout: Duration,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits { max_circuits: 20_000, max_circuits_per_link: 2_000, extend_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Test and simulation hooks: ways a hostile relay misbehaves on forward RELAY cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Misbehaviour {
+    /// Flip a bit of every n-th forwarded RELAY cell (0: never).
+    pub tamper_every: u32,
+    /// Drop every n-th forwarded RELAY cell (0: never).
+    pub drop_every: u32,
+    /// Send every n-th forwarded RELAY cell twice (0: never).
+    pub replay_every: u32,
+}
+
+/// What a relay saw, for the simulator's privacy invariants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// A circuit was created from the previous hop.
+    Created {
+        /// The circuit here.
+        circ: CircKey,
+        /// Who the previous hop is.
+        prev: PrevKind,
+    },
+    /// A stream asked for a service: the circuit's destination.
+    Destination {
+        /// The circuit here.
+        circ: CircKey,
+        /// The service.
+        service: Vec<u8>,
+    },
+}
+
+/// What the switch asks of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayAction {
+    /// Send a message on a link.
+    Send {
+        /// The link.
+        link: LinkId,
+        /// The message.
+        msg: ChanMsg,
+    },
+    /// Open (or reuse) a link to `target`, then call [`Switch::attach_next`] or
+    /// [`Switch::extend_failed`] for `from`.
+    Extend {
+        /// The circuit asking.
+        from: CircKey,
+        /// The relay to reach.
+        target: NodeId,
+    },
+    /// Record an observation.
+    Observe(Observation),
+}
+
+/// Why the switch refused something. The circuit concerned is closed; the link stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// A circuit id that is not open on this link (`03-cells.md#circuit-ids`).
+    #[error("unknown circuit id")]
+    UnknownCircuit,
+    /// CREATE with a circuit id already in use on this link.
+    #[error("circuit id already in use")]
+    ReusedCircuit,
+    /// A limit was reached (`09-relay.md#limits`).
+    #[error("circuit limit reached")]
+    Limit,
+    /// CREATE names a handshake this relay does not run.
+    #[error("unknown handshake type {0}")]
+    HandshakeType(u16),
+    /// The hop handshake failed.
+    #[error("hop handshake failed: {0}")]
+    Handshake(CryptoError),
+    /// The announced hop index is impossible for the link it came on (`04-circuits.md#hop-index`).
+    #[error("hop index {0} impossible here")]
+    HopIndex(u8),
+    /// This hop's layer failed: tampering, replay, reordering (`04-circuits.md#sealed-layers`).
+    #[error("layer failure: {0}")]
+    Layer(LayerError),
+    /// A relay message was refused.
+    #[error("bad relay message: {0}")]
+    Message(RelayMsgError),
+    /// EXTEND to this relay itself (`04-circuits.md#extend`).
+    #[error("EXTEND to itself")]
+    ExtendToSelf,
+    /// EXTEND to a relay not in the directory.
+    #[error("EXTEND to an unknown relay")]
+    ExtendUnknown,
+    /// EXTEND on a circuit that already has a next hop, or a cell that must go on where
+    /// there is no next hop.
+    #[error("circuit state violation: {0}")]
+    State(&'static str),
+    /// An exit service refused a message.
+    #[error("exit: {0}")]
+    Exit(#[from] ExitError),
+}
+
+impl HasKind for RelayError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RelayError::Limit => ErrorKind::ResourceLimit,
+            RelayError::Layer(_) | RelayError::Handshake(_) => ErrorKind::CryptoFailure,
+            _ => ErrorKind::PeerProtocolViolation,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Next {
+    None,
+    Pending { target: NodeId, handshake: Vec<u8>, deadline: Time },
+    Attached { key: CircKey, awaiting_created: Option<Time> },
+}
+
+#[derive(Debug)]
+struct Entry {
+    layer: RelayLayer,
+    next: Next,
+    exit: Option<ExitCirc>,
+}
+
+/// Counters of a relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Circuits created here.
+    pub created: u64,
+    /// Cells forwarded towards the exit.
+    pub forwarded: u64,
+    /// Cells forwarded towards the reader.
+    pub backwarded: u64,
+    /// Circuits torn down because of an error.
+    pub torn_down: u64,
+    /// Forward cells whose layer failed here (tampering caught).
+    pub layer_failures: u64,
+    /// Cells altered by this relay's [`Misbehaviour`].
+    pub tampered: u64,
+}
+
+/// The relay switch.
+#[derive(Debug)]
+pub struct Switch {
+    me: NodeId,
+    onion: LinkKeypair,
+    limits: RelayLimits,
+    circuits: BTreeMap<CircKey, Entry>,
+    by_next: BTreeMap<CircKey, CircKey>,
+    per_link: BTreeMap<LinkId, usize>,
+    actions: VecDeque<RelayAction>,
+    rng: UmbraRng,
+    misbehaviour: Misbehaviour,
+    forward_count: u64,
+    stats: RelayStats,
+}
+
+impl Switch {
+    /// A switch for the relay `me` with onion key `onion`.
+    pub fn new(me: NodeId, onion: LinkKeypair, limits: RelayLimits, rng: UmbraRng) -> Self {
+        Switch {
+            me,
+            onion,
+            limits,
+            circuits: BTreeMap::new(),
+            by_next: BTreeMap::new(),
+            per_link: BTreeMap::new(),
+            actions: VecDeque::new(),
+            rng,
+            misbehaviour: Misbehaviour::default(),
+            forward_count: 0,
+            stats: RelayStats::default(),
+        }
+    }
+
+    /// Make this relay misbehave (simulator and tests only).
+    pub fn set_misbehaviour(&mut self, m: Misbehaviour) {
+        self.misbehaviour = m;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RelayStats {
+        self.stats
+    }
+
+    /// Circuits through this relay.
+    pub fn circuits(&self) -> usize {
+        self.circuits.len()
+    }
+
+    /// The next action for the node.
+    pub fn poll_action(&mut self) -> Option<RelayAction> {
+        self.actions.pop_front()
+    }
+
+    fn send(&mut self, link: LinkId, msg: ChanMsg) {
+        self.actions.push_back(RelayAction::Send { link, msg });
+    }
+
+    fn destroy(&mut self, (link, circ_id): CircKey, reason: DestroyReason) {
+        self.send(link, ChanMsg::Destroy { circ_id, reason });
+    }
+
+    /// CREATE arrived (`04-circuits.md#create`).
+    pub fn handle_create(&mut self, link: LinkId, prev: PrevKind, circ_id: CircId, body: &CreateBody) -> Result<(), RelayError> {
+        let key = (link, circ_id);
+        if self.circuits.contains_key(&key) || self.by_next.contains_key(&key) {
+            self.teardown(key, DestroyReason::PROTOCOL);
+            self.destroy(key, DestroyReason::PROTOCOL);
+            return Err(RelayError::ReusedCircuit);
+        }
+        let on_link = self.per_link.get(&link).copied().unwrap_or(0);
+        if self.circuits.len() >= self.limits.max_circuits || on_link >= self.limits.max_circuits_per_link {
+            self.destroy(key, DestroyReason::RESOURCE_LIMIT);
+            return Err(RelayError::Limit);
+        }
+        let refuse = |s: &mut Self, e: RelayError| {
+            s.destroy(key, DestroyReason::PROTOCOL);
+            Err(e)
+        };
+        if body.handshake_type != HandshakeType::NOISE_NK_V1 {
+            return refuse(self, RelayError::HandshakeType(body.handshake_type.0));
+        }
+        let (index, msg2, keys) = match hop::server(&self.onion, &body.handshake, Randomness::Seeded(self.rng.array())) {
+            Ok(x) => x,
+            Err(e) => return refuse(self, RelayError::Handshake(e)),
+        };
+        // `04-circuits.md#hop-index`: a reader's link carries hop 1, a relay's link hops 2..=3.
+        let index_ok = match prev {
+            PrevKind::Reader => index == 1,
+            PrevKind::Relay => index >= 2 && usize::from(index) <= MAX_LAYERS,
+        };
+        if !index_ok {
+            return refuse(self, RelayError::HopIndex(index));
+        }
+        let layer = match RelayLayer::new(index, &keys) {
+            Ok(l) => l,
+            Err(e) => return refuse(self, RelayError::Layer(e)),
+        };
+        self.circuits.insert(key, Entry { layer, next: Next::None, exit: None });
+        *self.per_link.entry(link).or_default() += 1;
+        self.stats.created += 1;
+        self.send(link, ChanMsg::Created { circ_id, body: CreatedBody { handshake: msg2 } });
+        self.actions.push_back(RelayAction::Observe(Observation::Created { circ: key, prev }));
+        Ok(())
+    }
+
+    /// A RELAY cell arrived on `link`/`circ_id`, in either direction.
+    pub fn handle_relay(&mut self, now: Time, link: LinkId, circ_id: CircId, mut body: Box<[u8; BODY_LEN]>) -> Result<(), RelayError> {
+        let key = (link, circ_id);
+        if self.circuits.contains_key(&key) {
+            return self.forward(now, key, body);
+        }
+        if let Some(&prev) = self.by_next.get(&key) {
+            let Some(e) = self.circuits.get_mut(&prev) else { return Err(RelayError::UnknownCircuit) };
+            if let Err(err) = e.layer.seal_backward_relay(&mut body) {
+                self.teardown(prev, DestroyReason::PROTOCOL);
+                return Err(RelayError::Layer(err));
+            }
+            self.stats.backwarded += 1;
+            self.send(prev.0, ChanMsg::Relay { circ_id: prev.1, body });
+            return Ok(());
+        }
+        self.destroy(key, DestroyReason::PROTOCOL);
+        Err(RelayError::UnknownCircuit)
+    }
+
+    fn forward(&mut self, now: Time, key: CircKey, mut body: Box<[u8; BODY_LEN]>) -> Result<(), RelayError> {
+        let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+        let opened = e.layer.open_forward(&mut body);
+        let result = match opened {
+            Err(err) => {
+                self.stats.layer_failures += 1;
+                Err(RelayError::Layer(err))
+            }
+            Ok(Forward::Pass) => match &e.next {
+                Next::Attached { key: next, awaiting_created: None } => {
+                    let next = *next;
+                    self.pass_on(next, body);
+                    Ok(())
+                }
+                _ => Err(RelayError::State("cell for a next hop that is not open")),
+            },
+            Ok(Forward::Deliver { offset }) => {
+                let mut payload = [0u8; RELAY_PAYLOAD_LEN];
+                payload.copy_from_slice(&body[offset..offset + RELAY_PAYLOAD_LEN]);
+                self.deliver(now, key, &payload)
+            }
+        };
+        if result.is_err() {
+            self.teardown(key, DestroyReason::PROTOCOL);
+        }
+        result
+    }
+
+    fn pass_on(&mut self, next: CircKey, mut body: Box<[u8; BODY_LEN]>) {
+        self.forward_count += 1;
+        let n = self.forward_count;
+        let m = self.misbehaviour;
+        if m.drop_every > 0 && n % u64::from(m.drop_every) == 0 {
+            self.stats.tampered += 1;
+            return;
+        }
+        if m.tamper_every > 0 && n % u64::from(m.tamper_every) == 0 {
+            let i = usize::try_from(n).unwrap_or(0) % (BODY_LEN - crate::wire::cell::TAG_LEN);
+            body[i] ^= 0x01;
+            self.stats.tampered += 1;
+        }
+        self.stats.forwarded += 1;
+        if m.replay_every > 0 && n % u64::from(m.replay_every) == 0 {
+            self.stats.tampered += 1;
+            self.send(next.0, ChanMsg::Relay { circ_id: next.1, body: body.clone() });
+        }
+        self.send(next.0, ChanMsg::Relay { circ_id: next.1, body });
+    }
+
+    fn deliver(&mut self, now: Time, key: CircKey, payload: &[u8; RELAY_PAYLOAD_LEN]) -> Result<(), RelayError> {
+        let msg = RelayMsg::decode(payload, RelayContext::AtRelay).map_err(RelayError::Message)?;
+        let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+        match msg {
+            RelayMsg::Extend { node_id, handshake_type, handshake } => {
+                if !matches!(e.next, Next::None) || e.exit.is_some() {
+                    return Err(RelayError::State("EXTEND on a circuit that already goes on or carries streams"));
+                }
+                if usize::from(e.layer.index()) >= MAX_LAYERS {
+                    return Err(RelayError::State("EXTEND past the last possible hop"));
+                }
+                if handshake_type != HandshakeType::NOISE_NK_V1.0 {
+                    return Err(RelayError::HandshakeType(handshake_type));
+                }
+                let target = NodeId(node_id);
+                if target == self.me {
+                    return Err(RelayError::ExtendToSelf);
+                }
+                e.next = Next::Pending { target, handshake, deadline: now + self.limits.extend_timeout };
+                self.actions.push_back(RelayAction::Extend { from: key, target });
+                Ok(())
+            }
+            other => {
+                if !matches!(e.next, Next::None) {
+                    return Err(RelayError::State("stream message at a middle hop"));
+                }
+                if let RelayMsg::Begin { service, .. } = &other {
+                    let service = service.clone();
+                    self.actions.push_back(RelayAction::Observe(Observation::Destination { circ: key, service }));
+                }
+                let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+                let mut replies = Vec::new();
+                e.exit.get_or_insert_with(ExitCirc::default).handle(other, &mut replies)?;
+                for r in replies {
+                    self.reply(key, &r)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Seal a message this hop originates and send it towards the reader.
+    fn reply(&mut self, key: CircKey, msg: &RelayMsg) -> Result<(), RelayError> {
+        let payload = msg.encode().map_err(|e| RelayError::Message(RelayMsgError::Decode(e)))?;
+        let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+        let body = e.layer.seal_backward_origin(&payload).map_err(RelayError::Layer)?;
+        self.send(key.0, ChanMsg::Relay { circ_id: key.1, body: Box::new(body) });
+        Ok(())
+    }
+
+    /// The node opened a link for `from`'s EXTEND and allocated `next` on it: send CREATE.
+    pub fn attach_next(&mut self, now: Time, from: CircKey, next: CircKey) {
+        let Some(e) = self.circuits.get_mut(&from) else {
+            // The circuit died meanwhile: release the id on the next link.
+            return;
+        };
+        let Next::Pending { handshake, .. } = std::mem::replace(&mut e.next, Next::None) else { return };
+        e.next = Next::Attached { key: next, awaiting_created: Some(now + self.limits.extend_timeout) };
+        self.by_next.insert(next, from);
+        let create = ChanMsg::Create {
+            circ_id: next.1,
+            body: CreateBody { handshake_type: HandshakeType::NOISE_NK_V1, handshake },
+        };
+        self.send(next.0, create);
+    }
+
+    /// The target of `from`'s EXTEND is unknown or unreachable.
+    pub fn extend_failed(&mut self, from: CircKey, reason: DestroyReason) {
+        self.teardown(from, reason);
+    }
+
+    /// The target of a pending EXTEND.
+    pub fn pending_target(&self, from: CircKey) -> Option<NodeId> {
+        match self.circuits.get(&from).map(|e| &e.next) {
+            Some(Next::Pending { target, .. }) => Some(*target),
+            _ => None,
+        }
+    }
+
+    /// CREATED arrived from a next hop.
+    pub fn handle_created(&mut self, link: LinkId, circ_id: CircId, body: &CreatedBody) -> Result<(), RelayError> {
+        let key = (link, circ_id);
+        let Some(&prev) = self.by_next.get(&key) else {
+            self.destroy(key, DestroyReason::PROTOCOL);
+            return Err(RelayError::UnknownCircuit);
+        };
+        let ok = matches!(self.circuits.get(&prev).map(|e| &e.next), Some(Next::Attached { awaiting_created: Some(_), .. }));
+        if !ok {
+            self.teardown(prev, DestroyReason::PROTOCOL);
+            return Err(RelayError::State("CREATED that was not awaited"));
+        }
+        if let Some(Entry { next: Next::Attached { awaiting_created, .. }, .. }) = self.circuits.get_mut(&prev) {
+            *awaiting_created = None;
+        }
+        let r = self.reply(prev, &RelayMsg::Extended { handshake: body.handshake.clone() });
+        if r.is_err() {
+            self.teardown(prev, DestroyReason::PROTOCOL);
+        }
+        r
+    }
+
+    /// DESTROY arrived on `link`/`circ_id`: tear down and pass it on.
+    pub fn handle_destroy(&mut self, link: LinkId, circ_id: CircId, reason: DestroyReason) {
+        let key = (link, circ_id);
+        if self.circuits.contains_key(&key) {
+            self.remove(key, reason, false, true);
+        } else if let Some(&prev) = self.by_next.get(&key) {
+            self.remove(prev, reason, true, false);
+        }
+    }
+
+    /// A bad cell or a failure: close the circuit in both directions.
+    fn teardown(&mut self, key: CircKey, reason: DestroyReason) {
+        if self.circuits.contains_key(&key) {
+            self.stats.torn_down += 1;
+            self.remove(key, reason, true, true);
+        }
+    }
+
+    fn remove(&mut self, key: CircKey, reason: DestroyReason, tell_prev: bool, tell_next: bool) {
+        let Some(e) = self.circuits.remove(&key) else { return };
+        if let Some(n) = self.per_link.get_mut(&key.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_link.remove(&key.0);
+            }
+        }
+        if tell_prev {
+            self.destroy(key, reason);
+        }
+        if let Next::Attached { key: next, .. } = e.next {
+            self.by_next.remove(&next);
+            if tell_next {
+                self.destroy(next, reason);
+            }
+        }
+    }
+
+    /// A link closed: every circuit using it goes, and the other side is told.
+    pub fn link_closed(&mut self, link: LinkId) {
+        let prevs: Vec<CircKey> = self.circuits.keys().filter(|k| k.0 == link).copied().collect();
+        for k in prevs {
+            self.remove(k, DestroyReason::UNREACHABLE, false, true);
+        }
+        let nexts: Vec<CircKey> = self.by_next.iter().filter(|(n, _)| n.0 == link).map(|(_, p)| *p).collect();
+        for p in nexts {
+            self.remove(p, DestroyReason::UNREACHABLE, true, false);
+        }
+        self.per_link.remove(&link);
+    }
+
+    /// The earliest extend deadline.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.circuits
+            .values()
+            .filter_map(|e| match e.next {
+                Next::Pending { deadline, .. } => Some(deadline),
+                Next::Attached { awaiting_created, .. } => awaiting_created,
+                Next::None => None,
+            })
+            .min()
+    }
+
+    /// Tear down extends past their deadline.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let late: Vec<CircKey> = self
+            .circuits
+            .iter()
+            .filter(|(_, e)| match e.next {
+                Next::Pending { deadline, .. } => deadline <= now,
+                Next::Attached { awaiting_created: Some(d), .. } => d <= now,
+                _ => false,
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in late {
+            self.teardown(k, DestroyReason::TIMEOUT);
+        }
+    }
+}
