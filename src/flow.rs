@@ -45,7 +45,11 @@ pub struct SendWindow {
 impl SendWindow {
     /// A full window.
     pub fn new(initial: u32, increment: u32) -> Self {
-        SendWindow { window: initial, increment, max: initial }
+        SendWindow {
+            window: initial,
+            increment,
+            max: initial,
+        }
     }
 
     /// Cells that may be sent now.
@@ -84,7 +88,11 @@ pub struct RecvWindow {
 impl RecvWindow {
     /// A full window.
     pub fn new(initial: u32, increment: u32) -> Self {
-        RecvWindow { window: initial, consumed: 0, increment }
+        RecvWindow {
+            window: initial,
+            consumed: 0,
+            increment,
+        }
     }
 
     /// A DATA cell arrived.

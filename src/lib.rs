@@ -37,8 +37,10 @@ pub mod flow;
 pub mod ids;
 pub mod interop;
 pub mod link;
+pub mod node;
 pub mod redact;
 pub mod relay;
+pub mod sim;
 pub mod time;
 pub mod wire;
 

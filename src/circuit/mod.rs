@@ -19,7 +19,9 @@ use crate::crypto::keys::{NodeId, X25519Public};
 use crate::crypto::layer::{ClientLayers, LayerError};
 use crate::crypto::noise::Randomness;
 use crate::crypto::rng::UmbraRng;
-use crate::flow::{CIRC_INCREMENT, CIRC_WINDOW, FlowError, RecvWindow, STREAM_INCREMENT, STREAM_WINDOW, SendWindow};
+use crate::flow::{
+    CIRC_INCREMENT, CIRC_WINDOW, FlowError, RecvWindow, STREAM_INCREMENT, STREAM_WINDOW, SendWindow,
+};
 use crate::ids::{CircHandle, LinkId, StreamHandle};
 use crate::time::Time;
 use crate::wire::cell::{BODY_LEN, CircId, RELAY_PAYLOAD_LEN};
@@ -232,26 +234,38 @@ impl ClientCircuits {
 
     /// Start building `handle` over `link` (already open to `path[0]`) with `circ_id`
     /// (`04-circuits.md#build`): sends CREATE to the guard.
-    pub fn launch(&mut self, now: Time, handle: CircHandle, link: LinkId, circ_id: CircId, path: Vec<HopSpec>) -> Result<(), CircuitError> {
+    pub fn launch(
+        &mut self,
+        now: Time,
+        handle: CircHandle,
+        link: LinkId,
+        circ_id: CircId,
+        path: Vec<HopSpec>,
+    ) -> Result<(), CircuitError> {
         if path.is_empty() || path.len() > crate::wire::cell::MAX_LAYERS {
             return Err(CircuitError::BadPath(path.len()));
         }
-        let (hop, msg1) = match client_start(&path[0].onion_key, 1, Randomness::Seeded(self.rng.array())) {
-            Ok(x) => x,
-            Err(e) => {
-                self.actions.push_back(ClientAction::Event(ClientEvent::Failed {
-                    circ: handle,
-                    failure: CircuitFailure::Handshake(e),
-                    hop: Some(path[0].node_id),
-                }));
-                return Ok(());
-            }
-        };
+        let (hop, msg1) =
+            match client_start(&path[0].onion_key, 1, Randomness::Seeded(self.rng.array())) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.actions
+                        .push_back(ClientAction::Event(ClientEvent::Failed {
+                            circ: handle,
+                            failure: CircuitFailure::Handshake(e),
+                            hop: Some(path[0].node_id),
+                        }));
+                    return Ok(());
+                }
+            };
         self.actions.push_back(ClientAction::Send {
             link,
             msg: ChanMsg::Create {
                 circ_id,
-                body: CreateBody { handshake_type: HandshakeType::NOISE_NK_V1, handshake: msg1 },
+                body: CreateBody {
+                    handshake_type: HandshakeType::NOISE_NK_V1,
+                    handshake: msg1,
+                },
             },
         });
         self.by_link.insert((link, circ_id), handle);
@@ -275,65 +289,136 @@ impl ClientCircuits {
 
     /// CREATED arrived on `link`/`circ_id`.
     pub fn handle_created(&mut self, now: Time, link: LinkId, circ_id: CircId, body: &CreatedBody) {
-        let Some(&handle) = self.by_link.get(&(link, circ_id)) else { return };
+        let Some(&handle) = self.by_link.get(&(link, circ_id)) else {
+            return;
+        };
         let r = self.on_hop_answer(now, handle, &body.handshake, true);
         if let Err(f) = r {
             self.fail(handle, f, true);
         }
     }
 
-    fn on_hop_answer(&mut self, now: Time, handle: CircHandle, msg2: &[u8], first: bool) -> Result<(), CircuitFailure> {
-        let c = self.circs.get_mut(&handle).ok_or(CircuitFailure::Unexpected("answer for a closed circuit"))?;
+    fn on_hop_answer(
+        &mut self,
+        now: Time,
+        handle: CircHandle,
+        msg2: &[u8],
+        first: bool,
+    ) -> Result<(), CircuitFailure> {
+        let c = self
+            .circs
+            .get_mut(&handle)
+            .ok_or(CircuitFailure::Unexpected("answer for a closed circuit"))?;
         if first != c.layers.is_empty() {
-            return Err(CircuitFailure::Unexpected(if first { "CREATED after the first hop" } else { "EXTENDED before CREATED" }));
+            return Err(CircuitFailure::Unexpected(if first {
+                "CREATED after the first hop"
+            } else {
+                "EXTENDED before CREATED"
+            }));
         }
-        let hop = c.pending.take().ok_or(CircuitFailure::Unexpected("hop answer without a handshake"))?;
+        let hop = c
+            .pending
+            .take()
+            .ok_or(CircuitFailure::Unexpected("hop answer without a handshake"))?;
         let keys = hop.finish(msg2).map_err(CircuitFailure::Handshake)?;
         c.layers.push(&keys).map_err(CircuitFailure::Layer)?;
         if c.built() {
             let path = c.path.iter().map(|h| h.node_id).collect();
-            self.actions.push_back(ClientAction::Event(ClientEvent::Built { circ: handle, path }));
+            self.actions
+                .push_back(ClientAction::Event(ClientEvent::Built {
+                    circ: handle,
+                    path,
+                }));
             return Ok(());
         }
         // EXTEND to the next hop, addressed to the current last hop (`04-circuits.md#build`).
         let k = c.layers.len();
         let next = c.path[k];
-        let (hop, msg1) = client_start(&next.onion_key, u8::try_from(k + 1).unwrap_or(u8::MAX), Randomness::Seeded(self.rng.array()))
-            .map_err(CircuitFailure::Handshake)?;
+        let (hop, msg1) = client_start(
+            &next.onion_key,
+            u8::try_from(k + 1).unwrap_or(u8::MAX),
+            Randomness::Seeded(self.rng.array()),
+        )
+        .map_err(CircuitFailure::Handshake)?;
         c.pending = Some(hop);
         let _ = now;
-        let msg = RelayMsg::Extend { node_id: next.node_id.0, handshake_type: HandshakeType::NOISE_NK_V1.0, handshake: msg1 };
+        let msg = RelayMsg::Extend {
+            node_id: next.node_id.0,
+            handshake_type: HandshakeType::NOISE_NK_V1.0,
+            handshake: msg1,
+        };
         let last = c.last_hop();
         self.send_relay(handle, last, &msg)
     }
 
-    fn send_relay(&mut self, handle: CircHandle, target: u8, msg: &RelayMsg) -> Result<(), CircuitFailure> {
-        let payload = msg.encode().map_err(|_| CircuitFailure::Unexpected("unencodable relay message"))?;
+    fn send_relay(
+        &mut self,
+        handle: CircHandle,
+        target: u8,
+        msg: &RelayMsg,
+    ) -> Result<(), CircuitFailure> {
+        let payload = msg
+            .encode()
+            .map_err(|_| CircuitFailure::Unexpected("unencodable relay message"))?;
         self.send_payload(handle, target, &payload)
     }
 
-    fn send_payload(&mut self, handle: CircHandle, target: u8, payload: &[u8; RELAY_PAYLOAD_LEN]) -> Result<(), CircuitFailure> {
-        let c = self.circs.get_mut(&handle).ok_or(CircuitFailure::Unexpected("closed circuit"))?;
-        let body = c.layers.seal_forward(target, payload).map_err(CircuitFailure::Layer)?;
+    fn send_payload(
+        &mut self,
+        handle: CircHandle,
+        target: u8,
+        payload: &[u8; RELAY_PAYLOAD_LEN],
+    ) -> Result<(), CircuitFailure> {
+        let c = self
+            .circs
+            .get_mut(&handle)
+            .ok_or(CircuitFailure::Unexpected("closed circuit"))?;
+        let body = c
+            .layers
+            .seal_forward(target, payload)
+            .map_err(CircuitFailure::Layer)?;
         self.actions.push_back(ClientAction::Send {
             link: c.link,
-            msg: ChanMsg::Relay { circ_id: c.circ_id, body: Box::new(body) },
+            msg: ChanMsg::Relay {
+                circ_id: c.circ_id,
+                body: Box::new(body),
+            },
         });
         Ok(())
     }
 
     /// A RELAY cell arrived on `link`/`circ_id`.
-    pub fn handle_relay(&mut self, now: Time, link: LinkId, circ_id: CircId, body: &mut [u8; BODY_LEN]) {
-        let Some(&handle) = self.by_link.get(&(link, circ_id)) else { return };
+    pub fn handle_relay(
+        &mut self,
+        now: Time,
+        link: LinkId,
+        circ_id: CircId,
+        body: &mut [u8; BODY_LEN],
+    ) {
+        let Some(&handle) = self.by_link.get(&(link, circ_id)) else {
+            return;
+        };
         if let Err(f) = self.on_relay(now, handle, body) {
             self.fail(handle, f, true);
         }
     }
 
-    fn on_relay(&mut self, now: Time, handle: CircHandle, body: &mut [u8; BODY_LEN]) -> Result<(), CircuitFailure> {
-        let c = self.circs.get_mut(&handle).ok_or(CircuitFailure::Unexpected("closed circuit"))?;
-        let (hop, off) = c.layers.open_backward(body).map_err(CircuitFailure::Layer)?;
-        let msg = RelayMsg::decode(&body[off..off + RELAY_PAYLOAD_LEN], RelayContext::AtReader).map_err(CircuitFailure::Message)?;
+    fn on_relay(
+        &mut self,
+        now: Time,
+        handle: CircHandle,
+        body: &mut [u8; BODY_LEN],
+    ) -> Result<(), CircuitFailure> {
+        let c = self
+            .circs
+            .get_mut(&handle)
+            .ok_or(CircuitFailure::Unexpected("closed circuit"))?;
+        let (hop, off) = c
+            .layers
+            .open_backward(body)
+            .map_err(CircuitFailure::Layer)?;
+        let msg = RelayMsg::decode(&body[off..off + RELAY_PAYLOAD_LEN], RelayContext::AtReader)
+            .map_err(CircuitFailure::Message)?;
         let last = c.last_hop();
         match msg {
             RelayMsg::Extended { handshake } => {
@@ -342,19 +427,35 @@ impl ClientCircuits {
                 }
                 self.on_hop_answer(now, handle, &handshake, false)
             }
-            _ if !c.built() || hop != last => Err(CircuitFailure::Unexpected("stream message before the circuit is built")),
+            _ if !c.built() || hop != last => Err(CircuitFailure::Unexpected(
+                "stream message before the circuit is built",
+            )),
             RelayMsg::Connected { stream_id } => {
-                let s = c.streams.get_mut(&stream_id).ok_or(CircuitFailure::Unexpected("CONNECTED for an unknown stream"))?;
+                let s = c
+                    .streams
+                    .get_mut(&stream_id)
+                    .ok_or(CircuitFailure::Unexpected(
+                        "CONNECTED for an unknown stream",
+                    ))?;
                 if s.opened {
                     return Err(CircuitFailure::Unexpected("second CONNECTED"));
                 }
                 s.opened = true;
-                self.actions.push_back(ClientAction::Event(ClientEvent::StreamOpened { stream: StreamHandle { circ: handle, id: stream_id } }));
+                self.actions
+                    .push_back(ClientAction::Event(ClientEvent::StreamOpened {
+                        stream: StreamHandle {
+                            circ: handle,
+                            id: stream_id,
+                        },
+                    }));
                 self.flush(handle)
             }
             RelayMsg::Data { stream_id, data } => {
                 c.recv.receive().map_err(CircuitFailure::Flow)?;
-                let s = c.streams.get_mut(&stream_id).ok_or(CircuitFailure::Unexpected("DATA for an unknown stream"))?;
+                let s = c
+                    .streams
+                    .get_mut(&stream_id)
+                    .ok_or(CircuitFailure::Unexpected("DATA for an unknown stream"))?;
                 if !s.opened {
                     return Err(CircuitFailure::Unexpected("DATA before CONNECTED"));
                 }
@@ -362,7 +463,14 @@ impl ClientCircuits {
                 // Delivered to the application: the credit goes back (`05-streams.md#flow-control`).
                 let stream_sendmes = s.recv.consume(1);
                 let circ_sendmes = c.recv.consume(1);
-                self.actions.push_back(ClientAction::Event(ClientEvent::StreamData { stream: StreamHandle { circ: handle, id: stream_id }, data }));
+                self.actions
+                    .push_back(ClientAction::Event(ClientEvent::StreamData {
+                        stream: StreamHandle {
+                            circ: handle,
+                            id: stream_id,
+                        },
+                        data,
+                    }));
                 for _ in 0..stream_sendmes {
                     self.send_relay(handle, last, &RelayMsg::Sendme { stream_id })?;
                 }
@@ -375,7 +483,14 @@ impl ClientCircuits {
                 if c.streams.remove(&stream_id).is_none() {
                     return Err(CircuitFailure::Unexpected("END for an unknown stream"));
                 }
-                self.actions.push_back(ClientAction::Event(ClientEvent::StreamEnded { stream: StreamHandle { circ: handle, id: stream_id }, reason }));
+                self.actions
+                    .push_back(ClientAction::Event(ClientEvent::StreamEnded {
+                        stream: StreamHandle {
+                            circ: handle,
+                            id: stream_id,
+                        },
+                        reason,
+                    }));
                 Ok(())
             }
             RelayMsg::Sendme { stream_id: 0 } => {
@@ -383,7 +498,10 @@ impl ClientCircuits {
                 self.flush(handle)
             }
             RelayMsg::Sendme { stream_id } => {
-                let s = c.streams.get_mut(&stream_id).ok_or(CircuitFailure::Unexpected("SENDME for an unknown stream"))?;
+                let s = c
+                    .streams
+                    .get_mut(&stream_id)
+                    .ok_or(CircuitFailure::Unexpected("SENDME for an unknown stream"))?;
                 s.send.sendme().map_err(CircuitFailure::Flow)?;
                 self.flush(handle)
             }
@@ -394,24 +512,33 @@ impl ClientCircuits {
     /// Send queued stream data while the windows allow, round-robin over streams.
     fn flush(&mut self, handle: CircHandle) -> Result<(), CircuitFailure> {
         loop {
-            let Some(c) = self.circs.get_mut(&handle) else { return Ok(()) };
+            let Some(c) = self.circs.get_mut(&handle) else {
+                return Ok(());
+            };
             let target = c.last_hop();
             let mut sent_any = false;
             let ids: Vec<u16> = c.streams.keys().copied().collect();
             for id in ids {
-                let Some(c) = self.circs.get_mut(&handle) else { return Ok(()) };
+                let Some(c) = self.circs.get_mut(&handle) else {
+                    return Ok(());
+                };
                 if c.send.available() == 0 {
                     return Ok(());
                 }
-                let Some(s) = c.streams.get_mut(&id) else { continue };
+                let Some(s) = c.streams.get_mut(&id) else {
+                    continue;
+                };
                 if !s.opened || s.send.available() == 0 {
                     continue;
                 }
-                let Some(chunk) = s.outq.pop_front() else { continue };
+                let Some(chunk) = s.outq.pop_front() else {
+                    continue;
+                };
                 s.queued -= chunk.len();
                 s.send.take();
                 c.send.take();
-                let payload = RelayMsg::encode_data(id, &chunk).ok_or(CircuitFailure::Unexpected("oversized chunk"))?;
+                let payload = RelayMsg::encode_data(id, &chunk)
+                    .ok_or(CircuitFailure::Unexpected("oversized chunk"))?;
                 self.send_payload(handle, target, &payload)?;
                 sent_any = true;
             }
@@ -422,7 +549,11 @@ impl ClientCircuits {
     }
 
     /// Open a stream to `service` at the last hop (`05-streams.md#begin`).
-    pub fn open_stream(&mut self, circ: CircHandle, service: &[u8]) -> Result<StreamHandle, CircuitError> {
+    pub fn open_stream(
+        &mut self,
+        circ: CircHandle,
+        service: &[u8],
+    ) -> Result<StreamHandle, CircuitError> {
         let c = self.circs.get_mut(&circ).ok_or(CircuitError::NoCircuit)?;
         if !c.built() {
             return Err(CircuitError::NotBuilt);
@@ -443,7 +574,14 @@ impl ClientCircuits {
             },
         );
         let last = c.last_hop();
-        let r = self.send_relay(circ, last, &RelayMsg::Begin { stream_id: id, service: service.to_vec() });
+        let r = self.send_relay(
+            circ,
+            last,
+            &RelayMsg::Begin {
+                stream_id: id,
+                service: service.to_vec(),
+            },
+        );
         if let Err(f) = r {
             self.fail(circ, f, true);
             return Err(CircuitError::NoCircuit);
@@ -453,8 +591,14 @@ impl ClientCircuits {
 
     /// Queue `data` on a stream; it is sent as the windows allow.
     pub fn send(&mut self, stream: StreamHandle, data: &[u8]) -> Result<(), CircuitError> {
-        let c = self.circs.get_mut(&stream.circ).ok_or(CircuitError::NoCircuit)?;
-        let s = c.streams.get_mut(&stream.id).ok_or(CircuitError::NoStream)?;
+        let c = self
+            .circs
+            .get_mut(&stream.circ)
+            .ok_or(CircuitError::NoCircuit)?;
+        let s = c
+            .streams
+            .get_mut(&stream.id)
+            .ok_or(CircuitError::NoStream)?;
         for chunk in data.chunks(MAX_DATA) {
             s.outq.push_back(chunk.to_vec());
             s.queued += chunk.len();
@@ -475,10 +619,20 @@ impl ClientCircuits {
 
     /// Close a stream (sends END).
     pub fn close_stream(&mut self, stream: StreamHandle) -> Result<(), CircuitError> {
-        let c = self.circs.get_mut(&stream.circ).ok_or(CircuitError::NoCircuit)?;
+        let c = self
+            .circs
+            .get_mut(&stream.circ)
+            .ok_or(CircuitError::NoCircuit)?;
         c.streams.remove(&stream.id).ok_or(CircuitError::NoStream)?;
         let last = c.last_hop();
-        if let Err(f) = self.send_relay(stream.circ, last, &RelayMsg::End { stream_id: stream.id, reason: 0 }) {
+        if let Err(f) = self.send_relay(
+            stream.circ,
+            last,
+            &RelayMsg::End {
+                stream_id: stream.id,
+                reason: 0,
+            },
+        ) {
             self.fail(stream.circ, f, true);
         }
         Ok(())
@@ -486,7 +640,11 @@ impl ClientCircuits {
 
     /// Close a circuit (sends DESTROY).
     pub fn close(&mut self, circ: CircHandle) {
-        self.fail(circ, CircuitFailure::Destroyed(DestroyReason::FINISHED), true);
+        self.fail(
+            circ,
+            CircuitFailure::Destroyed(DestroyReason::FINISHED),
+            true,
+        );
     }
 
     /// DESTROY arrived for `link`/`circ_id`.
@@ -498,14 +656,21 @@ impl ClientCircuits {
 
     /// The link closed: every circuit on it is gone.
     pub fn link_closed(&mut self, link: LinkId) {
-        let gone: Vec<CircHandle> = self.by_link.iter().filter(|((l, _), _)| *l == link).map(|(_, h)| *h).collect();
+        let gone: Vec<CircHandle> = self
+            .by_link
+            .iter()
+            .filter(|((l, _), _)| *l == link)
+            .map(|(_, h)| *h)
+            .collect();
         for h in gone {
             self.fail(h, CircuitFailure::LinkClosed, false);
         }
     }
 
     fn fail(&mut self, handle: CircHandle, failure: CircuitFailure, send_destroy: bool) {
-        let Some(c) = self.circs.remove(&handle) else { return };
+        let Some(c) = self.circs.remove(&handle) else {
+            return;
+        };
         self.by_link.remove(&(c.link, c.circ_id));
         if send_destroy {
             let reason = match failure {
@@ -513,27 +678,48 @@ impl ClientCircuits {
                 CircuitFailure::Timeout => DestroyReason::TIMEOUT,
                 _ => DestroyReason::PROTOCOL,
             };
-            self.actions.push_back(ClientAction::Send { link: c.link, msg: ChanMsg::Destroy { circ_id: c.circ_id, reason } });
+            self.actions.push_back(ClientAction::Send {
+                link: c.link,
+                msg: ChanMsg::Destroy {
+                    circ_id: c.circ_id,
+                    reason,
+                },
+            });
         }
         let event = if c.built() {
-            ClientEvent::Closed { circ: handle, failure }
+            ClientEvent::Closed {
+                circ: handle,
+                failure,
+            }
         } else {
-            ClientEvent::Failed { circ: handle, failure, hop: c.path.get(c.layers.len()).map(|h| h.node_id) }
+            ClientEvent::Failed {
+                circ: handle,
+                failure,
+                hop: c.path.get(c.layers.len()).map(|h| h.node_id),
+            }
         };
         self.actions.push_back(ClientAction::Event(event));
     }
 
     /// The earliest build deadline.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.circs.values().filter(|c| !c.built()).map(|c| c.deadline).min()
+        self.circs
+            .values()
+            .filter(|c| !c.built())
+            .map(|c| c.deadline)
+            .min()
     }
 
     /// Fail builds past their deadline (`04-circuits.md#build`).
     pub fn handle_timeout(&mut self, now: Time) {
-        let late: Vec<CircHandle> = self.circs.iter().filter(|(_, c)| !c.built() && c.deadline <= now).map(|(h, _)| *h).collect();
+        let late: Vec<CircHandle> = self
+            .circs
+            .iter()
+            .filter(|(_, c)| !c.built() && c.deadline <= now)
+            .map(|(h, _)| *h)
+            .collect();
         for h in late {
             self.fail(h, CircuitFailure::Timeout, true);
         }
     }
 }
-

@@ -67,6 +67,11 @@ impl Guards {
         self.down.insert(id);
     }
 
+    /// Forget every down mark.
+    pub fn clear_down(&mut self) {
+        self.down.clear();
+    }
+
     /// Mark a guard reachable again.
     pub fn mark_up(&mut self, id: NodeId) {
         self.down.remove(&id);

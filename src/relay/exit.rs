@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::flow::{CIRC_INCREMENT, CIRC_WINDOW, FlowError, RecvWindow, STREAM_INCREMENT, STREAM_WINDOW, SendWindow};
+use crate::flow::{
+    CIRC_INCREMENT, CIRC_WINDOW, FlowError, RecvWindow, STREAM_INCREMENT, STREAM_WINDOW, SendWindow,
+};
 use crate::wire::relay_msg::RelayMsg;
 
 /// The echo service's name.
@@ -73,7 +75,10 @@ impl ExitCirc {
                     return Err(ExitError::Stream("BEGIN for stream 0 or an open stream"));
                 }
                 if service != ECHO {
-                    out.push(RelayMsg::End { stream_id, reason: end_reason::NO_SERVICE });
+                    out.push(RelayMsg::End {
+                        stream_id,
+                        reason: end_reason::NO_SERVICE,
+                    });
                     return Ok(());
                 }
                 self.streams.insert(
@@ -88,12 +93,17 @@ impl ExitCirc {
             }
             RelayMsg::Data { stream_id, data } => {
                 self.recv.receive()?;
-                let s = self.streams.get_mut(&stream_id).ok_or(ExitError::Stream("DATA for an unknown stream"))?;
+                let s = self
+                    .streams
+                    .get_mut(&stream_id)
+                    .ok_or(ExitError::Stream("DATA for an unknown stream"))?;
                 s.recv.receive()?;
                 s.pending.push_back(data);
             }
             RelayMsg::End { stream_id, .. } => {
-                self.streams.remove(&stream_id).ok_or(ExitError::Stream("END for an unknown stream"))?;
+                self.streams
+                    .remove(&stream_id)
+                    .ok_or(ExitError::Stream("END for an unknown stream"))?;
             }
             RelayMsg::Sendme { stream_id: 0 } => self.send.sendme()?,
             RelayMsg::Sendme { stream_id } => {
@@ -121,7 +131,9 @@ impl ExitCirc {
                 if s.send.available() == 0 {
                     continue;
                 }
-                let Some(data) = s.pending.pop_front() else { continue };
+                let Some(data) = s.pending.pop_front() else {
+                    continue;
+                };
                 s.send.take();
                 self.send.take();
                 out.push(RelayMsg::Data { stream_id, data });

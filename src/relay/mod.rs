@@ -54,7 +54,11 @@ pub struct RelayLimits {
 
 impl Default for RelayLimits {
     fn default() -> Self {
-        RelayLimits { max_circuits: 20_000, max_circuits_per_link: 2_000, extend_timeout: Duration::from_secs(10) }
+        RelayLimits {
+            max_circuits: 20_000,
+            max_circuits_per_link: 2_000,
+            extend_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -166,8 +170,15 @@ impl HasKind for RelayError {
 #[derive(Debug)]
 enum Next {
     None,
-    Pending { target: NodeId, handshake: Vec<u8>, deadline: Time },
-    Attached { key: CircKey, awaiting_created: Option<Time> },
+    Pending {
+        target: NodeId,
+        handshake: Vec<u8>,
+        deadline: Time,
+    },
+    Attached {
+        key: CircKey,
+        awaiting_created: Option<Time>,
+    },
 }
 
 #[derive(Debug)]
@@ -257,7 +268,13 @@ impl Switch {
     }
 
     /// CREATE arrived (`04-circuits.md#create`).
-    pub fn handle_create(&mut self, link: LinkId, prev: PrevKind, circ_id: CircId, body: &CreateBody) -> Result<(), RelayError> {
+    pub fn handle_create(
+        &mut self,
+        link: LinkId,
+        prev: PrevKind,
+        circ_id: CircId,
+        body: &CreateBody,
+    ) -> Result<(), RelayError> {
         let key = (link, circ_id);
         if self.circuits.contains_key(&key) || self.by_next.contains_key(&key) {
             self.teardown(key, DestroyReason::PROTOCOL);
@@ -265,7 +282,9 @@ impl Switch {
             return Err(RelayError::ReusedCircuit);
         }
         let on_link = self.per_link.get(&link).copied().unwrap_or(0);
-        if self.circuits.len() >= self.limits.max_circuits || on_link >= self.limits.max_circuits_per_link {
+        if self.circuits.len() >= self.limits.max_circuits
+            || on_link >= self.limits.max_circuits_per_link
+        {
             self.destroy(key, DestroyReason::RESOURCE_LIMIT);
             return Err(RelayError::Limit);
         }
@@ -276,7 +295,11 @@ impl Switch {
         if body.handshake_type != HandshakeType::NOISE_NK_V1 {
             return refuse(self, RelayError::HandshakeType(body.handshake_type.0));
         }
-        let (index, msg2, keys) = match hop::server(&self.onion, &body.handshake, Randomness::Seeded(self.rng.array())) {
+        let (index, msg2, keys) = match hop::server(
+            &self.onion,
+            &body.handshake,
+            Randomness::Seeded(self.rng.array()),
+        ) {
             Ok(x) => x,
             Err(e) => return refuse(self, RelayError::Handshake(e)),
         };
@@ -292,36 +315,74 @@ impl Switch {
             Ok(l) => l,
             Err(e) => return refuse(self, RelayError::Layer(e)),
         };
-        self.circuits.insert(key, Entry { layer, next: Next::None, exit: None });
+        self.circuits.insert(
+            key,
+            Entry {
+                layer,
+                next: Next::None,
+                exit: None,
+            },
+        );
         *self.per_link.entry(link).or_default() += 1;
         self.stats.created += 1;
-        self.send(link, ChanMsg::Created { circ_id, body: CreatedBody { handshake: msg2 } });
-        self.actions.push_back(RelayAction::Observe(Observation::Created { circ: key, prev }));
+        self.send(
+            link,
+            ChanMsg::Created {
+                circ_id,
+                body: CreatedBody { handshake: msg2 },
+            },
+        );
+        self.actions
+            .push_back(RelayAction::Observe(Observation::Created {
+                circ: key,
+                prev,
+            }));
         Ok(())
     }
 
     /// A RELAY cell arrived on `link`/`circ_id`, in either direction.
-    pub fn handle_relay(&mut self, now: Time, link: LinkId, circ_id: CircId, mut body: Box<[u8; BODY_LEN]>) -> Result<(), RelayError> {
+    pub fn handle_relay(
+        &mut self,
+        now: Time,
+        link: LinkId,
+        circ_id: CircId,
+        mut body: Box<[u8; BODY_LEN]>,
+    ) -> Result<(), RelayError> {
         let key = (link, circ_id);
         if self.circuits.contains_key(&key) {
             return self.forward(now, key, body);
         }
         if let Some(&prev) = self.by_next.get(&key) {
-            let Some(e) = self.circuits.get_mut(&prev) else { return Err(RelayError::UnknownCircuit) };
+            let Some(e) = self.circuits.get_mut(&prev) else {
+                return Err(RelayError::UnknownCircuit);
+            };
             if let Err(err) = e.layer.seal_backward_relay(&mut body) {
                 self.teardown(prev, DestroyReason::PROTOCOL);
                 return Err(RelayError::Layer(err));
             }
             self.stats.backwarded += 1;
-            self.send(prev.0, ChanMsg::Relay { circ_id: prev.1, body });
+            self.send(
+                prev.0,
+                ChanMsg::Relay {
+                    circ_id: prev.1,
+                    body,
+                },
+            );
             return Ok(());
         }
         self.destroy(key, DestroyReason::PROTOCOL);
         Err(RelayError::UnknownCircuit)
     }
 
-    fn forward(&mut self, now: Time, key: CircKey, mut body: Box<[u8; BODY_LEN]>) -> Result<(), RelayError> {
-        let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+    fn forward(
+        &mut self,
+        now: Time,
+        key: CircKey,
+        mut body: Box<[u8; BODY_LEN]>,
+    ) -> Result<(), RelayError> {
+        let Some(e) = self.circuits.get_mut(&key) else {
+            return Err(RelayError::UnknownCircuit);
+        };
         let opened = e.layer.open_forward(&mut body);
         let result = match opened {
             Err(err) => {
@@ -329,7 +390,10 @@ impl Switch {
                 Err(RelayError::Layer(err))
             }
             Ok(Forward::Pass) => match &e.next {
-                Next::Attached { key: next, awaiting_created: None } => {
+                Next::Attached {
+                    key: next,
+                    awaiting_created: None,
+                } => {
                     let next = *next;
                     self.pass_on(next, body);
                     Ok(())
@@ -364,18 +428,43 @@ impl Switch {
         self.stats.forwarded += 1;
         if m.replay_every > 0 && n % u64::from(m.replay_every) == 0 {
             self.stats.tampered += 1;
-            self.send(next.0, ChanMsg::Relay { circ_id: next.1, body: body.clone() });
+            self.send(
+                next.0,
+                ChanMsg::Relay {
+                    circ_id: next.1,
+                    body: body.clone(),
+                },
+            );
         }
-        self.send(next.0, ChanMsg::Relay { circ_id: next.1, body });
+        self.send(
+            next.0,
+            ChanMsg::Relay {
+                circ_id: next.1,
+                body,
+            },
+        );
     }
 
-    fn deliver(&mut self, now: Time, key: CircKey, payload: &[u8; RELAY_PAYLOAD_LEN]) -> Result<(), RelayError> {
+    fn deliver(
+        &mut self,
+        now: Time,
+        key: CircKey,
+        payload: &[u8; RELAY_PAYLOAD_LEN],
+    ) -> Result<(), RelayError> {
         let msg = RelayMsg::decode(payload, RelayContext::AtRelay).map_err(RelayError::Message)?;
-        let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+        let Some(e) = self.circuits.get_mut(&key) else {
+            return Err(RelayError::UnknownCircuit);
+        };
         match msg {
-            RelayMsg::Extend { node_id, handshake_type, handshake } => {
+            RelayMsg::Extend {
+                node_id,
+                handshake_type,
+                handshake,
+            } => {
                 if !matches!(e.next, Next::None) || e.exit.is_some() {
-                    return Err(RelayError::State("EXTEND on a circuit that already goes on or carries streams"));
+                    return Err(RelayError::State(
+                        "EXTEND on a circuit that already goes on or carries streams",
+                    ));
                 }
                 if usize::from(e.layer.index()) >= MAX_LAYERS {
                     return Err(RelayError::State("EXTEND past the last possible hop"));
@@ -387,8 +476,13 @@ impl Switch {
                 if target == self.me {
                     return Err(RelayError::ExtendToSelf);
                 }
-                e.next = Next::Pending { target, handshake, deadline: now + self.limits.extend_timeout };
-                self.actions.push_back(RelayAction::Extend { from: key, target });
+                e.next = Next::Pending {
+                    target,
+                    handshake,
+                    deadline: now + self.limits.extend_timeout,
+                };
+                self.actions
+                    .push_back(RelayAction::Extend { from: key, target });
                 Ok(())
             }
             other => {
@@ -397,11 +491,19 @@ impl Switch {
                 }
                 if let RelayMsg::Begin { service, .. } = &other {
                     let service = service.clone();
-                    self.actions.push_back(RelayAction::Observe(Observation::Destination { circ: key, service }));
+                    self.actions
+                        .push_back(RelayAction::Observe(Observation::Destination {
+                            circ: key,
+                            service,
+                        }));
                 }
-                let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
+                let Some(e) = self.circuits.get_mut(&key) else {
+                    return Err(RelayError::UnknownCircuit);
+                };
                 let mut replies = Vec::new();
-                e.exit.get_or_insert_with(ExitCirc::default).handle(other, &mut replies)?;
+                e.exit
+                    .get_or_insert_with(ExitCirc::default)
+                    .handle(other, &mut replies)?;
                 for r in replies {
                     self.reply(key, &r)?;
                 }
@@ -412,10 +514,23 @@ impl Switch {
 
     /// Seal a message this hop originates and send it towards the reader.
     fn reply(&mut self, key: CircKey, msg: &RelayMsg) -> Result<(), RelayError> {
-        let payload = msg.encode().map_err(|e| RelayError::Message(RelayMsgError::Decode(e)))?;
-        let Some(e) = self.circuits.get_mut(&key) else { return Err(RelayError::UnknownCircuit) };
-        let body = e.layer.seal_backward_origin(&payload).map_err(RelayError::Layer)?;
-        self.send(key.0, ChanMsg::Relay { circ_id: key.1, body: Box::new(body) });
+        let payload = msg
+            .encode()
+            .map_err(|e| RelayError::Message(RelayMsgError::Decode(e)))?;
+        let Some(e) = self.circuits.get_mut(&key) else {
+            return Err(RelayError::UnknownCircuit);
+        };
+        let body = e
+            .layer
+            .seal_backward_origin(&payload)
+            .map_err(RelayError::Layer)?;
+        self.send(
+            key.0,
+            ChanMsg::Relay {
+                circ_id: key.1,
+                body: Box::new(body),
+            },
+        );
         Ok(())
     }
 
@@ -425,12 +540,20 @@ impl Switch {
             // The circuit died meanwhile: release the id on the next link.
             return;
         };
-        let Next::Pending { handshake, .. } = std::mem::replace(&mut e.next, Next::None) else { return };
-        e.next = Next::Attached { key: next, awaiting_created: Some(now + self.limits.extend_timeout) };
+        let Next::Pending { handshake, .. } = std::mem::replace(&mut e.next, Next::None) else {
+            return;
+        };
+        e.next = Next::Attached {
+            key: next,
+            awaiting_created: Some(now + self.limits.extend_timeout),
+        };
         self.by_next.insert(next, from);
         let create = ChanMsg::Create {
             circ_id: next.1,
-            body: CreateBody { handshake_type: HandshakeType::NOISE_NK_V1, handshake },
+            body: CreateBody {
+                handshake_type: HandshakeType::NOISE_NK_V1,
+                handshake,
+            },
         };
         self.send(next.0, create);
     }
@@ -449,21 +572,43 @@ impl Switch {
     }
 
     /// CREATED arrived from a next hop.
-    pub fn handle_created(&mut self, link: LinkId, circ_id: CircId, body: &CreatedBody) -> Result<(), RelayError> {
+    pub fn handle_created(
+        &mut self,
+        link: LinkId,
+        circ_id: CircId,
+        body: &CreatedBody,
+    ) -> Result<(), RelayError> {
         let key = (link, circ_id);
         let Some(&prev) = self.by_next.get(&key) else {
             self.destroy(key, DestroyReason::PROTOCOL);
             return Err(RelayError::UnknownCircuit);
         };
-        let ok = matches!(self.circuits.get(&prev).map(|e| &e.next), Some(Next::Attached { awaiting_created: Some(_), .. }));
+        let ok = matches!(
+            self.circuits.get(&prev).map(|e| &e.next),
+            Some(Next::Attached {
+                awaiting_created: Some(_),
+                ..
+            })
+        );
         if !ok {
             self.teardown(prev, DestroyReason::PROTOCOL);
             return Err(RelayError::State("CREATED that was not awaited"));
         }
-        if let Some(Entry { next: Next::Attached { awaiting_created, .. }, .. }) = self.circuits.get_mut(&prev) {
+        if let Some(Entry {
+            next: Next::Attached {
+                awaiting_created, ..
+            },
+            ..
+        }) = self.circuits.get_mut(&prev)
+        {
             *awaiting_created = None;
         }
-        let r = self.reply(prev, &RelayMsg::Extended { handshake: body.handshake.clone() });
+        let r = self.reply(
+            prev,
+            &RelayMsg::Extended {
+                handshake: body.handshake.clone(),
+            },
+        );
         if r.is_err() {
             self.teardown(prev, DestroyReason::PROTOCOL);
         }
@@ -489,7 +634,9 @@ impl Switch {
     }
 
     fn remove(&mut self, key: CircKey, reason: DestroyReason, tell_prev: bool, tell_next: bool) {
-        let Some(e) = self.circuits.remove(&key) else { return };
+        let Some(e) = self.circuits.remove(&key) else {
+            return;
+        };
         if let Some(n) = self.per_link.get_mut(&key.0) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -509,11 +656,21 @@ impl Switch {
 
     /// A link closed: every circuit using it goes, and the other side is told.
     pub fn link_closed(&mut self, link: LinkId) {
-        let prevs: Vec<CircKey> = self.circuits.keys().filter(|k| k.0 == link).copied().collect();
+        let prevs: Vec<CircKey> = self
+            .circuits
+            .keys()
+            .filter(|k| k.0 == link)
+            .copied()
+            .collect();
         for k in prevs {
             self.remove(k, DestroyReason::UNREACHABLE, false, true);
         }
-        let nexts: Vec<CircKey> = self.by_next.iter().filter(|(n, _)| n.0 == link).map(|(_, p)| *p).collect();
+        let nexts: Vec<CircKey> = self
+            .by_next
+            .iter()
+            .filter(|(n, _)| n.0 == link)
+            .map(|(_, p)| *p)
+            .collect();
         for p in nexts {
             self.remove(p, DestroyReason::UNREACHABLE, true, false);
         }
@@ -526,7 +683,9 @@ impl Switch {
             .values()
             .filter_map(|e| match e.next {
                 Next::Pending { deadline, .. } => Some(deadline),
-                Next::Attached { awaiting_created, .. } => awaiting_created,
+                Next::Attached {
+                    awaiting_created, ..
+                } => awaiting_created,
                 Next::None => None,
             })
             .min()
@@ -539,7 +698,10 @@ impl Switch {
             .iter()
             .filter(|(_, e)| match e.next {
                 Next::Pending { deadline, .. } => deadline <= now,
-                Next::Attached { awaiting_created: Some(d), .. } => d <= now,
+                Next::Attached {
+                    awaiting_created: Some(d),
+                    ..
+                } => d <= now,
                 _ => false,
             })
             .map(|(k, _)| *k)

@@ -29,6 +29,9 @@ pub const CELL_LEN: usize = HEADER_LEN + BODY_LEN;
 pub struct CircId(NonZeroU32);
 
 impl CircId {
+    /// The smallest circuit id, 1.
+    pub const MIN: CircId = CircId(NonZeroU32::MIN);
+
     /// A circuit id from its wire value, or `None` for zero (which addresses the link).
     pub fn new(v: u32) -> Option<CircId> {
         NonZeroU32::new(v).map(CircId)

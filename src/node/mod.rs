@@ -1,0 +1,594 @@
+//! The sans-IO node: links, circuits and the relay switch composed (`protocol-spec/09-relay.md`).
+//!
+//! `Node::handle(now, Input)`, `Node::handle_timeout(now)`, `poll_output()`, `poll_timeout()`.
+//! The node owns one seeded RNG and every protocol part; the parts never call each other —
+//! the node routes cells between link sessions, the reader's circuits (`circuit/`) and the
+//! relay switch (`relay/`), opens links when a circuit or an EXTEND needs one, and retries
+//! failed builds on fresh paths. Maps whose order reaches outputs are ordered maps.
+//!
+//! Not in this module: sockets, clocks, tasks (the runtime and the simulator drive it).
+
+mod links;
+mod routing;
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::circuit::{CircuitError, ClientCircuits, ClientEvent, HopSpec};
+use crate::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair, NodeId};
+use crate::crypto::rng::UmbraRng;
+use crate::directory::Directory;
+use crate::directory::path::{Guards, PathError, select_path};
+use crate::ids::{CircHandle, ConnectId, LinkId, StreamHandle};
+use crate::link::{LinkConfig, LinkError};
+use crate::relay::{
+    CircKey, Misbehaviour, Observation, RelayError, RelayLimits, RelayStats, Switch,
+};
+use crate::time::{Time, WallTime};
+use crate::wire::restrict::{CellError, DestroyReason};
+
+use links::{LinkEntry, Purpose};
+
+/// A relay's long-term keys.
+#[derive(Debug, Clone)]
+pub struct RelayKeys {
+    /// Ed25519 identity.
+    pub identity: IdentityKey,
+    /// Static link key (Noise XK).
+    pub link: LinkKeypair,
+    /// Onion key (hop handshake).
+    pub onion: LinkKeypair,
+}
+
+/// Node settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Link timers.
+    pub link: LinkConfig,
+    /// Relay limits.
+    pub relay_limits: RelayLimits,
+    /// How long one circuit build may take.
+    pub build_timeout: Duration,
+    /// Build attempts per requested circuit (each on a fresh path).
+    pub build_attempts: u32,
+    /// Wall-clock time at `Time::ZERO`, for validity windows.
+    pub wall_at_zero: WallTime,
+    /// Keep an observation log (simulator privacy checks).
+    pub record_observations: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            link: LinkConfig::default(),
+            relay_limits: RelayLimits::default(),
+            build_timeout: Duration::from_secs(10),
+            build_attempts: 5,
+            wall_at_zero: WallTime(0),
+            record_observations: false,
+        }
+    }
+}
+
+/// What the driver tells the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// A TCP connection opened: `outbound` names the request for links the node asked for.
+    LinkOpened {
+        /// The driver's name for it.
+        link: LinkId,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The node's request, for outbound links.
+        outbound: Option<ConnectId>,
+    },
+    /// Bytes arrived on a link.
+    LinkBytes {
+        /// The link.
+        link: LinkId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The peer closed the link (or it broke).
+    LinkClosed {
+        /// The link.
+        link: LinkId,
+    },
+    /// A requested connection failed.
+    ConnectFailed {
+        /// The request.
+        request: ConnectId,
+    },
+}
+
+/// What the node asks of the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Open a TCP connection; answer with `LinkOpened { outbound: Some(request) }` or
+    /// `ConnectFailed`.
+    Connect {
+        /// The request.
+        request: ConnectId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Write bytes to a link.
+    Send {
+        /// The link.
+        link: LinkId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Close a link.
+    Close {
+        /// The link.
+        link: LinkId,
+    },
+    /// Something the application hears.
+    Event(ClientEvent),
+}
+
+/// A failure the node handled (closing what it affected), kept for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A link session failed and was closed.
+    #[error("{link}: {error}")]
+    Link {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        error: LinkError,
+    },
+    /// A cell was refused; its circuit was closed.
+    #[error("{link}: {error}")]
+    Cell {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        error: CellError,
+    },
+    /// The relay switch refused something; its circuit was closed.
+    #[error("relay: {0}")]
+    Relay(RelayError),
+    /// No path could be built.
+    #[error("path selection: {0}")]
+    Path(PathError),
+}
+
+/// What a relay's observation log holds: the observation and the previous hop's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// What was seen.
+    pub what: Observation,
+    /// The address of the link it came from.
+    pub from: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+enum Waiter {
+    Launch(CircHandle, Vec<HopSpec>),
+    Extend(CircKey),
+}
+
+#[derive(Debug, Clone, Default)]
+struct BuildState {
+    attempts: u32,
+    avoid: BTreeSet<NodeId>,
+}
+
+const MAX_ERRORS: usize = 4096;
+
+/// The sans-IO node.
+#[derive(Debug)]
+pub struct Node {
+    cfg: NodeConfig,
+    rng: UmbraRng,
+    keys: Option<RelayKeys>,
+    binding: Option<LinkKeyBinding>,
+    me: Option<NodeId>,
+    directory: Arc<Directory>,
+    guards: Guards,
+    links: BTreeMap<LinkId, LinkEntry>,
+    links_to: BTreeMap<(NodeId, Purpose), LinkId>,
+    connecting: BTreeMap<(NodeId, Purpose), ConnectId>,
+    connects: BTreeMap<ConnectId, (NodeId, Purpose)>,
+    waiting: BTreeMap<(NodeId, Purpose), Vec<Waiter>>,
+    next_connect: u64,
+    switch: Option<Switch>,
+    client: ClientCircuits,
+    builds: BTreeMap<CircHandle, BuildState>,
+    next_circ: u64,
+    outputs: VecDeque<Output>,
+    dirty: BTreeSet<LinkId>,
+    observations: Vec<Observed>,
+    errors: VecDeque<NodeError>,
+    error_count: u64,
+    retry: Vec<CircHandle>,
+}
+
+impl Node {
+    /// A node; `keys` makes it a relay as well as a reader.
+    pub fn new(
+        cfg: NodeConfig,
+        keys: Option<RelayKeys>,
+        directory: Arc<Directory>,
+        mut rng: UmbraRng,
+    ) -> Node {
+        let client = ClientCircuits::new(cfg.build_timeout, rng.fork());
+        let switch = keys.as_ref().map(|k| {
+            Switch::new(
+                k.identity.public().node_id(),
+                k.onion.clone(),
+                cfg.relay_limits,
+                rng.fork(),
+            )
+        });
+        let binding = keys
+            .as_ref()
+            .map(|k| LinkKeyBinding::sign(&k.identity, &k.link.public()));
+        let me = keys.as_ref().map(|k| k.identity.public().node_id());
+        Node {
+            cfg,
+            rng,
+            keys,
+            binding,
+            me,
+            directory,
+            guards: Guards::new(),
+            links: BTreeMap::new(),
+            links_to: BTreeMap::new(),
+            connecting: BTreeMap::new(),
+            connects: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            next_connect: 1,
+            switch,
+            client,
+            builds: BTreeMap::new(),
+            next_circ: 1,
+            outputs: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            observations: Vec::new(),
+            errors: VecDeque::new(),
+            error_count: 0,
+            retry: Vec::new(),
+        }
+    }
+
+    /// This relay's node id (`None` for a reader).
+    pub fn node_id(&self) -> Option<NodeId> {
+        self.me
+    }
+
+    /// Replace the directory (new descriptors arrived).
+    pub fn set_directory(&mut self, directory: Arc<Directory>) {
+        self.directory = directory;
+    }
+
+    /// The directory in use.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The wall-clock time at `now`.
+    pub fn wall(&self, now: Time) -> WallTime {
+        WallTime(self.cfg.wall_at_zero.0 + now.as_micros() / 1_000_000)
+    }
+
+    /// The reader's guards.
+    pub fn guards(&self) -> &Guards {
+        &self.guards
+    }
+
+    /// Restore a saved guard list.
+    pub fn set_guards(&mut self, guards: Guards) {
+        self.guards = guards;
+    }
+
+    /// Make this relay misbehave (simulator and tests only).
+    pub fn set_misbehaviour(&mut self, m: Misbehaviour) {
+        if let Some(s) = self.switch.as_mut() {
+            s.set_misbehaviour(m);
+        }
+    }
+
+    /// Relay counters (`None` for a reader).
+    pub fn relay_stats(&self) -> Option<RelayStats> {
+        self.switch.as_ref().map(Switch::stats)
+    }
+
+    /// Circuits through this relay.
+    pub fn relay_circuits(&self) -> usize {
+        self.switch.as_ref().map_or(0, Switch::circuits)
+    }
+
+    /// Open links.
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The observation log (empty unless `record_observations`).
+    pub fn observations(&self) -> &[Observed] {
+        &self.observations
+    }
+
+    /// Failures handled so far (the most recent [`MAX_ERRORS`]).
+    pub fn errors(&self) -> impl Iterator<Item = &NodeError> {
+        self.errors.iter()
+    }
+
+    /// How many failures were handled in all.
+    pub fn error_count(&self) -> u64 {
+        self.error_count
+    }
+
+    /// Take the failures recorded so far (for the runtime's log).
+    pub fn drain_errors(&mut self) -> Vec<NodeError> {
+        self.errors.drain(..).collect()
+    }
+
+    fn record(&mut self, e: NodeError) {
+        self.error_count += 1;
+        if self.errors.len() == MAX_ERRORS {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(e);
+    }
+
+    /// The next output for the driver.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let links = self
+            .links
+            .values()
+            .filter_map(LinkEntry::poll_timeout)
+            .min();
+        let client = self.client.poll_timeout();
+        let relay = self.switch.as_ref().and_then(Switch::poll_timeout);
+        [links, client, relay].into_iter().flatten().min()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let ids: Vec<LinkId> = self.links.keys().copied().collect();
+        for link in ids {
+            let r = match self.links.get_mut(&link) {
+                Some(e) => e.handle_timeout(now),
+                None => continue,
+            };
+            match r {
+                Ok(true) => {
+                    self.dirty.insert(link);
+                }
+                Ok(false) => {}
+                Err(error) => self.close_link(now, link, Some(error), true),
+            }
+        }
+        self.client.handle_timeout(now);
+        if let Some(s) = self.switch.as_mut() {
+            s.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    /// Feed one input.
+    pub fn handle(&mut self, now: Time, input: Input) {
+        match input {
+            Input::LinkOpened {
+                link,
+                peer,
+                outbound,
+            } => self.on_link_opened(now, link, peer, outbound),
+            Input::LinkBytes { link, bytes } => self.on_link_bytes(now, link, &bytes),
+            Input::LinkClosed { link } => {
+                let error = self.links.get(&link).and_then(LinkEntry::finish_error);
+                self.close_link(now, link, error, false);
+            }
+            Input::ConnectFailed { request } => {
+                if let Some(target) = self.connects.remove(&request) {
+                    self.connecting.remove(&target);
+                    self.fail_waiters(now, target);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Request a 3-hop circuit; [`ClientEvent::Built`] or [`ClientEvent::Failed`] follows.
+    pub fn build_circuit(&mut self, now: Time) -> CircHandle {
+        let handle = CircHandle(self.next_circ);
+        self.next_circ += 1;
+        self.builds.insert(handle, BuildState::default());
+        self.start_build(now, handle);
+        self.pump(now);
+        handle
+    }
+
+    /// Open a stream to `service` at the circuit's last hop.
+    pub fn open_stream(
+        &mut self,
+        now: Time,
+        circ: CircHandle,
+        service: &[u8],
+    ) -> Result<StreamHandle, CircuitError> {
+        let r = self.client.open_stream(circ, service);
+        self.pump(now);
+        r
+    }
+
+    /// Queue data on a stream.
+    pub fn stream_send(
+        &mut self,
+        now: Time,
+        stream: StreamHandle,
+        data: &[u8],
+    ) -> Result<(), CircuitError> {
+        let r = self.client.send(stream, data);
+        self.pump(now);
+        r
+    }
+
+    /// Bytes queued on a stream, not yet sent (back-pressure for the data source).
+    pub fn stream_queued(&self, stream: StreamHandle) -> usize {
+        self.client.queued(stream)
+    }
+
+    /// Close a stream.
+    pub fn close_stream(&mut self, now: Time, stream: StreamHandle) -> Result<(), CircuitError> {
+        let r = self.client.close_stream(stream);
+        self.pump(now);
+        r
+    }
+
+    /// Close a circuit.
+    pub fn close_circuit(&mut self, now: Time, circ: CircHandle) {
+        self.client.close(circ);
+        self.pump(now);
+    }
+
+    fn start_build(&mut self, now: Time, handle: CircHandle) {
+        let dir = self.directory.clone();
+        self.guards.refresh(&dir, &mut self.rng);
+        if self.guards.current(&dir).is_none() {
+            // Every guard failed recently: try them again rather than choosing new ones.
+            self.guards.clear_down();
+        }
+        let avoid = self
+            .builds
+            .get(&handle)
+            .map(|b| b.avoid.clone())
+            .unwrap_or_default();
+        match select_path(&dir, &self.guards, &avoid, &mut self.rng) {
+            Ok(path) => {
+                let hops: Vec<HopSpec> = path
+                    .iter()
+                    .map(|d| HopSpec {
+                        node_id: d.node_id(),
+                        onion_key: d.onion_key,
+                    })
+                    .collect();
+                let guard = path[0].node_id();
+                self.with_link(now, guard, Purpose::Reader, Waiter::Launch(handle, hops));
+            }
+            Err(e) => {
+                self.record(NodeError::Path(e));
+                self.builds.remove(&handle);
+                self.outputs.push_back(Output::Event(ClientEvent::Failed {
+                    circ: handle,
+                    failure: crate::circuit::CircuitFailure::Unexpected("no path"),
+                    hop: None,
+                }));
+            }
+        }
+    }
+
+    /// Run `waiter` once a link of `purpose` to `target` is established, dialling if needed.
+    fn with_link(&mut self, now: Time, target: NodeId, purpose: Purpose, waiter: Waiter) {
+        if let Some(&link) = self.links_to.get(&(target, purpose)) {
+            if self.links.get(&link).is_some_and(LinkEntry::is_established) {
+                self.run_waiter(now, link, waiter);
+                return;
+            }
+        }
+        self.waiting
+            .entry((target, purpose))
+            .or_default()
+            .push(waiter);
+        if self.links_to.contains_key(&(target, purpose))
+            || self.connecting.contains_key(&(target, purpose))
+        {
+            return;
+        }
+        let Some(desc) = self.directory.get(&target).cloned() else {
+            self.fail_waiters(now, (target, purpose));
+            return;
+        };
+        let request = ConnectId(self.next_connect);
+        self.next_connect += 1;
+        self.connects.insert(request, (target, purpose));
+        self.connecting.insert((target, purpose), request);
+        self.outputs.push_back(Output::Connect {
+            request,
+            addr: desc.addr,
+        });
+    }
+
+    fn run_waiter(&mut self, now: Time, link: LinkId, waiter: Waiter) {
+        let Some(entry) = self.links.get_mut(&link) else {
+            return;
+        };
+        let circ_id = entry.alloc_circ_id();
+        match waiter {
+            Waiter::Launch(handle, hops) => {
+                if let Err(e) = self.client.launch(now, handle, link, circ_id, hops) {
+                    self.record(NodeError::Path(match e {
+                        CircuitError::BadPath(_) => PathError::NoExit,
+                        _ => PathError::NoGuard,
+                    }));
+                }
+            }
+            Waiter::Extend(from) => {
+                if let Some(s) = self.switch.as_mut() {
+                    s.attach_next(now, from, (link, circ_id));
+                }
+            }
+        }
+    }
+
+    fn fail_waiters(&mut self, _now: Time, target: (NodeId, Purpose)) {
+        for w in self.waiting.remove(&target).unwrap_or_default() {
+            match w {
+                Waiter::Launch(handle, hops) => {
+                    self.guards.mark_down(target.0);
+                    self.outputs_client_failure(handle, hops.first().map(|h| h.node_id));
+                }
+                Waiter::Extend(from) => {
+                    if let Some(s) = self.switch.as_mut() {
+                        s.extend_failed(from, DestroyReason::UNREACHABLE);
+                    }
+                }
+            }
+        }
+    }
+
+    fn outputs_client_failure(&mut self, circ: CircHandle, hop: Option<NodeId>) {
+        self.on_client_event(ClientEvent::Failed {
+            circ,
+            failure: crate::circuit::CircuitFailure::LinkClosed,
+            hop,
+        });
+    }
+
+    fn on_client_event(&mut self, ev: ClientEvent) {
+        match &ev {
+            ClientEvent::Built { circ, .. } => {
+                self.builds.remove(circ);
+            }
+            ClientEvent::Failed { circ, hop, .. } => {
+                let max = self.cfg.build_attempts;
+                if let Some(b) = self.builds.get_mut(circ) {
+                    b.attempts += 1;
+                    if let Some(h) = hop {
+                        b.avoid.insert(*h);
+                    }
+                    if b.attempts < max {
+                        // Retried on a fresh path by `pump` (no recursion here).
+                        self.retry.push(*circ);
+                        return;
+                    }
+                    self.builds.remove(circ);
+                }
+            }
+            _ => {}
+        }
+        self.outputs.push_back(Output::Event(ev));
+    }
+}

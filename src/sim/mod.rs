@@ -1,0 +1,496 @@
+//! The deterministic network simulator (`protocol-spec/README.md#determinism`).
+//!
+//! A single-threaded discrete-event [`World`] over real [`Node`]s: a `(time, sequence)`
+//! event queue, a seeded network model (per-link latency, bandwidth, loss as retransmission
+//! delay, partitions, churn), and hostile-node hooks ([`Misbehaviour`]). Everything random
+//! comes from the world's seed, so a run is replayed exactly from it. Not in this module:
+//! scenarios and assertions (they live in `tests/`), or any real I/O.
+
+pub mod echo;
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::circuit::ClientEvent;
+use crate::crypto::keys::{IdentityKey, LinkKeypair, NodeId};
+use crate::crypto::rng::UmbraRng;
+use crate::directory::{Descriptor, Directory, Roles};
+use crate::ids::{ConnectId, LinkId};
+use crate::node::{Input, Node, NodeConfig, Output, RelayKeys};
+use crate::relay::Misbehaviour;
+use crate::time::{Time, WallTime};
+
+/// The network model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetModel {
+    /// Smallest one-way latency of a link.
+    pub latency_min: Duration,
+    /// Largest one-way latency of a link.
+    pub latency_max: Duration,
+    /// Bytes per second each link carries.
+    pub bandwidth: u64,
+    /// Probability that one delivery is delayed by a retransmission timeout.
+    pub loss: f64,
+    /// The retransmission delay.
+    pub rto: Duration,
+}
+
+impl Default for NetModel {
+    fn default() -> Self {
+        NetModel {
+            latency_min: Duration::from_millis(5),
+            latency_max: Duration::from_millis(80),
+            bandwidth: 10_000_000,
+            loss: 0.0,
+            rto: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Deliver { to: usize, input: Input },
+    Timer { node: usize, generation: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LinkEnd {
+    peer: usize,
+    peer_link: LinkId,
+    latency: Duration,
+    /// Deliveries on this direction stay in order.
+    last_delivery: Time,
+}
+
+/// One simulated node.
+#[derive(Debug)]
+pub struct SimNode {
+    /// The real node.
+    pub node: Node,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Whether it is running.
+    pub up: bool,
+    /// Application events it produced, in order.
+    pub events: Vec<ClientEvent>,
+    keys: Option<RelayKeys>,
+    timer_generation: u64,
+    timer_at: Option<Time>,
+}
+
+/// The simulated world.
+#[derive(Debug)]
+pub struct World {
+    now: Time,
+    seq: u64,
+    queue: BTreeMap<(Time, u64), Event>,
+    nodes: Vec<SimNode>,
+    by_addr: BTreeMap<SocketAddr, usize>,
+    links: BTreeMap<(usize, LinkId), LinkEnd>,
+    next_link: u64,
+    rng: UmbraRng,
+    net: NetModel,
+    cfg: NodeConfig,
+    partitioned: BTreeSet<usize>,
+    directory: Arc<Directory>,
+    /// Events processed.
+    pub processed: u64,
+}
+
+/// Descriptor validity used for simulated relays.
+const WALL_START: u64 = 1_800_000_000;
+
+impl World {
+    /// A world of `relays` relays (every role) and `readers` readers, from `seed`.
+    pub fn new(seed: u64, relays: usize, readers: usize, net: NetModel) -> World {
+        let mut rng = UmbraRng::from_u64(seed);
+        let cfg = NodeConfig {
+            wall_at_zero: WallTime(WALL_START),
+            record_observations: true,
+            ..NodeConfig::default()
+        };
+        let mut dir = Directory::new();
+        let mut relay_keys = Vec::with_capacity(relays);
+        for i in 0..relays {
+            let keys = RelayKeys {
+                identity: IdentityKey::generate(&mut rng),
+                link: LinkKeypair::generate(&mut rng),
+                onion: LinkKeypair::generate(&mut rng),
+            };
+            let addr = relay_addr(i);
+            let desc = Descriptor {
+                identity: keys.identity.public(),
+                addr,
+                link_key: keys.link.public(),
+                onion_key: keys.onion.public(),
+                bandwidth: 1000 + u32::try_from(rng.below(9000)).unwrap_or(0),
+                family: [0; 32],
+                roles: Roles::ALL,
+                published: WallTime(WALL_START),
+                expires: WallTime(WALL_START + 86_400),
+            };
+            if let Ok(v) = desc.sign(&keys.identity).map_err(|_| ()).and_then(|b| {
+                crate::directory::parse(&b)
+                    .and_then(|u| u.verify(WallTime(WALL_START)))
+                    .map_err(|_| ())
+            }) {
+                dir.insert(v);
+            }
+            relay_keys.push((keys, addr));
+        }
+        let directory = Arc::new(dir);
+        let mut world = World {
+            now: Time::ZERO,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes: Vec::new(),
+            by_addr: BTreeMap::new(),
+            links: BTreeMap::new(),
+            next_link: 1,
+            rng,
+            net,
+            cfg,
+            partitioned: BTreeSet::new(),
+            directory,
+            processed: 0,
+        };
+        for (keys, addr) in relay_keys {
+            world.add_node(Some(keys), addr);
+        }
+        for i in 0..readers {
+            world.add_node(None, reader_addr(i));
+        }
+        world
+    }
+
+    fn add_node(&mut self, keys: Option<RelayKeys>, addr: SocketAddr) -> usize {
+        let rng = self.rng.fork();
+        let node = Node::new(self.cfg.clone(), keys.clone(), self.directory.clone(), rng);
+        let idx = self.nodes.len();
+        self.nodes.push(SimNode {
+            node,
+            addr,
+            up: true,
+            events: Vec::new(),
+            keys,
+            timer_generation: 0,
+            timer_at: None,
+        });
+        self.by_addr.insert(addr, idx);
+        idx
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Every node, relays first (in creation order), then readers.
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// One node, mutably (to issue commands; call [`World::after_command`] afterwards).
+    pub fn node_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.nodes[i].node
+    }
+
+    /// The index of the node with this node id.
+    pub fn index_of(&self, id: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.node.node_id() == Some(id))
+    }
+
+    /// Make a relay misbehave.
+    pub fn set_misbehaviour(&mut self, i: usize, m: Misbehaviour) {
+        self.nodes[i].node.set_misbehaviour(m);
+    }
+
+    /// Drain a node's outputs after a command was issued to it directly.
+    pub fn after_command(&mut self, i: usize) {
+        self.drain(i);
+    }
+
+    /// Cut a node off: its links break and nobody can reach it until [`World::heal`].
+    pub fn partition(&mut self, i: usize) {
+        self.partitioned.insert(i);
+        self.break_links(i);
+    }
+
+    /// Undo [`World::partition`].
+    pub fn heal(&mut self, i: usize) {
+        self.partitioned.remove(&i);
+    }
+
+    /// Stop a node (churn): its links break; it stays down until [`World::restart`].
+    pub fn kill(&mut self, i: usize) {
+        if !self.nodes[i].up {
+            return;
+        }
+        self.nodes[i].up = false;
+        self.break_links(i);
+    }
+
+    /// Start a stopped relay again with its keys and a fresh state.
+    pub fn restart(&mut self, i: usize) {
+        if self.nodes[i].up {
+            return;
+        }
+        let rng = self.rng.fork();
+        let keys = self.nodes[i].keys.clone();
+        self.nodes[i].node = Node::new(self.cfg.clone(), keys, self.directory.clone(), rng);
+        self.nodes[i].up = true;
+        self.nodes[i].timer_at = None;
+    }
+
+    fn break_links(&mut self, i: usize) {
+        let mine: Vec<(usize, LinkId)> = self
+            .links
+            .keys()
+            .filter(|(n, _)| *n == i)
+            .copied()
+            .collect();
+        for key in mine {
+            if let Some(end) = self.links.remove(&key) {
+                self.links.remove(&(end.peer, end.peer_link));
+                let t = self.now + end.latency;
+                self.schedule(
+                    t,
+                    Event::Deliver {
+                        to: end.peer,
+                        input: Input::LinkClosed {
+                            link: end.peer_link,
+                        },
+                    },
+                );
+                if self.nodes[i].up {
+                    self.schedule(
+                        self.now,
+                        Event::Deliver {
+                            to: i,
+                            input: Input::LinkClosed { link: key.1 },
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Time, ev: Event) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), ev);
+    }
+
+    fn latency(&mut self) -> Duration {
+        let lo = self.net.latency_min.as_micros() as u64;
+        let hi = self.net.latency_max.as_micros() as u64;
+        Duration::from_micros(lo + self.rng.below(hi.saturating_sub(lo) + 1))
+    }
+
+    /// Route every output of node `i`, then re-arm its timer.
+    fn drain(&mut self, i: usize) {
+        while let Some(out) = self.nodes[i].node.poll_output() {
+            match out {
+                Output::Connect { request, addr } => self.connect(i, request, addr),
+                Output::Send { link, bytes } => self.send(i, link, bytes),
+                Output::Close { link } => {
+                    if let Some(end) = self.links.remove(&(i, link)) {
+                        self.links.remove(&(end.peer, end.peer_link));
+                        let t = self.now + end.latency;
+                        self.schedule(
+                            t,
+                            Event::Deliver {
+                                to: end.peer,
+                                input: Input::LinkClosed {
+                                    link: end.peer_link,
+                                },
+                            },
+                        );
+                    }
+                }
+                Output::Event(ev) => self.nodes[i].events.push(ev),
+            }
+        }
+        let want = self.nodes[i].node.poll_timeout();
+        let n = &mut self.nodes[i];
+        if want.is_some() && want != n.timer_at {
+            n.timer_generation += 1;
+            n.timer_at = want;
+            let generation = n.timer_generation;
+            if let Some(t) = want {
+                self.schedule(
+                    t,
+                    Event::Timer {
+                        node: i,
+                        generation,
+                    },
+                );
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, request: ConnectId, addr: SocketAddr) {
+        let latency = self.latency();
+        let target = self.by_addr.get(&addr).copied().filter(|t| {
+            self.nodes[*t].up
+                && !self.partitioned.contains(t)
+                && !self.partitioned.contains(&i)
+                && *t != i
+        });
+        let Some(t) = target else {
+            self.schedule(
+                self.now + latency * 2,
+                Event::Deliver {
+                    to: i,
+                    input: Input::ConnectFailed { request },
+                },
+            );
+            return;
+        };
+        let a = LinkId(self.next_link);
+        let b = LinkId(self.next_link + 1);
+        self.next_link += 2;
+        self.links.insert(
+            (i, a),
+            LinkEnd {
+                peer: t,
+                peer_link: b,
+                latency,
+                last_delivery: self.now,
+            },
+        );
+        self.links.insert(
+            (t, b),
+            LinkEnd {
+                peer: i,
+                peer_link: a,
+                latency,
+                last_delivery: self.now,
+            },
+        );
+        let (ia, ta) = (self.nodes[i].addr, self.nodes[t].addr);
+        self.schedule(
+            self.now + latency,
+            Event::Deliver {
+                to: t,
+                input: Input::LinkOpened {
+                    link: b,
+                    peer: ia,
+                    outbound: None,
+                },
+            },
+        );
+        self.schedule(
+            self.now + latency * 2,
+            Event::Deliver {
+                to: i,
+                input: Input::LinkOpened {
+                    link: a,
+                    peer: ta,
+                    outbound: Some(request),
+                },
+            },
+        );
+    }
+
+    fn send(&mut self, i: usize, link: LinkId, bytes: Vec<u8>) {
+        let Some(end) = self.links.get(&(i, link)).copied() else {
+            return;
+        };
+        let transfer =
+            Duration::from_micros(bytes.len() as u64 * 1_000_000 / self.net.bandwidth.max(1));
+        let mut at = self.now + end.latency + transfer;
+        if self.net.loss > 0.0 && (self.rng.below(1_000_000) as f64) < self.net.loss * 1_000_000.0 {
+            at = at + self.net.rto;
+        }
+        let at = at.max(end.last_delivery);
+        if let Some(e) = self.links.get_mut(&(i, link)) {
+            e.last_delivery = at;
+        }
+        self.schedule(
+            at,
+            Event::Deliver {
+                to: end.peer,
+                input: Input::LinkBytes {
+                    link: end.peer_link,
+                    bytes,
+                },
+            },
+        );
+    }
+
+    /// Process one event; `false` when the queue is empty.
+    pub fn step(&mut self) -> bool {
+        let Some(((at, _), ev)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now = at;
+        self.processed += 1;
+        match ev {
+            Event::Deliver { to, input } => {
+                if !self.nodes[to].up {
+                    return true;
+                }
+                // Bytes for a link that broke meanwhile are lost with it.
+                if let Input::LinkBytes { link, .. } = &input {
+                    if !self.links.contains_key(&(to, *link)) {
+                        return true;
+                    }
+                }
+                self.nodes[to].node.handle(at, input);
+                self.drain(to);
+            }
+            Event::Timer { node, generation } => {
+                let n = &mut self.nodes[node];
+                if !n.up || n.timer_generation != generation {
+                    return true;
+                }
+                n.timer_at = None;
+                n.node.handle_timeout(at);
+                self.drain(node);
+            }
+        }
+        true
+    }
+
+    /// Run until `deadline` or until the queue is empty.
+    pub fn run_until(&mut self, deadline: Time) {
+        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+            if at > deadline {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    /// Run until `done(world)` holds (checked after every event) or `deadline` passes.
+    /// Returns whether `done` held.
+    pub fn run_while(&mut self, deadline: Time, mut done: impl FnMut(&World) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.queue.first_key_value() {
+                Some((&(at, _), _)) if at <= deadline => {
+                    self.step();
+                }
+                _ => return done(self),
+            }
+        }
+    }
+}
+
+/// The address of relay `i`: each relay in its own /16 (`09-relay.md#path-selection`).
+pub fn relay_addr(i: usize) -> SocketAddr {
+    let i = u32::try_from(i).unwrap_or(0);
+    let ip = Ipv4Addr::from(0x0a00_0001u32 + (i << 16));
+    SocketAddr::new(IpAddr::V4(ip), 4000)
+}
+
+/// The address of reader `i`.
+pub fn reader_addr(i: usize) -> SocketAddr {
+    let i = u32::try_from(i).unwrap_or(0);
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xc0a8_0000u32 + i)), 50_000)
+}

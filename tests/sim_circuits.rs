@@ -1,0 +1,246 @@
+//! Tier 4: circuits in the deterministic simulator (`protocol-spec/04-circuits.md`).
+//! Each scenario prints its seed; replay one with `UMBRA_SIM_SEED=<seed>`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use umbra::node::NodeError;
+use umbra::relay::{Misbehaviour, Observation, PrevKind, RelayError};
+use umbra::sim::echo::{EchoJob, JobState, run_jobs};
+use umbra::sim::{NetModel, World};
+use umbra::time::Time;
+
+fn seed(default: u64) -> u64 {
+    let s = std::env::var("UMBRA_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    eprintln!("sim seed = {s} (replay with UMBRA_SIM_SEED={s})");
+    s
+}
+
+fn payload(n: usize, salt: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+        .collect()
+}
+
+fn secs(s: u64) -> Time {
+    Time::ZERO + Duration::from_secs(s)
+}
+
+/// No relay saw both a reader's address (a circuit created from a reader) and the circuit's
+/// destination (a service asked for on it).
+fn assert_no_relay_saw_both_ends(world: &World) {
+    let readers: BTreeSet<_> = world
+        .nodes()
+        .iter()
+        .filter(|n| n.node.node_id().is_none())
+        .map(|n| n.addr)
+        .collect();
+    for n in world.nodes() {
+        let obs = n.node.observations();
+        let from_reader: BTreeSet<_> = obs
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.what,
+                    Observation::Created {
+                        prev: PrevKind::Reader,
+                        ..
+                    }
+                ) && readers.contains(&o.from)
+            })
+            .filter_map(|o| match o.what {
+                Observation::Created { circ, .. } => Some(circ),
+                _ => None,
+            })
+            .collect();
+        for o in obs {
+            if let Observation::Destination { circ, .. } = &o.what {
+                assert!(
+                    !from_reader.contains(circ),
+                    "relay {} saw both the reader and the destination of {circ:?}",
+                    n.addr
+                );
+                assert!(
+                    !readers.contains(&o.from),
+                    "relay {} saw a destination straight from a reader",
+                    n.addr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn small_world_echo() {
+    let mut w = World::new(seed(1), 12, 3, NetModel::default());
+    let mut jobs: Vec<EchoJob> = (12..15)
+        .map(|r| EchoJob::start(&mut w, r, payload(20_000, r as u8)))
+        .collect();
+    run_jobs(&mut w, &mut jobs, secs(60));
+    for j in &jobs {
+        assert_eq!(j.state, JobState::Done, "{j:?}");
+        assert_eq!(j.path.len(), 3);
+    }
+    assert_no_relay_saw_both_ends(&w);
+}
+
+#[test]
+fn thousand_relays_hundred_readers_every_circuit_echoes() {
+    let mut w = World::new(seed(2), 1000, 100, NetModel::default());
+    let mut jobs: Vec<EchoJob> = (1000..1100)
+        .map(|r| EchoJob::start(&mut w, r, payload(8_000, r as u8)))
+        .collect();
+    run_jobs(&mut w, &mut jobs, secs(120));
+    let done = jobs.iter().filter(|j| j.state == JobState::Done).count();
+    assert_eq!(
+        done,
+        100,
+        "{:?}",
+        jobs.iter()
+            .filter(|j| j.state != JobState::Done)
+            .collect::<Vec<_>>()
+    );
+    let mut build_ms: Vec<u128> = jobs
+        .iter()
+        .filter_map(|j| j.built_at.map(|b| (b - j.started).as_millis()))
+        .collect();
+    build_ms.sort_unstable();
+    eprintln!(
+        "circuit build (simulated): median {} ms, max {} ms, {} events",
+        build_ms[50], build_ms[99], w.processed
+    );
+    assert_no_relay_saw_both_ends(&w);
+}
+
+#[test]
+fn ten_percent_relay_churn_circuits_complete_after_retries() {
+    let s = seed(3);
+    let mut w = World::new(
+        s,
+        1000,
+        100,
+        NetModel {
+            loss: 0.01,
+            ..NetModel::default()
+        },
+    );
+    // Readers ask for circuits in four waves while 100 relays (10%) stop at random moments.
+    let mut jobs = Vec::new();
+    let mut rng = umbra::crypto::rng::UmbraRng::from_u64(s ^ 0x5eed);
+    let mut kill_at: Vec<(u64, usize)> = (0..100)
+        .map(|_| (rng.below(20_000), rng.below(1000) as usize))
+        .collect();
+    kill_at.sort_unstable();
+    let mut kills = kill_at.into_iter().peekable();
+    for wave in 0..4u64 {
+        for r in 1000..1100 {
+            jobs.push(EchoJob::start(
+                &mut w,
+                r,
+                payload(4_000, (r + wave as usize) as u8),
+            ));
+        }
+        let until = Time::ZERO + Duration::from_millis(5_000 * (wave + 1));
+        while let Some(&(t, victim)) = kills.peek() {
+            let at = Time::ZERO + Duration::from_millis(t);
+            if at > until {
+                break;
+            }
+            run_jobs(&mut w, &mut jobs, at);
+            w.kill(victim);
+            kills.next();
+        }
+        run_jobs(&mut w, &mut jobs, until);
+    }
+    run_jobs(&mut w, &mut jobs, secs(200));
+    let total = jobs.len();
+    let built = jobs.iter().filter(|j| j.built_at.is_some()).count();
+    let echoed = jobs.iter().filter(|j| j.state == JobState::Done).count();
+    eprintln!("churn: {built}/{total} circuits built after retries, {echoed} echoed completely");
+    for j in &jobs {
+        assert_ne!(
+            j.state,
+            JobState::Corrupted,
+            "an altered byte reached the reader"
+        );
+        if j.built_at.is_some() && j.state != JobState::Done {
+            // Only churn may break a built circuit: its link or a hop went away.
+            let JobState::Failed(why) = &j.state else {
+                panic!("{j:?} never finished")
+            };
+            assert!(
+                why.contains("link closed") || why.contains("destroyed by the network (reason 3)"),
+                "{j:?}"
+            );
+        }
+    }
+    assert!(
+        built * 100 >= total * 99,
+        "only {built} of {total} circuits were built"
+    );
+}
+
+#[test]
+fn tampering_relay_is_caught_at_the_next_hop() {
+    let mut w = World::new(seed(4), 40, 30, NetModel::default());
+    // Five hostile relays flip a bit in every RELAY cell they forward.
+    let hostile: Vec<usize> = (0..5).collect();
+    for &h in &hostile {
+        w.set_misbehaviour(
+            h,
+            Misbehaviour {
+                tamper_every: 1,
+                ..Misbehaviour::default()
+            },
+        );
+    }
+    let mut jobs: Vec<EchoJob> = (40..70)
+        .map(|r| EchoJob::start(&mut w, r, payload(6_000, r as u8)))
+        .collect();
+    run_jobs(&mut w, &mut jobs, secs(120));
+    let tampered: u64 = hostile
+        .iter()
+        .map(|&h| w.nodes()[h].node.relay_stats().unwrap().tampered)
+        .sum();
+    assert!(
+        tampered > 0,
+        "no hostile relay forwarded anything: the scenario tests nothing"
+    );
+    let caught: u64 = w
+        .nodes()
+        .iter()
+        .filter_map(|n| n.node.relay_stats())
+        .map(|s| s.layer_failures)
+        .sum();
+    let late: u64 = w
+        .nodes()
+        .iter()
+        .flat_map(|n| n.node.errors())
+        .filter(|e| matches!(e, NodeError::Relay(RelayError::UnknownCircuit)))
+        .count() as u64;
+    eprintln!("tampered {tampered}, caught by a layer {caught}, arrived after teardown {late}");
+    // Every altered cell failed its layer at the next hop, or arrived after that hop had
+    // already torn the circuit down.
+    assert!(caught + late >= tampered, "{caught} + {late} < {tampered}");
+    assert!(caught >= 1);
+    for j in &jobs {
+        assert_ne!(
+            j.state,
+            JobState::Corrupted,
+            "an altered byte reached the reader"
+        );
+        if j.state == JobState::Done {
+            // A completed circuit never forwarded through a hostile relay as guard or middle.
+            for (i, hop) in j.path.iter().enumerate().take(2) {
+                let idx = w.index_of(*hop).unwrap();
+                assert!(
+                    !hostile.contains(&idx),
+                    "circuit through hostile hop {i} completed"
+                );
+            }
+        }
+    }
+}
