@@ -344,6 +344,11 @@ impl Node {
         self.outputs.pop_front()
     }
 
+    /// Whether outputs are waiting.
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// When [`Node::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Time> {
         let links = self

@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 
 use crate::crypto::keys::{IdentityKey, LinkKeypair};
 use crate::crypto::keystore;
-use crate::crypto::rng::UmbraRng;
 use crate::interop::{self, RunOptions, Status, Summary};
 
 /// Umbra: a node for an anonymous peer-to-peer web.
@@ -56,6 +55,48 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Run a relay: accept links, carry circuits, run the echo service as an exit.
+    ///
+    /// Keys live in --data-dir (created on first run, mode 0600). The relay signs a fresh
+    /// descriptor at every start and writes it to DATA_DIR/descriptor (one hex line), the
+    /// format of a bootstrap list entry. With --init-only it stops there.
+    ///
+    /// Example: umbra relay --data-dir /var/lib/umbra --listen 0.0.0.0:4400 --bootstrap relays.txt
+    Relay {
+        /// Where keys and the descriptor live.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Address to listen on (also the address in the descriptor).
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// The relay list: one hex descriptor per line.
+        #[arg(long, value_name = "FILE")]
+        bootstrap: Option<PathBuf>,
+        /// Create keys and write the descriptor, then exit.
+        #[arg(long)]
+        init_only: bool,
+        /// Advertised bandwidth in KiB/s (path-selection weight).
+        #[arg(long, default_value_t = 10_000)]
+        bandwidth: u32,
+        /// Most circuits carried at once.
+        #[arg(long, default_value_t = 20_000)]
+        max_circuits: usize,
+    },
+    /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
+    /// it, checking every byte.
+    ///
+    /// Example: umbra probe --bootstrap relays.txt --echo 10485760
+    Probe {
+        /// The relay list: one hex descriptor per line.
+        #[arg(long, value_name = "FILE")]
+        bootstrap: PathBuf,
+        /// How many bytes to echo.
+        #[arg(long, default_value_t = 1 << 20)]
+        echo: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// The newcomer's first command: runs the self-check every node runs at start-up.
     ///
     /// Example: cargo run --release -- demo
@@ -72,6 +113,26 @@ pub fn main() -> ExitCode {
             verbose,
         } => interop_cmd(vectors, RunOptions { slow }, verbose),
         Command::Keygen { kind, out } => keygen_cmd(&kind, &out),
+        Command::Relay {
+            data_dir,
+            listen,
+            bootstrap,
+            init_only,
+            bandwidth,
+            max_circuits,
+        } => super::relay_cmd::relay(
+            &data_dir,
+            listen,
+            bootstrap.as_deref(),
+            init_only,
+            bandwidth,
+            max_circuits,
+        ),
+        Command::Probe {
+            bootstrap,
+            echo,
+            timeout,
+        } => super::relay_cmd::probe(&bootstrap, echo, timeout),
         Command::Demo => {
             println!("Umbra self-check: the conformance kit every node passes before it joins.");
             interop_cmd(None, RunOptions::default(), false)
@@ -164,16 +225,8 @@ fn interop_cmd(vectors: Option<PathBuf>, opts: RunOptions, verbose: bool) -> Exi
     }
 }
 
-#[allow(clippy::disallowed_methods, clippy::disallowed_types)] // runtime/ seeds from the OS
-fn os_rng() -> UmbraRng {
-    use rand_core::RngCore;
-    let mut seed = [0u8; 32];
-    rand_core::OsRng.fill_bytes(&mut seed);
-    UmbraRng::from_seed(seed)
-}
-
 fn keygen_cmd(kind: &str, out: &std::path::Path) -> ExitCode {
-    let mut rng = os_rng();
+    let mut rng = super::driver::os_rng();
     let result = match kind {
         "identity" => {
             let key = IdentityKey::generate(&mut rng);

@@ -4,3 +4,6 @@
 //! (`clippy.toml`). Not in this module: protocol logic (see `link/`, `wire/`, `crypto/`).
 
 pub mod cli;
+pub mod driver;
+pub mod probe;
+pub mod relay_cmd;

@@ -1,0 +1,323 @@
+//! The tokio driver: one task owns the [`Node`] (`protocol-spec/README.md#determinism`).
+//!
+//! The accept loop, per-link reader and writer tasks and connect tasks feed one channel of
+//! [`NetEvent`]s to the owner task, which hands them to the node, drains its outputs (bytes
+//! to writer tasks, connects to new tasks, events to the [`App`]), and sleeps until the
+//! node's next timer. This is the only place (with `cli`) that reads the clock and the OS
+//! RNG. Sockets use `TCP_NODELAY`: cells are small and latency matters.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand_core::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::circuit::ClientEvent;
+use crate::crypto::rng::UmbraRng;
+use crate::ids::{ConnectId, LinkId};
+use crate::node::{Input, Node, Output};
+use crate::redact::Sensitive;
+use crate::time::{Time, WallTime};
+
+/// A fresh RNG seeded from the operating system.
+pub fn os_rng() -> UmbraRng {
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut seed);
+    UmbraRng::from_seed(seed)
+}
+
+/// The wall-clock time now.
+pub fn wall_now() -> WallTime {
+    WallTime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// What the network tasks report to the owner task.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A connection was accepted.
+    Accepted(TcpStream, SocketAddr),
+    /// A requested connection opened.
+    Connected(ConnectId, TcpStream, SocketAddr),
+    /// A requested connection failed.
+    ConnectFailed(ConnectId),
+    /// Bytes read from a link.
+    Bytes(LinkId, Vec<u8>),
+    /// A link closed or broke.
+    Closed(LinkId),
+}
+
+/// The application on top of the node (a probe, later the gateway).
+pub trait App {
+    /// The node was started; issue first commands.
+    fn start(&mut self, node: &mut Node, now: Time);
+    /// An event for the application.
+    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent);
+    /// Called after every batch of work: push data as back-pressure allows.
+    fn tick(&mut self, node: &mut Node, now: Time);
+    /// `Some(code)` when the application is finished.
+    fn finished(&self) -> Option<i32>;
+}
+
+/// An application that does nothing (a relay).
+#[derive(Debug, Default)]
+pub struct NoApp;
+
+impl App for NoApp {
+    fn start(&mut self, _: &mut Node, _: Time) {}
+    fn on_event(&mut self, _: &mut Node, _: Time, _: ClientEvent) {}
+    fn tick(&mut self, _: &mut Node, _: Time) {}
+    fn finished(&self) -> Option<i32> {
+        None
+    }
+}
+
+struct LinkTasks {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// The owner task's state.
+pub struct Driver {
+    node: Node,
+    epoch: Instant,
+    tx: mpsc::UnboundedSender<NetEvent>,
+    rx: mpsc::UnboundedReceiver<NetEvent>,
+    links: BTreeMap<LinkId, LinkTasks>,
+    next_link: u64,
+}
+
+impl Driver {
+    /// A driver for `node`; `epoch` is the instant that is `Time::ZERO` for it.
+    pub fn new(node: Node, epoch: Instant) -> Driver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Driver {
+            node,
+            epoch,
+            tx,
+            rx,
+            links: BTreeMap::new(),
+            next_link: 1,
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// Serve `listener` (relays) and run `app` until it finishes or `shutdown` resolves.
+    pub async fn run(
+        mut self,
+        listener: Option<TcpListener>,
+        app: &mut dyn App,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> i32 {
+        if let Some(l) = listener {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, a)) => {
+                            if tx.send(NetEvent::Accepted(s, a)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("umbra: accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        let now = self.now();
+        app.start(&mut self.node, now);
+        self.flush(app);
+        tokio::pin!(shutdown);
+        loop {
+            if let Some(code) = app.finished() {
+                return code;
+            }
+            let deadline = self
+                .node
+                .poll_timeout()
+                .map(|t| self.epoch + Duration::from_micros(t.as_micros()));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.rx.recv() => {
+                    let Some(ev) = ev else { return 1 };
+                    self.on_net(ev);
+                    // Take whatever else is ready before writing: fewer, larger frames.
+                    for _ in 0..256 {
+                        match self.rx.try_recv() {
+                            Ok(ev) => self.on_net(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = sleep => {
+                    let now = self.now();
+                    self.node.handle_timeout(now);
+                }
+                () = &mut shutdown => return 0,
+            }
+            self.flush(app);
+        }
+    }
+
+    fn on_net(&mut self, ev: NetEvent) {
+        let now = self.now();
+        match ev {
+            NetEvent::Accepted(stream, peer) => {
+                let link = self.spawn_link(stream);
+                self.node.handle(
+                    now,
+                    Input::LinkOpened {
+                        link,
+                        peer,
+                        outbound: None,
+                    },
+                );
+            }
+            NetEvent::Connected(request, stream, peer) => {
+                let link = self.spawn_link(stream);
+                self.node.handle(
+                    now,
+                    Input::LinkOpened {
+                        link,
+                        peer,
+                        outbound: Some(request),
+                    },
+                );
+            }
+            NetEvent::ConnectFailed(request) => {
+                self.node.handle(now, Input::ConnectFailed { request })
+            }
+            NetEvent::Bytes(link, bytes) => self.node.handle(now, Input::LinkBytes { link, bytes }),
+            NetEvent::Closed(link) => {
+                if self.links.remove(&link).is_some() {
+                    self.node.handle(now, Input::LinkClosed { link });
+                }
+            }
+        }
+    }
+
+    fn spawn_link(&mut self, stream: TcpStream) -> LinkId {
+        let link = LinkId(self.next_link);
+        self.next_link += 1;
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let tx = self.tx.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(NetEvent::Closed(link));
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.send(NetEvent::Bytes(link, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(mut buf) = wrx.recv().await {
+                while buf.len() < 1 << 20 {
+                    match wrx.try_recv() {
+                        Ok(more) => buf.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&buf).await.is_err() {
+                    let _ = tx.send(NetEvent::Closed(link));
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        self.links.insert(
+            link,
+            LinkTasks {
+                writer: wtx,
+                reader,
+            },
+        );
+        link
+    }
+
+    fn flush(&mut self, app: &mut dyn App) {
+        loop {
+            while let Some(out) = self.node.poll_output() {
+                self.handle_output(out, app);
+            }
+            for e in self.node.drain_errors() {
+                log_error(&e);
+            }
+            let now = self.now();
+            app.tick(&mut self.node, now);
+            if !self.node.has_output() {
+                return;
+            }
+        }
+    }
+
+    fn handle_output(&mut self, out: Output, app: &mut dyn App) {
+        match out {
+            Output::Connect { request, addr } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+                        .await
+                    {
+                        Ok(Ok(s)) => {
+                            let _ = tx.send(NetEvent::Connected(request, s, addr));
+                        }
+                        _ => {
+                            let _ = tx.send(NetEvent::ConnectFailed(request));
+                        }
+                    }
+                });
+            }
+            Output::Send { link, bytes } => {
+                if let Some(l) = self.links.get(&link) {
+                    let _ = l.writer.send(bytes);
+                }
+            }
+            Output::Close { link } => {
+                if let Some(l) = self.links.remove(&link) {
+                    l.reader.abort();
+                }
+            }
+            Output::Event(ev) => {
+                let now = self.now();
+                app.on_event(&mut self.node, now, ev);
+            }
+        }
+    }
+}
+
+fn log_error(e: &crate::node::NodeError) {
+    if std::env::var_os("UMBRA_LOG").is_some() {
+        eprintln!("umbra: {e} (peer {})", Sensitive("hidden"));
+    }
+}

@@ -1,0 +1,191 @@
+//! `umbra relay` and `umbra probe`: start a node on the tokio driver.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::driver::{Driver, NoApp, os_rng, wall_now};
+use super::probe::Probe;
+use crate::crypto::keys::{IdentityKey, LinkKeypair};
+use crate::crypto::keystore;
+use crate::directory::{Descriptor, Directory, Roles};
+use crate::node::{Node, NodeConfig, RelayKeys};
+use crate::relay::RelayLimits;
+use crate::wire::hex;
+
+/// How long a relay's descriptor is valid.
+const DESCRIPTOR_LIFETIME: u64 = 3 * 24 * 3600;
+
+fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut rng = os_rng();
+    let id_path = dir.join("identity.key");
+    let link_path = dir.join("link.key");
+    let onion_path = dir.join("onion.key");
+    if !id_path.exists() {
+        keystore::write_identity(&id_path, &IdentityKey::generate(&mut rng))
+            .map_err(|e| e.to_string())?;
+    }
+    if !link_path.exists() {
+        keystore::write_static(&link_path, &LinkKeypair::generate(&mut rng))
+            .map_err(|e| e.to_string())?;
+    }
+    if !onion_path.exists() {
+        keystore::write_static(&onion_path, &LinkKeypair::generate(&mut rng))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(RelayKeys {
+        identity: keystore::read_identity(&id_path).map_err(|e| e.to_string())?,
+        link: keystore::read_static(&link_path).map_err(|e| e.to_string())?,
+        onion: keystore::read_static(&onion_path).map_err(|e| e.to_string())?,
+    })
+}
+
+fn load_bootstrap(path: &Path) -> Result<Directory, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (dir, errors) = Directory::from_bootstrap(&text, wall_now());
+    for (line, e) in &errors {
+        eprintln!("umbra: {}:{line}: skipped: {e}", path.display());
+    }
+    if dir.is_empty() {
+        return Err(format!("{}: no valid relay descriptor", path.display()));
+    }
+    Ok(dir)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// `umbra relay`.
+pub fn relay(
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+    bootstrap: Option<&Path>,
+    init_only: bool,
+    bandwidth: u32,
+    max_circuits: usize,
+) -> ExitCode {
+    match relay_inner(
+        data_dir,
+        listen,
+        bootstrap,
+        init_only,
+        bandwidth,
+        max_circuits,
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("umbra relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn relay_inner(
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+    bootstrap: Option<&Path>,
+    init_only: bool,
+    bandwidth: u32,
+    max_circuits: usize,
+) -> Result<(), String> {
+    let keys = load_or_create(data_dir)?;
+    let now = wall_now();
+    let desc = Descriptor {
+        identity: keys.identity.public(),
+        addr: listen,
+        link_key: keys.link.public(),
+        onion_key: keys.onion.public(),
+        bandwidth,
+        family: [0; 32],
+        roles: Roles::ALL,
+        published: now,
+        expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
+    };
+    let signed = desc.sign(&keys.identity).map_err(|e| e.to_string())?;
+    let desc_path = data_dir.join("descriptor");
+    std::fs::write(&desc_path, format!("{}\n", hex::encode(&signed)))
+        .map_err(|e| format!("cannot write {}: {e}", desc_path.display()))?;
+    println!(
+        "relay {} descriptor written to {}",
+        keys.identity.public().node_id(),
+        desc_path.display()
+    );
+    if init_only {
+        return Ok(());
+    }
+    let mut dir = match bootstrap {
+        Some(p) => load_bootstrap(p)?,
+        None => Directory::new(),
+    };
+    if let Ok(v) = crate::directory::parse(&signed).and_then(|u| u.verify(now)) {
+        dir.insert(v);
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let epoch = Instant::now();
+        let cfg = NodeConfig {
+            wall_at_zero: wall_now(),
+            relay_limits: RelayLimits {
+                max_circuits,
+                ..RelayLimits::default()
+            },
+            ..NodeConfig::default()
+        };
+        let node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());
+        println!("relay listening on {listen}");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        Driver::new(node, epoch)
+            .run(Some(listener), &mut NoApp, shutdown)
+            .await;
+        Ok(())
+    })
+}
+
+/// `umbra probe`.
+pub fn probe(bootstrap: &Path, bytes: u64, timeout: u64) -> ExitCode {
+    let result = (|| -> Result<i32, String> {
+        let dir = load_bootstrap(bootstrap)?;
+        let rt = runtime()?;
+        rt.block_on(async move {
+            let epoch = Instant::now();
+            let cfg = NodeConfig {
+                wall_at_zero: wall_now(),
+                ..NodeConfig::default()
+            };
+            let node = Node::new(cfg, None, Arc::new(dir), os_rng());
+            let mut app = Probe::new(bytes, false);
+            let limit = tokio::time::sleep(Duration::from_secs(timeout));
+            let code = Driver::new(node, epoch).run(None, &mut app, limit).await;
+            if app_result_missing(code, &app) {
+                eprintln!("umbra probe: FAILED: timed out after {timeout} s");
+                return Ok(1);
+            }
+            Ok(code)
+        })
+    })();
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("umbra probe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn app_result_missing(code: i32, app: &Probe) -> bool {
+    use super::driver::App;
+    code == 0 && app.finished().is_none()
+}
