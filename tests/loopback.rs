@@ -2,6 +2,9 @@
 //! processes and an `umbra probe` reader build a 3-hop circuit over real TCP and echo
 //! 10 MiB, checking every byte. Every wait is bounded; every process is stopped by PID.
 
+// A process-level test: it waits on real processes, so it reads the real clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -39,6 +39,8 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "link-handshake" => check_link(v),
         "framing" => check_framing(v),
         "cells" => check_cells(v),
+        "hop-handshake" => super::golden_circuits::check_hop(v),
+        "layers" => super::golden_circuits::check_layers(v),
         _ => return None,
     })
 }
@@ -49,6 +51,8 @@ pub fn generate(kind: &str) -> Option<Value> {
         "link-handshake" => gen_link(),
         "framing" => gen_framing(),
         "cells" => gen_cells(),
+        "hop-handshake" => super::golden_circuits::gen_hop(),
+        "layers" => super::golden_circuits::gen_layers(),
         _ => return None,
     })
 }
@@ -58,6 +62,8 @@ pub const KINDS: &[(&str, &str)] = &[
     ("link-handshake", "link-handshake.json"),
     ("framing", "framing.json"),
     ("cells", "cells.json"),
+    ("hop-handshake", "hop-handshake.json"),
+    ("layers", "layers.json"),
 ];
 
 fn fixed(label: &str) -> [u8; 32] {

@@ -15,6 +15,7 @@
 //! printing (the CLI does that).
 
 pub mod golden;
+pub mod golden_circuits;
 pub mod noise;
 pub mod rfc;
 pub mod wycheproof;
@@ -194,6 +195,14 @@ pub const BUNDLED: &[Bundled] = &[
     Bundled {
         path: "umbra/cells.json",
         text: include_str!("../../interop/vectors/umbra/cells.json"),
+    },
+    Bundled {
+        path: "umbra/hop-handshake.json",
+        text: include_str!("../../interop/vectors/umbra/hop-handshake.json"),
+    },
+    Bundled {
+        path: "umbra/layers.json",
+        text: include_str!("../../interop/vectors/umbra/layers.json"),
     },
 ];
 

@@ -19,7 +19,7 @@ pub(crate) enum Purpose {
 
 #[derive(Debug)]
 pub(crate) enum Session {
-    Handshaking(Handshaking),
+    Handshaking(Box<Handshaking>),
     Established(Box<Established>),
     Gone,
 }
@@ -42,7 +42,7 @@ impl LinkEntry {
         dialled: Option<(NodeId, Purpose)>,
     ) -> Self {
         LinkEntry {
-            session: Session::Handshaking(session),
+            session: Session::Handshaking(Box::new(session)),
             peer_addr,
             dialled,
             next_circ: 0,
@@ -107,7 +107,7 @@ impl LinkEntry {
         match std::mem::replace(&mut self.session, Session::Gone) {
             Session::Handshaking(h) => match h.handle_bytes(now, bytes)? {
                 HandshakeStep::Continue(h) => {
-                    self.session = Session::Handshaking(h);
+                    self.session = Session::Handshaking(Box::new(h));
                     Ok(false)
                 }
                 HandshakeStep::Done(e) => {

@@ -6,8 +6,6 @@
 //! node's next timer. This is the only place (with `cli`) that reads the clock and the OS
 //! RNG. Sockets use `TCP_NODELAY`: cells are small and latency matters.
 
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -4,8 +4,6 @@
 //! back-pressure allows (at most [`IN_FLIGHT`] bytes queued in the node). Not in this
 //! module: the driver loop.
 
-use std::time::Instant;
-
 use super::driver::App;
 use crate::circuit::ClientEvent;
 use crate::ids::{CircHandle, StreamHandle};
@@ -28,9 +26,9 @@ pub struct Probe {
     stream: Option<StreamHandle>,
     sent: u64,
     received: u64,
-    started: Instant,
-    built: Option<Instant>,
-    opened: Option<Instant>,
+    started: Time,
+    built: Option<Time>,
+    opened: Option<Time>,
     result: Option<i32>,
     quiet: bool,
 }
@@ -44,7 +42,7 @@ impl Probe {
             stream: None,
             sent: 0,
             received: 0,
-            started: Instant::now(),
+            started: Time::ZERO,
             built: None,
             opened: None,
             result: None,
@@ -63,7 +61,7 @@ impl Probe {
 
 impl App for Probe {
     fn start(&mut self, node: &mut Node, now: Time) {
-        self.started = Instant::now();
+        self.started = now;
         self.circ = Some(node.build_circuit(now));
     }
 
@@ -73,11 +71,11 @@ impl App for Probe {
         }
         match event {
             ClientEvent::Built { circ, path } if Some(circ) == self.circ => {
-                self.built = Some(Instant::now());
+                self.built = Some(now);
                 if !self.quiet {
                     println!(
                         "circuit built in {:.1} ms through {} hops",
-                        self.started.elapsed().as_secs_f64() * 1e3,
+                        (now - self.started).as_secs_f64() * 1e3,
                         path.len()
                     );
                 }
@@ -90,7 +88,7 @@ impl App for Probe {
                 self.fail(&failure.to_string())
             }
             ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
-                self.opened = Some(Instant::now());
+                self.opened = Some(now);
             }
             ClientEvent::StreamData { stream, data } if Some(stream) == self.stream => {
                 for (k, b) in data.iter().enumerate() {
@@ -104,7 +102,7 @@ impl App for Probe {
                 }
                 self.received += data.len() as u64;
                 if self.received == self.total {
-                    let secs = self.opened.map_or(0.0, |o| o.elapsed().as_secs_f64());
+                    let secs = self.opened.map_or(0.0, |o| (now - o).as_secs_f64());
                     println!(
                         "echoed {} bytes intact in {:.3} s ({:.1} MB/s each way)",
                         self.total,
