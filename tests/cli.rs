@@ -67,7 +67,7 @@ fn keygen_writes_private_files_and_never_overwrites() {
 
 #[test]
 fn help_names_every_command_with_an_example() {
-    for cmd in ["interop", "keygen", "demo"] {
+    for cmd in ["interop", "keygen", "demo", "relay", "probe"] {
         let (code, out) = umbra(&[cmd, "--help"]);
         assert_eq!(code, 0, "{out}");
         assert!(
@@ -75,4 +75,13 @@ fn help_names_every_command_with_an_example() {
             "{cmd} --help has no example:\n{out}"
         );
     }
+}
+
+#[test]
+fn demo_runs_a_local_network_and_echoes_through_three_hops() {
+    let (code, out) = umbra(&["demo", "--relays", "5", "--echo", "300000"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("passed, 0 failed"), "{out}");
+    assert!(out.contains("through 3 hops"), "{out}");
+    assert!(out.contains("echoed 300000 bytes intact"), "{out}");
 }

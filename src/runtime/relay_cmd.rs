@@ -189,3 +189,75 @@ fn app_result_missing(code: i32, app: &Probe) -> bool {
     use super::driver::App;
     code == 0 && app.finished().is_none()
 }
+
+/// `umbra demo`: the self-check, then a local network of `relays` relays on loopback
+/// addresses (each in its own 127.N.0.0/16), and a reader that builds a 3-hop circuit through
+/// them and echoes `bytes`, checking every byte.
+pub fn demo(relays: usize, bytes: u64) -> Result<i32, String> {
+    let rt = runtime()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let now = wall_now();
+        let mut rng = os_rng();
+        let mut dir = Directory::new();
+        let mut nodes = Vec::new();
+        for i in 1..=relays.clamp(3, 200) {
+            let ip = format!("127.{i}.0.1");
+            let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+                .await
+                .map_err(|e| format!("cannot listen on {ip}: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let keys = RelayKeys {
+                identity: IdentityKey::generate(&mut rng),
+                link: LinkKeypair::generate(&mut rng),
+                onion: LinkKeypair::generate(&mut rng),
+            };
+            let desc = Descriptor {
+                identity: keys.identity.public(),
+                addr,
+                link_key: keys.link.public(),
+                onion_key: keys.onion.public(),
+                bandwidth: 10_000,
+                family: [0; 32],
+                roles: Roles::ALL,
+                published: now,
+                expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
+            };
+            let signed = desc.sign(&keys.identity).map_err(|e| e.to_string())?;
+            dir.insert(
+                crate::directory::parse(&signed)
+                    .and_then(|u| u.verify(now))
+                    .map_err(|e| e.to_string())?,
+            );
+            nodes.push((keys, listener));
+        }
+        println!("started {} relays on loopback", nodes.len());
+        let dir = Arc::new(dir);
+        let epoch = Instant::now();
+        for (keys, listener) in nodes {
+            let cfg = NodeConfig {
+                wall_at_zero: wall_now(),
+                ..NodeConfig::default()
+            };
+            let node = Node::new(cfg, Some(keys), dir.clone(), os_rng());
+            tokio::task::spawn_local(async move {
+                Driver::new(node, epoch)
+                    .run(Some(listener), &mut NoApp, std::future::pending())
+                    .await;
+            });
+        }
+        let cfg = NodeConfig {
+            wall_at_zero: wall_now(),
+            ..NodeConfig::default()
+        };
+        let node = Node::new(cfg, None, dir, os_rng());
+        let mut app = Probe::new(bytes, false);
+        let code = Driver::new(node, epoch)
+            .run(None, &mut app, tokio::time::sleep(Duration::from_secs(60)))
+            .await;
+        if app_result_missing(code, &app) {
+            return Err("timed out after 60 s".into());
+        }
+        Ok(code)
+    })
+}
