@@ -2,18 +2,10 @@
 //! by reading the source: the sans-IO core never touches tokio, sockets or the clock, and
 //! only `crypto/` imports primitive crates.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-}
+use common::rust_files;
+use std::path::PathBuf;
 
 fn src_files() -> Vec<(String, String)> {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");

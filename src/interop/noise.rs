@@ -25,11 +25,7 @@ pub fn run(v: &Value, shape: Shape) -> Summary {
         Shape::Cacophony => "Noise (cacophony)",
         Shape::NoiseC => "Noise (noise-c)",
     });
-    let vectors = v
-        .get("vectors")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let vectors = super::list(v, "vectors");
     for (i, c) in vectors.iter().enumerate() {
         let name_key = match shape {
             Shape::Cacophony => "protocol_name",
@@ -162,11 +158,7 @@ fn replay(protocol: &str, c: &Value) -> Result<(), String> {
     let one_way = matches!(base_of(pattern), "N" | "K" | "X");
     let mut init = Party::Handshake(Box::new(side(protocol, c, "init", true, &positions)?));
     let mut resp = Party::Handshake(Box::new(side(protocol, c, "resp", false, &positions)?));
-    let messages = c
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let messages = super::list(c, "messages");
     for (idx, m) in messages.iter().enumerate() {
         let payload = hex_field(m, "payload")?;
         let want = hex_field(m, "ciphertext")?;

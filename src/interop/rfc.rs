@@ -35,12 +35,7 @@ pub fn rfc7748(v: &Value, opts: RunOptions) -> Summary {
             hex_array::<32>(it, "initial_k"),
             hex_array::<32>(it, "initial_u"),
         );
-        for c in it
-            .get("results")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
+        for c in super::list(it, "results") {
             let n = int_field(c, "iterations").unwrap_or(0);
             let name = format!("rfc7748/iterated/{n}");
             if n > 1000 && !opts.slow {
@@ -170,14 +165,7 @@ pub fn rfc8439(v: &Value) -> Summary {
 /// RFC 8032 Ed25519: public key from secret, deterministic signature, strict verification.
 pub fn rfc8032(v: &Value) -> Summary {
     let mut s = Summary::new("RFC 8032 Ed25519");
-    for (i, c) in v
-        .get("vectors")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
+    for (i, c) in super::list(v, "vectors").iter().enumerate() {
         let r = (|| {
             let key = IdentityKey::from_secret_bytes(hex_array::<32>(c, "secret_key")?);
             let public = hex_array::<32>(c, "public_key")?;
@@ -209,12 +197,7 @@ pub fn blake3(v: &Value) -> Summary {
         .and_then(|k| k.as_bytes().try_into().ok())
         .ok_or_else(|| "missing 32-byte `key`".to_string());
     let context = v.get("context_string").and_then(Value::as_str);
-    for c in v
-        .get("cases")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
+    for c in super::list(v, "cases") {
         let len = int_field(c, "input_len").unwrap_or(0);
         let r = (|| {
             let n = usize::try_from(len).map_err(|_| "input_len".to_string())?;

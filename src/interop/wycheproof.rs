@@ -29,17 +29,9 @@ enum Expect {
 pub fn run(v: &Value) -> Summary {
     let algorithm = v.get("algorithm").and_then(Value::as_str).unwrap_or("");
     let mut s = Summary::new("Wycheproof");
-    let groups = v
-        .get("testGroups")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let groups = super::list(v, "testGroups");
     for (g, group) in groups.iter().enumerate() {
-        let tests = group
-            .get("tests")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let tests = super::list(group, "tests");
         let skip = group_skip(algorithm, group);
         for t in tests {
             let id = t.get("tcId").and_then(Value::as_u64).unwrap_or(0);

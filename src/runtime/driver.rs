@@ -42,10 +42,8 @@ pub fn wall_now() -> WallTime {
 /// What the network tasks report to the owner task.
 #[derive(Debug)]
 pub enum NetEvent {
-    /// A connection was accepted.
-    Accepted(TcpStream, SocketAddr),
-    /// A requested connection opened.
-    Connected(ConnectId, TcpStream, SocketAddr),
+    /// A connection opened: accepted (`None`) or the node's request.
+    Opened(TcpStream, SocketAddr, Option<ConnectId>),
     /// A requested connection failed.
     ConnectFailed(ConnectId),
     /// Bytes read from a link.
@@ -125,7 +123,7 @@ impl Driver {
                 loop {
                     match l.accept().await {
                         Ok((s, a)) => {
-                            if tx.send(NetEvent::Accepted(s, a)).is_err() {
+                            if tx.send(NetEvent::Opened(s, a, None)).is_err() {
                                 return;
                             }
                         }
@@ -180,25 +178,14 @@ impl Driver {
     fn on_net(&mut self, ev: NetEvent) {
         let now = self.now();
         match ev {
-            NetEvent::Accepted(stream, peer) => {
+            NetEvent::Opened(stream, peer, outbound) => {
                 let link = self.spawn_link(stream);
                 self.node.handle(
                     now,
                     Input::LinkOpened {
                         link,
                         peer,
-                        outbound: None,
-                    },
-                );
-            }
-            NetEvent::Connected(request, stream, peer) => {
-                let link = self.spawn_link(stream);
-                self.node.handle(
-                    now,
-                    Input::LinkOpened {
-                        link,
-                        peer,
-                        outbound: Some(request),
+                        outbound,
                     },
                 );
             }
@@ -288,7 +275,7 @@ impl Driver {
                         .await
                     {
                         Ok(Ok(s)) => {
-                            let _ = tx.send(NetEvent::Connected(request, s, addr));
+                            let _ = tx.send(NetEvent::Opened(s, addr, Some(request)));
                         }
                         _ => {
                             let _ = tx.send(NetEvent::ConnectFailed(request));

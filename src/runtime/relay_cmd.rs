@@ -42,6 +42,32 @@ fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
     })
 }
 
+/// Sign a descriptor for `keys` at `addr`, valid from `now` for [`DESCRIPTOR_LIFETIME`];
+/// returns the wire encoding and the verified descriptor.
+fn signed_descriptor(
+    keys: &RelayKeys,
+    addr: std::net::SocketAddr,
+    bandwidth: u32,
+    now: crate::time::WallTime,
+) -> Result<(Vec<u8>, crate::directory::Verified), String> {
+    let desc = Descriptor {
+        identity: keys.identity.public(),
+        addr,
+        link_key: keys.link.public(),
+        onion_key: keys.onion.public(),
+        bandwidth,
+        family: [0; 32],
+        roles: Roles::ALL,
+        published: now,
+        expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
+    };
+    let signed = desc.sign(&keys.identity).map_err(|e| e.to_string())?;
+    let verified = crate::directory::parse(&signed)
+        .and_then(|u| u.verify(now))
+        .map_err(|e| e.to_string())?;
+    Ok((signed, verified))
+}
+
 fn load_bootstrap(path: &Path) -> Result<Directory, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -97,18 +123,7 @@ fn relay_inner(
 ) -> Result<(), String> {
     let keys = load_or_create(data_dir)?;
     let now = wall_now();
-    let desc = Descriptor {
-        identity: keys.identity.public(),
-        addr: listen,
-        link_key: keys.link.public(),
-        onion_key: keys.onion.public(),
-        bandwidth,
-        family: [0; 32],
-        roles: Roles::ALL,
-        published: now,
-        expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
-    };
-    let signed = desc.sign(&keys.identity).map_err(|e| e.to_string())?;
+    let (signed, own) = signed_descriptor(&keys, listen, bandwidth, now)?;
     let desc_path = data_dir.join("descriptor");
     std::fs::write(&desc_path, format!("{}\n", hex::encode(&signed)))
         .map_err(|e| format!("cannot write {}: {e}", desc_path.display()))?;
@@ -124,9 +139,7 @@ fn relay_inner(
         Some(p) => load_bootstrap(p)?,
         None => Directory::new(),
     };
-    if let Ok(v) = crate::directory::parse(&signed).and_then(|u| u.verify(now)) {
-        dir.insert(v);
-    }
+    dir.insert(own);
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -212,23 +225,7 @@ pub fn demo(relays: usize, bytes: u64) -> Result<i32, String> {
                 link: LinkKeypair::generate(&mut rng),
                 onion: LinkKeypair::generate(&mut rng),
             };
-            let desc = Descriptor {
-                identity: keys.identity.public(),
-                addr,
-                link_key: keys.link.public(),
-                onion_key: keys.onion.public(),
-                bandwidth: 10_000,
-                family: [0; 32],
-                roles: Roles::ALL,
-                published: now,
-                expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
-            };
-            let signed = desc.sign(&keys.identity).map_err(|e| e.to_string())?;
-            dir.insert(
-                crate::directory::parse(&signed)
-                    .and_then(|u| u.verify(now))
-                    .map_err(|e| e.to_string())?,
-            );
+            dir.insert(signed_descriptor(&keys, addr, 10_000, now)?.1);
             nodes.push((keys, listener));
         }
         println!("started {} relays on loopback", nodes.len());
