@@ -54,10 +54,20 @@ fn start_relays(dir: &Path, n: usize) -> (Procs, PathBuf) {
     let mut list = String::new();
     for i in 1..=n {
         let addr = free_addr(&format!("127.{i}.0.1"));
+        // Each relay runs from its own configuration file.
+        let config = dir.join(format!("r{i}.toml"));
+        let data = dir.join(format!("r{i}"));
+        std::fs::write(
+            &config,
+            format!(
+                "[relay]\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n",
+                data.display()
+            ),
+        )
+        .unwrap();
         let out = umbra()
-            .args(["relay", "--init-only", "--data-dir"])
-            .arg(dir.join(format!("r{i}")))
-            .args(["--listen", &addr.to_string()])
+            .args(["relay", "--init-only", "--config"])
+            .arg(&config)
             .output()
             .unwrap();
         assert!(
@@ -71,11 +81,11 @@ fn start_relays(dir: &Path, n: usize) -> (Procs, PathBuf) {
     let bootstrap = dir.join("relays.txt");
     std::fs::write(&bootstrap, list).unwrap();
     let mut procs = Procs(Vec::new());
-    for (i, addr) in addrs.iter().enumerate() {
+    for i in 0..addrs.len() {
         let child = umbra()
-            .args(["relay", "--data-dir"])
-            .arg(dir.join(format!("r{}", i + 1)))
-            .args(["--listen", &addr.to_string(), "--bootstrap"])
+            .args(["relay", "--config"])
+            .arg(dir.join(format!("r{}.toml", i + 1)))
+            .arg("--bootstrap")
             .arg(&bootstrap)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

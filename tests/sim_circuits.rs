@@ -244,3 +244,68 @@ fn tampering_relay_is_caught_at_the_next_hop() {
         }
     }
 }
+
+#[test]
+fn dropping_replaying_and_delaying_relays_never_corrupt_and_spare_other_circuits() {
+    let mut w = World::new(seed(5), 60, 40, NetModel::default());
+    // Relays 0-2 drop every 3rd forwarded cell, 3-5 replay every 2nd, 6-8 delay all they
+    // send by 3 s (longer than nothing: builds through them are slow but must not break).
+    for h in 0..3 {
+        w.set_misbehaviour(
+            h,
+            Misbehaviour {
+                drop_every: 3,
+                ..Misbehaviour::default()
+            },
+        );
+    }
+    for h in 3..6 {
+        w.set_misbehaviour(
+            h,
+            Misbehaviour {
+                replay_every: 2,
+                ..Misbehaviour::default()
+            },
+        );
+    }
+    for h in 6..9 {
+        w.set_extra_delay(h, Duration::from_secs(3));
+    }
+    let mut jobs: Vec<EchoJob> = (60..100)
+        .map(|r| EchoJob::start(&mut w, r, payload(30_000, r as u8)))
+        .collect();
+    run_jobs(&mut w, &mut jobs, secs(180));
+    let mut through_bad = 0;
+    let mut clean_done = 0;
+    let mut clean = 0;
+    for j in &jobs {
+        assert_ne!(
+            j.state,
+            JobState::Corrupted,
+            "an altered byte reached the reader"
+        );
+        let forwards_through_hostile = j
+            .path
+            .iter()
+            .take(2)
+            .any(|h| w.index_of(*h).is_some_and(|i| i < 6));
+        if j.built_at.is_some() && forwards_through_hostile {
+            through_bad += 1;
+            // 30 kB needs ~60 forward cells: a dropping or replaying hop is always caught.
+            assert_ne!(
+                j.state,
+                JobState::Done,
+                "a circuit through a dropping/replaying relay completed: {j:?}"
+            );
+        } else if j.built_at.is_some() {
+            clean += 1;
+            clean_done += usize::from(j.state == JobState::Done);
+        }
+    }
+    eprintln!(
+        "{through_bad} circuits crossed a dropping/replaying relay; {clean_done}/{clean} clean circuits echoed"
+    );
+    assert_eq!(clean_done, clean, "a circuit with honest forwarders failed");
+    assert!(clean > 10);
+    assert_no_relay_saw_both_ends(&w);
+}

@@ -61,26 +61,32 @@ pub enum Command {
     /// descriptor at every start and writes it to DATA_DIR/descriptor (one hex line), the
     /// format of a bootstrap list entry. With --init-only it stops there.
     ///
+    /// Settings come from the `[relay]` section of --config (umbra.toml), overridden by flags.
+    ///
+    /// Example: umbra relay --config umbra.toml --bootstrap relays.txt
     /// Example: umbra relay --data-dir /var/lib/umbra --listen 0.0.0.0:4400 --bootstrap relays.txt
     Relay {
+        /// The configuration file (TOML, section `[relay]`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Where keys and the descriptor live.
         #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
         /// Address to listen on (also the address in the descriptor).
         #[arg(long, value_name = "ADDR")]
-        listen: std::net::SocketAddr,
+        listen: Option<std::net::SocketAddr>,
         /// The relay list: one hex descriptor per line.
         #[arg(long, value_name = "FILE")]
         bootstrap: Option<PathBuf>,
         /// Create keys and write the descriptor, then exit.
         #[arg(long)]
         init_only: bool,
-        /// Advertised bandwidth in KiB/s (path-selection weight).
-        #[arg(long, default_value_t = 10_000)]
-        bandwidth: u32,
-        /// Most circuits carried at once.
-        #[arg(long, default_value_t = 20_000)]
-        max_circuits: usize,
+        /// Advertised bandwidth in KiB/s (path-selection weight; default 10000).
+        #[arg(long)]
+        bandwidth: Option<u32>,
+        /// Most circuits carried at once (default 20000).
+        #[arg(long)]
+        max_circuits: Option<usize>,
     },
     /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
     /// it, checking every byte.
@@ -122,20 +128,32 @@ pub fn main() -> ExitCode {
         } => interop_cmd(vectors, RunOptions { slow }, verbose),
         Command::Keygen { kind, out } => keygen_cmd(&kind, &out),
         Command::Relay {
+            config,
             data_dir,
             listen,
             bootstrap,
             init_only,
             bandwidth,
             max_circuits,
-        } => super::relay_cmd::relay(
-            &data_dir,
-            listen,
-            bootstrap.as_deref(),
-            init_only,
-            bandwidth,
-            max_circuits,
-        ),
+        } => {
+            let mut cfg = match config
+                .as_deref()
+                .map(super::config::Config::load)
+                .transpose()
+            {
+                Ok(c) => c.unwrap_or_default().relay,
+                Err(e) => {
+                    eprintln!("umbra relay: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            cfg.data_dir = data_dir.or(cfg.data_dir);
+            cfg.listen = listen.or(cfg.listen);
+            cfg.bootstrap = bootstrap.or(cfg.bootstrap);
+            cfg.bandwidth_kib = bandwidth.unwrap_or(cfg.bandwidth_kib);
+            cfg.max_circuits = max_circuits.unwrap_or(cfg.max_circuits);
+            super::relay_cmd::relay(&cfg, init_only)
+        }
         Command::Probe {
             bootstrap,
             echo,

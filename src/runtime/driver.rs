@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::RngCore;
@@ -77,8 +79,16 @@ impl App for NoApp {
     }
 }
 
+/// Events queued from network tasks at most; when full, readers stop reading their sockets,
+/// so TCP flow control pushes back on fast senders.
+const NET_QUEUE: usize = 1024;
+/// Bytes queued for one link's socket at most. A peer that does not read that much is
+/// disconnected rather than buffered for (`protocol-spec/09-relay.md#limits`).
+pub const WRITE_QUEUE_CAP: usize = 32 << 20;
+
 struct LinkTasks {
     writer: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -86,8 +96,8 @@ struct LinkTasks {
 pub struct Driver {
     node: Node,
     epoch: Instant,
-    tx: mpsc::UnboundedSender<NetEvent>,
-    rx: mpsc::UnboundedReceiver<NetEvent>,
+    tx: mpsc::Sender<NetEvent>,
+    rx: mpsc::Receiver<NetEvent>,
     links: BTreeMap<LinkId, LinkTasks>,
     next_link: u64,
 }
@@ -95,7 +105,7 @@ pub struct Driver {
 impl Driver {
     /// A driver for `node`; `epoch` is the instant that is `Time::ZERO` for it.
     pub fn new(node: Node, epoch: Instant) -> Driver {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(NET_QUEUE);
         Driver {
             node,
             epoch,
@@ -123,7 +133,7 @@ impl Driver {
                 loop {
                     match l.accept().await {
                         Ok((s, a)) => {
-                            if tx.send(NetEvent::Opened(s, a, None)).is_err() {
+                            if tx.send(NetEvent::Opened(s, a, None)).await.is_err() {
                                 return;
                             }
                         }
@@ -212,11 +222,15 @@ impl Driver {
             loop {
                 match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        let _ = tx.send(NetEvent::Closed(link));
+                        let _ = tx.send(NetEvent::Closed(link)).await;
                         return;
                     }
                     Ok(n) => {
-                        if tx.send(NetEvent::Bytes(link, buf[..n].to_vec())).is_err() {
+                        if tx
+                            .send(NetEvent::Bytes(link, buf[..n].to_vec()))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -225,6 +239,8 @@ impl Driver {
         });
         let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
         let tx = self.tx.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = queued.clone();
         tokio::spawn(async move {
             while let Some(mut buf) = wrx.recv().await {
                 while buf.len() < 1 << 20 {
@@ -234,9 +250,10 @@ impl Driver {
                     }
                 }
                 if wr.write_all(&buf).await.is_err() {
-                    let _ = tx.send(NetEvent::Closed(link));
+                    let _ = tx.send(NetEvent::Closed(link)).await;
                     return;
                 }
+                counter.fetch_sub(buf.len(), Ordering::Relaxed);
             }
             let _ = wr.shutdown().await;
         });
@@ -244,6 +261,7 @@ impl Driver {
             link,
             LinkTasks {
                 writer: wtx,
+                queued,
                 reader,
             },
         );
@@ -275,18 +293,29 @@ impl Driver {
                         .await
                     {
                         Ok(Ok(s)) => {
-                            let _ = tx.send(NetEvent::Opened(s, addr, Some(request)));
+                            let _ = tx.send(NetEvent::Opened(s, addr, Some(request))).await;
                         }
                         _ => {
-                            let _ = tx.send(NetEvent::ConnectFailed(request));
+                            let _ = tx.send(NetEvent::ConnectFailed(request)).await;
                         }
                     }
                 });
             }
             Output::Send { link, bytes } => {
-                if let Some(l) = self.links.get(&link) {
-                    let _ = l.writer.send(bytes);
+                let Some(l) = self.links.get(&link) else {
+                    return;
+                };
+                let before = l.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+                if before + bytes.len() > WRITE_QUEUE_CAP {
+                    // The peer stopped reading: drop it rather than buffer without bound.
+                    if let Some(l) = self.links.remove(&link) {
+                        l.reader.abort();
+                    }
+                    let now = self.now();
+                    self.node.handle(now, Input::LinkClosed { link });
+                    return;
                 }
+                let _ = l.writer.send(bytes);
             }
             Output::Close { link } => {
                 if let Some(l) = self.links.remove(&link) {

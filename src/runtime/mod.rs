@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cli;
+pub mod config;
 pub mod driver;
 pub mod probe;
 pub mod relay_cmd;

@@ -89,21 +89,26 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// `umbra relay`.
-pub fn relay(
-    data_dir: &Path,
-    listen: std::net::SocketAddr,
-    bootstrap: Option<&Path>,
-    init_only: bool,
-    bandwidth: u32,
-    max_circuits: usize,
-) -> ExitCode {
+pub fn relay(cfg: &super::config::RelayConfig, init_only: bool) -> ExitCode {
+    let (Some(data_dir), Some(listen)) = (cfg.data_dir.as_deref(), cfg.listen) else {
+        eprintln!(
+            "umbra relay: both a data directory and a listen address are needed \
+             (--data-dir, --listen, or [relay] in --config)"
+        );
+        return ExitCode::from(2);
+    };
+    let limits = RelayLimits {
+        max_circuits: cfg.max_circuits,
+        max_circuits_per_link: cfg.max_circuits_per_link,
+        ..RelayLimits::default()
+    };
     match relay_inner(
         data_dir,
         listen,
-        bootstrap,
+        cfg.bootstrap.as_deref(),
         init_only,
-        bandwidth,
-        max_circuits,
+        cfg.bandwidth_kib,
+        limits,
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -119,7 +124,7 @@ fn relay_inner(
     bootstrap: Option<&Path>,
     init_only: bool,
     bandwidth: u32,
-    max_circuits: usize,
+    limits: RelayLimits,
 ) -> Result<(), String> {
     let keys = load_or_create(data_dir)?;
     let now = wall_now();
@@ -148,10 +153,7 @@ fn relay_inner(
         let epoch = Instant::now();
         let cfg = NodeConfig {
             wall_at_zero: wall_now(),
-            relay_limits: RelayLimits {
-                max_circuits,
-                ..RelayLimits::default()
-            },
+            relay_limits: limits,
             ..NodeConfig::default()
         };
         let node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());

@@ -76,6 +76,8 @@ pub struct SimNode {
     /// Application events it produced, in order.
     pub events: Vec<ClientEvent>,
     keys: Option<RelayKeys>,
+    /// Extra delay on everything this node sends (a hostile or congested node).
+    pub extra_delay: Duration,
     timer_generation: u64,
     timer_at: Option<Time>,
 }
@@ -175,6 +177,7 @@ impl World {
             up: true,
             events: Vec::new(),
             keys,
+            extra_delay: Duration::ZERO,
             timer_generation: 0,
             timer_at: None,
         });
@@ -205,6 +208,11 @@ impl World {
     /// Make a relay misbehave.
     pub fn set_misbehaviour(&mut self, i: usize, m: Misbehaviour) {
         self.nodes[i].node.set_misbehaviour(m);
+    }
+
+    /// Delay everything node `i` sends by `extra` (a hostile delaying node).
+    pub fn set_extra_delay(&mut self, i: usize, extra: Duration) {
+        self.nodes[i].extra_delay = extra;
     }
 
     /// Drain a node's outputs after a command was issued to it directly.
@@ -400,7 +408,7 @@ impl World {
         };
         let transfer =
             Duration::from_micros(bytes.len() as u64 * 1_000_000 / self.net.bandwidth.max(1));
-        let mut at = self.now + end.latency + transfer;
+        let mut at = self.now + end.latency + transfer + self.nodes[i].extra_delay;
         if self.net.loss > 0.0 && (self.rng.below(1_000_000) as f64) < self.net.loss * 1_000_000.0 {
             at = at + self.net.rto;
         }
