@@ -34,6 +34,10 @@ struct Client {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_limits(umbra::relay::RelayLimits::default())
+    }
+
+    fn with_limits(limits: umbra::relay::RelayLimits) -> Harness {
         let mut rng = UmbraRng::from_u64(77);
         let keys = RelayKeys {
             identity: IdentityKey::generate(&mut rng),
@@ -65,6 +69,7 @@ impl Harness {
         };
         let onion = keys.onion.public();
         let cfg = NodeConfig {
+            relay_limits: limits,
             wall_at_zero: WallTime(200),
             ..NodeConfig::default()
         };
@@ -457,4 +462,34 @@ fn truncated_and_oversized_frames_close_only_their_link() {
     ));
     let _ = &mut bad;
     still_serves(&mut h, &mut good, 3);
+}
+
+#[test]
+fn circuit_limits_per_link_and_per_relay() {
+    let limits = umbra::relay::RelayLimits {
+        max_circuits: 3,
+        max_circuits_per_link: 2,
+        ..umbra::relay::RelayLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let mut a = h.connect();
+    h.create(&mut a, 1);
+    h.create(&mut a, 2);
+    let (_, msg1) = client_start(&h.onion, 1, Randomness::Seeded([5; 32])).unwrap();
+    let create = |id| ChanMsg::Create {
+        circ_id: CircId::new(id).unwrap(),
+        body: CreateBody {
+            handshake_type: HandshakeType::NOISE_NK_V1,
+            handshake: msg1.clone(),
+        },
+    };
+    let (out, _) = h.send(&mut a, &[create(3)]);
+    assert!(destroyed(&out, 3, DestroyReason::RESOURCE_LIMIT), "{out:?}");
+    assert_eq!(h.last_error(), Some(NodeError::Relay(RelayError::Limit)));
+    // Another link still gets one circuit (the relay's total is 3) and then hits the total.
+    let mut b = h.connect();
+    h.create(&mut b, 1);
+    let (out, _) = h.send(&mut b, &[create(2)]);
+    assert!(destroyed(&out, 2, DestroyReason::RESOURCE_LIMIT), "{out:?}");
+    assert_eq!(h.relay.relay_circuits(), 3);
 }
