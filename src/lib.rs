@@ -41,6 +41,7 @@ pub mod node;
 pub mod redact;
 pub mod relay;
 pub mod sim;
+pub mod site;
 pub mod time;
 pub mod wire;
 

@@ -473,6 +473,9 @@ fn describe(cell: &[u8], context: LinkContext) -> Value {
     match ChanMsg::parse(&cell, context) {
         Ok(ChanMsg::Padding) => json!({"message": "PADDING"}),
         Ok(ChanMsg::Rekey) => json!({"message": "REKEY"}),
+        Ok(ChanMsg::Dht { first, data }) => {
+            json!({"message": "DHT", "first": first, "data": hex::encode(&data)})
+        }
         Ok(ChanMsg::Create { circ_id, body }) => json!({
             "message": "CREATE", "circ_id": circ_id.get(),
             "handshake_type": body.handshake_type.0, "handshake": hex::encode(&body.handshake)}),
@@ -500,6 +503,10 @@ fn gen_cells() -> Value {
     };
     push_cell("PADDING", Some(Cell::padding()));
     push_cell("REKEY", Cell::with_content(0, Command::REKEY, &[]));
+    push_cell(
+        "DHT first fragment",
+        Cell::with_content(0, Command::DHT, &[1, 0, 8, 0, 0, 0, 4, 1, 2, 3, 4]),
+    );
     push_cell("CREATE", sample_cells(true).into_iter().next());
     push_cell("RELAY", sample_cells(true).into_iter().nth(1));
     push_cell("CREATED", sample_cells(false).into_iter().next());

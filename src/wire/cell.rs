@@ -72,15 +72,18 @@ impl Command {
     pub const DESTROY: Command = Command(4);
     /// The sender switches its sending key after the frame that carries this cell. Circuit id 0.
     pub const REKEY: Command = Command(5);
+    /// A fragment of a DHT message between relays (`03-cells.md#dht`). Circuit id 0.
+    pub const DHT: Command = Command(6);
 
     /// Every command this version knows.
-    pub const KNOWN: [Command; 6] = [
+    pub const KNOWN: [Command; 7] = [
         Command::PADDING,
         Command::CREATE,
         Command::CREATED,
         Command::RELAY,
         Command::DESTROY,
         Command::REKEY,
+        Command::DHT,
     ];
 
     /// Whether this version knows the command.
@@ -90,7 +93,7 @@ impl Command {
 
     /// Whether the command addresses the link itself (circuit id 0) rather than a circuit.
     pub fn is_link_level(self) -> bool {
-        self == Command::PADDING || self == Command::REKEY
+        self == Command::PADDING || self == Command::REKEY || self == Command::DHT
     }
 
     /// The command's name in the spec, or `None` when unknown.
@@ -102,6 +105,7 @@ impl Command {
             Command::RELAY => "RELAY",
             Command::DESTROY => "DESTROY",
             Command::REKEY => "REKEY",
+            Command::DHT => "DHT",
             _ => return None,
         })
     }

@@ -6,6 +6,7 @@
 //! decision about what a decoded value means for a session (that is the caller's).
 
 pub mod cell;
+pub mod dht_msg;
 pub mod hex;
 pub mod relay_msg;
 pub mod restrict;

@@ -27,8 +27,12 @@ impl LinkContext {
     /// Whether a cell with `command` may arrive in this context (`03-cells.md#contexts`).
     pub fn allows(self, command: Command) -> bool {
         match self {
-            LinkContext::ReaderFromRelay => command != Command::CREATE,
-            LinkContext::RelayFromReader => command != Command::CREATED,
+            LinkContext::ReaderFromRelay => {
+                command.is_known() && command != Command::CREATE && command != Command::DHT
+            }
+            LinkContext::RelayFromReader => {
+                command.is_known() && command != Command::CREATED && command != Command::DHT
+            }
             LinkContext::RelayFromRelay => command.is_known(),
         }
     }
@@ -89,6 +93,82 @@ impl HasKind for CellError {
 
 /// Largest handshake message carried in CREATE (`03-cells.md#create`).
 pub const MAX_CREATE_HANDSHAKE: usize = BODY_LEN - 4;
+/// Largest DHT fragment carried in one cell (`03-cells.md#dht`).
+pub const MAX_DHT_FRAGMENT: usize = BODY_LEN - 3;
+
+/// Split a DHT message into cell fragments: the first starts with the message's `u32` length
+/// (`03-cells.md#dht`).
+pub fn dht_fragments(msg: &[u8]) -> Vec<ChanMsg> {
+    let mut all = Vec::with_capacity(4 + msg.len());
+    all.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(u32::MAX).to_be_bytes());
+    all.extend_from_slice(msg);
+    all.chunks(MAX_DHT_FRAGMENT)
+        .enumerate()
+        .map(|(i, c)| ChanMsg::Dht {
+            first: i == 0,
+            data: c.to_vec(),
+        })
+        .collect()
+}
+
+/// Reassembles DHT messages from the fragments of one link, in order (`03-cells.md#dht`).
+#[derive(Debug, Default)]
+pub struct DhtReassembler {
+    partial: Option<(usize, Vec<u8>)>,
+}
+
+impl DhtReassembler {
+    /// Add a fragment; returns a whole message when one completes. `max` bounds the
+    /// announced length.
+    pub fn push(
+        &mut self,
+        first: bool,
+        data: &[u8],
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, DecodeError> {
+        if first {
+            if self.partial.is_some() {
+                return Err(DecodeError::InvalidValue {
+                    field: "dht fragment: new message before the last ended",
+                });
+            }
+            let mut r = Reader::new(data);
+            let len = usize::try_from(r.u32()?).unwrap_or(usize::MAX);
+            if len > max {
+                return Err(DecodeError::LengthOutOfRange {
+                    field: "dht message",
+                    len,
+                    max,
+                });
+            }
+            self.partial = Some((len, Vec::with_capacity(len.min(64 * 1024))));
+            return self.extend(r.rest());
+        }
+        if self.partial.is_none() {
+            return Err(DecodeError::InvalidValue {
+                field: "dht fragment: continuation without a start",
+            });
+        }
+        self.extend(data)
+    }
+
+    fn extend(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, DecodeError> {
+        let Some((len, buf)) = self.partial.as_mut() else {
+            return Ok(None);
+        };
+        if buf.len() + data.len() > *len {
+            return Err(DecodeError::TrailingBytes {
+                count: buf.len() + data.len() - *len,
+            });
+        }
+        buf.extend_from_slice(data);
+        if buf.len() == *len {
+            return Ok(self.partial.take().map(|(_, b)| b));
+        }
+        Ok(None)
+    }
+}
+
 /// Largest handshake message carried in CREATED (`03-cells.md#created`).
 pub const MAX_CREATED_HANDSHAKE: usize = BODY_LEN - 2;
 
@@ -166,6 +246,13 @@ pub enum ChanMsg {
         /// The sealed body.
         body: Box<[u8; BODY_LEN]>,
     },
+    /// A fragment of a DHT message (`03-cells.md#dht`).
+    Dht {
+        /// Whether this fragment starts a message.
+        first: bool,
+        /// The fragment's bytes.
+        data: Vec<u8>,
+    },
     /// Tear a circuit down.
     Destroy {
         /// The circuit.
@@ -189,18 +276,26 @@ impl ChanMsg {
             return Err(CellError::NotAllowed { command, context });
         }
         let circ = CircId::new(cell.circ_id);
+        let body_err = |source| CellError::Body { command, source };
         let circ_id = match (command.is_link_level(), circ) {
             (true, None) => {
-                return Ok(if command == Command::PADDING {
-                    ChanMsg::Padding
-                } else {
-                    ChanMsg::Rekey
-                });
+                return match command {
+                    Command::PADDING => Ok(ChanMsg::Padding),
+                    Command::DHT => {
+                        let mut r = Reader::new(&cell.body);
+                        let first = r.u8().map_err(body_err)? & 1 == 1;
+                        let data = r
+                            .u16_prefixed("dht.data", MAX_DHT_FRAGMENT)
+                            .map_err(body_err)?
+                            .to_vec();
+                        Ok(ChanMsg::Dht { first, data })
+                    }
+                    _ => Ok(ChanMsg::Rekey),
+                };
             }
             (false, Some(c)) => c,
             _ => return Err(CellError::CircIdRule { command }),
         };
-        let body_err = |source| CellError::Body { command, source };
         let mut r = Reader::new(&cell.body);
         Ok(match command {
             Command::CREATE => {
@@ -250,6 +345,11 @@ impl ChanMsg {
         let (circ_id, command) = match self {
             ChanMsg::Padding => (0, Command::PADDING),
             ChanMsg::Rekey => (0, Command::REKEY),
+            ChanMsg::Dht { first, data } => {
+                w.u8(u8::from(*first));
+                w.u16_prefixed("dht.data", data, MAX_DHT_FRAGMENT)?;
+                (0, Command::DHT)
+            }
             ChanMsg::Create { circ_id, body } => {
                 w.u16(body.handshake_type.0);
                 w.u16_prefixed("create.handshake", &body.handshake, MAX_CREATE_HANDSHAKE)?;

@@ -1,0 +1,364 @@
+//! Signed sites (`protocol-spec/07-sites.md`).
+//!
+//! - [`address`]: `<56 chars>.umbra` addresses with checksum and version.
+//! - [`manifest`]: the signed, sequence-numbered file map; `Unverified` → `Verified`.
+//! - [`SiteTracker`]: never go back to a lower sequence; keep proof of equivocation.
+//! - [`build`]: cut files into blocks and sign a manifest (the publisher's side).
+//!
+//! Not in this module: the DHT, storage, or transport (the node and the exit's `dht`
+//! service move records; see `dht/`).
+
+pub mod address;
+pub mod manifest;
+
+use std::collections::BTreeMap;
+
+use crate::crypto::hash;
+use crate::crypto::keys::IdentityKey;
+use crate::error::{ErrorKind, HasKind};
+use crate::time::WallTime;
+use crate::wire::DecodeError;
+
+use address::SiteAddress;
+use manifest::{BLOCK_SIZE, Entry, Manifest, Verified};
+
+/// Why a manifest, block or site operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// The bytes do not decode.
+    #[error("malformed manifest: {0}")]
+    Decode(#[from] DecodeError),
+    /// Unknown manifest version.
+    #[error("unknown manifest version {0}")]
+    Version(u8),
+    /// Over a limit (`07-sites.md#limits`).
+    #[error("manifest over the size or entry limits")]
+    TooLarge,
+    /// A path breaks the rules (`07-sites.md#paths`).
+    #[error("bad path in manifest")]
+    BadPath,
+    /// Entries not strictly sorted by path.
+    #[error("manifest entries not sorted and unique")]
+    Unsorted,
+    /// A block list does not match the file size.
+    #[error("block count does not match the file size")]
+    BlockCount,
+    /// A media type is empty or not printable ASCII.
+    #[error("bad media type")]
+    BadMediaType,
+    /// Signed by another key than the site's.
+    #[error("manifest is not for this site's key")]
+    WrongKey,
+    /// The signature does not verify.
+    #[error("manifest signature does not verify")]
+    BadSignature,
+    /// Expired.
+    #[error("manifest expired at {expires} (now {now})")]
+    Expired {
+        /// Expiry.
+        expires: u64,
+        /// The time checked.
+        now: u64,
+    },
+    /// Published in the future.
+    #[error("manifest published in the future")]
+    NotYetValid,
+    /// A lower sequence than one already seen (`07-sites.md#rollback-and-equivocation`).
+    #[error("rollback refused: sequence {got} is lower than {seen}")]
+    Rollback {
+        /// The highest sequence seen.
+        seen: u64,
+        /// The sequence offered.
+        got: u64,
+    },
+    /// A block's hash is not the one expected.
+    #[error("block hash mismatch")]
+    BlockHash,
+}
+
+impl HasKind for SiteError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SiteError::BadSignature | SiteError::WrongKey => ErrorKind::SignatureInvalid,
+            SiteError::Expired { .. } | SiteError::NotYetValid => ErrorKind::Expired,
+            SiteError::BlockHash => ErrorKind::CryptoFailure,
+            _ => ErrorKind::MalformedInput,
+        }
+    }
+}
+
+/// Check that `block` is the block whose hash is `expected`.
+pub fn verify_block(expected: &[u8; 32], block: &[u8]) -> Result<(), SiteError> {
+    if block.len() > BLOCK_SIZE || !hash::ct_eq_32(&hash::hash(block), expected) {
+        return Err(SiteError::BlockHash);
+    }
+    Ok(())
+}
+
+/// Two different manifests signed by one site key with the same sequence: proof the key
+/// holder equivocated (`07-sites.md#rollback-and-equivocation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The site.
+    pub site: SiteAddress,
+    /// The sequence both carry.
+    pub seq: u64,
+    /// One signed manifest.
+    pub first: Vec<u8>,
+    /// The other.
+    pub second: Vec<u8>,
+}
+
+/// What [`SiteTracker::observe`] concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// A higher sequence than before (or the first seen): use it.
+    Newer,
+    /// The same manifest as before.
+    Same,
+    /// Same sequence, different manifest: recorded as equivocation; the first one stays.
+    Equivocation,
+}
+
+/// Per-site memory of the highest manifest seen: rollback refused, equivocation recorded.
+#[derive(Debug, Clone, Default)]
+pub struct SiteTracker {
+    seen: BTreeMap<[u8; 32], (u64, [u8; 32], Vec<u8>)>,
+    equivocations: Vec<Equivocation>,
+}
+
+impl SiteTracker {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        SiteTracker::default()
+    }
+
+    /// The highest sequence seen for a site.
+    pub fn highest(&self, site: &SiteAddress) -> Option<u64> {
+        self.seen.get(&site.0.to_bytes()).map(|s| s.0)
+    }
+
+    /// Proofs of equivocation recorded so far.
+    pub fn equivocations(&self) -> &[Equivocation] {
+        &self.equivocations
+    }
+
+    /// Consider a verified manifest: refuses a lower sequence than seen.
+    pub fn observe(&mut self, m: &Verified) -> Result<Observed, SiteError> {
+        let site = m.manifest().address();
+        let key = site.0.to_bytes();
+        let seq = m.manifest().seq;
+        let digest = m.digest();
+        match self.seen.get(&key) {
+            Some((seen, _, _)) if seq < *seen => Err(SiteError::Rollback {
+                seen: *seen,
+                got: seq,
+            }),
+            Some((seen, d, _)) if seq == *seen && *d == digest => Ok(Observed::Same),
+            Some((seen, _, first)) if seq == *seen => {
+                let proof = Equivocation {
+                    site,
+                    seq,
+                    first: first.clone(),
+                    second: m.bytes().to_vec(),
+                };
+                if !self.equivocations.contains(&proof) {
+                    self.equivocations.push(proof);
+                }
+                Ok(Observed::Equivocation)
+            }
+            _ => {
+                self.seen.insert(key, (seq, digest, m.bytes().to_vec()));
+                Ok(Observed::Newer)
+            }
+        }
+    }
+}
+
+/// The media type served for a path, by extension (`07-sites.md#media-types`).
+pub fn media_type(path: &str) -> &'static str {
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "xml" => "application/xml",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A site ready to publish: the signed manifest and every block by hash.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The signed manifest's wire bytes.
+    pub manifest: Vec<u8>,
+    /// The manifest's content.
+    pub parsed: Manifest,
+    /// Blocks by hash (each stored once however often it occurs).
+    pub blocks: BTreeMap<[u8; 32], Vec<u8>>,
+}
+
+/// Cut `files` (path, content) into blocks and sign a manifest with sequence `seq`, valid
+/// from `now` for `lifetime_secs`.
+pub fn build(
+    key: &IdentityKey,
+    files: &[(String, Vec<u8>)],
+    seq: u64,
+    now: WallTime,
+    lifetime_secs: u64,
+) -> Result<Built, SiteError> {
+    let mut entries = Vec::with_capacity(files.len());
+    let mut blocks = BTreeMap::new();
+    for (path, content) in files {
+        manifest::check_path(path)?;
+        let mut list = Vec::new();
+        for chunk in content.chunks(BLOCK_SIZE) {
+            let h = hash::hash(chunk);
+            blocks.entry(h).or_insert_with(|| chunk.to_vec());
+            list.push(h);
+        }
+        entries.push(Entry {
+            path: path.clone(),
+            size: content.len() as u64,
+            hash: hash::hash(content),
+            media_type: media_type(path).to_string(),
+            blocks: list,
+        });
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let parsed = Manifest {
+        site: key.public(),
+        seq,
+        published: now,
+        expires: WallTime(now.0 + lifetime_secs),
+        entries,
+    };
+    let manifest = parsed.sign(key)?;
+    Ok(Built {
+        manifest,
+        parsed,
+        blocks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manifest::{BLOCK_SIZE, check_path, parse};
+    use super::{Observed, SiteError, SiteTracker, build, verify_block};
+    use crate::crypto::keys::IdentityKey;
+    use crate::time::WallTime;
+
+    fn files() -> Vec<(String, Vec<u8>)> {
+        vec![
+            ("index.html".into(), b"<h1>hi</h1>".to_vec()),
+            (
+                "img/big.bin".into(),
+                (0..BLOCK_SIZE * 2 + 5).map(|i| i as u8).collect(),
+            ),
+            ("empty.txt".into(), vec![]),
+        ]
+    }
+
+    #[test]
+    fn build_parse_verify() {
+        let k = IdentityKey::from_secret_bytes([1; 32]);
+        let b = build(&k, &files(), 1, WallTime(1000), 3600).unwrap();
+        assert_eq!(b.parsed.entries.len(), 3);
+        assert_eq!(b.parsed.entry("img/big.bin").unwrap().blocks.len(), 3);
+        assert_eq!(b.parsed.entry("empty.txt").unwrap().blocks.len(), 0);
+        let addr = b.parsed.address();
+        let v = parse(&b.manifest)
+            .unwrap()
+            .verify(&addr, WallTime(2000))
+            .unwrap();
+        assert_eq!(v.manifest(), &b.parsed);
+        for (h, blk) in &b.blocks {
+            verify_block(h, blk).unwrap();
+        }
+        assert_eq!(verify_block(&[0; 32], b"x"), Err(SiteError::BlockHash));
+        // Expired, wrong key, bad signature.
+        assert!(matches!(
+            parse(&b.manifest).unwrap().verify(&addr, WallTime(4600)),
+            Err(SiteError::Expired { .. })
+        ));
+        let other = IdentityKey::from_secret_bytes([2; 32]);
+        assert_eq!(
+            parse(&b.manifest)
+                .unwrap()
+                .verify(&super::address::SiteAddress(other.public()), WallTime(2000))
+                .unwrap_err(),
+            SiteError::WrongKey
+        );
+        let mut bad = b.manifest.clone();
+        let n = bad.len();
+        bad[n - 70] ^= 1;
+        assert!(
+            parse(&bad)
+                .map(|u| u.verify(&addr, WallTime(2000)))
+                .is_err()
+                || parse(&bad).unwrap().verify(&addr, WallTime(2000)).is_err()
+        );
+    }
+
+    #[test]
+    fn rollback_refused_equivocation_recorded() {
+        let k = IdentityKey::from_secret_bytes([1; 32]);
+        let addr = super::address::SiteAddress(k.public());
+        let v = |seq, content: &[u8]| {
+            let b = build(
+                &k,
+                &[("a".into(), content.to_vec())],
+                seq,
+                WallTime(1000),
+                3600,
+            )
+            .unwrap();
+            parse(&b.manifest)
+                .unwrap()
+                .verify(&addr, WallTime(1001))
+                .unwrap()
+        };
+        let mut t = SiteTracker::new();
+        assert_eq!(t.observe(&v(2, b"x")), Ok(Observed::Newer));
+        assert_eq!(t.observe(&v(2, b"x")), Ok(Observed::Same));
+        assert_eq!(
+            t.observe(&v(1, b"old")),
+            Err(SiteError::Rollback { seen: 2, got: 1 })
+        );
+        assert_eq!(t.observe(&v(2, b"other")), Ok(Observed::Equivocation));
+        assert_eq!(t.equivocations().len(), 1);
+        assert_eq!(t.observe(&v(3, b"new")), Ok(Observed::Newer));
+        assert_eq!(t.highest(&addr), Some(3));
+    }
+
+    #[test]
+    fn paths_are_checked() {
+        for bad in [
+            "", "/abs", "a//b", "../x", "a/./b", "a\\b", "dir/", "a\u{0}b",
+        ] {
+            assert_eq!(check_path(bad), Err(SiteError::BadPath), "{bad:?}");
+        }
+        for good in ["index.html", "a/b/c.css", "ünï/çødé.txt"] {
+            assert_eq!(check_path(good), Ok(()));
+        }
+    }
+}
