@@ -31,6 +31,7 @@
 
 pub mod circuit;
 pub mod crypto;
+pub mod dht;
 pub mod directory;
 pub mod error;
 pub mod flow;

@@ -33,6 +33,8 @@ pub(crate) struct LinkEntry {
     next_circ: u32,
     /// Messages queued before the handshake finished.
     pub(crate) queued: Vec<ChanMsg>,
+    /// DHT message being reassembled from this link (`03-cells.md#dht`).
+    pub(crate) dht_in: crate::wire::restrict::DhtReassembler,
 }
 
 impl LinkEntry {
@@ -47,6 +49,7 @@ impl LinkEntry {
             dialled,
             next_circ: 0,
             queued: Vec::new(),
+            dht_in: crate::wire::restrict::DhtReassembler::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 //!
 //! Not in this module: sockets, clocks, tasks (the runtime and the simulator drive it).
 
+mod content;
 mod links;
 mod routing;
 
@@ -57,6 +58,10 @@ pub struct NodeConfig {
     pub wall_at_zero: WallTime,
     /// Keep an observation log (simulator privacy checks).
     pub record_observations: bool,
+    /// DHT parameters (relays).
+    pub dht: crate::dht::DhtConfig,
+    /// Bytes of others' records a relay stores at most.
+    pub store_quota: u64,
 }
 
 impl Default for NodeConfig {
@@ -68,6 +73,8 @@ impl Default for NodeConfig {
             build_attempts: 5,
             wall_at_zero: WallTime(0),
             record_observations: false,
+            dht: crate::dht::DhtConfig::default(),
+            store_quota: 1 << 30,
         }
     }
 }
@@ -173,6 +180,7 @@ pub struct Observed {
 enum Waiter {
     Launch(CircHandle, Vec<HopSpec>),
     Extend(CircKey),
+    Dht(NodeId, Vec<crate::wire::restrict::ChanMsg>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -209,6 +217,8 @@ pub struct Node {
     errors: VecDeque<NodeError>,
     error_count: u64,
     retry: Vec<CircHandle>,
+    dht: Option<crate::dht::Dht>,
+    content: content::ContentState,
 }
 
 impl Node {
@@ -256,7 +266,30 @@ impl Node {
             errors: VecDeque::new(),
             error_count: 0,
             retry: Vec::new(),
+            dht: None,
+            content: content::ContentState::default(),
         }
+    }
+
+    /// Make this relay a DHT node with `store` (default: an in-memory store of
+    /// `store_quota` bytes). Call before [`Node::dht_bootstrap`].
+    pub fn enable_dht(
+        &mut self,
+        now: Time,
+        store: Option<Box<dyn crate::dht::store::RecordStore>>,
+    ) {
+        let Some(me) = self.me else { return };
+        let store = store
+            .unwrap_or_else(|| Box::new(crate::dht::store::MemoryStore::new(self.cfg.store_quota)));
+        let mut dht = crate::dht::Dht::new(
+            me,
+            self.cfg.dht,
+            store,
+            Box::new(content::SiteValidator),
+            now,
+        );
+        dht.set_known(self.directory.relays().map(|d| d.node_id()).collect());
+        self.dht = Some(dht);
     }
 
     /// This relay's node id (`None` for a reader).
@@ -358,7 +391,8 @@ impl Node {
             .min();
         let client = self.client.poll_timeout();
         let relay = self.switch.as_ref().and_then(Switch::poll_timeout);
-        [links, client, relay].into_iter().flatten().min()
+        let dht = self.dht.as_ref().and_then(crate::dht::Dht::poll_timeout);
+        [links, client, relay, dht].into_iter().flatten().min()
     }
 
     /// Run every timer due at `now`.
@@ -380,6 +414,10 @@ impl Node {
         self.client.handle_timeout(now);
         if let Some(s) = self.switch.as_mut() {
             s.handle_timeout(now);
+        }
+        let wall = self.wall(now);
+        if let Some(d) = self.dht.as_mut() {
+            d.handle_timeout(now, wall);
         }
         self.pump(now);
     }
@@ -545,6 +583,11 @@ impl Node {
                     s.attach_next(now, from, (link, circ_id));
                 }
             }
+            Waiter::Dht(_, cells) => {
+                for c in cells {
+                    self.link_send(link, c);
+                }
+            }
         }
     }
 
@@ -558,6 +601,11 @@ impl Node {
                 Waiter::Extend(from) => {
                     if let Some(s) = self.switch.as_mut() {
                         s.extend_failed(from, DestroyReason::UNREACHABLE);
+                    }
+                }
+                Waiter::Dht(to, _) => {
+                    if let Some(d) = self.dht.as_mut() {
+                        d.unreachable(_now, to);
                     }
                 }
             }

@@ -205,6 +205,10 @@ impl Node {
                         .map(|s| s.handle_relay(now, link, circ_id, body))
                 }
             }
+            ChanMsg::Dht { first, data } => {
+                self.on_dht_fragment(now, link, peer, first, &data);
+                None
+            }
             ChanMsg::Destroy { circ_id, reason } => {
                 if self.client.owns(link, circ_id) {
                     self.client.handle_destroy(link, circ_id, reason);
@@ -297,6 +301,12 @@ impl Node {
                             self.with_link(now, target, Purpose::Relay, Waiter::Extend(from));
                         }
                     }
+                    RelayAction::ServiceData {
+                        circ,
+                        stream_id,
+                        data,
+                    } => self.on_service_data(now, circ, stream_id, &data),
+                    RelayAction::CircuitGone { circ } => self.on_circuit_gone(circ),
                     RelayAction::Observe(what) => {
                         if self.cfg.record_observations {
                             let circ_link = match &what {
@@ -312,6 +322,10 @@ impl Node {
                         }
                     }
                 }
+            }
+            while let Some(a) = self.dht.as_mut().and_then(|d| d.poll_action()) {
+                progress = true;
+                self.on_dht_action(now, a);
             }
             for circ in std::mem::take(&mut self.retry) {
                 progress = true;

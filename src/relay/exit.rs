@@ -15,6 +15,20 @@ use crate::wire::relay_msg::RelayMsg;
 
 /// The echo service's name.
 pub const ECHO: &[u8] = b"echo";
+/// The content service's name: DHT lookups and stores for the reader (`06-dht.md#exit-requests`).
+pub const DHT: &[u8] = b"dht";
+
+/// A service at the last hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Send every byte back.
+    Echo,
+    /// Content requests, answered by the node.
+    Dht,
+}
+
+/// Bytes a service stream may have queued towards the reader (`09-relay.md#limits`).
+pub const MAX_SERVICE_QUEUE: usize = 4 << 20;
 
 /// END reasons (`05-streams.md#end-reasons`).
 pub mod end_reason {
@@ -38,6 +52,7 @@ pub enum ExitError {
 
 #[derive(Debug)]
 struct ExitStream {
+    service: Service,
     send: SendWindow,
     recv: RecvWindow,
     pending: VecDeque<Vec<u8>>,
@@ -67,23 +82,34 @@ impl ExitCirc {
         self.streams.values().map(|s| s.pending.len()).sum()
     }
 
-    /// Handle a stream message; the replies (to seal backward, in order) go into `out`.
-    pub fn handle(&mut self, msg: RelayMsg, out: &mut Vec<RelayMsg>) -> Result<(), ExitError> {
+    /// Handle a stream message; the replies (to seal backward, in order) go into `out`, and
+    /// data for node-run services into `delivered` as (stream, bytes).
+    pub fn handle(
+        &mut self,
+        msg: RelayMsg,
+        out: &mut Vec<RelayMsg>,
+        delivered: &mut Vec<(u16, Vec<u8>)>,
+    ) -> Result<(), ExitError> {
         match msg {
             RelayMsg::Begin { stream_id, service } => {
                 if stream_id == 0 || self.streams.contains_key(&stream_id) {
                     return Err(ExitError::Stream("BEGIN for stream 0 or an open stream"));
                 }
-                if service != ECHO {
-                    out.push(RelayMsg::End {
-                        stream_id,
-                        reason: end_reason::NO_SERVICE,
-                    });
-                    return Ok(());
-                }
+                let service = match &service[..] {
+                    ECHO => Service::Echo,
+                    DHT => Service::Dht,
+                    _ => {
+                        out.push(RelayMsg::End {
+                            stream_id,
+                            reason: end_reason::NO_SERVICE,
+                        });
+                        return Ok(());
+                    }
+                };
                 self.streams.insert(
                     stream_id,
                     ExitStream {
+                        service,
                         send: SendWindow::new(STREAM_WINDOW, STREAM_INCREMENT),
                         recv: RecvWindow::new(STREAM_WINDOW, STREAM_INCREMENT),
                         pending: VecDeque::new(),
@@ -98,7 +124,19 @@ impl ExitCirc {
                     .get_mut(&stream_id)
                     .ok_or(ExitError::Stream("DATA for an unknown stream"))?;
                 s.recv.receive()?;
-                s.pending.push_back(data);
+                match s.service {
+                    Service::Echo => s.pending.push_back(data),
+                    Service::Dht => {
+                        // Consumed by the node at once: return the credit now.
+                        for _ in 0..s.recv.consume(1) {
+                            out.push(RelayMsg::Sendme { stream_id });
+                        }
+                        for _ in 0..self.recv.consume(1) {
+                            out.push(RelayMsg::Sendme { stream_id: 0 });
+                        }
+                        delivered.push((stream_id, data));
+                    }
+                }
             }
             RelayMsg::End { stream_id, .. } => {
                 self.streams
@@ -119,7 +157,29 @@ impl ExitCirc {
         Ok(())
     }
 
-    /// Echo what the windows allow, returning credit for what went out.
+    /// Queue bytes a node-run service sends on `stream_id`; refused past the queue limit.
+    pub fn service_send(
+        &mut self,
+        stream_id: u16,
+        data: &[u8],
+        out: &mut Vec<RelayMsg>,
+    ) -> Result<(), ExitError> {
+        let s = self
+            .streams
+            .get_mut(&stream_id)
+            .ok_or(ExitError::Stream("reply on a closed stream"))?;
+        let queued: usize = s.pending.iter().map(Vec::len).sum();
+        if queued + data.len() > MAX_SERVICE_QUEUE {
+            return Err(ExitError::Stream("service queue full"));
+        }
+        for chunk in data.chunks(crate::wire::relay_msg::MAX_DATA) {
+            s.pending.push_back(chunk.to_vec());
+        }
+        self.flush(out);
+        Ok(())
+    }
+
+    /// Send what the windows allow; for echo, return credit for what went out.
     fn flush(&mut self, out: &mut Vec<RelayMsg>) {
         let mut progress = true;
         while progress && self.send.available() > 0 {
@@ -137,11 +197,13 @@ impl ExitCirc {
                 s.send.take();
                 self.send.take();
                 out.push(RelayMsg::Data { stream_id, data });
-                for _ in 0..s.recv.consume(1) {
-                    out.push(RelayMsg::Sendme { stream_id });
-                }
-                for _ in 0..self.recv.consume(1) {
-                    out.push(RelayMsg::Sendme { stream_id: 0 });
+                if s.service == Service::Echo {
+                    for _ in 0..s.recv.consume(1) {
+                        out.push(RelayMsg::Sendme { stream_id });
+                    }
+                    for _ in 0..self.recv.consume(1) {
+                        out.push(RelayMsg::Sendme { stream_id: 0 });
+                    }
                 }
                 progress = true;
             }

@@ -112,6 +112,20 @@ pub enum RelayAction {
     },
     /// Record an observation.
     Observe(Observation),
+    /// Bytes for a node-run service (`dht`) on a stream of a circuit ending here.
+    ServiceData {
+        /// The circuit.
+        circ: CircKey,
+        /// The stream.
+        stream_id: u16,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A circuit ending here closed: forget its service streams.
+    CircuitGone {
+        /// The circuit.
+        circ: CircKey,
+    },
 }
 
 /// Why the switch refused something. The circuit concerned is closed; the link stays.
@@ -501,11 +515,21 @@ impl Switch {
                     return Err(RelayError::UnknownCircuit);
                 };
                 let mut replies = Vec::new();
-                e.exit
-                    .get_or_insert_with(ExitCirc::default)
-                    .handle(other, &mut replies)?;
+                let mut delivered = Vec::new();
+                e.exit.get_or_insert_with(ExitCirc::default).handle(
+                    other,
+                    &mut replies,
+                    &mut delivered,
+                )?;
                 for r in replies {
                     self.reply(key, &r)?;
+                }
+                for (stream_id, data) in delivered {
+                    self.actions.push_back(RelayAction::ServiceData {
+                        circ: key,
+                        stream_id,
+                        data,
+                    });
                 }
                 Ok(())
             }
@@ -531,6 +555,27 @@ impl Switch {
                 body: Box::new(body),
             },
         );
+        Ok(())
+    }
+
+    /// A node-run service sends `data` on `stream_id` of circuit `circ`.
+    pub fn service_send(
+        &mut self,
+        circ: CircKey,
+        stream_id: u16,
+        data: &[u8],
+    ) -> Result<(), RelayError> {
+        let Some(e) = self.circuits.get_mut(&circ) else {
+            return Err(RelayError::UnknownCircuit);
+        };
+        let Some(exit) = e.exit.as_mut() else {
+            return Err(RelayError::State("no streams on this circuit"));
+        };
+        let mut replies = Vec::new();
+        exit.service_send(stream_id, data, &mut replies)?;
+        for r in replies {
+            self.reply(circ, &r)?;
+        }
         Ok(())
     }
 
@@ -637,6 +682,10 @@ impl Switch {
         let Some(e) = self.circuits.remove(&key) else {
             return;
         };
+        if e.exit.is_some() {
+            self.actions
+                .push_back(RelayAction::CircuitGone { circ: key });
+        }
         if let Some(n) = self.per_link.get_mut(&key.0) {
             *n = n.saturating_sub(1);
             if *n == 0 {

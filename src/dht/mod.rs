@@ -1,0 +1,515 @@
+//! Sans-IO Kademlia (`protocol-spec/06-dht.md`).
+//!
+//! [`Dht`] owns the routing table, the record store and the running lookups. It never
+//! sends: it queues [`DhtAction::Send`] for a node id, and the node decides how the RPC
+//! travels (always over a relay link; readers' requests reach it only through the exit's
+//! `dht` service). Records are validated through a [`RecordValidator`] the node supplies
+//! (manifest signatures live in `site/`). For manifests a lookup asks every one of the k
+//! closest nodes and keeps the highest valid sequence, so one node lying "not found" or
+//! serving an old version cannot hide the current one.
+//!
+//! Not in this module: links, cells, circuits, or site verification.
+
+pub mod lookup;
+pub mod routing;
+pub mod store;
+
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::crypto::keys::NodeId;
+use crate::time::{Time, WallTime};
+use crate::wire::dht_msg::{DhtMsg, MAX_NODES, Record, RecordKind};
+use lookup::Lookup;
+use routing::RoutingTable;
+use store::{RecordInfo, RecordStore, StoreError};
+
+/// DHT parameters (`06-dht.md#parameters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DhtConfig {
+    /// Bucket size and lookup width.
+    pub k: usize,
+    /// Requests in flight per lookup.
+    pub alpha: usize,
+    /// Storers per record (`rationale.md#replication`).
+    pub replication: usize,
+    /// How long an RPC may take.
+    pub rpc_timeout: Duration,
+    /// How often held records are pushed to the current closest nodes.
+    pub republish_interval: Duration,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        DhtConfig {
+            k: 20,
+            alpha: 3,
+            replication: 8,
+            rpc_timeout: Duration::from_secs(5),
+            republish_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why a record is not acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordRefusal {
+    /// It does not verify (signature, hash, key, format).
+    #[error("invalid record")]
+    Invalid,
+    /// It expired.
+    #[error("expired record")]
+    Expired,
+    /// An unknown kind.
+    #[error("unknown record kind")]
+    Kind,
+}
+
+/// Validates records (the node supplies one backed by `site/`).
+pub trait RecordValidator: Send + std::fmt::Debug {
+    /// Check a record at `now`.
+    fn validate(&self, record: &Record, now: WallTime) -> Result<RecordInfo, RecordRefusal>;
+}
+
+/// A running lookup's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LookupId(pub u64);
+
+/// What a lookup is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// The k closest nodes.
+    Nodes,
+    /// A record of this kind.
+    Value(RecordKind),
+    /// Store this record on the `replication` closest nodes.
+    Store(Record),
+}
+
+/// How a lookup ended (an outcome, not an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupOutcome {
+    /// The closest nodes that answered.
+    Nodes(Vec<NodeId>),
+    /// A valid record (for manifests: the highest sequence among the closest nodes).
+    Found(Record),
+    /// No valid record.
+    NotFound,
+    /// How many storers accepted the record.
+    Stored(u8),
+}
+
+/// What the DHT asks of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhtAction {
+    /// Send an RPC to a relay.
+    Send {
+        /// The relay.
+        to: NodeId,
+        /// The message.
+        msg: DhtMsg,
+    },
+    /// A lookup finished.
+    Done {
+        /// Which.
+        id: LookupId,
+        /// How.
+        outcome: LookupOutcome,
+        /// Sequential rounds of requests it took.
+        rounds: u32,
+    },
+}
+
+#[derive(Debug)]
+struct Active {
+    lookup: Lookup,
+    goal: Goal,
+    best: Option<(Record, RecordInfo)>,
+    storing: Option<(BTreeSet<NodeId>, u8)>,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DhtStats {
+    /// RPCs answered.
+    pub rpcs_in: u64,
+    /// RPCs sent.
+    pub rpcs_out: u64,
+    /// Records refused as invalid.
+    pub invalid_records: u64,
+    /// Lookups finished.
+    pub lookups: u64,
+}
+
+/// The DHT engine of one relay.
+#[derive(Debug)]
+pub struct Dht {
+    me: NodeId,
+    cfg: DhtConfig,
+    table: RoutingTable,
+    store: Box<dyn RecordStore>,
+    validator: Box<dyn RecordValidator>,
+    known: BTreeSet<NodeId>,
+    lookups: BTreeMap<LookupId, Active>,
+    pending: BTreeMap<(NodeId, u32), (LookupId, Time)>,
+    next_rpc: u32,
+    next_lookup: u64,
+    actions: VecDeque<DhtAction>,
+    next_republish: Time,
+    stats: DhtStats,
+}
+
+impl Dht {
+    /// A DHT node `me`.
+    pub fn new(
+        me: NodeId,
+        cfg: DhtConfig,
+        store: Box<dyn RecordStore>,
+        validator: Box<dyn RecordValidator>,
+        now: Time,
+    ) -> Dht {
+        Dht {
+            me,
+            cfg,
+            table: RoutingTable::new(me, cfg.k),
+            store,
+            validator,
+            known: BTreeSet::new(),
+            lookups: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_rpc: 1,
+            next_lookup: 1,
+            actions: VecDeque::new(),
+            next_republish: now + cfg.republish_interval,
+            stats: DhtStats::default(),
+        }
+    }
+
+    /// The relays the node can reach (from its directory); others in answers are ignored.
+    pub fn set_known(&mut self, known: BTreeSet<NodeId>) {
+        self.known = known;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DhtStats {
+        self.stats
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// The record store.
+    pub fn store_mut(&mut self) -> &mut dyn RecordStore {
+        self.store.as_mut()
+    }
+
+    /// The next action.
+    pub fn poll_action(&mut self) -> Option<DhtAction> {
+        self.actions.pop_front()
+    }
+
+    /// Join: learn `seeds` and look up our own id (`06-dht.md#joining`).
+    pub fn bootstrap(&mut self, now: Time, seeds: &[NodeId]) -> LookupId {
+        for s in seeds {
+            if *s != self.me {
+                self.table.seen(*s);
+            }
+        }
+        let me = self.me.0;
+        self.start(now, me, Goal::Nodes)
+    }
+
+    /// Start a lookup for `target`.
+    pub fn start(&mut self, now: Time, target: [u8; 32], goal: Goal) -> LookupId {
+        let id = LookupId(self.next_lookup);
+        self.next_lookup += 1;
+        let seeds = self.table.closest(&target, self.cfg.k);
+        let lookup = Lookup::new(target, &seeds, self.cfg.k, self.cfg.alpha);
+        self.lookups.insert(
+            id,
+            Active {
+                lookup,
+                goal,
+                best: None,
+                storing: None,
+            },
+        );
+        self.drive(now, id);
+        id
+    }
+
+    fn send(&mut self, now: Time, to: NodeId, lookup: LookupId, make: impl FnOnce(u32) -> DhtMsg) {
+        let rpc = self.next_rpc;
+        self.next_rpc = self.next_rpc.wrapping_add(1).max(1);
+        self.pending
+            .insert((to, rpc), (lookup, now + self.cfg.rpc_timeout));
+        self.stats.rpcs_out += 1;
+        self.actions
+            .push_back(DhtAction::Send { to, msg: make(rpc) });
+    }
+
+    fn drive(&mut self, now: Time, id: LookupId) {
+        let Some(a) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        if a.storing.is_some() {
+            if a.storing.as_ref().is_some_and(|(p, _)| p.is_empty()) {
+                self.finish(id);
+            }
+            return;
+        }
+        // A block found is final; a manifest waits for every close node (cross-check).
+        let found_block =
+            matches!(a.goal, Goal::Value(k) if k != RecordKind::MANIFEST) && a.best.is_some();
+        if found_block || a.lookup.is_done() {
+            if let Goal::Store(record) = &a.goal {
+                let record = record.clone();
+                let targets = a.lookup.closest_answered(self.cfg.replication);
+                if targets.is_empty() {
+                    self.finish(id);
+                    return;
+                }
+                a.storing = Some((targets.iter().copied().collect(), 0));
+                for t in targets {
+                    let r = record.clone();
+                    self.send(now, t, id, |rpc| DhtMsg::Store { id: rpc, record: r });
+                }
+                return;
+            }
+            self.finish(id);
+            return;
+        }
+        let next = a.lookup.next();
+        let target = *a.lookup.target();
+        let goal = a.goal.clone();
+        for to in next {
+            match &goal {
+                Goal::Value(kind) => {
+                    let kind = *kind;
+                    self.send(now, to, id, |rpc| DhtMsg::FindValue {
+                        id: rpc,
+                        key: target,
+                        kind,
+                    });
+                }
+                _ => self.send(now, to, id, |rpc| DhtMsg::FindNode { id: rpc, target }),
+            }
+        }
+        if self.lookups.get(&id).is_some_and(|a| a.lookup.is_done()) {
+            self.drive(now, id);
+        }
+    }
+
+    fn finish(&mut self, id: LookupId) {
+        let Some(a) = self.lookups.remove(&id) else {
+            return;
+        };
+        self.pending.retain(|_, (l, _)| *l != id);
+        let outcome = match (&a.goal, a.best, a.storing) {
+            (Goal::Store(_), _, Some((_, acks))) => LookupOutcome::Stored(acks),
+            (Goal::Store(_), _, None) => LookupOutcome::Stored(0),
+            (Goal::Value(_), Some((r, _)), _) => LookupOutcome::Found(r),
+            (Goal::Value(_), None, _) => LookupOutcome::NotFound,
+            (Goal::Nodes, _, _) => LookupOutcome::Nodes(a.lookup.closest_answered(self.cfg.k)),
+        };
+        self.stats.lookups += 1;
+        self.actions.push_back(DhtAction::Done {
+            id,
+            outcome,
+            rounds: a.lookup.rounds,
+        });
+    }
+
+    /// Validate and keep a record locally (a publisher's own records are pinned).
+    pub fn store_local(
+        &mut self,
+        record: &Record,
+        now: WallTime,
+        pinned: bool,
+    ) -> Result<(), StoreError> {
+        let info = self
+            .validator
+            .validate(record, now)
+            .map_err(|_| StoreError::Backend)?;
+        self.store.put(record, info, pinned).map(|_| ())
+    }
+
+    /// An RPC arrived from relay `from` (`06-dht.md#rpcs`).
+    pub fn handle_rpc(&mut self, now: Time, wall: WallTime, from: NodeId, msg: DhtMsg) {
+        if from == self.me {
+            return;
+        }
+        self.table.seen(from);
+        match msg {
+            DhtMsg::FindNode { id, target } => {
+                self.stats.rpcs_in += 1;
+                let nodes = self.closest_for(&target, from);
+                self.actions.push_back(DhtAction::Send {
+                    to: from,
+                    msg: DhtMsg::Nodes { id, nodes },
+                });
+            }
+            DhtMsg::FindValue { id, key, kind } => {
+                self.stats.rpcs_in += 1;
+                let msg = match self.store.get(kind, &key, wall) {
+                    Some(record) => DhtMsg::Value { id, record },
+                    None => DhtMsg::Nodes {
+                        id,
+                        nodes: self.closest_for(&key, from),
+                    },
+                };
+                self.actions.push_back(DhtAction::Send { to: from, msg });
+            }
+            DhtMsg::Store { id, record } => {
+                self.stats.rpcs_in += 1;
+                let status = match self.validator.validate(&record, wall) {
+                    Err(_) => {
+                        self.stats.invalid_records += 1;
+                        1
+                    }
+                    Ok(info) => match self.store.put(&record, info, false) {
+                        Ok(_) => 0,
+                        Err(StoreError::Quota | StoreError::Backend) => 2,
+                        Err(StoreError::Older | StoreError::Equivocation) => 3,
+                    },
+                };
+                self.actions.push_back(DhtAction::Send {
+                    to: from,
+                    msg: DhtMsg::Stored { id, status },
+                });
+            }
+            DhtMsg::Nodes { id, nodes } => {
+                let Some((lid, _)) = self.pending.remove(&(from, id)) else {
+                    return;
+                };
+                let nodes: Vec<NodeId> = nodes
+                    .into_iter()
+                    .map(NodeId)
+                    .filter(|n| *n != self.me)
+                    .collect();
+                let known = &self.known;
+                if let Some(a) = self.lookups.get_mut(&lid) {
+                    a.lookup.on_nodes(from, &nodes, |n| known.contains(n));
+                }
+                self.drive(now, lid);
+            }
+            DhtMsg::Value { id, record } => {
+                let Some((lid, _)) = self.pending.remove(&(from, id)) else {
+                    return;
+                };
+                let valid = self.validator.validate(&record, wall);
+                let Some(a) = self.lookups.get_mut(&lid) else {
+                    return;
+                };
+                let wanted = match (&a.goal, valid) {
+                    (Goal::Value(kind), Ok(info))
+                        if *kind == record.kind && &record.key == a.lookup.target() =>
+                    {
+                        Some(info)
+                    }
+                    _ => None,
+                };
+                match wanted {
+                    Some(info) => {
+                        a.lookup.on_value(from);
+                        if a.best.as_ref().is_none_or(|(_, b)| info.seq > b.seq) {
+                            a.best = Some((record, info));
+                        }
+                    }
+                    None => {
+                        // Junk: a forged or mismatched record. Ask someone else.
+                        self.stats.invalid_records += 1;
+                        a.lookup.on_failure(from);
+                        self.table.failed(from);
+                    }
+                }
+                self.drive(now, lid);
+            }
+            DhtMsg::Stored { id, status } => {
+                let Some((lid, _)) = self.pending.remove(&(from, id)) else {
+                    return;
+                };
+                if let Some(Active {
+                    storing: Some((waiting, acks)),
+                    ..
+                }) = self.lookups.get_mut(&lid)
+                {
+                    waiting.remove(&from);
+                    if status == 0 || status == 3 {
+                        *acks = acks.saturating_add(1);
+                    }
+                }
+                self.drive(now, lid);
+            }
+        }
+    }
+
+    fn closest_for(&self, target: &[u8; 32], asker: NodeId) -> Vec<[u8; 32]> {
+        self.table
+            .closest(target, MAX_NODES + 1)
+            .into_iter()
+            .filter(|n| *n != asker)
+            .take(MAX_NODES)
+            .map(|n| n.0)
+            .collect()
+    }
+
+    /// An RPC to `to` could not be sent (no link).
+    pub fn unreachable(&mut self, now: Time, to: NodeId) {
+        let keys: Vec<(NodeId, u32)> = self
+            .pending
+            .keys()
+            .filter(|(n, _)| *n == to)
+            .copied()
+            .collect();
+        self.table.failed(to);
+        for k in keys {
+            if let Some((lid, _)) = self.pending.remove(&k) {
+                self.fail_rpc(now, lid, to);
+            }
+        }
+    }
+
+    fn fail_rpc(&mut self, now: Time, lid: LookupId, to: NodeId) {
+        if let Some(a) = self.lookups.get_mut(&lid) {
+            a.lookup.on_failure(to);
+            if let Some((waiting, _)) = a.storing.as_mut() {
+                waiting.remove(&to);
+            }
+        }
+        self.drive(now, lid);
+    }
+
+    /// The earliest RPC deadline or republish time.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let rpc = self.pending.values().map(|(_, t)| *t).min();
+        Some(rpc.map_or(self.next_republish, |t| t.min(self.next_republish)))
+    }
+
+    /// Time out RPCs; republish held records when due (`06-dht.md#republishing`).
+    pub fn handle_timeout(&mut self, now: Time, wall: WallTime) {
+        let late: Vec<((NodeId, u32), LookupId)> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(k, (l, _))| (*k, *l))
+            .collect();
+        for ((to, rpc), lid) in late {
+            self.pending.remove(&(to, rpc));
+            self.table.failed(to);
+            self.fail_rpc(now, lid, to);
+        }
+        if now >= self.next_republish {
+            self.next_republish = now + self.cfg.republish_interval;
+            self.store.expire(wall);
+            for (kind, key) in self.store.keys() {
+                if let Some(record) = self.store.get(kind, &key, wall) {
+                    self.start(now, key, Goal::Store(record));
+                }
+            }
+        }
+    }
+}

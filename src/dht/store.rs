@@ -1,0 +1,252 @@
+//! Record storage (`protocol-spec/06-dht.md#store`): the [`RecordStore`] trait and an
+//! in-memory implementation with a quota, pinned records that are never evicted, and
+//! least-recently-used eviction of the rest. The on-disk store (redb) implements the same
+//! trait in the runtime.
+
+use std::collections::BTreeMap;
+
+use crate::time::WallTime;
+use crate::wire::dht_msg::{Record, RecordKind};
+
+/// What validation learned about a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// When it expires.
+    pub expires: WallTime,
+    /// Its sequence (manifests; 0 for blocks).
+    pub seq: u64,
+    /// BLAKE3 of the value (tells two values apart).
+    pub digest: [u8; 32],
+}
+
+/// The outcome of a put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored (new or newer).
+    Stored,
+    /// Already held.
+    Same,
+}
+
+/// Why a put was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Over quota even after evicting everything evictable.
+    #[error("storage quota reached")]
+    Quota,
+    /// A lower sequence than the record held (`07-sites.md#rollback-and-equivocation`).
+    #[error("older than the record held")]
+    Older,
+    /// Same sequence, different value: equivocation; the first stays.
+    #[error("equivocation: same sequence, different value")]
+    Equivocation,
+    /// The backing store failed.
+    #[error("storage failure")]
+    Backend,
+}
+
+/// Where a node keeps records.
+pub trait RecordStore: Send + std::fmt::Debug {
+    /// The record of `kind` under `key`, if held and not expired at `now`.
+    fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record>;
+    /// Keep a validated record; `pinned` records are never evicted.
+    fn put(
+        &mut self,
+        record: &Record,
+        info: RecordInfo,
+        pinned: bool,
+    ) -> Result<PutOutcome, StoreError>;
+    /// Drop expired records.
+    fn expire(&mut self, now: WallTime);
+    /// Every held (kind, key), for republishing.
+    fn keys(&self) -> Vec<(RecordKind, [u8; 32])>;
+    /// Bytes used.
+    fn used(&self) -> u64;
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    record: Record,
+    info: RecordInfo,
+    pinned: bool,
+    last_used: u64,
+}
+
+/// An in-memory store with a quota and LRU eviction.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    map: BTreeMap<(RecordKind, [u8; 32]), Held>,
+    quota: u64,
+    used: u64,
+    clock: u64,
+}
+
+impl MemoryStore {
+    /// A store holding at most `quota` bytes of values.
+    pub fn new(quota: u64) -> Self {
+        MemoryStore {
+            map: BTreeMap::new(),
+            quota,
+            used: 0,
+            clock: 0,
+        }
+    }
+
+    fn evict_for(&mut self, need: u64) -> bool {
+        while self.used + need > self.quota {
+            let victim = self
+                .map
+                .iter()
+                .filter(|(_, h)| !h.pinned)
+                .min_by_key(|(_, h)| h.last_used)
+                .map(|(k, _)| *k);
+            match victim {
+                Some(k) => {
+                    if let Some(h) = self.map.remove(&k) {
+                        self.used -= h.record.value.len() as u64;
+                    }
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+impl RecordStore for MemoryStore {
+    fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
+        self.clock += 1;
+        let clock = self.clock;
+        let h = self.map.get_mut(&(kind, *key))?;
+        if h.info.expires <= now {
+            return None;
+        }
+        h.last_used = clock;
+        Some(h.record.clone())
+    }
+
+    fn put(
+        &mut self,
+        record: &Record,
+        info: RecordInfo,
+        pinned: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        self.clock += 1;
+        let k = (record.kind, record.key);
+        if let Some(h) = self.map.get_mut(&k) {
+            if info.seq < h.info.seq {
+                return Err(StoreError::Older);
+            }
+            if info.seq == h.info.seq {
+                if info.digest != h.info.digest {
+                    return Err(StoreError::Equivocation);
+                }
+                h.pinned |= pinned;
+                h.last_used = self.clock;
+                return Ok(PutOutcome::Same);
+            }
+            let old = self
+                .map
+                .remove(&k)
+                .map_or(0, |h| h.record.value.len() as u64);
+            self.used -= old;
+        }
+        let need = record.value.len() as u64;
+        if !self.evict_for(need) {
+            return Err(StoreError::Quota);
+        }
+        self.used += need;
+        self.map.insert(
+            k,
+            Held {
+                record: record.clone(),
+                info,
+                pinned,
+                last_used: self.clock,
+            },
+        );
+        Ok(PutOutcome::Stored)
+    }
+
+    fn expire(&mut self, now: WallTime) {
+        let gone: Vec<_> = self
+            .map
+            .iter()
+            .filter(|(_, h)| h.info.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some(h) = self.map.remove(&k) {
+                self.used -= h.record.value.len() as u64;
+            }
+        }
+    }
+
+    fn keys(&self) -> Vec<(RecordKind, [u8; 32])> {
+        self.map.keys().copied().collect()
+    }
+
+    fn used(&self) -> u64 {
+        self.used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MemoryStore, PutOutcome, RecordInfo, RecordStore, StoreError};
+    use crate::time::WallTime;
+    use crate::wire::dht_msg::{Record, RecordKind};
+
+    fn rec(key: u8, len: usize) -> (Record, RecordInfo) {
+        (
+            Record {
+                kind: RecordKind::BLOCK,
+                key: [key; 32],
+                value: vec![key; len],
+            },
+            RecordInfo {
+                expires: WallTime(100),
+                seq: 0,
+                digest: [key; 32],
+            },
+        )
+    }
+
+    #[test]
+    fn quota_lru_and_pinning() {
+        let mut s = MemoryStore::new(100);
+        let (a, ai) = rec(1, 40);
+        let (b, bi) = rec(2, 40);
+        let (c, ci) = rec(3, 40);
+        s.put(&a, ai, true).unwrap();
+        s.put(&b, bi, false).unwrap();
+        assert_eq!(s.put(&b, bi, false), Ok(PutOutcome::Same));
+        s.put(&c, ci, false).unwrap(); // evicts b (a is pinned)
+        assert!(s.get(RecordKind::BLOCK, &[1; 32], WallTime(0)).is_some());
+        assert!(s.get(RecordKind::BLOCK, &[2; 32], WallTime(0)).is_none());
+        let (d, di) = rec(4, 90);
+        assert_eq!(s.put(&d, di, false), Err(StoreError::Quota));
+        s.expire(WallTime(100));
+        assert_eq!(s.used(), 0);
+    }
+
+    #[test]
+    fn sequences_only_go_up() {
+        let mut s = MemoryStore::new(1000);
+        let r = Record {
+            kind: RecordKind::MANIFEST,
+            key: [1; 32],
+            value: vec![1],
+        };
+        let info = |seq, d| RecordInfo {
+            expires: WallTime(100),
+            seq,
+            digest: [d; 32],
+        };
+        s.put(&r, info(2, 1), false).unwrap();
+        assert_eq!(s.put(&r, info(1, 2), false), Err(StoreError::Older));
+        assert_eq!(s.put(&r, info(2, 3), false), Err(StoreError::Equivocation));
+        assert_eq!(s.put(&r, info(3, 4), false), Ok(PutOutcome::Stored));
+    }
+}

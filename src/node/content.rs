@@ -1,0 +1,318 @@
+//! The node's content side (`protocol-spec/06-dht.md`): DHT RPCs over relay links, the
+//! exit's `dht` service for readers, and the record validator backed by `site/`.
+//! Part of [`super::Node`]; see its docs. This is the one place that decides how a DHT
+//! request travels: readers' requests arrive only through a circuit's `dht` stream; the
+//! DHT's own RPCs go over relay links.
+
+use core::net::SocketAddr;
+use std::collections::BTreeMap;
+
+use super::links::Purpose;
+use super::{Node, NodeError, Waiter};
+use crate::crypto::hash;
+use crate::crypto::keys::NodeId;
+use crate::dht::store::RecordInfo;
+use crate::dht::{DhtAction, Goal, LookupId, LookupOutcome, RecordRefusal, RecordValidator};
+use crate::ids::LinkId;
+use crate::link::Peer;
+use crate::relay::CircKey;
+use crate::site::{manifest, verify_block};
+use crate::time::{Time, WallTime};
+use crate::wire::dht_msg::{
+    DhtMsg, ExitReply, ExitRequest, MAX_MESSAGE, Record, RecordKind, StreamFramer,
+};
+use crate::wire::restrict::dht_fragments;
+
+/// Concurrent requests one `dht` stream may have running.
+const MAX_REQUESTS_PER_STREAM: usize = 64;
+
+/// Refusal codes in `REFUSED` (`06-dht.md#exit-requests`).
+mod refusal {
+    pub const INVALID: u8 = 1;
+    pub const BUSY: u8 = 2;
+    pub const NO_DHT: u8 = 3;
+}
+
+/// Validates records with the site rules (`06-dht.md#records`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SiteValidator;
+
+impl RecordValidator for SiteValidator {
+    fn validate(&self, record: &Record, now: WallTime) -> Result<RecordInfo, RecordRefusal> {
+        match record.kind {
+            RecordKind::BLOCK => {
+                verify_block(&record.key, &record.value).map_err(|_| RecordRefusal::Invalid)?;
+                Ok(RecordInfo {
+                    expires: WallTime(u64::MAX),
+                    seq: 0,
+                    digest: record.key,
+                })
+            }
+            RecordKind::MANIFEST => {
+                let u = manifest::parse(&record.value).map_err(|_| RecordRefusal::Invalid)?;
+                let site = u.claimed_site();
+                if site.dht_key() != record.key {
+                    return Err(RecordRefusal::Invalid);
+                }
+                let v = u.verify(&site, now).map_err(|e| match e {
+                    crate::site::SiteError::Expired { .. } => RecordRefusal::Expired,
+                    _ => RecordRefusal::Invalid,
+                })?;
+                Ok(RecordInfo {
+                    expires: v.manifest().expires,
+                    seq: v.manifest().seq,
+                    digest: hash::hash(&record.value),
+                })
+            }
+            _ => Err(RecordRefusal::Kind),
+        }
+    }
+}
+
+/// What a relay's DHT saw, for the simulator's privacy checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtObserved {
+    /// The address of the relay that asked.
+    pub from: SocketAddr,
+    /// The key asked about or stored.
+    pub key: [u8; 32],
+}
+
+/// Exit-side state of `dht` streams and the lookups run for them.
+#[derive(Debug, Default)]
+pub(crate) struct ContentState {
+    framers: BTreeMap<(CircKey, u16), StreamFramer>,
+    running: BTreeMap<LookupId, (CircKey, u16, u32)>,
+    /// Lookup rounds of finished lookups (for measurements).
+    pub(crate) rounds: Vec<u32>,
+    pub(crate) observed: Vec<DhtObserved>,
+}
+
+impl Node {
+    /// Join the DHT from `seeds` (relays from the directory).
+    pub fn dht_bootstrap(&mut self, now: Time, seeds: &[NodeId]) {
+        if let Some(d) = self.dht.as_mut() {
+            d.bootstrap(now, seeds);
+        }
+        self.pump(now);
+    }
+
+    /// Keep a record in this relay's own store, pinned (a publisher's own content).
+    pub fn dht_store_local(&mut self, now: Time, record: &Record) -> bool {
+        let wall = self.wall(now);
+        self.dht
+            .as_mut()
+            .is_some_and(|d| d.store_local(record, wall, true).is_ok())
+    }
+
+    /// The DHT, if this node is a relay with one.
+    pub fn dht(&self) -> Option<&crate::dht::Dht> {
+        self.dht.as_ref()
+    }
+
+    /// Rounds of every lookup this node finished.
+    pub fn lookup_rounds(&self) -> &[u32] {
+        &self.content.rounds
+    }
+
+    /// Keys this relay's DHT was asked about, and by whom (empty unless `record_observations`).
+    pub fn dht_observations(&self) -> &[DhtObserved] {
+        &self.content.observed
+    }
+
+    pub(super) fn on_dht_fragment(
+        &mut self,
+        now: Time,
+        link: LinkId,
+        peer: Option<Peer>,
+        first: bool,
+        data: &[u8],
+    ) {
+        let Some(Peer::Relay { identity, .. }) = peer else {
+            return;
+        };
+        let Some(entry) = self.links.get_mut(&link) else {
+            return;
+        };
+        let from_addr = entry.peer_addr;
+        let msg = match entry.dht_in.push(first, data, MAX_MESSAGE) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(_) => {
+                self.close_link(
+                    now,
+                    link,
+                    Some(crate::link::LinkError::Protocol {
+                        what: "bad DHT fragment",
+                    }),
+                    true,
+                );
+                return;
+            }
+        };
+        let msg = match DhtMsg::decode(&msg) {
+            Ok(m) => m,
+            Err(_) => {
+                self.close_link(
+                    now,
+                    link,
+                    Some(crate::link::LinkError::Protocol {
+                        what: "malformed DHT message",
+                    }),
+                    true,
+                );
+                return;
+            }
+        };
+        if self.cfg.record_observations {
+            let key = match &msg {
+                DhtMsg::FindNode { target, .. } => Some(*target),
+                DhtMsg::FindValue { key, .. } => Some(*key),
+                DhtMsg::Store { record, .. } => Some(record.key),
+                _ => None,
+            };
+            if let Some(key) = key {
+                self.content.observed.push(DhtObserved {
+                    from: from_addr,
+                    key,
+                });
+            }
+        }
+        let wall = self.wall(now);
+        if let Some(d) = self.dht.as_mut() {
+            d.handle_rpc(now, wall, identity.node_id(), msg);
+        }
+    }
+
+    pub(super) fn on_dht_action(&mut self, now: Time, a: DhtAction) {
+        match a {
+            DhtAction::Send { to, msg } => {
+                let cells = dht_fragments(&msg.encode());
+                if self.directory.get(&to).is_none() {
+                    if let Some(d) = self.dht.as_mut() {
+                        d.unreachable(now, to);
+                    }
+                    return;
+                }
+                self.with_link(now, to, Purpose::Relay, Waiter::Dht(to, cells));
+            }
+            DhtAction::Done {
+                id,
+                outcome,
+                rounds,
+            } => {
+                self.content.rounds.push(rounds);
+                let Some((circ, stream, req)) = self.content.running.remove(&id) else {
+                    return;
+                };
+                let reply = match outcome {
+                    LookupOutcome::Found(record) => ExitReply::Found { id: req, record },
+                    LookupOutcome::Stored(copies) => ExitReply::Stored { id: req, copies },
+                    LookupOutcome::NotFound | LookupOutcome::Nodes(_) => {
+                        ExitReply::NotFound { id: req }
+                    }
+                };
+                self.service_reply(circ, stream, &reply);
+            }
+        }
+    }
+
+    fn service_reply(&mut self, circ: CircKey, stream: u16, reply: &ExitReply) {
+        let bytes = StreamFramer::frame(&reply.encode());
+        if let Some(s) = self.switch.as_mut() {
+            if let Err(e) = s.service_send(circ, stream, &bytes) {
+                self.record(NodeError::Relay(e));
+            }
+        }
+    }
+
+    pub(super) fn on_service_data(&mut self, now: Time, circ: CircKey, stream: u16, data: &[u8]) {
+        let framer = self.content.framers.entry((circ, stream)).or_default();
+        framer.push(data);
+        let mut requests = Vec::new();
+        loop {
+            match framer.next() {
+                Ok(Some(m)) => requests.push(ExitRequest::decode(&m)),
+                Ok(None) => break,
+                Err(e) => {
+                    requests.push(Err(e));
+                    break;
+                }
+            }
+        }
+        for r in requests {
+            let Ok(req) = r else {
+                // A malformed request ends the stream's usefulness: refuse and forget it.
+                self.content.framers.remove(&(circ, stream));
+                self.service_reply(
+                    circ,
+                    stream,
+                    &ExitReply::Refused {
+                        id: 0,
+                        reason: refusal::INVALID,
+                    },
+                );
+                return;
+            };
+            self.start_exit_request(now, circ, stream, req);
+        }
+    }
+
+    fn start_exit_request(&mut self, now: Time, circ: CircKey, stream: u16, req: ExitRequest) {
+        let busy = self
+            .content
+            .running
+            .values()
+            .filter(|(c, s, _)| *c == circ && *s == stream)
+            .count()
+            >= MAX_REQUESTS_PER_STREAM;
+        let wall = self.wall(now);
+        let (id, goal, key) = match req {
+            ExitRequest::Get { id, kind, key } => (id, Goal::Value(kind), key),
+            ExitRequest::Put { id, record } => {
+                if SiteValidator.validate(&record, wall).is_err() {
+                    self.service_reply(
+                        circ,
+                        stream,
+                        &ExitReply::Refused {
+                            id,
+                            reason: refusal::INVALID,
+                        },
+                    );
+                    return;
+                }
+                let key = record.key;
+                (id, Goal::Store(record), key)
+            }
+        };
+        if busy {
+            self.service_reply(
+                circ,
+                stream,
+                &ExitReply::Refused {
+                    id,
+                    reason: refusal::BUSY,
+                },
+            );
+            return;
+        }
+        let Some(d) = self.dht.as_mut() else {
+            self.service_reply(
+                circ,
+                stream,
+                &ExitReply::Refused {
+                    id,
+                    reason: refusal::NO_DHT,
+                },
+            );
+            return;
+        };
+        let lookup = d.start(now, key, goal);
+        self.content.running.insert(lookup, (circ, stream, id));
+    }
+
+    pub(super) fn on_circuit_gone(&mut self, circ: CircKey) {
+        self.content.framers.retain(|(c, _), _| *c != circ);
+        self.content.running.retain(|_, (c, _, _)| *c != circ);
+    }
+}
