@@ -7,6 +7,7 @@
 //! scenarios and assertions (they live in `tests/`), or any real I/O.
 
 pub mod echo;
+pub mod site_jobs;
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
@@ -205,6 +206,28 @@ impl World {
         self.nodes.iter().position(|n| n.node.node_id() == Some(id))
     }
 
+    /// Make every relay a DHT node and join each from `seeds` random relays
+    /// (`06-dht.md#joining`); the joins run as the world runs.
+    pub fn enable_dht(&mut self, cfg: crate::dht::DhtConfig, seeds: usize) {
+        let now = self.now;
+        self.cfg.dht = cfg;
+        let relays: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].keys.is_some())
+            .collect();
+        let ids: Vec<NodeId> = relays
+            .iter()
+            .filter_map(|i| self.nodes[*i].node.node_id())
+            .collect();
+        for &i in &relays {
+            let picks: Vec<NodeId> = (0..seeds)
+                .map(|_| ids[self.rng.below(ids.len() as u64) as usize])
+                .collect();
+            self.nodes[i].node.enable_dht(now, None);
+            self.nodes[i].node.dht_bootstrap(now, &picks);
+            self.drain(i);
+        }
+    }
+
     /// Make a relay misbehave.
     pub fn set_misbehaviour(&mut self, i: usize, m: Misbehaviour) {
         self.nodes[i].node.set_misbehaviour(m);
@@ -247,7 +270,12 @@ impl World {
         }
         let rng = self.rng.fork();
         let keys = self.nodes[i].keys.clone();
+        let with_dht = self.nodes[i].node.dht().is_some();
         self.nodes[i].node = Node::new(self.cfg.clone(), keys, self.directory.clone(), rng);
+        if with_dht {
+            let now = self.now;
+            self.nodes[i].node.enable_dht(now, None);
+        }
         self.nodes[i].up = true;
         self.nodes[i].timer_at = None;
     }

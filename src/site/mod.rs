@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod manifest;
+pub mod transfer;
 
 use std::collections::BTreeMap;
 

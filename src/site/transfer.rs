@@ -1,0 +1,447 @@
+//! Publishing and fetching over a `dht` stream (`protocol-spec/07-sites.md#publishing`,
+//! `#fetching`).
+//!
+//! Pure client state machines: they produce the bytes to write on the stream to the exit's
+//! `dht` service and consume the bytes that come back. [`Publisher`] stores every block,
+//! then the manifest (so no reader ever finds a manifest whose blocks are missing).
+//! [`Fetcher`] gets the manifest, verifies it against the address, refuses rollback, then
+//! gets and verifies every block; nothing is handed out until every file verified.
+//! Not in this module: circuits and streams (the caller moves the bytes).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::address::SiteAddress;
+use super::manifest::{self, Verified};
+use super::{Built, SiteError, SiteTracker, verify_block};
+use crate::crypto::hash;
+use crate::time::WallTime;
+use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind, StreamFramer};
+
+/// Requests kept in flight on one stream.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Attempts per record before giving up.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Why a transfer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The site's manifest was not found.
+    #[error("site not found")]
+    SiteNotFound,
+    /// The manifest was refused.
+    #[error("manifest refused: {0}")]
+    Manifest(SiteError),
+    /// A block could not be fetched intact.
+    #[error("block {0} unavailable")]
+    Block(String),
+    /// The requested path is not in the site.
+    #[error("no such path in the site")]
+    NoSuchPath,
+    /// The exit refused a request.
+    #[error("exit refused a request (reason {0})")]
+    Refused(u8),
+    /// A record could not be stored on any node.
+    #[error("no node accepted a record")]
+    NotStored,
+    /// The exit sent something malformed or unexpected.
+    #[error("bad reply from the exit")]
+    BadReply,
+}
+
+#[derive(Debug)]
+struct Requests {
+    framer: StreamFramer,
+    next_id: u32,
+    outbox: Vec<u8>,
+}
+
+impl Requests {
+    fn new() -> Self {
+        Requests {
+            framer: StreamFramer::default(),
+            next_id: 1,
+            outbox: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, make: impl FnOnce(u32) -> ExitRequest) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.outbox.extend(StreamFramer::frame(&make(id).encode()));
+        id
+    }
+
+    fn replies(&mut self, data: &[u8]) -> Result<Vec<ExitReply>, TransferError> {
+        self.framer.push(data);
+        let mut out = Vec::new();
+        while let Some(m) = self.framer.next().map_err(|_| TransferError::BadReply)? {
+            out.push(ExitReply::decode(&m).map_err(|_| TransferError::BadReply)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Publishes a built site: blocks first, then the manifest.
+#[derive(Debug)]
+pub struct Publisher {
+    req: Requests,
+    queue: VecDeque<(Record, u32)>,
+    manifest: Option<Record>,
+    in_flight: BTreeMap<u32, (Record, u32)>,
+    /// Fewest storers any record reached.
+    pub min_copies: u8,
+    /// Records stored.
+    pub stored: usize,
+    /// Records in all.
+    pub total: usize,
+    result: Option<Result<(), TransferError>>,
+}
+
+impl Publisher {
+    /// Publish `built`, skipping blocks in `skip` (already stored by an earlier publish).
+    pub fn new(built: &Built, skip: &dyn Fn(&[u8; 32]) -> bool) -> Publisher {
+        let queue: VecDeque<(Record, u32)> = built
+            .blocks
+            .iter()
+            .filter(|(h, _)| !skip(h))
+            .map(|(h, b)| {
+                (
+                    Record {
+                        kind: RecordKind::BLOCK,
+                        key: *h,
+                        value: b.clone(),
+                    },
+                    0,
+                )
+            })
+            .collect();
+        let manifest = Record {
+            kind: RecordKind::MANIFEST,
+            key: built.parsed.address().dht_key(),
+            value: built.manifest.clone(),
+        };
+        let total = queue.len() + 1;
+        Publisher {
+            req: Requests::new(),
+            queue,
+            manifest: Some(manifest),
+            in_flight: BTreeMap::new(),
+            min_copies: u8::MAX,
+            stored: 0,
+            total,
+            result: None,
+        }
+    }
+
+    /// Bytes to write on the stream now.
+    pub fn poll_send(&mut self) -> Vec<u8> {
+        while self.result.is_none() && self.in_flight.len() < MAX_IN_FLIGHT {
+            let next = match self.queue.pop_front() {
+                Some(r) => r,
+                None if self.in_flight.is_empty() => match self.manifest.take() {
+                    Some(m) => (m, 0),
+                    None => break,
+                },
+                None => break,
+            };
+            let (record, attempts) = next;
+            let r = record.clone();
+            let id = self.req.send(|id| ExitRequest::Put { id, record: r });
+            self.in_flight.insert(id, (record, attempts + 1));
+        }
+        std::mem::take(&mut self.req.outbox)
+    }
+
+    /// Bytes read from the stream.
+    pub fn on_data(&mut self, data: &[u8]) {
+        let replies = match self.req.replies(data) {
+            Ok(r) => r,
+            Err(e) => {
+                self.result = Some(Err(e));
+                return;
+            }
+        };
+        for r in replies {
+            match r {
+                ExitReply::Stored { id, copies } => {
+                    let Some((record, attempts)) = self.in_flight.remove(&id) else {
+                        continue;
+                    };
+                    if copies == 0 {
+                        if attempts >= MAX_ATTEMPTS {
+                            self.result = Some(Err(TransferError::NotStored));
+                        } else if record.kind == RecordKind::MANIFEST {
+                            self.manifest = Some(record);
+                        } else {
+                            self.queue.push_back((record, attempts));
+                        }
+                        continue;
+                    }
+                    self.min_copies = self.min_copies.min(copies);
+                    self.stored += 1;
+                    if self.stored == self.total {
+                        self.result = Some(Ok(()));
+                    }
+                }
+                ExitReply::Refused { reason, .. } => {
+                    self.result = Some(Err(TransferError::Refused(reason)))
+                }
+                _ => self.result = Some(Err(TransferError::BadReply)),
+            }
+        }
+    }
+
+    /// `Some` when finished.
+    pub fn result(&self) -> Option<&Result<(), TransferError>> {
+        self.result.as_ref()
+    }
+}
+
+#[derive(Debug)]
+enum FetchState {
+    Manifest {
+        attempts: u32,
+    },
+    Blocks {
+        manifest: Verified,
+        wanted: Vec<String>,
+    },
+    Done,
+}
+
+/// Fetches a site (or one path of it) and verifies everything.
+#[derive(Debug)]
+pub struct Fetcher {
+    site: SiteAddress,
+    path: Option<String>,
+    now: WallTime,
+    req: Requests,
+    state: FetchState,
+    pending: VecDeque<([u8; 32], u32)>,
+    in_flight: BTreeMap<u32, ([u8; 32], u32)>,
+    blocks: BTreeMap<[u8; 32], Vec<u8>>,
+    /// Blocks still needed.
+    pub remaining: usize,
+    /// Blocks in all (known once the manifest arrived).
+    pub total: usize,
+    result: Option<Result<Vec<(String, Vec<u8>)>, TransferError>>,
+    manifest_id: Option<u32>,
+}
+
+impl Fetcher {
+    /// Fetch `site` (every file, or only `path`), checking validity at `now`.
+    pub fn new(site: SiteAddress, path: Option<String>, now: WallTime) -> Fetcher {
+        Fetcher {
+            site,
+            path,
+            now,
+            req: Requests::new(),
+            state: FetchState::Manifest { attempts: 0 },
+            pending: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            remaining: 0,
+            total: 0,
+            result: None,
+            manifest_id: None,
+        }
+    }
+
+    /// Bytes to write on the stream now.
+    pub fn poll_send(&mut self) -> Vec<u8> {
+        if self.result.is_some() {
+            return Vec::new();
+        }
+        match &mut self.state {
+            FetchState::Manifest { attempts } if self.manifest_id.is_none() => {
+                *attempts += 1;
+                let key = self.site.dht_key();
+                self.manifest_id = Some(self.req.send(|id| ExitRequest::Get {
+                    id,
+                    kind: RecordKind::MANIFEST,
+                    key,
+                }));
+            }
+            FetchState::Blocks { .. } => {
+                while self.in_flight.len() < MAX_IN_FLIGHT {
+                    let Some((h, attempts)) = self.pending.pop_front() else {
+                        break;
+                    };
+                    let id = self.req.send(|id| ExitRequest::Get {
+                        id,
+                        kind: RecordKind::BLOCK,
+                        key: h,
+                    });
+                    self.in_flight.insert(id, (h, attempts + 1));
+                }
+            }
+            _ => {}
+        }
+        std::mem::take(&mut self.req.outbox)
+    }
+
+    /// Bytes read from the stream; `tracker` remembers manifests (rollback refused).
+    pub fn on_data(&mut self, data: &[u8], tracker: &mut SiteTracker) {
+        let replies = match self.req.replies(data) {
+            Ok(r) => r,
+            Err(e) => {
+                self.result = Some(Err(e));
+                return;
+            }
+        };
+        for r in replies {
+            if self.result.is_some() {
+                return;
+            }
+            match r {
+                ExitReply::Found { id, record } if Some(id) == self.manifest_id => {
+                    self.on_manifest(&record, tracker)
+                }
+                ExitReply::NotFound { id } if Some(id) == self.manifest_id => {
+                    self.manifest_id = None;
+                    if matches!(self.state, FetchState::Manifest { attempts } if attempts >= MAX_ATTEMPTS)
+                    {
+                        self.result = Some(Err(TransferError::SiteNotFound));
+                    }
+                }
+                ExitReply::Found { id, record } => {
+                    let Some((h, attempts)) = self.in_flight.remove(&id) else {
+                        continue;
+                    };
+                    if record.key == h && verify_block(&h, &record.value).is_ok() {
+                        if self.blocks.insert(h, record.value).is_none() {
+                            self.remaining = self.remaining.saturating_sub(1);
+                        }
+                    } else {
+                        self.retry(h, attempts);
+                    }
+                }
+                ExitReply::NotFound { id } => {
+                    let Some((h, attempts)) = self.in_flight.remove(&id) else {
+                        continue;
+                    };
+                    self.retry(h, attempts);
+                }
+                ExitReply::Refused { reason, .. } => {
+                    self.result = Some(Err(TransferError::Refused(reason)))
+                }
+                ExitReply::Stored { .. } => self.result = Some(Err(TransferError::BadReply)),
+            }
+        }
+        if self.result.is_none()
+            && matches!(self.state, FetchState::Blocks { .. })
+            && self.remaining == 0
+        {
+            self.assemble();
+        }
+    }
+
+    fn retry(&mut self, h: [u8; 32], attempts: u32) {
+        if attempts >= MAX_ATTEMPTS {
+            self.result = Some(Err(TransferError::Block(crate::wire::hex::encode(&h[..8]))));
+        } else {
+            self.pending.push_back((h, attempts));
+        }
+    }
+
+    fn on_manifest(&mut self, record: &Record, tracker: &mut SiteTracker) {
+        self.manifest_id = None;
+        let verified = manifest::parse(&record.value).and_then(|u| u.verify(&self.site, self.now));
+        let v = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                self.result = Some(Err(TransferError::Manifest(e)));
+                return;
+            }
+        };
+        if let Err(e) = tracker.observe(&v) {
+            self.result = Some(Err(TransferError::Manifest(e)));
+            return;
+        }
+        let wanted: Vec<String> = match &self.path {
+            Some(p) => {
+                let p = p.trim_start_matches('/');
+                let p = if p.is_empty() || p.ends_with('/') {
+                    format!("{p}index.html")
+                } else {
+                    p.to_string()
+                };
+                if v.manifest().entry(&p).is_none() {
+                    self.result = Some(Err(TransferError::NoSuchPath));
+                    return;
+                }
+                vec![p]
+            }
+            None => v
+                .manifest()
+                .entries
+                .iter()
+                .map(|e| e.path.clone())
+                .collect(),
+        };
+        let mut needed: Vec<[u8; 32]> = wanted
+            .iter()
+            .filter_map(|p| v.manifest().entry(p))
+            .flat_map(|e| e.blocks.iter().copied())
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        self.total = needed.len();
+        self.remaining = needed.len();
+        self.pending = needed.into_iter().map(|h| (h, 0)).collect();
+        self.state = FetchState::Blocks {
+            manifest: v,
+            wanted,
+        };
+        if self.remaining == 0 {
+            self.assemble();
+        }
+    }
+
+    fn assemble(&mut self) {
+        let FetchState::Blocks { manifest, wanted } =
+            std::mem::replace(&mut self.state, FetchState::Done)
+        else {
+            return;
+        };
+        let mut files = Vec::with_capacity(wanted.len());
+        for p in wanted {
+            let Some(e) = manifest.manifest().entry(&p) else {
+                continue;
+            };
+            let mut content = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
+            for b in &e.blocks {
+                match self.blocks.get(b) {
+                    Some(data) => content.extend_from_slice(data),
+                    None => {
+                        self.result =
+                            Some(Err(TransferError::Block(crate::wire::hex::encode(&b[..8]))));
+                        return;
+                    }
+                }
+            }
+            if content.len() as u64 != e.size || !hash::ct_eq_32(&hash::hash(&content), &e.hash) {
+                self.result = Some(Err(TransferError::Manifest(SiteError::BlockHash)));
+                return;
+            }
+            files.push((p, content));
+        }
+        self.result = Some(Ok(files));
+    }
+
+    /// `Some` when finished: every requested file, verified.
+    pub fn result(&self) -> Option<&Result<Vec<(String, Vec<u8>)>, TransferError>> {
+        self.result.as_ref()
+    }
+
+    /// The verified manifest's sequence, once known.
+    pub fn take_result(&mut self) -> Option<Result<Vec<(String, Vec<u8>)>, TransferError>> {
+        self.result.take()
+    }
+}
+
+/// Build a publisher for `built` (all blocks).
+pub fn publisher(built: &Built) -> Publisher {
+    Publisher::new(built, &|_| false)
+}
