@@ -75,7 +75,7 @@ impl Lookup {
 
     /// The next nodes to ask (marks them in flight), keeping at most α in flight and asking
     /// only among the k closest live candidates.
-    pub fn next(&mut self) -> Vec<NodeId> {
+    pub fn next_requests(&mut self) -> Vec<NodeId> {
         let room = self.alpha.saturating_sub(self.in_flight());
         let mut out = Vec::new();
         for c in self
@@ -169,16 +169,16 @@ mod tests {
     #[test]
     fn converges_and_tolerates_silence() {
         let mut l = Lookup::new([0; 32], &[id(9), id(8), id(7), id(6)], 3, 2);
-        let first = l.next();
+        let first = l.next_requests();
         assert_eq!(first, vec![id(6), id(7)]);
         l.on_nodes(id(6), &[id(1), id(2)], |_| true);
         l.on_failure(id(7));
-        let next = l.next();
+        let next = l.next_requests();
         assert_eq!(next, vec![id(1), id(2)]);
         l.on_nodes(id(1), &[], |_| true);
         l.on_nodes(id(2), &[id(3)], |_| true);
         assert!(!l.is_done());
-        assert_eq!(l.next(), vec![id(3)]);
+        assert_eq!(l.next_requests(), vec![id(3)]);
         l.on_nodes(id(3), &[], |_| true);
         assert!(l.is_done());
         assert_eq!(l.closest_answered(3), vec![id(1), id(2), id(3)]);

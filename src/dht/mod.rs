@@ -282,7 +282,7 @@ impl Dht {
             self.finish(id);
             return;
         }
-        let next = a.lookup.next();
+        let next = a.lookup.next_requests();
         let target = *a.lookup.target();
         let goal = a.goal.clone();
         for to in next {

@@ -231,7 +231,7 @@ impl Node {
         framer.push(data);
         let mut requests = Vec::new();
         loop {
-            match framer.next() {
+            match framer.next_message() {
                 Ok(Some(m)) => requests.push(ExitRequest::decode(&m)),
                 Ok(None) => break,
                 Err(e) => {

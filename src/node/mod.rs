@@ -12,6 +12,8 @@ mod content;
 mod links;
 mod routing;
 
+pub use content::{DhtObserved, SiteValidator};
+
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

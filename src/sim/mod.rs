@@ -6,6 +6,7 @@
 //! comes from the world's seed, so a run is replayed exactly from it. Not in this module:
 //! scenarios and assertions (they live in `tests/`), or any real I/O.
 
+pub mod dht_world;
 pub mod echo;
 pub mod site_jobs;
 

@@ -25,7 +25,7 @@ pub enum Work {
 
 #[derive(Debug)]
 enum Proto {
-    Publish(Publisher),
+    Publish(Box<Publisher>),
     Fetch(Box<Fetcher>),
 }
 
@@ -153,7 +153,7 @@ impl SiteJob {
                 ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
                     self.state = SiteJobState::Running;
                     self.proto = Some(match &self.work {
-                        Work::Publish(b) => Proto::Publish(publisher(b)),
+                        Work::Publish(b) => Proto::Publish(Box::new(publisher(b))),
                         Work::Fetch(site) => Proto::Fetch(Box::new(Fetcher::new(
                             *site,
                             None,

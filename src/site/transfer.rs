@@ -75,12 +75,15 @@ impl Requests {
     fn replies(&mut self, data: &[u8]) -> Result<Vec<ExitReply>, TransferError> {
         self.framer.push(data);
         let mut out = Vec::new();
-        while let Some(m) = self.framer.next().map_err(|_| TransferError::BadReply)? {
+        while let Some(m) = self.framer.next_message().map_err(|_| TransferError::BadReply)? {
             out.push(ExitReply::decode(&m).map_err(|_| TransferError::BadReply)?);
         }
         Ok(out)
     }
 }
+
+/// The files of a finished fetch, or why it failed.
+pub type FetchResult = Result<Vec<(String, Vec<u8>)>, TransferError>;
 
 /// Publishes a built site: blocks first, then the manifest.
 #[derive(Debug)]
@@ -204,7 +207,7 @@ enum FetchState {
         attempts: u32,
     },
     Blocks {
-        manifest: Verified,
+        manifest: Box<Verified>,
         wanted: Vec<String>,
     },
     Done,
@@ -225,7 +228,7 @@ pub struct Fetcher {
     pub remaining: usize,
     /// Blocks in all (known once the manifest arrived).
     pub total: usize,
-    result: Option<Result<Vec<(String, Vec<u8>)>, TransferError>>,
+    result: Option<FetchResult>,
     manifest_id: Option<u32>,
 }
 
@@ -391,7 +394,7 @@ impl Fetcher {
         self.remaining = needed.len();
         self.pending = needed.into_iter().map(|h| (h, 0)).collect();
         self.state = FetchState::Blocks {
-            manifest: v,
+            manifest: Box::new(v),
             wanted,
         };
         if self.remaining == 0 {
@@ -431,12 +434,12 @@ impl Fetcher {
     }
 
     /// `Some` when finished: every requested file, verified.
-    pub fn result(&self) -> Option<&Result<Vec<(String, Vec<u8>)>, TransferError>> {
+    pub fn result(&self) -> Option<&FetchResult> {
         self.result.as_ref()
     }
 
     /// The verified manifest's sequence, once known.
-    pub fn take_result(&mut self) -> Option<Result<Vec<(String, Vec<u8>)>, TransferError>> {
+    pub fn take_result(&mut self) -> Option<FetchResult> {
         self.result.take()
     }
 }

@@ -388,7 +388,7 @@ impl StreamFramer {
     }
 
     /// The next whole message, if buffered; an error for a length above [`MAX_MESSAGE`].
-    pub fn next(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+    pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
         let Some(len) = self.buf.get(..4) else {
             return Ok(None);
         };
@@ -472,11 +472,11 @@ mod tests {
         let mut f = StreamFramer::default();
         let framed = StreamFramer::frame(b"hello");
         f.push(&framed[..3]);
-        assert_eq!(f.next().unwrap(), None);
+        assert_eq!(f.next_message().unwrap(), None);
         f.push(&framed[3..]);
-        assert_eq!(f.next().unwrap(), Some(b"hello".to_vec()));
+        assert_eq!(f.next_message().unwrap(), Some(b"hello".to_vec()));
         f.push(&[0xff, 0xff, 0xff, 0xff]);
-        assert!(f.next().is_err());
+        assert!(f.next_message().is_err());
         assert!(DhtMsg::decode(&[4, 0, 0, 0, 1, 21]).is_err());
     }
 }

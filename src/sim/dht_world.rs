@@ -1,0 +1,361 @@
+//! A DHT-level simulator (`protocol-spec/06-dht.md`): thousands of real [`Dht`] engines
+//! exchanging encoded RPCs with seeded latencies, churn and hostile nodes, without links
+//! or circuits under them. Used for the scale questions — lookup rounds as the network
+//! grows, availability under churn — where simulating a Noise handshake per relay pair
+//! would cost minutes and test nothing the link tests do not. The full-stack [`super::World`]
+//! covers the same paths end to end at a smaller scale.
+
+use core::time::Duration;
+use std::collections::BTreeMap;
+
+use crate::crypto::keys::{IdentityKey, NodeId};
+use crate::crypto::rng::UmbraRng;
+use crate::dht::store::MemoryStore;
+use crate::dht::{Dht, DhtAction, DhtConfig, Goal, LookupId, LookupOutcome};
+use crate::node::SiteValidator;
+use crate::time::{Time, WallTime};
+use crate::wire::dht_msg::{DhtMsg, Record};
+
+/// How a hostile DHT node answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hostility {
+    /// Honest.
+    #[default]
+    None,
+    /// Answers every FIND_VALUE with junk (a record that does not verify) and every
+    /// FIND_NODE with far-away ids.
+    Liar,
+    /// Never answers.
+    Silent,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        to: usize,
+        from: NodeId,
+        bytes: Vec<u8>,
+    },
+    Unreachable {
+        node: usize,
+        to: NodeId,
+    },
+    Timer {
+        node: usize,
+        generation: u64,
+    },
+}
+
+struct DhtNode {
+    dht: Dht,
+    id: NodeId,
+    up: bool,
+    hostility: Hostility,
+    timer_generation: u64,
+    timer_at: Option<Time>,
+}
+
+/// The DHT-level world.
+pub struct DhtWorld {
+    now: Time,
+    seq: u64,
+    queue: BTreeMap<(Time, u64), Ev>,
+    nodes: Vec<DhtNode>,
+    index: BTreeMap<NodeId, usize>,
+    rng: UmbraRng,
+    wall0: u64,
+    /// Finished lookups: (node, lookup) → (outcome, rounds).
+    pub done: BTreeMap<(usize, LookupId), (LookupOutcome, u32)>,
+    /// Messages delivered.
+    pub delivered: u64,
+}
+
+impl std::fmt::Debug for DhtWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DhtWorld({} nodes, t={})", self.nodes.len(), self.now)
+    }
+}
+
+/// Wall-clock time at the world's start.
+pub const WALL_START: u64 = 1_800_000_000;
+
+impl DhtWorld {
+    /// `n` DHT nodes from `seed`.
+    pub fn new(seed: u64, n: usize, cfg: DhtConfig) -> DhtWorld {
+        let mut rng = UmbraRng::from_u64(seed);
+        let ids: Vec<NodeId> = (0..n)
+            .map(|_| IdentityKey::generate(&mut rng).public().node_id())
+            .collect();
+        let known: std::collections::BTreeSet<NodeId> = ids.iter().copied().collect();
+        let nodes = ids
+            .iter()
+            .map(|id| {
+                let mut dht = Dht::new(
+                    *id,
+                    cfg,
+                    Box::new(MemoryStore::new(1 << 30)),
+                    Box::new(SiteValidator),
+                    Time::ZERO,
+                );
+                dht.set_known(known.clone());
+                DhtNode {
+                    dht,
+                    id: *id,
+                    up: true,
+                    hostility: Hostility::None,
+                    timer_generation: 0,
+                    timer_at: None,
+                }
+            })
+            .collect();
+        let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        DhtWorld {
+            now: Time::ZERO,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes,
+            index,
+            rng,
+            wall0: WALL_START,
+            done: BTreeMap::new(),
+            delivered: 0,
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Wall-clock time now.
+    pub fn wall(&self) -> WallTime {
+        WallTime(self.wall0 + self.now.as_micros() / 1_000_000)
+    }
+
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i`'s id.
+    pub fn id(&self, i: usize) -> NodeId {
+        self.nodes[i].id
+    }
+
+    /// Whether node `i` is up.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].up
+    }
+
+    /// Make node `i` hostile.
+    pub fn set_hostility(&mut self, i: usize, h: Hostility) {
+        self.nodes[i].hostility = h;
+    }
+
+    /// Stop node `i` for good (churn).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].up = false;
+    }
+
+    /// Join every node from `seeds` random others.
+    pub fn join_all(&mut self, seeds: usize) {
+        let n = self.nodes.len() as u64;
+        for i in 0..self.nodes.len() {
+            let picks: Vec<NodeId> = (0..seeds)
+                .map(|_| self.nodes[self.rng.below(n) as usize].id)
+                .collect();
+            let now = self.now;
+            self.nodes[i].dht.bootstrap(now, &picks);
+            self.drain(i);
+        }
+    }
+
+    /// Start a lookup at node `i`.
+    pub fn start(&mut self, i: usize, target: [u8; 32], goal: Goal) -> LookupId {
+        let now = self.now;
+        let id = self.nodes[i].dht.start(now, target, goal);
+        self.drain(i);
+        id
+    }
+
+    /// Store a record at node `i` itself (a storer that already holds it).
+    pub fn store_at(&mut self, i: usize, record: &Record) -> bool {
+        let wall = self.wall();
+        self.nodes[i].dht.store_local(record, wall, false).is_ok()
+    }
+
+    fn schedule(&mut self, at: Time, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), ev);
+    }
+
+    fn latency(&mut self) -> Duration {
+        Duration::from_millis(5 + self.rng.below(75))
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(a) = self.nodes[i].dht.poll_action() {
+            match a {
+                DhtAction::Send { to, msg } => {
+                    let lat = self.latency();
+                    match self.index.get(&to).copied().filter(|t| self.nodes[*t].up) {
+                        Some(t) => {
+                            let from = self.nodes[i].id;
+                            self.schedule(
+                                self.now + lat,
+                                Ev::Deliver {
+                                    to: t,
+                                    from,
+                                    bytes: msg.encode(),
+                                },
+                            );
+                        }
+                        None => self.schedule(self.now + lat * 2, Ev::Unreachable { node: i, to }),
+                    }
+                }
+                DhtAction::Done {
+                    id,
+                    outcome,
+                    rounds,
+                } => {
+                    self.done.insert((i, id), (outcome, rounds));
+                }
+            }
+        }
+        let want = self.nodes[i].dht.poll_timeout();
+        let n = &mut self.nodes[i];
+        if want.is_some() && want != n.timer_at {
+            n.timer_generation += 1;
+            n.timer_at = want;
+            let generation = n.timer_generation;
+            if let Some(t) = want {
+                self.schedule(
+                    t,
+                    Ev::Timer {
+                        node: i,
+                        generation,
+                    },
+                );
+            }
+        }
+    }
+
+    fn hostile_answer(&mut self, i: usize, from: NodeId, msg: &DhtMsg) {
+        let reply = match msg {
+            DhtMsg::FindValue { id, key, kind } => {
+                // A forged record under the key asked for.
+                DhtMsg::Value {
+                    id: *id,
+                    record: Record {
+                        kind: *kind,
+                        key: *key,
+                        value: vec![0xEE; 100],
+                    },
+                }
+            }
+            DhtMsg::FindNode { id, target } => {
+                // The ids farthest from the target it can think of: other liars' ids, flipped.
+                let far: Vec<[u8; 32]> = (0..5u8)
+                    .map(|k| {
+                        let mut x = *target;
+                        x[0] ^= 0x80 | k;
+                        x
+                    })
+                    .collect();
+                DhtMsg::Nodes {
+                    id: *id,
+                    nodes: far,
+                }
+            }
+            DhtMsg::Store { id, .. } => DhtMsg::Stored { id: *id, status: 0 },
+            _ => return,
+        };
+        let lat = self.latency();
+        if let Some(&t) = self.index.get(&from) {
+            let me = self.nodes[i].id;
+            self.schedule(
+                self.now + lat,
+                Ev::Deliver {
+                    to: t,
+                    from: me,
+                    bytes: reply.encode(),
+                },
+            );
+        }
+    }
+
+    /// Process one event; `false` when none is left.
+    pub fn step(&mut self) -> bool {
+        let Some(((at, _), ev)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now = at;
+        match ev {
+            Ev::Deliver { to, from, bytes } => {
+                if !self.nodes[to].up {
+                    return true;
+                }
+                self.delivered += 1;
+                let Ok(msg) = DhtMsg::decode(&bytes) else {
+                    return true;
+                };
+                match self.nodes[to].hostility {
+                    Hostility::Silent => return true,
+                    Hostility::Liar => {
+                        self.hostile_answer(to, from, &msg);
+                        return true;
+                    }
+                    Hostility::None => {}
+                }
+                let wall = self.wall();
+                self.nodes[to].dht.handle_rpc(at, wall, from, msg);
+                self.drain(to);
+            }
+            Ev::Unreachable { node, to } => {
+                if self.nodes[node].up {
+                    self.nodes[node].dht.unreachable(at, to);
+                    self.drain(node);
+                }
+            }
+            Ev::Timer { node, generation } => {
+                let n = &mut self.nodes[node];
+                if !n.up || n.timer_generation != generation {
+                    return true;
+                }
+                n.timer_at = None;
+                let wall = WallTime(self.wall0 + at.as_micros() / 1_000_000);
+                n.dht.handle_timeout(at, wall);
+                self.drain(node);
+            }
+        }
+        true
+    }
+
+    /// Run until `deadline`.
+    pub fn run_until(&mut self, deadline: Time) {
+        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+            if at > deadline {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    /// Run until every lookup in `ids` finished (or `deadline`).
+    pub fn run_lookups(&mut self, ids: &[(usize, LookupId)], deadline: Time) {
+        while !ids.iter().all(|k| self.done.contains_key(k)) {
+            match self.queue.first_key_value() {
+                Some((&(at, _), _)) if at <= deadline => {
+                    self.step();
+                }
+                _ => return,
+            }
+        }
+    }
+}
