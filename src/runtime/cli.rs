@@ -103,6 +103,53 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Sign a folder as a site and store it in the network through a circuit. Prints the
+    /// site's address. Publishing a changed folder again sends only the changed blocks.
+    ///
+    /// Example: umbra publish ./my-site --key site.key --bootstrap relays.txt
+    Publish {
+        /// The folder (dotfiles are skipped).
+        dir: PathBuf,
+        /// The site's key (`umbra keygen --kind identity --out site.key`).
+        #[arg(long, value_name = "KEYFILE")]
+        key: PathBuf,
+        /// The relay list.
+        #[arg(long, value_name = "FILE")]
+        bootstrap: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Fetch a site, or one file of it, through a circuit; every block is verified before
+    /// anything is written, and nothing partial is ever left at OUT.
+    ///
+    /// Example: umbra fetch <address>.umbra/index.html -o index.html --bootstrap relays.txt
+    Fetch {
+        /// `ADDRESS[.umbra][/PATH]`.
+        target: String,
+        /// Where to write: a directory for a whole site, a file for one path.
+        #[arg(short = 'o', long, value_name = "OUT")]
+        out: Option<PathBuf>,
+        /// The relay list.
+        #[arg(long, value_name = "FILE")]
+        bootstrap: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Write numbered records to a store and print `ack N` after each durable commit (the
+    /// crash-safety test kills this process mid-write).
+    ///
+    /// Example: umbra store-writer --db /tmp/s.redb --count 1000
+    #[command(hide = true)]
+    StoreWriter {
+        /// The store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// How many records.
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+    },
     /// The newcomer's first command: checks Umbra against its test vectors, starts a local
     /// network of relays on loopback, and echoes data through a 3-hop circuit across it.
     ///
@@ -154,6 +201,19 @@ pub fn main() -> ExitCode {
             cfg.max_circuits = max_circuits.unwrap_or(cfg.max_circuits);
             super::relay_cmd::relay(&cfg, init_only)
         }
+        Command::Publish {
+            dir,
+            key,
+            bootstrap,
+            timeout,
+        } => super::site_cmd::publish(&dir, &key, &bootstrap, timeout),
+        Command::Fetch {
+            target,
+            out,
+            bootstrap,
+            timeout,
+        } => super::site_cmd::fetch(&target, out, &bootstrap, timeout),
+        Command::StoreWriter { db, count } => super::store::store_writer(&db, count),
         Command::Probe {
             bootstrap,
             echo,

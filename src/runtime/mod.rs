@@ -11,3 +11,5 @@ pub mod config;
 pub mod driver;
 pub mod probe;
 pub mod relay_cmd;
+pub mod site_cmd;
+pub mod store;

@@ -68,7 +68,7 @@ fn signed_descriptor(
     Ok((signed, verified))
 }
 
-fn load_bootstrap(path: &Path) -> Result<Directory, String> {
+pub(crate) fn load_bootstrap(path: &Path) -> Result<Directory, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (dir, errors) = Directory::from_bootstrap(&text, wall_now());
@@ -156,7 +156,12 @@ fn relay_inner(
             relay_limits: limits,
             ..NodeConfig::default()
         };
-        let node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());
+        let store = super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)
+            .map_err(|e| e.to_string())?;
+        let seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
+        let mut node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());
+        node.enable_dht(crate::time::Time::ZERO, Some(Box::new(store)));
+        node.dht_bootstrap(crate::time::Time::ZERO, &seeds);
         println!("relay listening on {listen}");
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
@@ -238,7 +243,10 @@ pub fn demo(relays: usize, bytes: u64) -> Result<i32, String> {
                 wall_at_zero: wall_now(),
                 ..NodeConfig::default()
             };
-            let node = Node::new(cfg, Some(keys), dir.clone(), os_rng());
+            let seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
+            let mut node = Node::new(cfg, Some(keys), dir.clone(), os_rng());
+            node.enable_dht(crate::time::Time::ZERO, None);
+            node.dht_bootstrap(crate::time::Time::ZERO, &seeds);
             tokio::task::spawn_local(async move {
                 Driver::new(node, epoch)
                     .run(Some(listener), &mut NoApp, std::future::pending())

@@ -75,7 +75,11 @@ impl Requests {
     fn replies(&mut self, data: &[u8]) -> Result<Vec<ExitReply>, TransferError> {
         self.framer.push(data);
         let mut out = Vec::new();
-        while let Some(m) = self.framer.next_message().map_err(|_| TransferError::BadReply)? {
+        while let Some(m) = self
+            .framer
+            .next_message()
+            .map_err(|_| TransferError::BadReply)?
+        {
             out.push(ExitReply::decode(&m).map_err(|_| TransferError::BadReply)?);
         }
         Ok(out)

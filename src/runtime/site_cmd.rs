@@ -1,0 +1,443 @@
+//! `umbra publish` and `umbra fetch`: a reader node that publishes or fetches a site through
+//! a circuit and the exit's `dht` service (`protocol-spec/07-sites.md#publishing`).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::driver::{App, Driver, os_rng, wall_now};
+use super::relay_cmd::load_bootstrap;
+use crate::circuit::ClientEvent;
+use crate::crypto::keystore;
+use crate::ids::{CircHandle, StreamHandle};
+use crate::node::{Node, NodeConfig};
+use crate::site::address::SiteAddress;
+use crate::site::transfer::{Fetcher, Publisher};
+use crate::site::{Built, SiteTracker, build, manifest};
+use crate::time::Time;
+use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind, StreamFramer};
+
+/// Circuits a command may use before giving up.
+const ATTEMPTS: u32 = 4;
+/// How long a published manifest is valid.
+const SITE_LIFETIME: u64 = 30 * 24 * 3600;
+
+fn progress(label: &str, done: usize, total: usize) {
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
+    eprint!(
+        "\r{label} [{}{}] {done}/{total}",
+        "#".repeat(filled),
+        ".".repeat(width - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Read every regular file under `dir` (dotfiles skipped), paths relative with `/`.
+pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(Result::ok)
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            let ft = e.file_type().map_err(|e| e.to_string())?;
+            if ft.is_dir() {
+                walk(root, &p, out)?;
+            } else if ft.is_file() {
+                let rel = p.strip_prefix(root).map_err(|e| e.to_string())?;
+                let rel: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push((
+                    rel.join("/"),
+                    std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+enum Mode {
+    Publish {
+        key: crate::crypto::keys::IdentityKey,
+        files: Vec<(String, Vec<u8>)>,
+        built: Option<Box<Built>>,
+        publisher: Option<Box<Publisher>>,
+        probe: Option<StreamFramer>,
+    },
+    Fetch {
+        site: SiteAddress,
+        path: Option<String>,
+        fetcher: Option<Box<Fetcher>>,
+        tracker: SiteTracker,
+    },
+}
+
+struct SiteApp {
+    mode: Mode,
+    circ: Option<CircHandle>,
+    stream: Option<StreamHandle>,
+    attempts: u32,
+    result: Option<i32>,
+    files: Vec<(String, Vec<u8>)>,
+    address: Option<SiteAddress>,
+}
+
+impl SiteApp {
+    fn restart(&mut self, node: &mut Node, now: Time, why: &str) {
+        if self.attempts >= ATTEMPTS {
+            eprintln!("\numbra: FAILED: {why}");
+            self.result = Some(1);
+            return;
+        }
+        eprintln!("\numbra: {why}; retrying on a new circuit");
+        if let Some(c) = self.circ.take() {
+            node.close_circuit(now, c);
+        }
+        self.start(node, now);
+    }
+
+    fn send(&mut self, node: &mut Node, now: Time, bytes: Vec<u8>) {
+        if let (Some(s), false) = (self.stream, bytes.is_empty()) {
+            let _ = node.stream_send(now, s, &bytes);
+        }
+    }
+
+    fn begin(&mut self, node: &mut Node, now: Time) {
+        let bytes = match &mut self.mode {
+            Mode::Publish { key, probe, .. } => {
+                // First ask for the current manifest: its blocks need not be sent again,
+                // and the new sequence must be higher.
+                *probe = Some(StreamFramer::default());
+                let key = SiteAddress(key.public()).dht_key();
+                StreamFramer::frame(
+                    &ExitRequest::Get {
+                        id: 0,
+                        kind: RecordKind::MANIFEST,
+                        key,
+                    }
+                    .encode(),
+                )
+            }
+            Mode::Fetch {
+                site,
+                path,
+                fetcher,
+                ..
+            } => {
+                let mut f = Fetcher::new(*site, path.clone(), node.wall(now));
+                let b = f.poll_send();
+                *fetcher = Some(Box::new(f));
+                b
+            }
+        };
+        self.send(node, now, bytes);
+    }
+
+    fn on_data(&mut self, node: &mut Node, now: Time, data: &[u8]) {
+        let mut out = Vec::new();
+        let mut outcome: Option<Result<(), String>> = None;
+        match &mut self.mode {
+            Mode::Publish {
+                key,
+                files,
+                built,
+                publisher,
+                probe,
+            } => {
+                if let Some(framer) = probe.as_mut() {
+                    framer.push(data);
+                    let Ok(Some(msg)) = framer.next_message() else {
+                        return;
+                    };
+                    let address = SiteAddress(key.public());
+                    let previous = match ExitReply::decode(&msg) {
+                        Ok(ExitReply::Found { record, .. }) => manifest::parse(&record.value)
+                            .ok()
+                            .and_then(|u| u.verify(&address, node.wall(now)).ok()),
+                        _ => None,
+                    };
+                    let wall = node.wall(now);
+                    let seq = previous
+                        .as_ref()
+                        .map_or(wall.0, |p| wall.0.max(p.manifest().seq + 1));
+                    let have: BTreeSet<[u8; 32]> = previous
+                        .iter()
+                        .flat_map(|p| {
+                            p.manifest()
+                                .entries
+                                .iter()
+                                .flat_map(|e| e.blocks.iter().copied())
+                        })
+                        .collect();
+                    match build(key, files, seq, wall, SITE_LIFETIME) {
+                        Ok(b) => {
+                            let p = Publisher::new(&b, &|h| have.contains(h));
+                            eprintln!(
+                                "publishing {} files, {} new blocks (sequence {seq})",
+                                b.parsed.entries.len(),
+                                p.total - 1
+                            );
+                            *built = Some(Box::new(b));
+                            *publisher = Some(Box::new(p));
+                            *probe = None;
+                        }
+                        Err(e) => outcome = Some(Err(format!("cannot build the site: {e}"))),
+                    }
+                } else if let Some(p) = publisher.as_mut() {
+                    p.on_data(data);
+                    progress("publishing", p.stored, p.total);
+                    match p.result() {
+                        Some(Ok(())) => outcome = Some(Ok(())),
+                        Some(Err(e)) => outcome = Some(Err(e.to_string())),
+                        None => {}
+                    }
+                }
+                if let Some(p) = publisher.as_mut() {
+                    out = p.poll_send();
+                }
+            }
+            Mode::Fetch {
+                fetcher, tracker, ..
+            } => {
+                if let Some(f) = fetcher.as_mut() {
+                    f.on_data(data, tracker);
+                    if f.total > 0 {
+                        progress("fetching", f.total - f.remaining, f.total);
+                    }
+                    match f.take_result() {
+                        Some(Ok(files)) => {
+                            self.files = files;
+                            outcome = Some(Ok(()));
+                        }
+                        Some(Err(e)) => outcome = Some(Err(e.to_string())),
+                        None => out = f.poll_send(),
+                    }
+                }
+            }
+        }
+        self.send(node, now, out);
+        match outcome {
+            Some(Ok(())) => {
+                eprintln!();
+                if let Mode::Publish {
+                    built: Some(b),
+                    publisher: Some(p),
+                    ..
+                } = &self.mode
+                {
+                    self.address = Some(b.parsed.address());
+                    eprintln!("stored every record on at least {} nodes", p.min_copies);
+                }
+                self.result = Some(0);
+            }
+            Some(Err(e)) => self.restart(node, now, &e),
+            None => {}
+        }
+    }
+}
+
+impl App for SiteApp {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.attempts += 1;
+        self.stream = None;
+        self.circ = Some(node.build_circuit(now));
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+        if self.result.is_some() {
+            return;
+        }
+        match event {
+            ClientEvent::Built { circ, .. } if Some(circ) == self.circ => {
+                match node.open_stream(now, circ, b"dht") {
+                    Ok(s) => self.stream = Some(s),
+                    Err(e) => self.restart(node, now, &e.to_string()),
+                }
+            }
+            ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
+                self.begin(node, now)
+            }
+            ClientEvent::StreamData { stream, data } if Some(stream) == self.stream => {
+                self.on_data(node, now, &data)
+            }
+            ClientEvent::Failed { circ, failure, .. } | ClientEvent::Closed { circ, failure }
+                if Some(circ) == self.circ =>
+            {
+                self.restart(node, now, &failure.to_string())
+            }
+            ClientEvent::StreamEnded { stream, .. } if Some(stream) == self.stream => {
+                self.restart(node, now, "the exit closed the stream")
+            }
+            _ => {}
+        }
+    }
+
+    fn tick(&mut self, _: &mut Node, _: Time) {}
+
+    fn finished(&self) -> Option<i32> {
+        self.result
+    }
+}
+
+fn run(bootstrap: &Path, timeout: u64, app: &mut SiteApp) -> Result<i32, String> {
+    let dir = load_bootstrap(bootstrap)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let cfg = NodeConfig {
+            wall_at_zero: wall_now(),
+            ..NodeConfig::default()
+        };
+        let node = Node::new(cfg, None, Arc::new(dir), os_rng());
+        let code = Driver::new(node, Instant::now())
+            .run(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
+            .await;
+        if app.result.is_none() {
+            return Err(format!("timed out after {timeout} s"));
+        }
+        Ok(code)
+    })
+}
+
+/// `umbra publish`.
+pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCode {
+    let r = (|| -> Result<i32, String> {
+        let key = keystore::read_identity(key).map_err(|e| e.to_string())?;
+        let files = read_tree(dir)?;
+        if files.is_empty() {
+            return Err(format!("{}: no files to publish", dir.display()));
+        }
+        let mut app = SiteApp {
+            mode: Mode::Publish {
+                key,
+                files,
+                built: None,
+                publisher: None,
+                probe: None,
+            },
+            circ: None,
+            stream: None,
+            attempts: 0,
+            result: None,
+            files: Vec::new(),
+            address: None,
+        };
+        let code = run(bootstrap, timeout, &mut app)?;
+        if let Some(a) = app.address {
+            println!("{a}");
+        }
+        Ok(code)
+    })();
+    finish("publish", r)
+}
+
+fn finish(what: &str, r: Result<i32, String>) -> ExitCode {
+    match r {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("umbra {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Write the fetched files: into directory `out` for a whole site, or file `out` for one
+/// path. Everything goes to a temporary name first and is renamed into place, so a failed
+/// or interrupted fetch never leaves partial data at `out`.
+fn write_out(files: &[(String, Vec<u8>)], out: &Path, single: bool) -> Result<(), String> {
+    if out.exists() {
+        return Err(format!(
+            "{} exists; refusing to overwrite it",
+            out.display()
+        ));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(".umbra-fetch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_file(&tmp);
+    if single {
+        let (_, content) = files.first().ok_or("nothing fetched")?;
+        std::fs::write(&tmp, content).map_err(|e| e.to_string())?;
+    } else {
+        for (path, content) in files {
+            let p = tmp.join(path);
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&p, content).map_err(|e| e.to_string())?;
+        }
+    }
+    std::fs::rename(&tmp, out)
+        .map_err(|e| format!("cannot move the fetched data to {}: {e}", out.display()))
+}
+
+/// `umbra fetch`.
+pub fn fetch(target: &str, out: Option<PathBuf>, bootstrap: &Path, timeout: u64) -> ExitCode {
+    let r = (|| -> Result<i32, String> {
+        let target = target
+            .trim_start_matches("http://")
+            .trim_start_matches("umbra://");
+        let (addr, path) = match target.split_once('/') {
+            Some((a, p)) => (a, Some(p.to_string())),
+            None => (target, None),
+        };
+        let site = SiteAddress::parse(addr).map_err(|e| format!("{addr}: {e}"))?;
+        let single = path.is_some();
+        let out = out.unwrap_or_else(|| match &path {
+            Some(p) => PathBuf::from(
+                p.rsplit('/')
+                    .find(|s| !s.is_empty())
+                    .unwrap_or("index.html"),
+            ),
+            None => PathBuf::from(&site.encode()[..16]),
+        });
+        let mut app = SiteApp {
+            mode: Mode::Fetch {
+                site,
+                path,
+                fetcher: None,
+                tracker: SiteTracker::new(),
+            },
+            circ: None,
+            stream: None,
+            attempts: 0,
+            result: None,
+            files: Vec::new(),
+            address: None,
+        };
+        let code = run(bootstrap, timeout, &mut app)?;
+        if code == 0 {
+            write_out(&app.files, &out, single)?;
+            let bytes: usize = app.files.iter().map(|(_, c)| c.len()).sum();
+            println!(
+                "fetched {} files, {bytes} bytes, every block verified, into {}",
+                app.files.len(),
+                out.display()
+            );
+        }
+        Ok(code)
+    })();
+    finish("fetch", r)
+}

@@ -1,0 +1,398 @@
+//! The on-disk store: `redb` (`protocol-spec/06-dht.md#store`).
+//!
+//! [`RedbStore`] implements the DHT's [`RecordStore`]: every put is one ACID write
+//! transaction, committed (and synced) before the caller acknowledges it, so a `kill -9`
+//! never loses an acknowledged record. A second table keeps small node state (the reader's
+//! guards). Quota and LRU order are kept in memory and rebuilt when the store opens.
+//! Not in this module: validation (the DHT validates before it stores).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::dht::store::{PutOutcome, RecordInfo, RecordStore, StoreError};
+use crate::time::WallTime;
+use crate::wire::dht_msg::{Record, RecordKind};
+use crate::wire::{Reader, Writer};
+
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    info: RecordInfo,
+    pinned: bool,
+    size: u64,
+    last_used: u64,
+}
+
+/// Records and node state in one redb file.
+pub struct RedbStore {
+    db: Database,
+    meta: BTreeMap<(RecordKind, [u8; 32]), Meta>,
+    quota: u64,
+    used: u64,
+    clock: u64,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RedbStore({} records, {} bytes)",
+            self.meta.len(),
+            self.used
+        )
+    }
+}
+
+fn db_key(kind: RecordKind, key: &[u8; 32]) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = kind.0;
+    k[1..].copy_from_slice(key);
+    k
+}
+
+fn encode(info: &RecordInfo, pinned: bool, value: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(value.len() + 64);
+    w.u64(info.expires.0)
+        .u64(info.seq)
+        .bytes(&info.digest)
+        .u8(u8::from(pinned))
+        .bytes(value);
+    w.into_vec()
+}
+
+fn decode(bytes: &[u8]) -> Option<(RecordInfo, bool, Vec<u8>)> {
+    let mut r = Reader::new(bytes);
+    let expires = WallTime(r.u64().ok()?);
+    let seq = r.u64().ok()?;
+    let digest = r.array().ok()?;
+    let pinned = r.u8().ok()? == 1;
+    Some((
+        RecordInfo {
+            expires,
+            seq,
+            digest,
+        },
+        pinned,
+        r.rest().to_vec(),
+    ))
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open store {path}: {message}")]
+pub struct OpenError {
+    /// The file.
+    pub path: String,
+    /// What redb said.
+    pub message: String,
+}
+
+impl RedbStore {
+    /// Open (or create) the store at `path`, holding at most `quota` bytes of others' records.
+    pub fn open(path: &Path, quota: u64) -> Result<RedbStore, OpenError> {
+        let err = |e: &dyn std::fmt::Display| OpenError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let db = Database::create(path).map_err(|e| err(&e))?;
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        {
+            txn.open_table(RECORDS).map_err(|e| err(&e))?;
+            txn.open_table(STATE).map_err(|e| err(&e))?;
+        }
+        txn.commit().map_err(|e| err(&e))?;
+        let mut meta = BTreeMap::new();
+        let mut used = 0;
+        {
+            let r = db.begin_read().map_err(|e| err(&e))?;
+            let t = r.open_table(RECORDS).map_err(|e| err(&e))?;
+            for item in t.iter().map_err(|e| err(&e))? {
+                let (k, v) = item.map_err(|e| err(&e))?;
+                let (k, v) = (k.value(), v.value());
+                let (Some(kind), Ok(key)) = (k.first(), <[u8; 32]>::try_from(&k[1..])) else {
+                    continue;
+                };
+                let Some((info, pinned, value)) = decode(v) else {
+                    continue;
+                };
+                used += value.len() as u64;
+                meta.insert(
+                    (RecordKind(*kind), key),
+                    Meta {
+                        info,
+                        pinned,
+                        size: value.len() as u64,
+                        last_used: 0,
+                    },
+                );
+            }
+        }
+        Ok(RedbStore {
+            db,
+            meta,
+            quota,
+            used,
+            clock: 0,
+        })
+    }
+
+    /// Read a state value (guards, settings).
+    pub fn get_state(&self, name: &str) -> Option<Vec<u8>> {
+        let r = self.db.begin_read().ok()?;
+        let t = r.open_table(STATE).ok()?;
+        t.get(name).ok()?.map(|v| v.value().to_vec())
+    }
+
+    /// Write a state value, durably.
+    pub fn put_state(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
+        {
+            let mut t = txn.open_table(STATE).map_err(|_| StoreError::Backend)?;
+            t.insert(name, value).map_err(|_| StoreError::Backend)?;
+        }
+        txn.commit().map_err(|_| StoreError::Backend)
+    }
+
+    fn delete(&mut self, keys: &[(RecordKind, [u8; 32])]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
+        {
+            let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
+            for (kind, key) in keys {
+                t.remove(&db_key(*kind, key)[..])
+                    .map_err(|_| StoreError::Backend)?;
+            }
+        }
+        txn.commit().map_err(|_| StoreError::Backend)?;
+        for k in keys {
+            if let Some(m) = self.meta.remove(k) {
+                self.used -= m.size;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RecordStore for RedbStore {
+    fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
+        self.clock += 1;
+        let clock = self.clock;
+        let m = self.meta.get_mut(&(kind, *key))?;
+        if m.info.expires <= now {
+            return None;
+        }
+        m.last_used = clock;
+        let r = self.db.begin_read().ok()?;
+        let t = r.open_table(RECORDS).ok()?;
+        let v = t.get(&db_key(kind, key)[..]).ok()??;
+        let (_, _, value) = decode(v.value())?;
+        Some(Record {
+            kind,
+            key: *key,
+            value,
+        })
+    }
+
+    fn put(
+        &mut self,
+        record: &Record,
+        info: RecordInfo,
+        pinned: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        self.clock += 1;
+        let k = (record.kind, record.key);
+        let mut pinned = pinned;
+        if let Some(m) = self.meta.get(&k) {
+            if info.seq < m.info.seq {
+                return Err(StoreError::Older);
+            }
+            if info.seq == m.info.seq {
+                if info.digest != m.info.digest {
+                    return Err(StoreError::Equivocation);
+                }
+                if pinned && !m.pinned {
+                    pinned = true;
+                } else {
+                    if let Some(m) = self.meta.get_mut(&k) {
+                        m.last_used = self.clock;
+                    }
+                    return Ok(PutOutcome::Same);
+                }
+            }
+        }
+        let size = record.value.len() as u64;
+        let old = self.meta.get(&k).map_or(0, |m| m.size);
+        // Evict least recently used unpinned records until it fits.
+        let mut victims = Vec::new();
+        let mut free = self.quota.saturating_sub(self.used - old);
+        if size > free {
+            let mut candidates: Vec<_> = self
+                .meta
+                .iter()
+                .filter(|(key, m)| !m.pinned && **key != k)
+                .map(|(key, m)| (m.last_used, *key, m.size))
+                .collect();
+            candidates.sort_unstable();
+            for (_, key, sz) in candidates {
+                if size <= free {
+                    break;
+                }
+                victims.push(key);
+                free += sz;
+            }
+            if size > free && !pinned {
+                return Err(StoreError::Quota);
+            }
+        }
+        self.delete(&victims)?;
+        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
+        {
+            let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
+            t.insert(
+                &db_key(record.kind, &record.key)[..],
+                &encode(&info, pinned, &record.value)[..],
+            )
+            .map_err(|_| StoreError::Backend)?;
+        }
+        txn.commit().map_err(|_| StoreError::Backend)?;
+        self.used = self.used - old + size;
+        self.meta.insert(
+            k,
+            Meta {
+                info,
+                pinned,
+                size,
+                last_used: self.clock,
+            },
+        );
+        Ok(PutOutcome::Stored)
+    }
+
+    fn expire(&mut self, now: WallTime) {
+        let gone: Vec<_> = self
+            .meta
+            .iter()
+            .filter(|(_, m)| m.info.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        let _ = self.delete(&gone);
+    }
+
+    fn keys(&self) -> Vec<(RecordKind, [u8; 32])> {
+        self.meta.keys().copied().collect()
+    }
+
+    fn used(&self) -> u64 {
+        self.used
+    }
+}
+
+/// The record `store-writer` writes as number `i` (a block under its own hash).
+pub fn numbered_record(i: u32) -> (Record, RecordInfo) {
+    let value: Vec<u8> = (0..1000u32 + i % 3000)
+        .map(|k| (k.wrapping_mul(7) ^ i) as u8)
+        .collect();
+    let key = crate::crypto::hash::hash(&value);
+    (
+        Record {
+            kind: RecordKind::BLOCK,
+            key,
+            value,
+        },
+        RecordInfo {
+            expires: WallTime(u64::MAX),
+            seq: 0,
+            digest: key,
+        },
+    )
+}
+
+/// `umbra store-writer`: put records one by one, printing `ack N` after each commit.
+pub fn store_writer(path: &Path, count: u32) -> std::process::ExitCode {
+    let mut store = match RedbStore::open(path, u64::MAX) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for i in 0..count {
+        let (r, info) = numbered_record(i);
+        if store.put(&r, info, false).is_err() {
+            return std::process::ExitCode::FAILURE;
+        }
+        use std::io::Write;
+        if writeln!(out, "ack {i}").and_then(|()| out.flush()).is_err() {
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedbStore;
+    use crate::dht::store::{RecordInfo, RecordStore, StoreError};
+    use crate::time::WallTime;
+    use crate::wire::dht_msg::{Record, RecordKind};
+
+    #[test]
+    fn survives_reopen_with_quota_and_pinning() {
+        let dir = std::env::temp_dir().join(format!("umbra-redb-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let rec = |k: u8, n: usize| {
+            (
+                Record {
+                    kind: RecordKind::BLOCK,
+                    key: [k; 32],
+                    value: vec![k; n],
+                },
+                RecordInfo {
+                    expires: WallTime(1000),
+                    seq: 0,
+                    digest: [k; 32],
+                },
+            )
+        };
+        {
+            let mut s = RedbStore::open(&path, 100).unwrap();
+            let (a, ai) = rec(1, 40);
+            let (b, bi) = rec(2, 40);
+            let (c, ci) = rec(3, 40);
+            s.put(&a, ai, true).unwrap();
+            s.put(&b, bi, false).unwrap();
+            s.put(&c, ci, false).unwrap(); // evicts b
+            assert!(s.get(RecordKind::BLOCK, &[2; 32], WallTime(0)).is_none());
+            let (d, di) = rec(4, 90);
+            assert_eq!(s.put(&d, di, false), Err(StoreError::Quota));
+            s.put_state("guards", b"xyz").unwrap();
+        }
+        let mut s = RedbStore::open(&path, 100).unwrap();
+        assert_eq!(s.used(), 80);
+        assert_eq!(
+            s.get(RecordKind::BLOCK, &[1; 32], WallTime(0))
+                .unwrap()
+                .value,
+            vec![1; 40]
+        );
+        assert_eq!(
+            s.get(RecordKind::BLOCK, &[3; 32], WallTime(0))
+                .unwrap()
+                .value,
+            vec![3; 40]
+        );
+        assert_eq!(s.get_state("guards").unwrap(), b"xyz");
+        s.expire(WallTime(1000));
+        assert_eq!(s.used(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
