@@ -40,6 +40,10 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "cells" => check_cells(v),
         "hop-handshake" => super::golden_circuits::check_hop(v),
         "layers" => super::golden_circuits::check_layers(v),
+        "site-address" => super::golden_content::check_addresses(v),
+        "manifests" => super::golden_content::check_manifests(v),
+        "dht-ids" => super::golden_content::check_ids(v),
+        "dht-rpcs" => super::golden_content::check_rpcs(v),
         _ => return None,
     })
 }
@@ -52,6 +56,10 @@ pub fn generate(kind: &str) -> Option<Value> {
         "cells" => gen_cells(),
         "hop-handshake" => super::golden_circuits::gen_hop(),
         "layers" => super::golden_circuits::gen_layers(),
+        "site-address" => super::golden_content::gen_addresses(),
+        "manifests" => super::golden_content::gen_manifests(),
+        "dht-ids" => super::golden_content::gen_ids(),
+        "dht-rpcs" => super::golden_content::gen_rpcs(),
         _ => return None,
     })
 }
@@ -63,6 +71,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("cells", "cells.json"),
     ("hop-handshake", "hop-handshake.json"),
     ("layers", "layers.json"),
+    ("site-address", "site-address.json"),
+    ("manifests", "manifests.json"),
+    ("dht-ids", "dht-ids.json"),
+    ("dht-rpcs", "dht-rpcs.json"),
 ];
 
 use super::fixed_input as fixed;

@@ -16,6 +16,7 @@
 
 pub mod golden;
 pub mod golden_circuits;
+pub mod golden_content;
 pub mod noise;
 pub mod rfc;
 pub mod wycheproof;
@@ -203,6 +204,22 @@ pub const BUNDLED: &[Bundled] = &[
     Bundled {
         path: "umbra/layers.json",
         text: include_str!("../../interop/vectors/umbra/layers.json"),
+    },
+    Bundled {
+        path: "umbra/site-address.json",
+        text: include_str!("../../interop/vectors/umbra/site-address.json"),
+    },
+    Bundled {
+        path: "umbra/manifests.json",
+        text: include_str!("../../interop/vectors/umbra/manifests.json"),
+    },
+    Bundled {
+        path: "umbra/dht-ids.json",
+        text: include_str!("../../interop/vectors/umbra/dht-ids.json"),
+    },
+    Bundled {
+        path: "umbra/dht-rpcs.json",
+        text: include_str!("../../interop/vectors/umbra/dht-rpcs.json"),
     },
 ];
 

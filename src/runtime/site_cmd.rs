@@ -27,7 +27,10 @@ const SITE_LIFETIME: u64 = 30 * 24 * 3600;
 
 fn progress(label: &str, done: usize, total: usize) {
     let width = 30;
-    let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
+    let filled = (done * width)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
     eprint!(
         "\r{label} [{}{}] {done}/{total}",
         "#".repeat(filled),
