@@ -293,10 +293,7 @@ fn wrong_blocks_are_refetched_and_never_handed_out() {
             record: manifest,
         },
     );
-    loop {
-        let [ExitRequest::Get { id, key, .. }] = reqs[..] else {
-            break;
-        };
+    while let [ExitRequest::Get { id, key, .. }] = reqs[..] {
         reqs = reply(
             &mut f,
             &mut t,
