@@ -95,3 +95,77 @@ fn publish_leave_fetch_small_world() {
     let readers: BTreeSet<_> = (80..92).map(|i| w.nodes()[i].addr).collect();
     assert_dht_privacy(&w, &readers);
 }
+
+#[test]
+fn full_stack_publish_leave_churn_fetch() {
+    let s = seed(13);
+    let relays = 150;
+    let mut w = World::new(s, relays, 30, NetModel::default());
+    w.enable_dht(
+        DhtConfig {
+            republish_interval: Duration::from_secs(300),
+            ..DhtConfig::default()
+        },
+        4,
+    );
+    w.run_until(at(30));
+    let mut rng = UmbraRng::from_u64(s);
+    let mut sites = Vec::new();
+    let mut jobs = Vec::new();
+    for p in 0..10usize {
+        let key = IdentityKey::generate(&mut rng);
+        let files = site_files(&mut rng, p);
+        let built = build(
+            &key,
+            &files,
+            1,
+            w.nodes()[relays].node.wall(w.now()),
+            86_400,
+        )
+        .unwrap();
+        sites.push((built.parsed.address(), files));
+        jobs.push(SiteJob::start(
+            &mut w,
+            relays + p,
+            Work::Publish(Box::new(built)),
+        ));
+    }
+    run_site_jobs(&mut w, &mut jobs, at(400));
+    assert!(
+        jobs.iter().all(|j| j.state == SiteJobState::Done),
+        "publish failed"
+    );
+    // Publishers leave; 20% of relays leave over 30 minutes; storers republish every 5.
+    let mut order: Vec<usize> = (0..relays).collect();
+    for i in (1..relays).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let base = w.now();
+    for (k, v) in order.iter().take(relays / 5).enumerate() {
+        w.run_until(base + Duration::from_secs((k as u64 + 1) * 1800 / (relays as u64 / 5)));
+        w.kill(*v);
+    }
+    w.run_until(base + Duration::from_secs(1900));
+    let t0 = w.now();
+    let mut fetches: Vec<SiteJob> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, (addr, _))| SiteJob::start(&mut w, relays + 10 + i, Work::Fetch(*addr)))
+        .collect();
+    run_site_jobs(&mut w, &mut fetches, t0 + Duration::from_secs(600));
+    for (j, (_, files)) in fetches.iter().zip(&sites) {
+        assert_eq!(
+            j.state,
+            SiteJobState::Done,
+            "fetch after churn: {:?}",
+            j.last_error
+        );
+        let mut want = files.clone();
+        want.sort();
+        let mut got = j.files.clone();
+        got.sort();
+        assert_eq!(got, want);
+    }
+    let readers: BTreeSet<_> = (relays..relays + 30).map(|i| w.nodes()[i].addr).collect();
+    assert_dht_privacy(&w, &readers);
+}

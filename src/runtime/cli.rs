@@ -183,23 +183,25 @@ pub fn main() -> ExitCode {
             bandwidth,
             max_circuits,
         } => {
-            let mut cfg = match config
+            let file = match config
                 .as_deref()
                 .map(super::config::Config::load)
                 .transpose()
             {
-                Ok(c) => c.unwrap_or_default().relay,
+                Ok(c) => c.unwrap_or_default(),
                 Err(e) => {
                     eprintln!("umbra relay: {e}");
                     return ExitCode::from(2);
                 }
             };
+            let dht = file.dht.to_config();
+            let mut cfg = file.relay;
             cfg.data_dir = data_dir.or(cfg.data_dir);
             cfg.listen = listen.or(cfg.listen);
             cfg.bootstrap = bootstrap.or(cfg.bootstrap);
             cfg.bandwidth_kib = bandwidth.unwrap_or(cfg.bandwidth_kib);
             cfg.max_circuits = max_circuits.unwrap_or(cfg.max_circuits);
-            super::relay_cmd::relay(&cfg, init_only)
+            super::relay_cmd::relay(&cfg, dht, init_only)
         }
         Command::Publish {
             dir,

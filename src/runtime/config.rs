@@ -18,6 +18,48 @@ pub struct Config {
     /// `[relay]`: running as a relay.
     #[serde(default)]
     pub relay: RelayConfig,
+    /// `[dht]`: the DHT's parameters (`protocol-spec/06-dht.md#parameters`).
+    #[serde(default)]
+    pub dht: DhtSection,
+}
+
+/// `[dht]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhtSection {
+    /// Bucket size and lookup width. Default 20.
+    pub k: usize,
+    /// Requests in flight per lookup. Default 3.
+    pub alpha: usize,
+    /// Storers per record. Default 8.
+    pub replication: usize,
+    /// Seconds between republishing held records. Default 3600.
+    pub republish_secs: u64,
+}
+
+impl Default for DhtSection {
+    fn default() -> Self {
+        let d = crate::dht::DhtConfig::default();
+        DhtSection {
+            k: d.k,
+            alpha: d.alpha,
+            replication: d.replication,
+            republish_secs: d.republish_interval.as_secs(),
+        }
+    }
+}
+
+impl DhtSection {
+    /// The DHT configuration these settings describe (values clamped to sane ranges).
+    pub fn to_config(&self) -> crate::dht::DhtConfig {
+        crate::dht::DhtConfig {
+            k: self.k.clamp(2, 64),
+            alpha: self.alpha.clamp(1, 16),
+            replication: self.replication.clamp(1, 64),
+            republish_interval: std::time::Duration::from_secs(self.republish_secs.max(60)),
+            ..crate::dht::DhtConfig::default()
+        }
+    }
 }
 
 /// `[relay]`.
@@ -36,6 +78,8 @@ pub struct RelayConfig {
     pub max_circuits: usize,
     /// Most circuits per link. Default 2000.
     pub max_circuits_per_link: usize,
+    /// MiB of others' records stored at most. Default 1024.
+    pub store_quota_mib: u64,
 }
 
 impl Default for RelayConfig {
@@ -48,6 +92,7 @@ impl Default for RelayConfig {
             bandwidth_kib: 10_000,
             max_circuits: limits.max_circuits,
             max_circuits_per_link: limits.max_circuits_per_link,
+            store_quota_mib: 1024,
         }
     }
 }
@@ -104,6 +149,9 @@ mod tests {
         assert_eq!(c.relay.max_circuits, 5);
         assert_eq!(c.relay.bandwidth_kib, 10_000);
         assert_eq!(Config::parse("").unwrap(), Config::default());
+        let c = Config::parse("[dht]\nreplication = 5\n").unwrap();
+        assert_eq!(c.dht.to_config().replication, 5);
+        assert_eq!(c.dht.to_config().k, 20);
     }
 
     #[test]

@@ -89,7 +89,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// `umbra relay`.
-pub fn relay(cfg: &super::config::RelayConfig, init_only: bool) -> ExitCode {
+pub fn relay(
+    cfg: &super::config::RelayConfig,
+    dht: crate::dht::DhtConfig,
+    init_only: bool,
+) -> ExitCode {
     let (Some(data_dir), Some(listen)) = (cfg.data_dir.as_deref(), cfg.listen) else {
         eprintln!(
             "umbra relay: both a data directory and a listen address are needed \
@@ -109,6 +113,7 @@ pub fn relay(cfg: &super::config::RelayConfig, init_only: bool) -> ExitCode {
         init_only,
         cfg.bandwidth_kib,
         limits,
+        (dht, cfg.store_quota_mib << 20),
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -125,6 +130,7 @@ fn relay_inner(
     init_only: bool,
     bandwidth: u32,
     limits: RelayLimits,
+    (dht, store_quota): (crate::dht::DhtConfig, u64),
 ) -> Result<(), String> {
     let keys = load_or_create(data_dir)?;
     let now = wall_now();
@@ -154,6 +160,8 @@ fn relay_inner(
         let cfg = NodeConfig {
             wall_at_zero: wall_now(),
             relay_limits: limits,
+            dht,
+            store_quota,
             ..NodeConfig::default()
         };
         let store = super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)
