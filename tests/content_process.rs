@@ -171,9 +171,12 @@ fn publish_then_fetch_between_processes() {
     assert!(address.ends_with(".umbra"), "{out}");
 
     let fetched = dir.join("fetched");
+    let cache = dir.join("reader-data");
     let (ok, out, err) = run(
         umbra()
             .arg("fetch")
+            .arg("--data-dir")
+            .arg(&cache)
             .arg(&address)
             .arg("-o")
             .arg(&fetched)
@@ -193,6 +196,8 @@ fn publish_then_fetch_between_processes() {
     let (ok, out, err) = run(
         umbra()
             .arg("fetch")
+            .arg("--data-dir")
+            .arg(&cache)
             .arg(format!("{address}/css/style.css"))
             .arg("-o")
             .arg(&one)
@@ -225,6 +230,8 @@ fn publish_then_fetch_between_processes() {
     let (ok, _, err) = run(
         umbra()
             .arg("fetch")
+            .arg("--data-dir")
+            .arg(&cache)
             .arg(&address)
             .arg("-o")
             .arg(&again)
@@ -234,6 +241,10 @@ fn publish_then_fetch_between_processes() {
     );
     assert!(ok, "{err}");
     assert_eq!(tree(&again), tree(&site));
+    assert!(
+        err.contains("came from the local cache"),
+        "unchanged blocks were fetched again:\n{err}"
+    );
 
     // A typo in the address is caught before anything is sent.
     let mut typo = address.clone();
@@ -241,6 +252,8 @@ fn publish_then_fetch_between_processes() {
     let (ok, _, err) = run(
         umbra()
             .arg("fetch")
+            .arg("--data-dir")
+            .arg(&cache)
             .arg(&typo)
             .arg("--bootstrap")
             .arg(&bootstrap),

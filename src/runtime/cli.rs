@@ -127,6 +127,15 @@ pub enum Command {
     Fetch {
         /// `ADDRESS[.umbra][/PATH]`.
         target: String,
+        /// The configuration file (section `[reader]`: cache, cache_quota_mib, data_dir).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the block cache lives (default: $XDG_DATA_HOME/umbra).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Do not read or write the local block cache.
+        #[arg(long)]
+        no_cache: bool,
         /// Where to write: a directory for a whole site, a file for one path.
         #[arg(short = 'o', long, value_name = "OUT")]
         out: Option<PathBuf>,
@@ -211,10 +220,33 @@ pub fn main() -> ExitCode {
         } => super::site_cmd::publish(&dir, &key, &bootstrap, timeout),
         Command::Fetch {
             target,
+            config,
+            data_dir,
+            no_cache,
             out,
             bootstrap,
             timeout,
-        } => super::site_cmd::fetch(&target, out, &bootstrap, timeout),
+        } => {
+            let reader = match config
+                .as_deref()
+                .map(super::config::Config::load)
+                .transpose()
+            {
+                Ok(c) => c.unwrap_or_default().reader,
+                Err(e) => {
+                    eprintln!("umbra fetch: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let dir = data_dir
+                .or(reader.data_dir)
+                .or_else(super::config::default_data_dir);
+            let cache = (reader.cache && !no_cache)
+                .then_some(dir)
+                .flatten()
+                .map(|d| (d.join("cache.redb"), reader.cache_quota_mib << 20));
+            super::site_cmd::fetch(&target, out, &bootstrap, timeout, cache)
+        }
         Command::StoreWriter { db, count } => super::store::store_writer(&db, count),
         Command::Probe {
             bootstrap,

@@ -21,6 +21,39 @@ pub struct Config {
     /// `[dht]`: the DHT's parameters (`protocol-spec/06-dht.md#parameters`).
     #[serde(default)]
     pub dht: DhtSection,
+    /// `[reader]`: fetching.
+    #[serde(default)]
+    pub reader: ReaderSection,
+}
+
+/// `[reader]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReaderSection {
+    /// Keep fetched blocks in a local cache and reuse them. Default true.
+    pub cache: bool,
+    /// MiB the cache may use. Default 256.
+    pub cache_quota_mib: u64,
+    /// Where the cache lives. Default: `$XDG_DATA_HOME/umbra` (`~/.local/share/umbra`).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for ReaderSection {
+    fn default() -> Self {
+        ReaderSection {
+            cache: true,
+            cache_quota_mib: 256,
+            data_dir: None,
+        }
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/umbra`, else `~/.local/share/umbra`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("umbra"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/umbra"))
 }
 
 /// `[dht]`.

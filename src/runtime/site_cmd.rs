@@ -75,6 +75,27 @@ pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
     Ok(out)
 }
 
+/// The reader's block cache (`[reader] cache`).
+type Cache = Arc<std::sync::Mutex<super::store::RedbStore>>;
+
+/// Keep fetched blocks in the cache (best effort: a full cache just keeps less).
+fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>>) {
+    let Ok(mut store) = cache.lock() else { return };
+    for (h, data) in blocks {
+        let record = crate::wire::dht_msg::Record {
+            kind: RecordKind::BLOCK,
+            key: *h,
+            value: data.clone(),
+        };
+        let info = crate::dht::store::RecordInfo {
+            expires: crate::time::WallTime(u64::MAX),
+            seq: 0,
+            digest: *h,
+        };
+        let _ = crate::dht::store::RecordStore::put(&mut *store, &record, info, false);
+    }
+}
+
 enum Mode {
     Publish {
         key: crate::crypto::keys::IdentityKey,
@@ -88,6 +109,7 @@ enum Mode {
         path: Option<String>,
         fetcher: Option<Box<Fetcher>>,
         tracker: SiteTracker,
+        cache: Option<Cache>,
     },
 }
 
@@ -141,9 +163,23 @@ impl SiteApp {
                 site,
                 path,
                 fetcher,
+                cache,
                 ..
             } => {
                 let mut f = Fetcher::new(*site, path.clone(), node.wall(now));
+                if let Some(c) = cache.as_ref() {
+                    let store = c.clone();
+                    f = f.with_cache(Box::new(move |h: &[u8; 32]| {
+                        let mut s = store.lock().ok()?;
+                        crate::dht::store::RecordStore::get(
+                            &mut *s,
+                            RecordKind::BLOCK,
+                            h,
+                            crate::time::WallTime(0),
+                        )
+                        .map(|r| r.value)
+                    }));
+                }
                 let b = f.poll_send();
                 *fetcher = Some(Box::new(f));
                 b
@@ -216,7 +252,10 @@ impl SiteApp {
                 }
             }
             Mode::Fetch {
-                fetcher, tracker, ..
+                fetcher,
+                tracker,
+                cache,
+                ..
             } => {
                 if let Some(f) = fetcher.as_mut() {
                     f.on_data(data, tracker);
@@ -225,6 +264,15 @@ impl SiteApp {
                     }
                     match f.take_result() {
                         Some(Ok(files)) => {
+                            if let Some(c) = cache.as_ref() {
+                                remember(c, f.blocks());
+                                if f.from_cache > 0 {
+                                    eprintln!(
+                                        "\n{} of {} blocks came from the local cache",
+                                        f.from_cache, f.total
+                                    );
+                                }
+                            }
                             self.files = files;
                             outcome = Some(Ok(()));
                         }
@@ -396,8 +444,28 @@ fn write_out(files: &[(String, Vec<u8>)], out: &Path, single: bool) -> Result<()
         .map_err(|e| format!("cannot move the fetched data to {}: {e}", out.display()))
 }
 
-/// `umbra fetch`.
-pub fn fetch(target: &str, out: Option<PathBuf>, bootstrap: &Path, timeout: u64) -> ExitCode {
+fn open_cache(cache: Option<(PathBuf, u64)>) -> Option<Cache> {
+    let (path, quota) = cache?;
+    if let Some(d) = path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    match super::store::RedbStore::open(&path, quota) {
+        Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
+        Err(e) => {
+            eprintln!("umbra fetch: cache unavailable ({e}); fetching everything from the network");
+            None
+        }
+    }
+}
+
+/// `umbra fetch`. `cache`: the cache file and its quota, unless caching is off.
+pub fn fetch(
+    target: &str,
+    out: Option<PathBuf>,
+    bootstrap: &Path,
+    timeout: u64,
+    cache: Option<(PathBuf, u64)>,
+) -> ExitCode {
     let r = (|| -> Result<i32, String> {
         let target = target
             .trim_start_matches("http://")
@@ -422,6 +490,7 @@ pub fn fetch(target: &str, out: Option<PathBuf>, bootstrap: &Path, timeout: u64)
                 path,
                 fetcher: None,
                 tracker: SiteTracker::new(),
+                cache: open_cache(cache),
             },
             circ: None,
             stream: None,

@@ -205,6 +205,18 @@ impl Publisher {
     }
 }
 
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Fetcher({:?}, {}/{} blocks)",
+            self.site,
+            self.total - self.remaining,
+            self.total
+        )
+    }
+}
+
 #[derive(Debug)]
 enum FetchState {
     Manifest {
@@ -218,7 +230,6 @@ enum FetchState {
 }
 
 /// Fetches a site (or one path of it) and verifies everything.
-#[derive(Debug)]
 pub struct Fetcher {
     site: SiteAddress,
     path: Option<String>,
@@ -234,6 +245,9 @@ pub struct Fetcher {
     pub total: usize,
     result: Option<FetchResult>,
     manifest_id: Option<u32>,
+    cache: Option<Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>>,
+    /// Blocks taken from the local cache instead of the network.
+    pub from_cache: usize,
 }
 
 impl Fetcher {
@@ -252,7 +266,23 @@ impl Fetcher {
             total: 0,
             result: None,
             manifest_id: None,
+            cache: None,
+            from_cache: 0,
         }
+    }
+
+    /// Take blocks from a local cache when it has them (each is verified like any other).
+    pub fn with_cache(
+        mut self,
+        cache: Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>,
+    ) -> Fetcher {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Every block this fetch holds, verified (for the caller's cache).
+    pub fn blocks(&self) -> &BTreeMap<[u8; 32], Vec<u8>> {
+        &self.blocks
     }
 
     /// Bytes to write on the stream now.
@@ -395,6 +425,16 @@ impl Fetcher {
         needed.sort_unstable();
         needed.dedup();
         self.total = needed.len();
+        if let Some(cache) = self.cache.as_mut() {
+            needed.retain(|h| match cache(h) {
+                Some(data) if verify_block(h, &data).is_ok() => {
+                    self.blocks.insert(*h, data);
+                    self.from_cache += 1;
+                    false
+                }
+                _ => true,
+            });
+        }
         self.remaining = needed.len();
         self.pending = needed.into_iter().map(|h| (h, 0)).collect();
         self.state = FetchState::Blocks {
