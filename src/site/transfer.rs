@@ -86,6 +86,9 @@ impl Requests {
     }
 }
 
+/// A local source of blocks by hash (a reader's cache).
+pub type BlockCache = Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>;
+
 /// The files of a finished fetch, or why it failed.
 pub type FetchResult = Result<Vec<(String, Vec<u8>)>, TransferError>;
 
@@ -245,7 +248,7 @@ pub struct Fetcher {
     pub total: usize,
     result: Option<FetchResult>,
     manifest_id: Option<u32>,
-    cache: Option<Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>>,
+    cache: Option<BlockCache>,
     /// Blocks taken from the local cache instead of the network.
     pub from_cache: usize,
 }
