@@ -275,10 +275,7 @@ impl Fetcher {
     }
 
     /// Take blocks from a local cache when it has them (each is verified like any other).
-    pub fn with_cache(
-        mut self,
-        cache: Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>,
-    ) -> Fetcher {
+    pub fn with_cache(mut self, cache: BlockCache) -> Fetcher {
         self.cache = Some(cache);
         self
     }
