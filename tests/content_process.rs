@@ -191,6 +191,14 @@ fn publish_then_fetch_between_processes() {
         "fetched tree differs from the source"
     );
 
+    // The reader kept its guards for the next run.
+    {
+        let store = umbra_store_open(&cache.join("cache.redb"));
+        let guards = store.read_state("guards").expect("guards saved");
+        assert_eq!(guards.len() % 32, 0);
+        assert!(!guards.is_empty());
+    }
+
     // One file by path.
     let one = dir.join("style.css");
     let (ok, out, err) = run(

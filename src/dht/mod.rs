@@ -202,6 +202,11 @@ impl Dht {
     }
 
     /// The record store.
+    pub fn store(&self) -> &dyn RecordStore {
+        self.store.as_ref()
+    }
+
+    /// The record store, mutably.
     pub fn store_mut(&mut self) -> &mut dyn RecordStore {
         self.store.as_mut()
     }

@@ -63,6 +63,15 @@ pub trait RecordStore: Send + std::fmt::Debug {
     fn keys(&self) -> Vec<(RecordKind, [u8; 32])>;
     /// Bytes used.
     fn used(&self) -> u64;
+    /// Keep a small named piece of node state (peers, guards); stores without persistence
+    /// may ignore it.
+    fn put_state(&mut self, _name: &str, _value: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A named piece of node state kept earlier.
+    fn get_state(&self, _name: &str) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]

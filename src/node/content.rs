@@ -105,6 +105,31 @@ impl Node {
             .is_some_and(|d| d.store_local(record, wall, true).is_ok())
     }
 
+    /// Save the DHT's contacts in the record store (`peers`), to rejoin from them after a
+    /// restart.
+    pub fn save_peers(&mut self) {
+        let Some(d) = self.dht.as_mut() else { return };
+        let ids: Vec<u8> = d
+            .table()
+            .closest(&[0; 32], usize::MAX)
+            .iter()
+            .flat_map(|n| n.0)
+            .collect();
+        let _ = d.store_mut().put_state("peers", &ids);
+    }
+
+    /// Contacts saved by [`Node::save_peers`].
+    pub fn saved_peers(&self) -> Vec<NodeId> {
+        let Some(bytes) = self.dht.as_ref().and_then(|d| d.store().get_state("peers")) else {
+            return Vec::new();
+        };
+        bytes
+            .chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .map(NodeId)
+            .collect()
+    }
+
     /// The DHT, if this node is a relay with one.
     pub fn dht(&self) -> Option<&crate::dht::Dht> {
         self.dht.as_ref()

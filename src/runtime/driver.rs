@@ -122,11 +122,21 @@ impl Driver {
 
     /// Serve `listener` (relays) and run `app` until it finishes or `shutdown` resolves.
     pub async fn run(
-        mut self,
+        self,
         listener: Option<TcpListener>,
         app: &mut dyn App,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> i32 {
+        self.run_keep(listener, app, shutdown).await.0
+    }
+
+    /// Like [`Driver::run`], and hand the node back (to save its state).
+    pub async fn run_keep(
+        mut self,
+        listener: Option<TcpListener>,
+        app: &mut dyn App,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> (i32, Node) {
         if let Some(l) = listener {
             let tx = self.tx.clone();
             tokio::spawn(async move {
@@ -151,7 +161,7 @@ impl Driver {
         tokio::pin!(shutdown);
         loop {
             if let Some(code) = app.finished() {
-                return code;
+                return (code, self.node);
             }
             let deadline = self
                 .node
@@ -165,7 +175,7 @@ impl Driver {
             };
             tokio::select! {
                 ev = self.rx.recv() => {
-                    let Some(ev) = ev else { return 1 };
+                    let Some(ev) = ev else { return (1, self.node) };
                     self.on_net(ev);
                     // Take whatever else is ready before writing: fewer, larger frames.
                     for _ in 0..256 {
@@ -179,7 +189,7 @@ impl Driver {
                     let now = self.now();
                     self.node.handle_timeout(now);
                 }
-                () = &mut shutdown => return 0,
+                () = &mut shutdown => return (0, self.node),
             }
             self.flush(app);
         }

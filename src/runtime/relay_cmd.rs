@@ -166,17 +166,30 @@ fn relay_inner(
         };
         let store = super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)
             .map_err(|e| e.to_string())?;
-        let seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
+        let mut seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
         let mut node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());
         node.enable_dht(crate::time::Time::ZERO, Some(Box::new(store)));
+        // Rejoin from the contacts saved at the last shutdown, as well as the bootstrap list.
+        seeds.extend(
+            node.saved_peers()
+                .into_iter()
+                .filter(|p| node.directory().get(p).is_some()),
+        );
+        seeds.sort_unstable();
+        seeds.dedup();
         node.dht_bootstrap(crate::time::Time::ZERO, &seeds);
         println!("relay listening on {listen}");
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        Driver::new(node, epoch)
-            .run(Some(listener), &mut NoApp, shutdown)
+        let (_, mut node) = Driver::new(node, epoch)
+            .run_keep(Some(listener), &mut NoApp, shutdown)
             .await;
+        node.save_peers();
+        println!(
+            "relay stopped; {} DHT contacts saved",
+            node.saved_peers().len()
+        );
         Ok(())
     })
 }

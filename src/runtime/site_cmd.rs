@@ -357,10 +357,32 @@ fn run(bootstrap: &Path, timeout: u64, app: &mut SiteApp) -> Result<i32, String>
             wall_at_zero: wall_now(),
             ..NodeConfig::default()
         };
-        let node = Node::new(cfg, None, Arc::new(dir), os_rng());
-        let code = Driver::new(node, Instant::now())
-            .run(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
+        let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
+        // A reader with a data directory keeps its guards across runs (`09-relay.md#guards`).
+        let state = match &app.mode {
+            Mode::Fetch { cache: Some(c), .. } => Some(c.clone()),
+            _ => None,
+        };
+        if let Some(saved) = state
+            .as_ref()
+            .and_then(|c| c.lock().ok()?.read_state("guards"))
+        {
+            let list = saved
+                .chunks_exact(32)
+                .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+                .map(crate::crypto::keys::NodeId)
+                .collect();
+            node.set_guards(crate::directory::path::Guards::from_list(list));
+        }
+        let (code, node) = Driver::new(node, Instant::now())
+            .run_keep(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
             .await;
+        if let Some(c) = state {
+            let ids: Vec<u8> = node.guards().list().iter().flat_map(|g| g.0).collect();
+            if let Ok(s) = c.lock() {
+                let _ = s.write_state("guards", &ids);
+            }
+        }
         if app.result.is_none() {
             return Err(format!("timed out after {timeout} s"));
         }

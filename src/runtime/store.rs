@@ -141,14 +141,14 @@ impl RedbStore {
     }
 
     /// Read a state value (guards, settings).
-    pub fn get_state(&self, name: &str) -> Option<Vec<u8>> {
+    pub fn read_state(&self, name: &str) -> Option<Vec<u8>> {
         let r = self.db.begin_read().ok()?;
         let t = r.open_table(STATE).ok()?;
         t.get(name).ok()?.map(|v| v.value().to_vec())
     }
 
     /// Write a state value, durably.
-    pub fn put_state(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub fn write_state(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
         {
             let mut t = txn.open_table(STATE).map_err(|_| StoreError::Backend)?;
@@ -291,6 +291,14 @@ impl RecordStore for RedbStore {
     fn used(&self) -> u64 {
         self.used
     }
+
+    fn put_state(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write_state(name, value)
+    }
+
+    fn get_state(&self, name: &str) -> Option<Vec<u8>> {
+        self.read_state(name)
+    }
 }
 
 /// The record `store-writer` writes as number `i` (a block under its own hash).
@@ -374,7 +382,7 @@ mod tests {
             assert!(s.get(RecordKind::BLOCK, &[2; 32], WallTime(0)).is_none());
             let (d, di) = rec(4, 90);
             assert_eq!(s.put(&d, di, false), Err(StoreError::Quota));
-            s.put_state("guards", b"xyz").unwrap();
+            s.write_state("guards", b"xyz").unwrap();
         }
         let mut s = RedbStore::open(&path, 100).unwrap();
         assert_eq!(s.used(), 80);
@@ -390,7 +398,7 @@ mod tests {
                 .value,
             vec![3; 40]
         );
-        assert_eq!(s.get_state("guards").unwrap(), b"xyz");
+        assert_eq!(s.read_state("guards").unwrap(), b"xyz");
         s.expire(WallTime(1000));
         assert_eq!(s.used(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
