@@ -6,39 +6,17 @@
 // A process-level test: it waits on real processes, so it reads the real clock.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
+use common::{Procs, free_addr, tempdir};
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn umbra() -> Command {
     Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_addr(ip: &str) -> SocketAddr {
-    TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 fn start_relays(dir: &Path, n: usize) -> (Procs, PathBuf) {

@@ -5,38 +5,17 @@
 // A process-level test: it waits on real processes, so it reads the real clock.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
+use common::{Procs, free_addr, tempdir};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn umbra() -> Command {
     Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-/// A free port on `ip` (each relay gets its own 127.N.0.1, a distinct /16).
-fn free_addr(ip: &str) -> SocketAddr {
-    let l = TcpListener::bind(format!("{ip}:0")).unwrap();
-    l.local_addr().unwrap()
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn wait_listening(addr: SocketAddr, deadline: Instant) {

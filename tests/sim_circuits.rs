@@ -1,23 +1,18 @@
 //! Tier 4: circuits in the deterministic simulator (`protocol-spec/04-circuits.md`).
 //! Each scenario prints its seed; replay one with `UMBRA_SIM_SEED=<seed>`.
 
+mod common;
+
+use common::seed;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use umbra::node::NodeError;
 use umbra::relay::{Misbehaviour, Observation, PrevKind, RelayError};
-use umbra::sim::echo::{EchoJob, JobState, run_jobs};
+use umbra::sim::echo::{EchoJob, JobState};
+use umbra::sim::run_jobs;
 use umbra::sim::{NetModel, World};
 use umbra::time::Time;
-
-fn seed(default: u64) -> u64 {
-    let s = std::env::var("UMBRA_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    eprintln!("sim seed = {s} (replay with UMBRA_SIM_SEED={s})");
-    s
-}
 
 fn payload(n: usize, salt: u8) -> Vec<u8> {
     (0..n)

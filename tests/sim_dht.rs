@@ -2,6 +2,9 @@
 //! availability of published sites under 20% churn after the publishers left, and lookups
 //! through lying and silent nodes. Each scenario prints its seed; replay with UMBRA_SIM_SEED.
 
+mod common;
+
+use common::seed;
 use std::time::Duration;
 
 use umbra::crypto::keys::IdentityKey;
@@ -13,15 +16,6 @@ use umbra::site::address::SiteAddress;
 use umbra::site::{Built, build, manifest, verify_block};
 use umbra::time::{Time, WallTime};
 use umbra::wire::dht_msg::{Record, RecordKind};
-
-fn seed(default: u64) -> u64 {
-    let s = std::env::var("UMBRA_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    eprintln!("sim seed = {s} (replay with UMBRA_SIM_SEED={s})");
-    s
-}
 
 fn at(secs: u64) -> Time {
     Time::ZERO + Duration::from_secs(secs)

@@ -2,25 +2,20 @@
 //! through circuits, publishers leave, churn, fetch through circuits, every byte verified;
 //! privacy invariants over the DHT nodes' observation logs.
 
+mod common;
+
+use common::seed;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use umbra::crypto::keys::IdentityKey;
 use umbra::crypto::rng::UmbraRng;
 use umbra::dht::DhtConfig;
-use umbra::sim::site_jobs::{SiteJob, SiteJobState, Work, run_site_jobs};
+use umbra::sim::run_jobs;
+use umbra::sim::site_jobs::{SiteJob, SiteJobState, Work};
 use umbra::sim::{NetModel, World};
 use umbra::site::build;
 use umbra::time::Time;
-
-fn seed(default: u64) -> u64 {
-    let s = std::env::var("UMBRA_SIM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    eprintln!("sim seed = {s} (replay with UMBRA_SIM_SEED={s})");
-    s
-}
 
 fn at(secs: u64) -> Time {
     Time::ZERO + Duration::from_secs(secs)
@@ -73,7 +68,7 @@ fn publish_leave_fetch_small_world() {
             Work::Publish(Box::new(built)),
         ));
     }
-    run_site_jobs(&mut w, &mut jobs, at(300));
+    run_jobs(&mut w, &mut jobs, at(300));
     for j in &jobs {
         assert_eq!(j.state, SiteJobState::Done, "publish: {j:?}");
     }
@@ -83,7 +78,7 @@ fn publish_leave_fetch_small_world() {
         .enumerate()
         .map(|(i, (addr, _))| SiteJob::start(&mut w, 84 + i, Work::Fetch(*addr)))
         .collect();
-    run_site_jobs(&mut w, &mut fetches, at(600));
+    run_jobs(&mut w, &mut fetches, at(600));
     for (j, (_, files)) in fetches.iter().zip(&sites) {
         assert_eq!(j.state, SiteJobState::Done, "fetch: {:?}", j.last_error);
         let mut want = files.clone();
@@ -130,7 +125,7 @@ fn full_stack_publish_leave_churn_fetch() {
             Work::Publish(Box::new(built)),
         ));
     }
-    run_site_jobs(&mut w, &mut jobs, at(400));
+    run_jobs(&mut w, &mut jobs, at(400));
     assert!(
         jobs.iter().all(|j| j.state == SiteJobState::Done),
         "publish failed"
@@ -152,7 +147,7 @@ fn full_stack_publish_leave_churn_fetch() {
         .enumerate()
         .map(|(i, (addr, _))| SiteJob::start(&mut w, relays + 10 + i, Work::Fetch(*addr)))
         .collect();
-    run_site_jobs(&mut w, &mut fetches, t0 + Duration::from_secs(600));
+    run_jobs(&mut w, &mut fetches, t0 + Duration::from_secs(600));
     for (j, (_, files)) in fetches.iter().zip(&sites) {
         assert_eq!(
             j.state,

@@ -16,6 +16,8 @@ use crate::node::SiteValidator;
 use crate::time::{Time, WallTime};
 use crate::wire::dht_msg::{DhtMsg, Record};
 
+use super::queue::{EventQueue, TimerSlot};
+
 /// How a hostile DHT node answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Hostility {
@@ -51,15 +53,12 @@ struct DhtNode {
     id: NodeId,
     up: bool,
     hostility: Hostility,
-    timer_generation: u64,
-    timer_at: Option<Time>,
+    timer: TimerSlot,
 }
 
 /// The DHT-level world.
 pub struct DhtWorld {
-    now: Time,
-    seq: u64,
-    queue: BTreeMap<(Time, u64), Ev>,
+    queue: EventQueue<Ev>,
     nodes: Vec<DhtNode>,
     index: BTreeMap<NodeId, usize>,
     rng: UmbraRng,
@@ -72,7 +71,12 @@ pub struct DhtWorld {
 
 impl std::fmt::Debug for DhtWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DhtWorld({} nodes, t={})", self.nodes.len(), self.now)
+        write!(
+            f,
+            "DhtWorld({} nodes, t={})",
+            self.nodes.len(),
+            self.queue.now()
+        )
     }
 }
 
@@ -103,16 +107,13 @@ impl DhtWorld {
                     id: *id,
                     up: true,
                     hostility: Hostility::None,
-                    timer_generation: 0,
-                    timer_at: None,
+                    timer: TimerSlot::default(),
                 }
             })
             .collect();
         let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         DhtWorld {
-            now: Time::ZERO,
-            seq: 0,
-            queue: BTreeMap::new(),
+            queue: EventQueue::default(),
             nodes,
             index,
             rng,
@@ -124,12 +125,12 @@ impl DhtWorld {
 
     /// The current time.
     pub fn now(&self) -> Time {
-        self.now
+        self.queue.now()
     }
 
     /// Wall-clock time now.
     pub fn wall(&self) -> WallTime {
-        WallTime(self.wall0 + self.now.as_micros() / 1_000_000)
+        WallTime(self.wall0 + self.queue.now().as_micros() / 1_000_000)
     }
 
     /// How many nodes.
@@ -169,7 +170,7 @@ impl DhtWorld {
             let picks: Vec<NodeId> = (0..seeds)
                 .map(|_| self.nodes[self.rng.below(n) as usize].id)
                 .collect();
-            let now = self.now;
+            let now = self.queue.now();
             self.nodes[i].dht.bootstrap(now, &picks);
             self.drain(i);
         }
@@ -177,7 +178,7 @@ impl DhtWorld {
 
     /// Start a lookup at node `i`.
     pub fn start(&mut self, i: usize, target: [u8; 32], goal: Goal) -> LookupId {
-        let now = self.now;
+        let now = self.queue.now();
         let id = self.nodes[i].dht.start(now, target, goal);
         self.drain(i);
         id
@@ -190,8 +191,7 @@ impl DhtWorld {
     }
 
     fn schedule(&mut self, at: Time, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.queue.schedule(at, ev);
     }
 
     fn latency(&mut self) -> Duration {
@@ -207,7 +207,7 @@ impl DhtWorld {
                         Some(t) => {
                             let from = self.nodes[i].id;
                             self.schedule(
-                                self.now + lat,
+                                self.queue.now() + lat,
                                 Ev::Deliver {
                                     to: t,
                                     from,
@@ -215,7 +215,8 @@ impl DhtWorld {
                                 },
                             );
                         }
-                        None => self.schedule(self.now + lat * 2, Ev::Unreachable { node: i, to }),
+                        None => self
+                            .schedule(self.queue.now() + lat * 2, Ev::Unreachable { node: i, to }),
                     }
                 }
                 DhtAction::Done {
@@ -228,20 +229,14 @@ impl DhtWorld {
             }
         }
         let want = self.nodes[i].dht.poll_timeout();
-        let n = &mut self.nodes[i];
-        if want.is_some() && want != n.timer_at {
-            n.timer_generation += 1;
-            n.timer_at = want;
-            let generation = n.timer_generation;
-            if let Some(t) = want {
-                self.schedule(
-                    t,
-                    Ev::Timer {
-                        node: i,
-                        generation,
-                    },
-                );
-            }
+        if let Some((t, generation)) = self.nodes[i].timer.rearm(want) {
+            self.schedule(
+                t,
+                Ev::Timer {
+                    node: i,
+                    generation,
+                },
+            );
         }
     }
 
@@ -279,7 +274,7 @@ impl DhtWorld {
         if let Some(&t) = self.index.get(&from) {
             let me = self.nodes[i].id;
             self.schedule(
-                self.now + lat,
+                self.queue.now() + lat,
                 Ev::Deliver {
                     to: t,
                     from: me,
@@ -291,10 +286,9 @@ impl DhtWorld {
 
     /// Process one event; `false` when none is left.
     pub fn step(&mut self) -> bool {
-        let Some(((at, _), ev)) = self.queue.pop_first() else {
+        let Some((at, ev)) = self.queue.pop() else {
             return false;
         };
-        self.now = at;
         match ev {
             Ev::Deliver { to, from, bytes } => {
                 if !self.nodes[to].up {
@@ -324,10 +318,9 @@ impl DhtWorld {
             }
             Ev::Timer { node, generation } => {
                 let n = &mut self.nodes[node];
-                if !n.up || n.timer_generation != generation {
+                if !n.up || !n.timer.fire(generation) {
                     return true;
                 }
-                n.timer_at = None;
                 let wall = WallTime(self.wall0 + at.as_micros() / 1_000_000);
                 n.dht.handle_timeout(at, wall);
                 self.drain(node);
@@ -338,20 +331,20 @@ impl DhtWorld {
 
     /// Run until `deadline`.
     pub fn run_until(&mut self, deadline: Time) {
-        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+        while let Some(at) = self.queue.next_time() {
             if at > deadline {
                 break;
             }
             self.step();
         }
-        self.now = self.now.max(deadline);
+        self.queue.advance_to(deadline);
     }
 
     /// Run until every lookup in `ids` finished (or `deadline`).
     pub fn run_lookups(&mut self, ids: &[(usize, LookupId)], deadline: Time) {
         while !ids.iter().all(|k| self.done.contains_key(k)) {
-            match self.queue.first_key_value() {
-                Some((&(at, _), _)) if at <= deadline => {
+            match self.queue.next_time() {
+                Some(at) if at <= deadline => {
                     self.step();
                 }
                 _ => return,

@@ -70,21 +70,19 @@ impl EchoJob {
         }
     }
 
-    /// Whether the job is over (done, failed or corrupted).
-    pub fn is_over(&self) -> bool {
+    fn over(&self) -> bool {
         matches!(
             self.state,
             JobState::Done | JobState::Failed(_) | JobState::Corrupted
         )
     }
 
-    /// React to the reader's new events.
-    pub fn poll(&mut self, world: &mut World) {
+    fn react(&mut self, world: &mut World) {
         let now = world.now();
         let events: Vec<ClientEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
         self.cursor += events.len();
         for ev in events {
-            if self.is_over() {
+            if self.over() {
                 return;
             }
             match ev {
@@ -140,20 +138,12 @@ impl EchoJob {
     }
 }
 
-/// Run the world until every job is over or `deadline` passes, polling jobs as events come.
-pub fn run_jobs(world: &mut World, jobs: &mut [EchoJob], deadline: Time) {
-    loop {
-        for j in jobs.iter_mut() {
-            j.poll(world);
-        }
-        if jobs.iter().all(EchoJob::is_over) || world.now() > deadline {
-            return;
-        }
-        if !world.step() {
-            for j in jobs.iter_mut() {
-                j.poll(world);
-            }
-            return;
-        }
+impl super::Job for EchoJob {
+    fn poll(&mut self, world: &mut World) {
+        self.react(world);
+    }
+
+    fn is_over(&self) -> bool {
+        self.over()
     }
 }

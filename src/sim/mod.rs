@@ -8,6 +8,7 @@
 
 pub mod dht_world;
 pub mod echo;
+pub mod queue;
 pub mod site_jobs;
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +24,7 @@ use crate::ids::{ConnectId, LinkId};
 use crate::node::{Input, Node, NodeConfig, Output, RelayKeys};
 use crate::relay::Misbehaviour;
 use crate::time::{Time, WallTime};
+use queue::{EventQueue, TimerSlot};
 
 /// The network model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,16 +82,13 @@ pub struct SimNode {
     keys: Option<RelayKeys>,
     /// Extra delay on everything this node sends (a hostile or congested node).
     pub extra_delay: Duration,
-    timer_generation: u64,
-    timer_at: Option<Time>,
+    timer: TimerSlot,
 }
 
 /// The simulated world.
 #[derive(Debug)]
 pub struct World {
-    now: Time,
-    seq: u64,
-    queue: BTreeMap<(Time, u64), Event>,
+    queue: EventQueue<Event>,
     nodes: Vec<SimNode>,
     by_addr: BTreeMap<SocketAddr, usize>,
     links: BTreeMap<(usize, LinkId), LinkEnd>,
@@ -146,9 +145,7 @@ impl World {
         }
         let directory = Arc::new(dir);
         let mut world = World {
-            now: Time::ZERO,
-            seq: 0,
-            queue: BTreeMap::new(),
+            queue: EventQueue::default(),
             nodes: Vec::new(),
             by_addr: BTreeMap::new(),
             links: BTreeMap::new(),
@@ -180,8 +177,7 @@ impl World {
             events: Vec::new(),
             keys,
             extra_delay: Duration::ZERO,
-            timer_generation: 0,
-            timer_at: None,
+            timer: TimerSlot::default(),
         });
         self.by_addr.insert(addr, idx);
         idx
@@ -189,7 +185,7 @@ impl World {
 
     /// The current simulated time.
     pub fn now(&self) -> Time {
-        self.now
+        self.queue.now()
     }
 
     /// Every node, relays first (in creation order), then readers.
@@ -210,7 +206,7 @@ impl World {
     /// Make every relay a DHT node and join each from `seeds` random relays
     /// (`06-dht.md#joining`); the joins run as the world runs.
     pub fn enable_dht(&mut self, cfg: crate::dht::DhtConfig, seeds: usize) {
-        let now = self.now;
+        let now = self.queue.now();
         self.cfg.dht = cfg;
         let relays: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.nodes[*i].keys.is_some())
@@ -274,11 +270,11 @@ impl World {
         let with_dht = self.nodes[i].node.dht().is_some();
         self.nodes[i].node = Node::new(self.cfg.clone(), keys, self.directory.clone(), rng);
         if with_dht {
-            let now = self.now;
+            let now = self.queue.now();
             self.nodes[i].node.enable_dht(now, None);
         }
         self.nodes[i].up = true;
-        self.nodes[i].timer_at = None;
+        self.nodes[i].timer.reset();
     }
 
     fn break_links(&mut self, i: usize) {
@@ -291,7 +287,7 @@ impl World {
         for key in mine {
             if let Some(end) = self.links.remove(&key) {
                 self.links.remove(&(end.peer, end.peer_link));
-                let t = self.now + end.latency;
+                let t = self.queue.now() + end.latency;
                 self.schedule(
                     t,
                     Event::Deliver {
@@ -303,7 +299,7 @@ impl World {
                 );
                 if self.nodes[i].up {
                     self.schedule(
-                        self.now,
+                        self.queue.now(),
                         Event::Deliver {
                             to: i,
                             input: Input::LinkClosed { link: key.1 },
@@ -315,8 +311,7 @@ impl World {
     }
 
     fn schedule(&mut self, at: Time, ev: Event) {
-        self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.queue.schedule(at, ev);
     }
 
     fn latency(&mut self) -> Duration {
@@ -334,7 +329,7 @@ impl World {
                 Output::Close { link } => {
                     if let Some(end) = self.links.remove(&(i, link)) {
                         self.links.remove(&(end.peer, end.peer_link));
-                        let t = self.now + end.latency;
+                        let t = self.queue.now() + end.latency;
                         self.schedule(
                             t,
                             Event::Deliver {
@@ -350,20 +345,14 @@ impl World {
             }
         }
         let want = self.nodes[i].node.poll_timeout();
-        let n = &mut self.nodes[i];
-        if want.is_some() && want != n.timer_at {
-            n.timer_generation += 1;
-            n.timer_at = want;
-            let generation = n.timer_generation;
-            if let Some(t) = want {
-                self.schedule(
-                    t,
-                    Event::Timer {
-                        node: i,
-                        generation,
-                    },
-                );
-            }
+        if let Some((t, generation)) = self.nodes[i].timer.rearm(want) {
+            self.schedule(
+                t,
+                Event::Timer {
+                    node: i,
+                    generation,
+                },
+            );
         }
     }
 
@@ -377,7 +366,7 @@ impl World {
         });
         let Some(t) = target else {
             self.schedule(
-                self.now + latency * 2,
+                self.queue.now() + latency * 2,
                 Event::Deliver {
                     to: i,
                     input: Input::ConnectFailed { request },
@@ -394,7 +383,7 @@ impl World {
                 peer: t,
                 peer_link: b,
                 latency,
-                last_delivery: self.now,
+                last_delivery: self.queue.now(),
             },
         );
         self.links.insert(
@@ -403,12 +392,12 @@ impl World {
                 peer: i,
                 peer_link: a,
                 latency,
-                last_delivery: self.now,
+                last_delivery: self.queue.now(),
             },
         );
         let (ia, ta) = (self.nodes[i].addr, self.nodes[t].addr);
         self.schedule(
-            self.now + latency,
+            self.queue.now() + latency,
             Event::Deliver {
                 to: t,
                 input: Input::LinkOpened {
@@ -419,7 +408,7 @@ impl World {
             },
         );
         self.schedule(
-            self.now + latency * 2,
+            self.queue.now() + latency * 2,
             Event::Deliver {
                 to: i,
                 input: Input::LinkOpened {
@@ -437,7 +426,7 @@ impl World {
         };
         let transfer =
             Duration::from_micros(bytes.len() as u64 * 1_000_000 / self.net.bandwidth.max(1));
-        let mut at = self.now + end.latency + transfer + self.nodes[i].extra_delay;
+        let mut at = self.queue.now() + end.latency + transfer + self.nodes[i].extra_delay;
         if self.net.loss > 0.0 && (self.rng.below(1_000_000) as f64) < self.net.loss * 1_000_000.0 {
             at = at + self.net.rto;
         }
@@ -459,10 +448,9 @@ impl World {
 
     /// Process one event; `false` when the queue is empty.
     pub fn step(&mut self) -> bool {
-        let Some(((at, _), ev)) = self.queue.pop_first() else {
+        let Some((at, ev)) = self.queue.pop() else {
             return false;
         };
-        self.now = at;
         self.processed += 1;
         match ev {
             Event::Deliver { to, input } => {
@@ -480,10 +468,9 @@ impl World {
             }
             Event::Timer { node, generation } => {
                 let n = &mut self.nodes[node];
-                if !n.up || n.timer_generation != generation {
+                if !n.up || !n.timer.fire(generation) {
                     return true;
                 }
-                n.timer_at = None;
                 n.node.handle_timeout(at);
                 self.drain(node);
             }
@@ -493,13 +480,13 @@ impl World {
 
     /// Run until `deadline` or until the queue is empty.
     pub fn run_until(&mut self, deadline: Time) {
-        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+        while let Some(at) = self.queue.next_time() {
             if at > deadline {
                 break;
             }
             self.step();
         }
-        self.now = self.now.max(deadline);
+        self.queue.advance_to(deadline);
     }
 
     /// Run until `done(world)` holds (checked after every event) or `deadline` passes.
@@ -509,12 +496,38 @@ impl World {
             if done(self) {
                 return true;
             }
-            match self.queue.first_key_value() {
-                Some((&(at, _), _)) if at <= deadline => {
+            match self.queue.next_time() {
+                Some(at) if at <= deadline => {
                     self.step();
                 }
                 _ => return done(self),
             }
+        }
+    }
+}
+
+/// A scripted application on a simulated reader (echo, publish, fetch).
+pub trait Job {
+    /// React to the reader's new events.
+    fn poll(&mut self, world: &mut World);
+    /// Whether the job finished (either way).
+    fn is_over(&self) -> bool;
+}
+
+/// Run the world until every job is over or `deadline` passes, polling jobs as events come.
+pub fn run_jobs<J: Job>(world: &mut World, jobs: &mut [J], deadline: Time) {
+    loop {
+        for j in jobs.iter_mut() {
+            j.poll(world);
+        }
+        if jobs.iter().all(J::is_over) || world.now() > deadline {
+            return;
+        }
+        if !world.step() {
+            for j in jobs.iter_mut() {
+                j.poll(world);
+            }
+            return;
         }
     }
 }

@@ -90,8 +90,7 @@ impl SiteJob {
         }
     }
 
-    /// Whether finished.
-    pub fn is_over(&self) -> bool {
+    fn over(&self) -> bool {
         matches!(self.state, SiteJobState::Done | SiteJobState::Failed(_))
     }
 
@@ -127,12 +126,11 @@ impl SiteJob {
         }
     }
 
-    /// React to the reader's new events.
-    pub fn poll(&mut self, world: &mut World) {
+    fn react(&mut self, world: &mut World) {
         let events: Vec<ClientEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
         self.cursor += events.len();
         for ev in events {
-            if self.is_over() {
+            if self.over() {
                 return;
             }
             let now = world.now();
@@ -196,20 +194,12 @@ impl SiteJob {
     }
 }
 
-/// Run until every job is over or `deadline` passes.
-pub fn run_site_jobs(world: &mut World, jobs: &mut [SiteJob], deadline: Time) {
-    loop {
-        for j in jobs.iter_mut() {
-            j.poll(world);
-        }
-        if jobs.iter().all(SiteJob::is_over) || world.now() > deadline {
-            return;
-        }
-        if !world.step() {
-            for j in jobs.iter_mut() {
-                j.poll(world);
-            }
-            return;
-        }
+impl super::Job for SiteJob {
+    fn poll(&mut self, world: &mut World) {
+        self.react(world);
+    }
+
+    fn is_over(&self) -> bool {
+        self.over()
     }
 }

@@ -1,4 +1,5 @@
-//! Helpers shared by the source-reading tests.
+//! Helpers shared by the test files (each test file uses some of them).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -12,4 +13,43 @@ pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// The simulation seed: `UMBRA_SIM_SEED` if set, else `default`; printed so a failing run
+/// can be replayed.
+pub fn seed(default: u64) -> u64 {
+    let s = std::env::var("UMBRA_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    eprintln!("sim seed = {s} (replay with UMBRA_SIM_SEED={s})");
+    s
+}
+
+/// Child processes, killed (SIGKILL) and reaped when dropped.
+pub struct Procs(pub Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A fresh, empty temporary directory for one test.
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("umbra-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A free port on `ip` (local test networks put each relay on its own 127.N.0.1).
+pub fn free_addr(ip: &str) -> std::net::SocketAddr {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
