@@ -74,6 +74,27 @@ pub trait RecordStore: Send + std::fmt::Debug {
     }
 }
 
+/// What a put must do given the record already held (`07-sites.md#rollback-and-equivocation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Nothing held, or a higher sequence: write it.
+    Write,
+    /// The same record: only refresh (and pin, if asked).
+    Same,
+}
+
+/// Decide a put against the held record's info: a lower sequence is refused, the same
+/// sequence with another value is equivocation (the first stays). Every store uses this.
+pub fn replacement(held: Option<&RecordInfo>, new: &RecordInfo) -> Result<Replace, StoreError> {
+    match held {
+        None => Ok(Replace::Write),
+        Some(h) if new.seq < h.seq => Err(StoreError::Older),
+        Some(h) if new.seq == h.seq && new.digest != h.digest => Err(StoreError::Equivocation),
+        Some(h) if new.seq == h.seq => Ok(Replace::Same),
+        Some(_) => Ok(Replace::Write),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Held {
     record: Record,
@@ -144,13 +165,7 @@ impl RecordStore for MemoryStore {
         self.clock += 1;
         let k = (record.kind, record.key);
         if let Some(h) = self.map.get_mut(&k) {
-            if info.seq < h.info.seq {
-                return Err(StoreError::Older);
-            }
-            if info.seq == h.info.seq {
-                if info.digest != h.info.digest {
-                    return Err(StoreError::Equivocation);
-                }
+            if replacement(Some(&h.info), &info)? == Replace::Same {
                 h.pinned |= pinned;
                 h.last_used = self.clock;
                 return Ok(PutOutcome::Same);

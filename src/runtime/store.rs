@@ -11,7 +11,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::dht::store::{PutOutcome, RecordInfo, RecordStore, StoreError};
+use crate::dht::store::{PutOutcome, RecordInfo, RecordStore, Replace, StoreError, replacement};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 use crate::wire::{Reader, Writer};
@@ -207,23 +207,12 @@ impl RecordStore for RedbStore {
     ) -> Result<PutOutcome, StoreError> {
         self.clock += 1;
         let k = (record.kind, record.key);
-        let mut pinned = pinned;
-        if let Some(m) = self.meta.get(&k) {
-            if info.seq < m.info.seq {
-                return Err(StoreError::Older);
-            }
-            if info.seq == m.info.seq {
-                if info.digest != m.info.digest {
-                    return Err(StoreError::Equivocation);
-                }
-                if pinned && !m.pinned {
-                    pinned = true;
-                } else {
-                    if let Some(m) = self.meta.get_mut(&k) {
-                        m.last_used = self.clock;
-                    }
-                    return Ok(PutOutcome::Same);
-                }
+        if let Some(m) = self.meta.get_mut(&k) {
+            // The same record is rewritten only to pin it.
+            let same = replacement(Some(&m.info), &info)? == Replace::Same;
+            if same && (m.pinned || !pinned) {
+                m.last_used = self.clock;
+                return Ok(PutOutcome::Same);
             }
         }
         let size = record.value.len() as u64;
