@@ -16,11 +16,20 @@
 //! | [`wire`] | pure codecs: `Reader`/`Writer`, cells, per-context parsing | 01, 03 |
 //! | [`crypto`] | the only importer of primitive crates: keys, Noise, AEAD, BLAKE3, keystore | 00, 02 |
 //! | [`link`] | sans-IO Noise XK link sessions, framing, keepalive and rekey timers | 02 |
+//! | [`flow`] | circuit and stream flow-control windows | 05 |
+//! | [`directory`] | signed relay descriptors, bootstrap lists, guards, path selection | 09 |
+//! | [`circuit`] | the reader's circuits: telescoping build, streams | 04, 05 |
+//! | [`relay`] | the relay switch, per-hop layers, limits, exit services | 04, 09 |
+//! | [`dht`] | sans-IO Kademlia: routing table, lookups, record stores | 06 |
+//! | [`site`] | addresses, signed manifests, rollback tracking, publish/fetch machines | 07 |
+//! | [`node`] | the sans-IO node composing all of the above | 09 |
+//! | [`sim`] | deterministic simulators over real nodes and real DHT engines | README#determinism |
 //! | [`interop`] | vector runners: bundled public vectors, Umbra's goldens, external files | interop/README.md |
-//! | `runtime` | \[feature `runtime`\] the CLI and the tokio driver | — |
+//! | `runtime` | \[feature `runtime`\] CLI, tokio driver, redb store, configuration | — |
 //!
-//! Dependency direction: `runtime → interop → link → crypto → wire → error, time`.
-//! Siblings never import each other.
+//! Dependency direction: `runtime` and `sim` → `node` → (link, circuit, relay, dht, site,
+//! directory) → crypto → wire → error, time, ids, flow`. Siblings never import each other;
+//! `node` composes them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
