@@ -28,7 +28,7 @@
 //! | `runtime` | \[feature `runtime`\] CLI, tokio driver, redb store, configuration | — |
 //!
 //! Dependency direction: `runtime` and `sim` → `node` → (link, circuit, relay, dht, site,
-//! directory) → crypto → wire → error, time, ids, flow`. Siblings never import each other;
+//! directory) → crypto → wire → error, time, ids, flow. Siblings never import each other;
 //! `node` composes them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
