@@ -328,20 +328,6 @@ impl Dht {
         });
     }
 
-    /// Validate and keep a record locally (a publisher's own records are pinned).
-    pub fn store_local(
-        &mut self,
-        record: &Record,
-        now: WallTime,
-        pinned: bool,
-    ) -> Result<(), StoreError> {
-        let info = self
-            .validator
-            .validate(record, now)
-            .map_err(|_| StoreError::Backend)?;
-        self.store.put(record, info, pinned).map(|_| ())
-    }
-
     /// An RPC arrived from relay `from` (`06-dht.md#rpcs`).
     pub fn handle_rpc(&mut self, now: Time, wall: WallTime, from: NodeId, msg: DhtMsg) {
         if from == self.me {

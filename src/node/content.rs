@@ -97,14 +97,6 @@ impl Node {
         self.pump(now);
     }
 
-    /// Keep a record in this relay's own store, pinned (a publisher's own content).
-    pub fn dht_store_local(&mut self, now: Time, record: &Record) -> bool {
-        let wall = self.wall(now);
-        self.dht
-            .as_mut()
-            .is_some_and(|d| d.store_local(record, wall, true).is_ok())
-    }
-
     /// Save the DHT's contacts in the record store (`peers`), to rejoin from them after a
     /// restart.
     pub fn save_peers(&mut self) {

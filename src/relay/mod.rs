@@ -185,7 +185,6 @@ impl HasKind for RelayError {
 enum Next {
     None,
     Pending {
-        target: NodeId,
         handshake: Vec<u8>,
         deadline: Time,
     },
@@ -491,7 +490,6 @@ impl Switch {
                     return Err(RelayError::ExtendToSelf);
                 }
                 e.next = Next::Pending {
-                    target,
                     handshake,
                     deadline: now + self.limits.extend_timeout,
                 };
@@ -606,14 +604,6 @@ impl Switch {
     /// The target of `from`'s EXTEND is unknown or unreachable.
     pub fn extend_failed(&mut self, from: CircKey, reason: DestroyReason) {
         self.teardown(from, reason);
-    }
-
-    /// The target of a pending EXTEND.
-    pub fn pending_target(&self, from: CircKey) -> Option<NodeId> {
-        match self.circuits.get(&from).map(|e| &e.next) {
-            Some(Next::Pending { target, .. }) => Some(*target),
-            _ => None,
-        }
     }
 
     /// CREATED arrived from a next hop.

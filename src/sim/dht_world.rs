@@ -184,12 +184,6 @@ impl DhtWorld {
         id
     }
 
-    /// Store a record at node `i` itself (a storer that already holds it).
-    pub fn store_at(&mut self, i: usize, record: &Record) -> bool {
-        let wall = self.wall();
-        self.nodes[i].dht.store_local(record, wall, false).is_ok()
-    }
-
     fn schedule(&mut self, at: Time, ev: Ev) {
         self.queue.schedule(at, ev);
     }

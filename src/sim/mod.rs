@@ -488,22 +488,6 @@ impl World {
         }
         self.queue.advance_to(deadline);
     }
-
-    /// Run until `done(world)` holds (checked after every event) or `deadline` passes.
-    /// Returns whether `done` held.
-    pub fn run_while(&mut self, deadline: Time, mut done: impl FnMut(&World) -> bool) -> bool {
-        loop {
-            if done(self) {
-                return true;
-            }
-            match self.queue.next_time() {
-                Some(at) if at <= deadline => {
-                    self.step();
-                }
-                _ => return done(self),
-            }
-        }
-    }
 }
 
 /// A scripted application on a simulated reader (echo, publish, fetch).
