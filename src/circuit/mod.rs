@@ -62,6 +62,9 @@ pub enum CircuitFailure {
     /// A flow-control rule was broken.
     #[error("flow control: {0}")]
     Flow(FlowError),
+    /// No path could be chosen from the directory.
+    #[error("no usable path in the directory")]
+    NoPath,
     /// A message arrived that the circuit's state does not allow.
     #[error("unexpected {0}")]
     Unexpected(&'static str),

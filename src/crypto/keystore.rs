@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::keys::{IdentityKey, LinkKeypair};
 use crate::error::{ErrorKind, HasKind};
+use crate::wire::hex;
 
 /// What kind of key a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +112,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
 }
 
 fn encode(kind: KeyKind, secret: &[u8; 32]) -> String {
-    let mut hex = String::with_capacity(64);
-    for b in secret {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    format!("umbra-key v1\nkind: {}\nsecret: {hex}\n", kind.label())
+    format!("umbra-key v1\nkind: {}\nsecret: {}\n", kind.label(), hex::encode(secret))
 }
 
 fn decode(path: &Path, text: &str) -> Result<(KeyKind, [u8; 32]), KeystoreError> {
@@ -132,18 +129,12 @@ fn decode(path: &Path, text: &str) -> Result<(KeyKind, [u8; 32]), KeystoreError>
         .and_then(|l| l.strip_prefix("kind: "))
         .and_then(KeyKind::from_label)
         .ok_or_else(|| bad(2))?;
-    let hex = lines
+    let secret: [u8; 32] = lines
         .next()
         .and_then(|l| l.strip_prefix("secret: "))
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| b.try_into().ok())
         .ok_or_else(|| bad(3))?;
-    let mut secret = [0u8; 32];
-    if hex.len() != 64 {
-        return Err(bad(3));
-    }
-    for (i, out) in secret.iter_mut().enumerate() {
-        let pair = hex.get(2 * i..2 * i + 2).ok_or_else(|| bad(3))?;
-        *out = u8::from_str_radix(pair, 16).map_err(|_| bad(3))?;
-    }
     if lines.any(|l| !l.trim().is_empty()) {
         return Err(bad(4));
     }

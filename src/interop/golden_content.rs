@@ -128,6 +128,17 @@ fn verdict(bytes: &[u8], site: &SiteAddress, now: u64) -> Value {
     }
 }
 
+/// What a node makes of one more manifest for `site` at `now` (`07-sites.md#rollback-and-equivocation`).
+fn observe(m: &[u8], site: &SiteAddress, now: WallTime, tracker: &mut SiteTracker) -> &'static str {
+    match manifest::parse(m).and_then(|u| u.verify(site, now)).and_then(|v| tracker.observe(&v)) {
+        Ok(Observed::Newer) => "newer",
+        Ok(Observed::Same) => "same",
+        Ok(Observed::Equivocation) => "equivocation",
+        Err(SiteError::Rollback { .. }) => "rollback",
+        Err(_) => "invalid",
+    }
+}
+
 /// Generate `manifests.json`.
 pub fn gen_manifests() -> Value {
     let key = IdentityKey::from_secret_bytes(fixed("manifest site key"));
@@ -151,16 +162,7 @@ pub fn gen_manifests() -> Value {
         list.iter()
             .map(|(tag, seq)| {
                 let m = sign(&key, tag, *seq);
-                let outcome = match manifest::parse(&m)
-                    .and_then(|u| u.verify(&site, WallTime(now)))
-                    .and_then(|v| tracker.observe(&v))
-                {
-                    Ok(Observed::Newer) => "newer",
-                    Ok(Observed::Same) => "same",
-                    Ok(Observed::Equivocation) => "equivocation",
-                    Err(SiteError::Rollback { .. }) => "rollback",
-                    Err(_) => "invalid",
-                };
+                let outcome = observe(&m, &site, WallTime(now), &mut tracker);
                 json!({"manifest": hex::encode(&m), "expect": outcome})
             })
             .collect()
@@ -209,16 +211,7 @@ pub fn check_manifests(v: &Value) -> Summary {
             let mut tracker = SiteTracker::new();
             for (i, step) in list(c, "steps").iter().enumerate() {
                 let m = hex_field(step, "manifest")?;
-                let got = match manifest::parse(&m)
-                    .and_then(|u| u.verify(&site, now))
-                    .and_then(|v| tracker.observe(&v))
-                {
-                    Ok(Observed::Newer) => "newer",
-                    Ok(Observed::Same) => "same",
-                    Ok(Observed::Equivocation) => "equivocation",
-                    Err(SiteError::Rollback { .. }) => "rollback",
-                    Err(_) => "invalid",
-                };
+                let got = observe(&m, &site, now, &mut tracker);
                 let want = step.get("expect").and_then(Value::as_str).ok_or("expect")?;
                 if got != want {
                     return Err(format!("step {i}: got {got}, want {want}"));

@@ -167,6 +167,9 @@ pub enum NodeError {
     /// No path could be built.
     #[error("path selection: {0}")]
     Path(PathError),
+    /// A circuit could not be started.
+    #[error("circuit: {0}")]
+    Circuit(CircuitError),
 }
 
 /// What a relay's observation log holds: the observation and the previous hop's address.
@@ -528,7 +531,7 @@ impl Node {
                 self.builds.remove(&handle);
                 self.outputs.push_back(Output::Event(ClientEvent::Failed {
                     circ: handle,
-                    failure: crate::circuit::CircuitFailure::Unexpected("no path"),
+                    failure: crate::circuit::CircuitFailure::NoPath,
                     hop: None,
                 }));
             }
@@ -574,10 +577,7 @@ impl Node {
         match waiter {
             Waiter::Launch(handle, hops) => {
                 if let Err(e) = self.client.launch(now, handle, link, circ_id, hops) {
-                    self.record(NodeError::Path(match e {
-                        CircuitError::BadPath(_) => PathError::NoExit,
-                        _ => PathError::NoGuard,
-                    }));
+                    self.record(NodeError::Circuit(e));
                 }
             }
             Waiter::Extend(from) => {
