@@ -6,89 +6,14 @@
 // A process-level test: it waits on real processes, so it reads the real clock.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+mod procs;
 
-use common::{Procs, free_addr, tempdir};
+use procs::{run, start_relays, tempdir, umbra};
 use std::io::{BufRead, BufReader};
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-fn start_relays(dir: &Path, n: usize) -> (Procs, PathBuf) {
-    let mut addrs = Vec::new();
-    let mut list = String::new();
-    for i in 1..=n {
-        let addr = free_addr(&format!("127.{}.0.1", 20 + i));
-        let out = umbra()
-            .args(["relay", "--init-only", "--data-dir"])
-            .arg(dir.join(format!("r{i}")))
-            .args(["--listen", &addr.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        list.push_str(&std::fs::read_to_string(dir.join(format!("r{i}/descriptor"))).unwrap());
-        addrs.push(addr);
-    }
-    let bootstrap = dir.join("relays.txt");
-    std::fs::write(&bootstrap, list).unwrap();
-    let mut procs = Procs(Vec::new());
-    for (i, addr) in addrs.iter().enumerate() {
-        procs.0.push(
-            umbra()
-                .args(["relay", "--data-dir"])
-                .arg(dir.join(format!("r{}", i + 1)))
-                .args(["--listen", &addr.to_string(), "--bootstrap"])
-                .arg(&bootstrap)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for a in &addrs {
-        while std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "relay {a} did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    // Let the DHT joins settle.
-    std::thread::sleep(Duration::from_millis(500));
-    (procs, bootstrap)
-}
-
-fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("command did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -113,7 +38,7 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn publish_then_fetch_between_processes() {
     let dir = tempdir("content");
-    let (_relays, bootstrap) = start_relays(&dir, 6);
+    let (_relays, bootstrap) = start_relays(&dir, 6, 20);
     let site = dir.join("site");
     std::fs::create_dir_all(site.join("css")).unwrap();
     std::fs::write(
@@ -134,34 +59,34 @@ fn publish_then_fetch_between_processes() {
             .success()
     );
 
-    let (ok, out, err) = run(
-        umbra()
-            .arg("publish")
+    let cache = dir.join("reader-data");
+    let publish = || {
+        let mut c = umbra();
+        c.arg("publish")
             .arg(&site)
             .arg("--key")
             .arg(&key)
             .arg("--bootstrap")
-            .arg(&bootstrap),
-        Duration::from_secs(120),
-    );
+            .arg(&bootstrap);
+        run(&mut c, Duration::from_secs(120))
+    };
+    let fetch = |target: &str, out: Option<&Path>| {
+        let mut c = umbra();
+        c.arg("fetch").arg("--data-dir").arg(&cache).arg(target);
+        if let Some(o) = out {
+            c.arg("-o").arg(o);
+        }
+        c.arg("--bootstrap").arg(&bootstrap);
+        run(&mut c, Duration::from_secs(120))
+    };
+
+    let (ok, out, err) = publish();
     assert!(ok, "publish failed:\n{out}\n{err}");
     let address = out.trim().to_string();
     assert!(address.ends_with(".umbra"), "{out}");
 
     let fetched = dir.join("fetched");
-    let cache = dir.join("reader-data");
-    let (ok, out, err) = run(
-        umbra()
-            .arg("fetch")
-            .arg("--data-dir")
-            .arg(&cache)
-            .arg(&address)
-            .arg("-o")
-            .arg(&fetched)
-            .arg("--bootstrap")
-            .arg(&bootstrap),
-        Duration::from_secs(120),
-    );
+    let (ok, out, err) = fetch(&address, Some(&fetched));
     assert!(ok, "fetch failed:\n{out}\n{err}");
     assert_eq!(
         tree(&fetched),
@@ -179,18 +104,7 @@ fn publish_then_fetch_between_processes() {
 
     // One file by path.
     let one = dir.join("style.css");
-    let (ok, out, err) = run(
-        umbra()
-            .arg("fetch")
-            .arg("--data-dir")
-            .arg(&cache)
-            .arg(format!("{address}/css/style.css"))
-            .arg("-o")
-            .arg(&one)
-            .arg("--bootstrap")
-            .arg(&bootstrap),
-        Duration::from_secs(120),
-    );
+    let (ok, out, err) = fetch(&format!("{address}/css/style.css"), Some(&one));
     assert!(ok, "{out}\n{err}");
     assert_eq!(std::fs::read(&one).unwrap(), b"h1 { color: teal }");
 
@@ -200,31 +114,11 @@ fn publish_then_fetch_between_processes() {
         "<html><body><h1>Hello again</h1></body></html>",
     )
     .unwrap();
-    let (ok, out, err) = run(
-        umbra()
-            .arg("publish")
-            .arg(&site)
-            .arg("--key")
-            .arg(&key)
-            .arg("--bootstrap")
-            .arg(&bootstrap),
-        Duration::from_secs(120),
-    );
+    let (ok, out, err) = publish();
     assert!(ok, "{out}\n{err}");
     assert!(err.contains("1 new blocks"), "{err}");
     let again = dir.join("again");
-    let (ok, _, err) = run(
-        umbra()
-            .arg("fetch")
-            .arg("--data-dir")
-            .arg(&cache)
-            .arg(&address)
-            .arg("-o")
-            .arg(&again)
-            .arg("--bootstrap")
-            .arg(&bootstrap),
-        Duration::from_secs(120),
-    );
+    let (ok, _, err) = fetch(&address, Some(&again));
     assert!(ok, "{err}");
     assert_eq!(tree(&again), tree(&site));
     assert!(
@@ -235,16 +129,7 @@ fn publish_then_fetch_between_processes() {
     // A typo in the address is caught before anything is sent.
     let mut typo = address.clone();
     typo.replace_range(3..4, if &address[3..4] == "a" { "b" } else { "a" });
-    let (ok, _, err) = run(
-        umbra()
-            .arg("fetch")
-            .arg("--data-dir")
-            .arg(&cache)
-            .arg(&typo)
-            .arg("--bootstrap")
-            .arg(&bootstrap),
-        Duration::from_secs(30),
-    );
+    let (ok, _, err) = fetch(&typo, None);
     assert!(!ok);
     assert!(
         err.contains("checksum") || err.contains("public key"),

@@ -5,84 +5,17 @@
 // A process-level test: it waits on real processes, so it reads the real clock.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+mod procs;
 
-use common::{Procs, free_addr, tempdir};
+use procs::{free_addr, start_relays, tempdir, umbra};
 use std::io::Read;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn umbra() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_umbra"))
-}
-
-fn wait_listening(addr: SocketAddr, deadline: Instant) {
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("relay on {addr} did not start listening in time");
-}
-
-fn start_relays(dir: &Path, n: usize) -> (Procs, PathBuf) {
-    let mut addrs = Vec::new();
-    let mut list = String::new();
-    for i in 1..=n {
-        let addr = free_addr(&format!("127.{i}.0.1"));
-        // Each relay runs from its own configuration file.
-        let config = dir.join(format!("r{i}.toml"));
-        let data = dir.join(format!("r{i}"));
-        std::fs::write(
-            &config,
-            format!(
-                "[relay]\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n",
-                data.display()
-            ),
-        )
-        .unwrap();
-        let out = umbra()
-            .args(["relay", "--init-only", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        list.push_str(&std::fs::read_to_string(dir.join(format!("r{i}/descriptor"))).unwrap());
-        addrs.push(addr);
-    }
-    let bootstrap = dir.join("relays.txt");
-    std::fs::write(&bootstrap, list).unwrap();
-    let mut procs = Procs(Vec::new());
-    for i in 0..addrs.len() {
-        let child = umbra()
-            .args(["relay", "--config"])
-            .arg(dir.join(format!("r{}.toml", i + 1)))
-            .arg("--bootstrap")
-            .arg(&bootstrap)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        procs.0.push(child);
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for a in &addrs {
-        wait_listening(*a, deadline);
-    }
-    (procs, bootstrap)
-}
 
 #[test]
 fn five_relay_processes_echo_ten_mib_through_three_hops() {
     let dir = tempdir("loopback");
-    let (_relays, bootstrap) = start_relays(&dir, 5);
+    let (_relays, bootstrap) = start_relays(&dir, 5, 0);
     let mut probe = umbra()
         .args([
             "probe",

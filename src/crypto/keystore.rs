@@ -112,7 +112,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
 }
 
 fn encode(kind: KeyKind, secret: &[u8; 32]) -> String {
-    format!("umbra-key v1\nkind: {}\nsecret: {}\n", kind.label(), hex::encode(secret))
+    format!(
+        "umbra-key v1\nkind: {}\nsecret: {}\n",
+        kind.label(),
+        hex::encode(secret)
+    )
 }
 
 fn decode(path: &Path, text: &str) -> Result<(KeyKind, [u8; 32]), KeystoreError> {

@@ -130,7 +130,10 @@ fn verdict(bytes: &[u8], site: &SiteAddress, now: u64) -> Value {
 
 /// What a node makes of one more manifest for `site` at `now` (`07-sites.md#rollback-and-equivocation`).
 fn observe(m: &[u8], site: &SiteAddress, now: WallTime, tracker: &mut SiteTracker) -> &'static str {
-    match manifest::parse(m).and_then(|u| u.verify(site, now)).and_then(|v| tracker.observe(&v)) {
+    match manifest::parse(m)
+        .and_then(|u| u.verify(site, now))
+        .and_then(|v| tracker.observe(&v))
+    {
         Ok(Observed::Newer) => "newer",
         Ok(Observed::Same) => "same",
         Ok(Observed::Equivocation) => "equivocation",

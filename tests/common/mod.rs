@@ -25,31 +25,3 @@ pub fn seed(default: u64) -> u64 {
     eprintln!("sim seed = {s} (replay with UMBRA_SIM_SEED={s})");
     s
 }
-
-/// Child processes, killed (SIGKILL) and reaped when dropped.
-pub struct Procs(pub Vec<std::process::Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A fresh, empty temporary directory for one test.
-pub fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("umbra-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A free port on `ip` (local test networks put each relay on its own 127.N.0.1).
-pub fn free_addr(ip: &str) -> std::net::SocketAddr {
-    std::net::TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
