@@ -313,12 +313,17 @@ fn partitioned_and_restarted_relays_are_routed_around_then_used_again() {
     for &i in &cut {
         w.partition(i);
     }
-    let mut jobs: Vec<EchoJob> = (16..20).map(|r| EchoJob::start(&mut w, r, payload(5_000, r as u8))).collect();
+    let mut jobs: Vec<EchoJob> = (16..20)
+        .map(|r| EchoJob::start(&mut w, r, payload(5_000, r as u8)))
+        .collect();
     run_jobs(&mut w, &mut jobs, secs(120));
     for j in &jobs {
         assert_eq!(j.state, JobState::Done, "{j:?}");
         for hop in &j.path {
-            assert!(!cut.contains(&w.index_of(*hop).unwrap()), "a circuit went through a partitioned relay");
+            assert!(
+                !cut.contains(&w.index_of(*hop).unwrap()),
+                "a circuit went through a partitioned relay"
+            );
         }
     }
     // Heal them, and stop and restart four others with fresh state: all of them carry
@@ -331,10 +336,24 @@ fn partitioned_and_restarted_relays_are_routed_around_then_used_again() {
         w.restart(i);
     }
     let back: Vec<usize> = (0..8).collect();
-    let mut jobs: Vec<EchoJob> = (20..24).flat_map(|r| [r, r]).map(|r| EchoJob::start(&mut w, r, payload(5_000, r as u8))).collect();
+    let mut jobs: Vec<EchoJob> = (20..24)
+        .flat_map(|r| [r, r])
+        .map(|r| EchoJob::start(&mut w, r, payload(5_000, r as u8)))
+        .collect();
     let t = w.now();
     run_jobs(&mut w, &mut jobs, t + Duration::from_secs(120));
-    assert!(jobs.iter().all(|j| j.state == JobState::Done), "{:?}", jobs.iter().map(|j| &j.state).collect::<Vec<_>>());
-    let carried: u64 = back.iter().filter_map(|&i| w.nodes()[i].node.relay_stats()).map(|s| s.created).sum();
-    assert!(carried > 0, "healed and restarted relays carried no circuit");
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Done),
+        "{:?}",
+        jobs.iter().map(|j| &j.state).collect::<Vec<_>>()
+    );
+    let carried: u64 = back
+        .iter()
+        .filter_map(|&i| w.nodes()[i].node.relay_stats())
+        .map(|s| s.created)
+        .sum();
+    assert!(
+        carried > 0,
+        "healed and restarted relays carried no circuit"
+    );
 }

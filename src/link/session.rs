@@ -243,6 +243,7 @@ impl Handshaking {
             frames_since_rekey: 0,
             rekey_due: false,
             stats: LinkStats::default(),
+            plain_buf: Vec::new(),
         };
         // Transport frames may have arrived right behind the last handshake message.
         if est.decoder.buffered() > 0 {
@@ -349,6 +350,7 @@ pub struct Established {
     frames_since_rekey: u64,
     rekey_due: bool,
     stats: LinkStats,
+    plain_buf: Vec<u8>,
 }
 
 impl Established {
@@ -443,7 +445,9 @@ impl Established {
     /// wait in [`Established::poll_msg`]; link-level cells are handled here.
     pub fn handle_bytes(&mut self, now: Time, bytes: &[u8]) -> Result<(), LinkError> {
         self.decoder.push(bytes);
-        let mut plain = Vec::with_capacity(MAX_TRANSPORT_FRAME);
+        // One decryption buffer per session, reused across calls (an error drops it; the
+        // session ends then anyway).
+        let mut plain = std::mem::take(&mut self.plain_buf);
         while let Some(frame) = self.decoder.next_frame(0, MAX_TRANSPORT_FRAME)? {
             // `02-link.md#framing`: a transport frame holds whole cells.
             check_transport_frame_len(frame.len())?;
@@ -481,6 +485,7 @@ impl Established {
                 self.stats.rekeys_in += 1;
             }
         }
+        self.plain_buf = plain;
         Ok(())
     }
 
