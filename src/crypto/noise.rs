@@ -25,6 +25,8 @@ pub const LINK_PATTERN: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
 pub const HOP_PATTERN: &str = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
 /// The largest Noise message (`02-link.md#framing`).
 pub const MAX_MESSAGE_LEN: usize = 65_535;
+/// The most a handshake message adds to its payload (ephemeral, encrypted static, tag).
+const HANDSHAKE_OVERHEAD: usize = 32 + 48 + 16;
 /// Length of a Noise AEAD tag.
 pub const NOISE_TAG_LEN: usize = 16;
 
@@ -275,7 +277,9 @@ impl NoiseHandshake {
 
     /// Write the next handshake message carrying `payload`.
     pub fn write_message(&mut self, payload: &[u8]) -> Result<Vec<u8>, NoiseFailure> {
-        let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+        // A handshake message adds at most an ephemeral (32), an encrypted static (48) and
+        // the payload's tag (16) to the payload.
+        let mut buf = vec![0u8; (payload.len() + HANDSHAKE_OVERHEAD).min(MAX_MESSAGE_LEN)];
         let n = self.0.write_message(payload, &mut buf).map_err(map_err)?;
         buf.truncate(n);
         Ok(buf)
@@ -283,7 +287,8 @@ impl NoiseHandshake {
 
     /// Read the peer's next handshake message; returns its payload.
     pub fn read_message(&mut self, message: &[u8]) -> Result<Vec<u8>, NoiseFailure> {
-        let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+        // The payload is never longer than the message.
+        let mut buf = vec![0u8; message.len()];
         let n = self.0.read_message(message, &mut buf).map_err(map_err)?;
         buf.truncate(n);
         Ok(buf)
