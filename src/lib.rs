@@ -23,6 +23,7 @@
 //! | [`dht`] | sans-IO Kademlia: routing table, lookups, record stores | 06 |
 //! | [`site`] | addresses, signed manifests, rollback tracking, publish/fetch machines | 07 |
 //! | [`node`] | the sans-IO node composing all of the above | 09 |
+//! | [`gateway`] | the browser gateway's routing, confinement headers, ranges, per-site fetching | 08 |
 //! | [`sim`] | deterministic simulators over real nodes and real DHT engines | README#determinism |
 //! | [`interop`] | vector runners: bundled public vectors, Umbra's goldens, external files | interop/README.md |
 //! | `runtime` | \[feature `runtime`\] CLI, tokio driver, redb store, configuration | — |
@@ -44,6 +45,7 @@ pub mod dht;
 pub mod directory;
 pub mod error;
 pub mod flow;
+pub mod gateway;
 pub mod ids;
 pub mod interop;
 pub mod link;

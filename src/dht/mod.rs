@@ -140,6 +140,8 @@ pub struct DhtStats {
     pub invalid_records: u64,
     /// Lookups finished.
     pub lookups: u64,
+    /// Bytes of held records sent to other nodes (what this node seeds).
+    pub served_bytes: u64,
 }
 
 /// The DHT engine of one relay.
@@ -346,7 +348,10 @@ impl Dht {
             DhtMsg::FindValue { id, key, kind } => {
                 self.stats.rpcs_in += 1;
                 let msg = match self.store.get(kind, &key, wall) {
-                    Some(record) => DhtMsg::Value { id, record },
+                    Some(record) => {
+                        self.stats.served_bytes += record.value.len() as u64;
+                        DhtMsg::Value { id, record }
+                    }
                     None => DhtMsg::Nodes {
                         id,
                         nodes: self.closest_for(&key, from),

@@ -16,6 +16,7 @@ use crate::dht::{DhtAction, Goal, LookupId, LookupOutcome, RecordRefusal, Record
 use crate::ids::LinkId;
 use crate::link::Peer;
 use crate::relay::CircKey;
+use crate::site::address::SiteAddress;
 use crate::site::{manifest, verify_block};
 use crate::time::{Time, WallTime};
 use crate::wire::dht_msg::{
@@ -125,6 +126,32 @@ impl Node {
     /// The DHT, if this node is a relay with one.
     pub fn dht(&self) -> Option<&crate::dht::Dht> {
         self.dht.as_ref()
+    }
+
+    /// The sites whose manifests this relay holds (what it seeds), with their sequence
+    /// numbers; at most `limit`, in key order.
+    pub fn held_sites(&mut self, now: Time, limit: usize) -> Vec<(SiteAddress, u64)> {
+        let wall = self.wall(now);
+        let Some(d) = self.dht.as_mut() else {
+            return Vec::new();
+        };
+        let keys: Vec<[u8; 32]> = d
+            .store()
+            .keys()
+            .into_iter()
+            .filter(|(k, _)| *k == RecordKind::MANIFEST)
+            .map(|(_, key)| key)
+            .take(limit)
+            .collect();
+        keys.iter()
+            .filter_map(|key| d.store_mut().get(RecordKind::MANIFEST, key, wall))
+            .filter_map(|r| manifest::parse(&r.value).ok())
+            .filter_map(|u| {
+                let site = u.claimed_site();
+                let v = u.verify(&site, wall).ok()?;
+                Some((site, v.manifest().seq))
+            })
+            .collect()
     }
 
     /// Rounds of every lookup this node finished.

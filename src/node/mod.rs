@@ -172,6 +172,20 @@ pub enum NodeError {
     Circuit(CircuitError),
 }
 
+/// Bytes carried, by subsystem (the dashboard's bandwidth graph). Counted in whole cells on
+/// links, both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Cells of this node's own circuits (its reader and gateway).
+    pub own: u64,
+    /// Cells relayed for others' circuits.
+    pub relayed: u64,
+    /// DHT cells between relays.
+    pub dht: u64,
+    /// Bytes of held records served to other nodes (included in `dht` as cells).
+    pub seeding: u64,
+}
+
 /// What a relay's observation log holds: the observation and the previous hop's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -224,6 +238,7 @@ pub struct Node {
     retry: Vec<CircHandle>,
     dht: Option<crate::dht::Dht>,
     content: content::ContentState,
+    traffic: Traffic,
 }
 
 impl Node {
@@ -273,6 +288,7 @@ impl Node {
             retry: Vec::new(),
             dht: None,
             content: content::ContentState::default(),
+            traffic: Traffic::default(),
         }
     }
 
@@ -375,6 +391,15 @@ impl Node {
             self.errors.pop_front();
         }
         self.errors.push_back(e);
+    }
+
+    /// Bytes carried so far, by subsystem.
+    pub fn traffic(&self) -> Traffic {
+        let seeding = self.dht.as_ref().map_or(0, |d| d.stats().served_bytes);
+        Traffic {
+            seeding,
+            ..self.traffic
+        }
     }
 
     /// The next output for the driver.

@@ -174,7 +174,27 @@ impl Node {
         }
     }
 
+    /// Count a cell in or out of `link` for the bandwidth graph.
+    fn count(&mut self, link: LinkId, msg: &ChanMsg) {
+        let cell = crate::wire::cell::CELL_LEN as u64;
+        match msg {
+            ChanMsg::Dht { .. } => self.traffic.dht += cell,
+            ChanMsg::Create { circ_id, .. }
+            | ChanMsg::Created { circ_id, .. }
+            | ChanMsg::Relay { circ_id, .. }
+            | ChanMsg::Destroy { circ_id, .. } => {
+                if self.client.owns(link, *circ_id) {
+                    self.traffic.own += cell;
+                } else {
+                    self.traffic.relayed += cell;
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn dispatch(&mut self, now: Time, link: LinkId, peer: Option<Peer>, msg: ChanMsg) {
+        self.count(link, &msg);
         let relay_result = match msg {
             ChanMsg::Create { circ_id, body } => {
                 let prev = match peer {
@@ -225,6 +245,7 @@ impl Node {
     }
 
     pub(super) fn link_send(&mut self, link: LinkId, msg: ChanMsg) {
+        self.count(link, &msg);
         let Some(entry) = self.links.get_mut(&link) else {
             return;
         };

@@ -87,6 +87,48 @@ pub enum Command {
         /// Most circuits carried at once (default 20000).
         #[arg(long)]
         max_circuits: Option<usize>,
+        /// Also serve the dashboard (and a gateway) on this loopback address.
+        #[arg(long, value_name = "ADDR")]
+        gateway: Option<std::net::SocketAddr>,
+    },
+    /// Create a data directory with keys and a commented umbra.toml (every default shown).
+    ///
+    /// Example: umbra init
+    /// Example: umbra init --data-dir ./my-node
+    Init {
+        /// Where (default: $XDG_DATA_HOME/umbra, else ~/.local/share/umbra).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Join the network as a reader and serve the browser gateway and dashboard: open
+    /// http://<address>.localhost:8470/ to read a site, http://localhost:8470/ for the
+    /// dashboard; or use 127.0.0.1:8470 as the browser's HTTP proxy and open
+    /// http://<address>.umbra/. Runs until Ctrl-C.
+    ///
+    /// Example: umbra run --bootstrap relays.txt
+    Run {
+        /// The relay list.
+        #[arg(long, value_name = "FILE")]
+        bootstrap: PathBuf,
+        /// The configuration file (section `[gateway]`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the gateway listens (default 127.0.0.1:8470).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Show what a running node (umbra run, umbra demo, umbra relay --gateway) is doing:
+    /// roles, circuits, bandwidth, storage, what it serves.
+    ///
+    /// Example: umbra status
+    /// Example: umbra status --gateway 127.0.0.1:8471 --json
+    Status {
+        /// The node's gateway address.
+        #[arg(long, value_name = "ADDR", default_value = super::config::DEFAULT_GATEWAY)]
+        gateway: std::net::SocketAddr,
+        /// Print the raw JSON of /api/status.
+        #[arg(long)]
+        json: bool,
     },
     /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
     /// it, checking every byte.
@@ -160,16 +202,27 @@ pub enum Command {
         count: u32,
     },
     /// The newcomer's first command: checks Umbra against its test vectors, starts a local
-    /// network of relays on loopback, and echoes data through a 3-hop circuit across it.
+    /// network of relays on loopback, publishes a sample site into it, and serves it to your
+    /// browser through the gateway. Prints the URL to open; Ctrl-C stops everything.
     ///
     /// Example: cargo run --release -- demo
+    /// Example: umbra demo --relays 12 --port 9000 --keep
     Demo {
         /// How many relays to start.
         #[arg(long, default_value_t = 8)]
         relays: usize,
-        /// How many bytes to echo through the circuit.
-        #[arg(long, default_value_t = 10 << 20)]
+        /// The gateway's port on 127.0.0.1 (a free one is used if it is taken).
+        #[arg(long, default_value_t = 8470)]
+        port: u16,
+        /// Bytes echoed through a first 3-hop circuit as a check (0: skip).
+        #[arg(long, default_value_t = 1 << 20)]
         echo: u64,
+        /// Keep the temporary directory (bootstrap list) after stopping.
+        #[arg(long)]
+        keep: bool,
+        /// Stop this many seconds after the site is ready instead of waiting for Ctrl-C.
+        #[arg(long, value_name = "SECS")]
+        exit_after: Option<u64>,
     },
 }
 
@@ -191,6 +244,7 @@ pub fn main() -> ExitCode {
             init_only,
             bandwidth,
             max_circuits,
+            gateway,
         } => {
             let file = match config
                 .as_deref()
@@ -210,7 +264,7 @@ pub fn main() -> ExitCode {
             cfg.bootstrap = bootstrap.or(cfg.bootstrap);
             cfg.bandwidth_kib = bandwidth.unwrap_or(cfg.bandwidth_kib);
             cfg.max_circuits = max_circuits.unwrap_or(cfg.max_circuits);
-            super::relay_cmd::relay(&cfg, dht, init_only)
+            super::relay_cmd::relay(&cfg, dht, init_only, gateway)
         }
         Command::Publish {
             dir,
@@ -253,26 +307,72 @@ pub fn main() -> ExitCode {
             echo,
             timeout,
         } => super::relay_cmd::probe(&bootstrap, echo, timeout),
-        Command::Demo { relays, echo } => {
+        Command::Demo {
+            relays,
+            port,
+            echo,
+            keep,
+            exit_after,
+        } => {
             println!("1. Self-check: the conformance kit every node passes.");
             let check = interop_cmd(None, RunOptions::default(), false);
             if check != ExitCode::SUCCESS {
                 return check;
             }
-            println!("2. A local Umbra network: relays on loopback, a reader, a 3-hop circuit.");
-            match super::relay_cmd::demo(relays, echo) {
-                Ok(0) => {
-                    println!(
-                        "Demo finished: every byte crossed three relays, sealed in three layers, and came back intact."
-                    );
-                    ExitCode::SUCCESS
-                }
-                Ok(_) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("umbra demo: {e}");
-                    ExitCode::FAILURE
-                }
+            println!("2. A local Umbra network on loopback, a published site, your gateway.");
+            let opts = super::demo::DemoOptions {
+                relays,
+                gateway: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                echo,
+                keep,
+                exit_after,
+            };
+            done("demo", super::demo::demo(&opts).map(|c| c == 0))
+        }
+        Command::Init { data_dir } => match data_dir.or_else(super::config::default_data_dir) {
+            Some(d) => done("init", super::node_cmd::init(&d).map(|()| true)),
+            None => {
+                eprintln!("umbra init: no home directory; pass --data-dir");
+                ExitCode::from(2)
             }
+        },
+        Command::Run {
+            bootstrap,
+            config,
+            listen,
+        } => {
+            let file = match config
+                .as_deref()
+                .map(super::config::Config::load)
+                .transpose()
+            {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("umbra run: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let gw = file.gateway;
+            let listen = listen.unwrap_or(gw.listen);
+            done(
+                "run",
+                super::node_cmd::run(&bootstrap, listen, gw.cache_quota_mib << 20).map(|()| true),
+            )
+        }
+        Command::Status { gateway, json } => done(
+            "status",
+            super::node_cmd::status(gateway, json).map(|()| true),
+        ),
+    }
+}
+
+fn done(what: &str, r: Result<bool, String>) -> ExitCode {
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("umbra {what}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -24,6 +24,87 @@ pub struct Config {
     /// `[reader]`: fetching.
     #[serde(default)]
     pub reader: ReaderSection,
+    /// `[gateway]`: the browser gateway and dashboard.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+}
+
+/// The gateway's default address (loopback only).
+pub const DEFAULT_GATEWAY: &str = "127.0.0.1:8470";
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// Where the gateway and dashboard listen. Default 127.0.0.1:8470 (loopback only).
+    pub listen: SocketAddr,
+    /// MiB of verified blocks kept in memory for fast page loads. Default 128.
+    pub cache_quota_mib: u64,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+            cache_quota_mib: 128,
+        }
+    }
+}
+
+/// The commented `umbra.toml` that `umbra init` writes: every setting at its default.
+/// (A test checks that it parses to exactly [`Config::default`] plus the data directory.)
+pub const TEMPLATE: &str = r#"# umbra.toml: Umbra's configuration. Every setting is shown at its default;
+# uncomment and change what you need. Unknown keys are errors, so a typo cannot
+# silently fall back to a default. Command-line flags override this file.
+
+[reader]
+# Keep fetched blocks in a local cache and reuse them (umbra fetch).
+# cache = true
+# MiB the cache may use.
+# cache_quota_mib = 256
+# Where the cache, keys and state live.
+data_dir = "@DATA_DIR@"
+
+[gateway]
+# Where the browser gateway and the dashboard listen (umbra run). Loopback only by
+# default; the gateway also refuses any Host header that is not its own.
+# listen = "127.0.0.1:8470"
+# MiB of verified blocks kept in memory for fast page loads.
+# cache_quota_mib = 128
+
+[relay]
+# Volunteer as a relay (umbra relay): the address to listen on, published in your
+# descriptor so readers and other relays can reach you. No default.
+# listen = "0.0.0.0:4400"
+# Where the relay keeps its keys, descriptor and stored records.
+data_dir = "@DATA_DIR@"
+# The relay list: one hex descriptor per line.
+# bootstrap = "relays.txt"
+# Advertised bandwidth in KiB/s (how much path selection uses you).
+# bandwidth_kib = 10000
+# Most circuits carried at once, and per link.
+# max_circuits = 20000
+# max_circuits_per_link = 2000
+# MiB of other people's site records you store for the network.
+# store_quota_mib = 1024
+
+[dht]
+# Kademlia bucket size and lookup width.
+# k = 20
+# Requests in flight per lookup.
+# alpha = 3
+# Storers per record.
+# replication = 8
+# Seconds between republishing held records.
+# republish_secs = 3600
+"#;
+
+/// The template with the data directory filled in.
+pub fn template(data_dir: &Path) -> String {
+    TEMPLATE.replace(
+        "@DATA_DIR@",
+        &data_dir.display().to_string().replace('\\', "/"),
+    )
 }
 
 /// `[reader]`.
@@ -185,6 +266,35 @@ mod tests {
         let c = Config::parse("[dht]\nreplication = 5\n").unwrap();
         assert_eq!(c.dht.to_config().replication, 5);
         assert_eq!(c.dht.to_config().k, 20);
+    }
+
+    #[test]
+    fn the_template_documents_exactly_the_defaults() {
+        let dir = std::path::Path::new("/tmp/umbra-x");
+        let c = Config::parse(&super::template(dir)).unwrap();
+        let mut expected = Config::default();
+        expected.reader.data_dir = Some(dir.to_path_buf());
+        expected.relay.data_dir = Some(dir.to_path_buf());
+        assert_eq!(c, expected);
+        // Every commented setting, uncommented, is a valid key with its default value.
+        let uncommented: String = super::TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with("listen = \"0.0.0.0") => {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::parse(&uncommented.replace("@DATA_DIR@", "/tmp/umbra-x")).unwrap();
+        assert_eq!(c.reader.cache_quota_mib, 256);
+        assert_eq!(c.gateway, super::GatewaySection::default());
+        assert_eq!(c.dht, super::DhtSection::default());
+        let mut relay = super::RelayConfig::default();
+        relay.data_dir = Some(dir.to_path_buf());
+        relay.bootstrap = Some("relays.txt".into());
+        assert_eq!(c.relay, relay);
     }
 
     #[test]

@@ -52,6 +52,21 @@ pub enum NetEvent {
     Bytes(LinkId, Vec<u8>),
     /// A link closed or broke.
     Closed(LinkId),
+    /// Something outside the node (the gateway) has work for the [`App`]'s `tick`.
+    Wake,
+}
+
+/// Wakes the owner task so the [`App`] runs its `tick` (the gateway calls it after queueing
+/// a request or taking a chunk of a response body).
+#[derive(Debug, Clone)]
+pub struct Waker(mpsc::Sender<NetEvent>);
+
+impl Waker {
+    /// Ask for a `tick` soon. Never blocks: a full queue means the owner is busy and will
+    /// tick anyway.
+    pub fn wake(&self) {
+        let _ = self.0.try_send(NetEvent::Wake);
+    }
 }
 
 /// The application on top of the node (a probe, later the gateway).
@@ -114,6 +129,11 @@ impl Driver {
             links: BTreeMap::new(),
             next_link: 1,
         }
+    }
+
+    /// A handle that makes the owner task run the [`App`]'s `tick`.
+    pub fn waker(&self) -> Waker {
+        Waker(self.tx.clone())
     }
 
     fn now(&self) -> Time {
@@ -218,6 +238,7 @@ impl Driver {
                     self.node.handle(now, Input::LinkClosed { link });
                 }
             }
+            NetEvent::Wake => {}
         }
     }
 

@@ -8,7 +8,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod driver;
+pub mod gateway;
+pub mod node_cmd;
 pub mod probe;
 pub mod relay_cmd;
 pub mod site_cmd;

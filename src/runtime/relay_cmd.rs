@@ -17,7 +17,7 @@ use crate::wire::hex;
 /// How long a relay's descriptor is valid.
 const DESCRIPTOR_LIFETIME: u64 = 3 * 24 * 3600;
 
-fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
+pub(crate) fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut rng = os_rng();
     let id_path = dir.join("identity.key");
@@ -44,7 +44,7 @@ fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
 
 /// Sign a descriptor for `keys` at `addr`, valid from `now` for [`DESCRIPTOR_LIFETIME`];
 /// returns the wire encoding and the verified descriptor.
-fn signed_descriptor(
+pub(crate) fn signed_descriptor(
     keys: &RelayKeys,
     addr: std::net::SocketAddr,
     bandwidth: u32,
@@ -93,6 +93,7 @@ pub fn relay(
     cfg: &super::config::RelayConfig,
     dht: crate::dht::DhtConfig,
     init_only: bool,
+    gateway: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let (Some(data_dir), Some(listen)) = (cfg.data_dir.as_deref(), cfg.listen) else {
         eprintln!(
@@ -114,6 +115,7 @@ pub fn relay(
         cfg.bandwidth_kib,
         limits,
         (dht, cfg.store_quota_mib << 20),
+        gateway,
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -131,6 +133,7 @@ fn relay_inner(
     bandwidth: u32,
     limits: RelayLimits,
     (dht, store_quota): (crate::dht::DhtConfig, u64),
+    gateway: Option<std::net::SocketAddr>,
 ) -> Result<(), String> {
     let keys = load_or_create(data_dir)?;
     let now = wall_now();
@@ -182,9 +185,34 @@ fn relay_inner(
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let (_, mut node) = Driver::new(node, epoch)
-            .run_keep(Some(listener), &mut NoApp, shutdown)
-            .await;
+        let mut node = match gateway {
+            Some(addr) => {
+                let (gw, port) = super::gateway::bind(addr, false).await?;
+                println!("dashboard: http://localhost:{port}/");
+                let info = super::gateway::status::StatusInfo {
+                    roles: vec!["relay", "storer", "exit", "reader", "gateway"],
+                    port,
+                    store_quota,
+                    cache_quota: 64 << 20,
+                    started: crate::time::Time::ZERO,
+                };
+                super::gateway::run_with_gateway(
+                    node,
+                    epoch,
+                    Some(listener),
+                    (gw, port),
+                    info,
+                    shutdown,
+                )
+                .await
+            }
+            None => {
+                Driver::new(node, epoch)
+                    .run_keep(Some(listener), &mut NoApp, shutdown)
+                    .await
+                    .1
+            }
+        };
         node.save_peers();
         println!(
             "relay stopped; {} DHT contacts saved",
@@ -229,63 +257,4 @@ pub fn probe(bootstrap: &Path, bytes: u64, timeout: u64) -> ExitCode {
 fn app_result_missing(code: i32, app: &Probe) -> bool {
     use super::driver::App;
     code == 0 && app.finished().is_none()
-}
-
-/// `umbra demo`: the self-check, then a local network of `relays` relays on loopback
-/// addresses (each in its own 127.N.0.0/16), and a reader that builds a 3-hop circuit through
-/// them and echoes `bytes`, checking every byte.
-pub fn demo(relays: usize, bytes: u64) -> Result<i32, String> {
-    let rt = runtime()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let now = wall_now();
-        let mut rng = os_rng();
-        let mut dir = Directory::new();
-        let mut nodes = Vec::new();
-        for i in 1..=relays.clamp(3, 200) {
-            let ip = format!("127.{i}.0.1");
-            let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
-                .await
-                .map_err(|e| format!("cannot listen on {ip}: {e}"))?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            let keys = RelayKeys {
-                identity: IdentityKey::generate(&mut rng),
-                link: LinkKeypair::generate(&mut rng),
-                onion: LinkKeypair::generate(&mut rng),
-            };
-            dir.insert(signed_descriptor(&keys, addr, 10_000, now)?.1);
-            nodes.push((keys, listener));
-        }
-        println!("started {} relays on loopback", nodes.len());
-        let dir = Arc::new(dir);
-        let epoch = Instant::now();
-        for (keys, listener) in nodes {
-            let cfg = NodeConfig {
-                wall_at_zero: wall_now(),
-                ..NodeConfig::default()
-            };
-            let seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
-            let mut node = Node::new(cfg, Some(keys), dir.clone(), os_rng());
-            node.enable_dht(crate::time::Time::ZERO, None);
-            node.dht_bootstrap(crate::time::Time::ZERO, &seeds);
-            tokio::task::spawn_local(async move {
-                Driver::new(node, epoch)
-                    .run(Some(listener), &mut NoApp, std::future::pending())
-                    .await;
-            });
-        }
-        let cfg = NodeConfig {
-            wall_at_zero: wall_now(),
-            ..NodeConfig::default()
-        };
-        let node = Node::new(cfg, None, dir, os_rng());
-        let mut app = Probe::new(bytes, false);
-        let code = Driver::new(node, epoch)
-            .run(None, &mut app, tokio::time::sleep(Duration::from_secs(60)))
-            .await;
-        if app_result_missing(code, &app) {
-            return Err("timed out after 60 s".into());
-        }
-        Ok(code)
-    })
 }

@@ -26,6 +26,10 @@ const ATTEMPTS: u32 = 4;
 const SITE_LIFETIME: u64 = 30 * 24 * 3600;
 
 fn progress(label: &str, done: usize, total: usize) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
     let width = 30;
     let filled = (done * width)
         .checked_div(total)
@@ -352,42 +356,84 @@ fn run(bootstrap: &Path, timeout: u64, app: &mut SiteApp) -> Result<i32, String>
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let cfg = NodeConfig {
-            wall_at_zero: wall_now(),
-            ..NodeConfig::default()
-        };
-        let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
-        // A reader with a data directory keeps its guards across runs (`09-relay.md#guards`).
-        let state = match &app.mode {
-            Mode::Fetch { cache: Some(c), .. } => Some(c.clone()),
-            _ => None,
-        };
-        if let Some(saved) = state
-            .as_ref()
-            .and_then(|c| c.lock().ok()?.read_state("guards"))
-        {
-            let list = saved
-                .chunks_exact(32)
-                .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-                .map(crate::crypto::keys::NodeId)
-                .collect();
-            node.set_guards(crate::directory::path::Guards::from_list(list));
+    rt.block_on(drive(dir, timeout, app))
+}
+
+/// Run `app` on a fresh reader node over `dir` until it finishes or `timeout` seconds pass.
+async fn drive(
+    dir: crate::directory::Directory,
+    timeout: u64,
+    app: &mut SiteApp,
+) -> Result<i32, String> {
+    let cfg = NodeConfig {
+        wall_at_zero: wall_now(),
+        ..NodeConfig::default()
+    };
+    let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
+    // A reader with a data directory keeps its guards across runs (`09-relay.md#guards`).
+    let state = match &app.mode {
+        Mode::Fetch { cache: Some(c), .. } => Some(c.clone()),
+        _ => None,
+    };
+    if let Some(saved) = state
+        .as_ref()
+        .and_then(|c| c.lock().ok()?.read_state("guards"))
+    {
+        let list = saved
+            .chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .map(crate::crypto::keys::NodeId)
+            .collect();
+        node.set_guards(crate::directory::path::Guards::from_list(list));
+    }
+    let (code, node) = Driver::new(node, Instant::now())
+        .run_keep(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
+        .await;
+    if let Some(c) = state {
+        let ids: Vec<u8> = node.guards().list().iter().flat_map(|g| g.0).collect();
+        if let Ok(s) = c.lock() {
+            let _ = s.write_state("guards", &ids);
         }
-        let (code, node) = Driver::new(node, Instant::now())
-            .run_keep(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
-            .await;
-        if let Some(c) = state {
-            let ids: Vec<u8> = node.guards().list().iter().flat_map(|g| g.0).collect();
-            if let Ok(s) = c.lock() {
-                let _ = s.write_state("guards", &ids);
-            }
-        }
-        if app.result.is_none() {
-            return Err(format!("timed out after {timeout} s"));
-        }
-        Ok(code)
-    })
+    }
+    if app.result.is_none() {
+        return Err(format!("timed out after {timeout} s"));
+    }
+    Ok(code)
+}
+
+fn publish_app(key: crate::crypto::keys::IdentityKey, files: Vec<(String, Vec<u8>)>) -> SiteApp {
+    SiteApp {
+        mode: Mode::Publish {
+            key,
+            files,
+            built: None,
+            publisher: None,
+            probe: None,
+        },
+        circ: None,
+        stream: None,
+        attempts: 0,
+        result: None,
+        files: Vec::new(),
+        address: None,
+    }
+}
+
+/// Publish `files` as the site of `key` through the relays of `dir`, from inside a running
+/// tokio runtime (the demo). Returns the site's address.
+pub async fn publish_files(
+    dir: crate::directory::Directory,
+    key: crate::crypto::keys::IdentityKey,
+    files: Vec<(String, Vec<u8>)>,
+    timeout: u64,
+) -> Result<SiteAddress, String> {
+    let mut app = publish_app(key, files);
+    match drive(dir, timeout, &mut app).await? {
+        0 => app
+            .address
+            .ok_or_else(|| "publishing finished without an address".into()),
+        _ => Err("publishing failed".into()),
+    }
 }
 
 /// `umbra publish`.
@@ -398,21 +444,7 @@ pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCo
         if files.is_empty() {
             return Err(format!("{}: no files to publish", dir.display()));
         }
-        let mut app = SiteApp {
-            mode: Mode::Publish {
-                key,
-                files,
-                built: None,
-                publisher: None,
-                probe: None,
-            },
-            circ: None,
-            stream: None,
-            attempts: 0,
-            result: None,
-            files: Vec::new(),
-            address: None,
-        };
+        let mut app = publish_app(key, files);
         let code = run(bootstrap, timeout, &mut app)?;
         if let Some(a) = app.address {
             println!("{a}");

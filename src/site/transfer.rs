@@ -50,14 +50,14 @@ pub enum TransferError {
 }
 
 #[derive(Debug)]
-struct Requests {
+pub(crate) struct Requests {
     framer: StreamFramer,
     next_id: u32,
-    outbox: Vec<u8>,
+    pub(crate) outbox: Vec<u8>,
 }
 
 impl Requests {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Requests {
             framer: StreamFramer::default(),
             next_id: 1,
@@ -65,14 +65,14 @@ impl Requests {
         }
     }
 
-    fn send(&mut self, make: impl FnOnce(u32) -> ExitRequest) -> u32 {
+    pub(crate) fn send(&mut self, make: impl FnOnce(u32) -> ExitRequest) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
         self.outbox.extend(StreamFramer::frame(&make(id).encode()));
         id
     }
 
-    fn replies(&mut self, data: &[u8]) -> Result<Vec<ExitReply>, TransferError> {
+    pub(crate) fn replies(&mut self, data: &[u8]) -> Result<Vec<ExitReply>, TransferError> {
         self.framer.push(data);
         let mut out = Vec::new();
         while let Some(m) = self

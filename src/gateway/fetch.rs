@@ -1,0 +1,296 @@
+//! One site's requests over one `dht` stream (`protocol-spec/08-gateway.md#fetching`).
+//!
+//! [`SiteFetch`] multiplexes the gateway's wants — the site's manifest and any of its blocks,
+//! asked for by any number of browser requests at once — onto one stream to an exit's `dht`
+//! service: each record is asked for once however many requests wait on it, at most
+//! [`MAX_IN_FLIGHT`] are outstanding, answers are verified (the manifest against the address
+//! and the reader's rollback tracker, each block against its hash) and handed out as
+//! [`FetchEvent`]s. A lost stream requeues everything outstanding. Not in this module: which
+//! blocks to want (the gateway's request table) and the circuit.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::site::address::SiteAddress;
+use crate::site::manifest::{self, Verified};
+use crate::site::transfer::{MAX_ATTEMPTS, Requests, TransferError};
+use crate::site::{SiteTracker, verify_block};
+use crate::time::WallTime;
+use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind};
+
+/// Requests outstanding on one stream (the exit allows 64).
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// What a record request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Want {
+    Manifest,
+    Block([u8; 32]),
+}
+
+/// A verified answer, or why there is none.
+#[derive(Debug)]
+pub enum FetchEvent {
+    /// The site's manifest, verified at the time given to [`SiteFetch::on_data`].
+    Manifest(Result<Box<Verified>, TransferError>),
+    /// A block, verified against its hash.
+    Block([u8; 32], Result<Vec<u8>, TransferError>),
+}
+
+/// The request multiplexer of one site.
+pub struct SiteFetch {
+    site: SiteAddress,
+    req: Requests,
+    /// Wants not yet sent, with the attempts made so far.
+    pending: VecDeque<(Want, u32)>,
+    /// Sent requests by id.
+    in_flight: BTreeMap<u32, (Want, u32)>,
+    /// Every want pending or in flight (asked once however many wait).
+    wanted: BTreeMap<Want, ()>,
+    events: VecDeque<FetchEvent>,
+}
+
+impl std::fmt::Debug for SiteFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteFetch")
+            .field("pending", &self.pending.len())
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SiteFetch {
+    /// A multiplexer for `site` on a fresh stream.
+    pub fn new(site: SiteAddress) -> SiteFetch {
+        SiteFetch {
+            site,
+            req: Requests::new(),
+            pending: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            wanted: BTreeMap::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    fn want(&mut self, w: Want) {
+        if self.wanted.insert(w, ()).is_none() {
+            self.pending.push_back((w, 0));
+        }
+    }
+
+    /// Ask for the site's current manifest (once, however often called while outstanding).
+    pub fn want_manifest(&mut self) {
+        self.want(Want::Manifest);
+    }
+
+    /// Ask for a block.
+    pub fn want_block(&mut self, hash: [u8; 32]) {
+        self.want(Want::Block(hash));
+    }
+
+    /// Whether `hash` is already asked for.
+    pub fn is_wanted(&self, hash: &[u8; 32]) -> bool {
+        self.wanted.contains_key(&Want::Block(*hash))
+    }
+
+    /// Requests waiting or outstanding.
+    pub fn outstanding(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// The stream was lost: everything outstanding is asked again on the next stream.
+    pub fn reset(&mut self) {
+        self.req = Requests::new();
+        let mut again: Vec<(Want, u32)> =
+            std::mem::take(&mut self.in_flight).into_values().collect();
+        again.extend(self.pending.drain(..));
+        self.pending = again.into();
+    }
+
+    /// Bytes to write on the stream now.
+    pub fn poll_send(&mut self) -> Vec<u8> {
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let Some((w, attempts)) = self.pending.pop_front() else {
+                break;
+            };
+            let (kind, key) = match w {
+                Want::Manifest => (RecordKind::MANIFEST, self.site.dht_key()),
+                Want::Block(h) => (RecordKind::BLOCK, h),
+            };
+            let id = self.req.send(|id| ExitRequest::Get { id, kind, key });
+            self.in_flight.insert(id, (w, attempts + 1));
+        }
+        std::mem::take(&mut self.req.outbox)
+    }
+
+    /// The next verified answer or final failure.
+    pub fn poll_event(&mut self) -> Option<FetchEvent> {
+        self.events.pop_front()
+    }
+
+    fn fail_or_retry(&mut self, w: Want, attempts: u32, error: TransferError) {
+        if attempts >= MAX_ATTEMPTS {
+            self.wanted.remove(&w);
+            self.events.push_back(match w {
+                Want::Manifest => FetchEvent::Manifest(Err(error)),
+                Want::Block(h) => FetchEvent::Block(h, Err(error)),
+            });
+        } else {
+            self.pending.push_back((w, attempts));
+        }
+    }
+
+    /// Bytes read from the stream. A stream that sends something malformed is of no
+    /// further use: `Err` tells the caller to drop it (and [`SiteFetch::reset`]).
+    pub fn on_data(
+        &mut self,
+        data: &[u8],
+        tracker: &mut SiteTracker,
+        now: WallTime,
+    ) -> Result<(), TransferError> {
+        for reply in self.req.replies(data)? {
+            let (id, found) = match reply {
+                ExitReply::Found { id, record } => (id, Some(record)),
+                ExitReply::NotFound { id } => (id, None),
+                ExitReply::Refused { id, reason } => {
+                    if let Some((w, attempts)) = self.in_flight.remove(&id) {
+                        self.fail_or_retry(w, attempts, TransferError::Refused(reason));
+                    }
+                    continue;
+                }
+                ExitReply::Stored { .. } => return Err(TransferError::BadReply),
+            };
+            let Some((w, attempts)) = self.in_flight.remove(&id) else {
+                continue;
+            };
+            let not_found = match w {
+                Want::Manifest => TransferError::SiteNotFound,
+                Want::Block(h) => TransferError::Block(crate::wire::hex::encode(&h[..8])),
+            };
+            let Some(record) = found else {
+                self.fail_or_retry(w, attempts, not_found);
+                continue;
+            };
+            match w {
+                Want::Manifest => {
+                    let v = manifest::parse(&record.value)
+                        .and_then(|u| u.verify(&self.site, now))
+                        .and_then(|v| tracker.observe(&v).map(|_| v));
+                    match v {
+                        Ok(v) => {
+                            self.wanted.remove(&w);
+                            self.events.push_back(FetchEvent::Manifest(Ok(Box::new(v))));
+                        }
+                        // A forged or stale answer: ask again (another lookup may reach
+                        // honest storers), then report the refusal.
+                        Err(e) => self.fail_or_retry(w, attempts, TransferError::Manifest(e)),
+                    }
+                }
+                Want::Block(h) => {
+                    if record.key == h && verify_block(&h, &record.value).is_ok() {
+                        self.wanted.remove(&w);
+                        self.events
+                            .push_back(FetchEvent::Block(h, Ok(record.value)));
+                    } else {
+                        self.fail_or_retry(w, attempts, not_found);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FetchEvent, SiteFetch};
+    use crate::crypto::keys::IdentityKey;
+    use crate::crypto::rng::UmbraRng;
+    use crate::site::address::SiteAddress;
+    use crate::site::{SiteTracker, build};
+    use crate::time::WallTime;
+    use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind, StreamFramer};
+
+    /// An exit that answers from the built site; `corrupt` alters every block once.
+    fn answer(sent: &[u8], built: &crate::site::Built, corrupt: &mut bool) -> Vec<u8> {
+        let mut f = StreamFramer::default();
+        f.push(sent);
+        let mut out = Vec::new();
+        while let Ok(Some(m)) = f.next_message() {
+            let Ok(ExitRequest::Get { id, kind, key }) = ExitRequest::decode(&m) else {
+                continue;
+            };
+            let value = if kind == RecordKind::MANIFEST {
+                Some(built.manifest.clone())
+            } else {
+                built.blocks.get(&key).map(|b| {
+                    let mut b = b.clone();
+                    if *corrupt {
+                        b[0] ^= 1;
+                    }
+                    b
+                })
+            };
+            let reply = match value {
+                Some(value) => ExitReply::Found {
+                    id,
+                    record: Record { kind, key, value },
+                },
+                None => ExitReply::NotFound { id },
+            };
+            out.extend(StreamFramer::frame(&reply.encode()));
+        }
+        *corrupt = false;
+        out
+    }
+
+    #[test]
+    fn manifest_and_blocks_verified_and_deduplicated() {
+        let key = IdentityKey::generate(&mut UmbraRng::from_seed([3; 32]));
+        let files = vec![(
+            "index.html".to_string(),
+            (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+        )];
+        let built = build(&key, &files, 1, WallTime(1000), 3600).unwrap();
+        let mut f = SiteFetch::new(SiteAddress(key.public()));
+        let mut tracker = SiteTracker::new();
+        f.want_manifest();
+        f.want_manifest();
+        let sent = f.poll_send();
+        let mut corrupt = false;
+        f.on_data(
+            &answer(&sent, &built, &mut corrupt),
+            &mut tracker,
+            WallTime(1001),
+        )
+        .unwrap();
+        let Some(FetchEvent::Manifest(Ok(m))) = f.poll_event() else {
+            panic!("no manifest");
+        };
+        assert!(f.poll_event().is_none(), "asked once");
+        for h in &m.manifest().entries[0].blocks {
+            f.want_block(*h);
+            f.want_block(*h);
+        }
+        // First answers are corrupted: each block is asked again and then verifies.
+        corrupt = true;
+        let mut got = 0;
+        for _ in 0..3 {
+            let sent = f.poll_send();
+            f.on_data(
+                &answer(&sent, &built, &mut corrupt),
+                &mut tracker,
+                WallTime(1001),
+            )
+            .unwrap();
+            while let Some(e) = f.poll_event() {
+                assert!(matches!(e, FetchEvent::Block(_, Ok(_))));
+                got += 1;
+            }
+        }
+        assert_eq!(
+            got, 4,
+            "100,000 bytes are four 32 KiB blocks, one event each"
+        );
+        assert_eq!(f.outstanding(), 0);
+    }
+}

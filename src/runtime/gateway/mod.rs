@@ -1,0 +1,227 @@
+//! The HTTP gateway and dashboard server (`protocol-spec/08-gateway.md`).
+//!
+//! A hyper HTTP/1.1 server on a loopback socket. Each request is routed by
+//! [`crate::gateway::route`]: site files go to the node owner task as [`GwRequest`]s and come
+//! back as streamed replies; the dashboard's files are served from memory and its API asks
+//! the owner task for a snapshot. Everything refused gets an error page. Not in this module:
+//! the routing rules and headers (`crate::gateway`), fetching (`app.rs`), the status
+//! document (`status.rs`).
+
+pub mod app;
+pub mod status;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use self::app::{GatewayApp, GwRequest, Reply, ReplyBody, StreamBody, page, site_error};
+use self::status::StatusInfo;
+use super::driver::{Driver, Waker};
+use crate::gateway::{Route, dashboard_headers, error_page, refusal_page, route};
+use crate::node::Node;
+
+/// How long a browser request may wait for its first byte.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+struct Ctx {
+    port: u16,
+    tx: mpsc::UnboundedSender<GwRequest>,
+    waker: Waker,
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+fn to_response(reply: Reply, waker: &Waker) -> Response<Body> {
+    let body = match reply.body {
+        ReplyBody::Full(b) => full(b),
+        ReplyBody::Stream { rx, len } => StreamBody {
+            rx,
+            waker: waker.clone(),
+            remaining: len,
+        }
+        .boxed_unsync(),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    let headers = resp.headers_mut();
+    for (k, v) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.insert(HeaderName::from_static(k), v);
+        }
+    }
+    resp
+}
+
+fn dashboard_reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut headers: Vec<(&'static str, String)> = dashboard_headers()
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_string()))
+        .collect();
+    headers.push(("content-type", content_type.to_string()));
+    page(status, headers, body)
+}
+
+async fn ask<T>(ctx: &Ctx, make: impl FnOnce(oneshot::Sender<T>) -> GwRequest) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    ctx.tx.send(make(tx)).ok()?;
+    ctx.waker.wake();
+    tokio::time::timeout(REQUEST_TIMEOUT, rx).await.ok()?.ok()
+}
+
+async fn dashboard(ctx: &Ctx, path: &str) -> Reply {
+    match path {
+        "/" | "/index.html" => {
+            dashboard_reply(200, "text/html; charset=utf-8", status::DASHBOARD_HTML)
+        }
+        "/dashboard.js" => {
+            dashboard_reply(200, "text/javascript; charset=utf-8", status::DASHBOARD_JS)
+        }
+        "/dashboard.css" => dashboard_reply(200, "text/css; charset=utf-8", status::DASHBOARD_CSS),
+        "/api/status" => match ask(ctx, GwRequest::Status).await {
+            Some(doc) => dashboard_reply(200, "application/json", doc),
+            None => dashboard_reply(503, "text/plain", "the node is not answering\n"),
+        },
+        "/metrics" => match ask(ctx, GwRequest::Metrics).await {
+            Some(doc) => dashboard_reply(200, "text/plain; version=0.0.4", doc),
+            None => dashboard_reply(503, "text/plain", "the node is not answering\n"),
+        },
+        _ => dashboard_reply(
+            404,
+            "text/html; charset=utf-8",
+            error_page(404, "Not found", "The dashboard has no such page."),
+        ),
+    }
+}
+
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>, Infallible> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let target = req.uri().to_string();
+    let reply = match route(
+        req.method().as_str(),
+        &target,
+        header("host").as_deref(),
+        ctx.port,
+    ) {
+        Route::Refused(r) => {
+            let (status, title, detail) = refusal_page(&r);
+            dashboard_reply(
+                status,
+                "text/html; charset=utf-8",
+                error_page(status, title, &detail),
+            )
+        }
+        Route::Dashboard { path } => dashboard(&ctx, &path).await,
+        Route::Site { site, path, .. } => {
+            let head = req.method() == hyper::Method::HEAD;
+            let (range, if_none_match) = (header("range"), header("if-none-match"));
+            match ask(&ctx, |reply| GwRequest::Site {
+                site,
+                path,
+                range,
+                if_none_match,
+                head,
+                reply,
+            })
+            .await
+            {
+                Some(r) => r,
+                None => site_error(
+                    504,
+                    "Site did not answer in time",
+                    "The network did not deliver this site's manifest within a minute. \
+                     Try again; if it keeps failing, too few of its storers may be online.",
+                ),
+            }
+        }
+    };
+    Ok(to_response(reply, &ctx.waker))
+}
+
+/// Accept browser connections on `listener` until the task is dropped.
+pub fn spawn_server(
+    listener: TcpListener,
+    port: u16,
+    tx: mpsc::UnboundedSender<GwRequest>,
+    waker: Waker,
+) {
+    let ctx = Arc::new(Ctx { port, tx, waker });
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("umbra gateway: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(req, ctx.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+/// Bind the gateway's listener: `addr`, or, when `fallback` and that port is taken, any free
+/// port on the same address. Returns the listener and its port.
+pub async fn bind(addr: SocketAddr, fallback: bool) -> Result<(TcpListener, u16), String> {
+    let l = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if fallback => {
+            eprintln!(
+                "umbra: port {} is taken ({e}); using a free port",
+                addr.port()
+            );
+            TcpListener::bind(SocketAddr::new(addr.ip(), 0))
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", addr.ip()))?
+        }
+        Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+    };
+    let port = l.local_addr().map_err(|e| e.to_string())?.port();
+    Ok((l, port))
+}
+
+/// Run `node` with the gateway on `gateway` (and, for relays, accepting links on
+/// `relay_listener`) until `shutdown` resolves; hands the node back.
+pub async fn run_with_gateway(
+    node: Node,
+    epoch: std::time::Instant,
+    relay_listener: Option<TcpListener>,
+    (gateway, port): (TcpListener, u16),
+    info: StatusInfo,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Node {
+    let driver = Driver::new(node, epoch);
+    let (tx, rx) = mpsc::unbounded_channel();
+    spawn_server(gateway, port, tx, driver.waker());
+    let mut app = GatewayApp::new(rx, info.cache_quota, info);
+    driver.run_keep(relay_listener, &mut app, shutdown).await.1
+}

@@ -1,0 +1,251 @@
+//! The status document (`/api/status`), Prometheus metrics (`/metrics`) and the dashboard's
+//! static files (`protocol-spec/08-gateway.md#dashboard`).
+//!
+//! Node ids are shown shortened and site addresses shortened, as logs redact them: the
+//! dashboard is for seeing what the node does, not a record of whom it talked to. Not in
+//! this module: collecting the figures (the node and [`super::app::GatewayApp`]).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::app::GatewayCounters;
+use crate::crypto::keys::NodeId;
+use crate::node::Node;
+use crate::site::address::SiteAddress;
+use crate::time::Time;
+
+/// Seconds of bandwidth history kept for the graph.
+pub const GRAPH_SECONDS: usize = 120;
+
+/// The dashboard page.
+pub const DASHBOARD_HTML: &str = include_str!("../../../assets/dashboard/index.html");
+/// The dashboard's script.
+pub const DASHBOARD_JS: &str = include_str!("../../../assets/dashboard/dashboard.js");
+/// The dashboard's style sheet.
+pub const DASHBOARD_CSS: &str = include_str!("../../../assets/dashboard/dashboard.css");
+
+/// Bytes per second by subsystem, over one second.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// Own circuits.
+    pub own: u64,
+    /// Relayed for others.
+    pub relayed: u64,
+    /// DHT traffic.
+    pub dht: u64,
+    /// Records served to others.
+    pub seeding: u64,
+}
+
+/// Fixed facts about this node for the status document.
+#[derive(Debug, Clone)]
+pub struct StatusInfo {
+    /// Its roles: `reader`, `gateway`, `relay`, `storer`.
+    pub roles: Vec<&'static str>,
+    /// The gateway's port.
+    pub port: u16,
+    /// Bytes the record store may use (relays).
+    pub store_quota: u64,
+    /// Bytes the gateway's block cache may use.
+    pub cache_quota: u64,
+    /// When it started.
+    pub started: Time,
+}
+
+/// What the gateway adds to the status document.
+#[derive(Debug)]
+pub struct GatewayView<'a> {
+    /// Own circuits: purpose and hops.
+    pub circuits: Vec<(String, Vec<NodeId>)>,
+    /// Bandwidth history, oldest first.
+    pub samples: &'a VecDeque<Sample>,
+    /// Request counters.
+    pub counters: GatewayCounters,
+    /// Bytes in the block cache.
+    pub cache_used: u64,
+    /// Sites with an open circuit.
+    pub sites_open: usize,
+}
+
+/// A node id as shown: its first 4 hex digits.
+pub fn short_id(id: &NodeId) -> String {
+    format!("{:02x}{:02x}…", id.0[0], id.0[1])
+}
+
+/// A site address as shown: first 6 and last 4 characters.
+pub fn short_site(site: &SiteAddress) -> String {
+    let a = site.encode();
+    format!("{}…{}.umbra", &a[..6], &a[a.len() - 4..])
+}
+
+/// The status document.
+pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayView<'_>) -> String {
+    let traffic = node.traffic();
+    let series = |f: fn(&Sample) -> u64| -> Vec<u64> { g.samples.iter().map(f).collect() };
+    let serving: Vec<Value> = node
+        .held_sites(now, 50)
+        .into_iter()
+        .map(|(site, seq)| json!({ "address": short_site(&site), "seq": seq }))
+        .collect();
+    let (used, records) = node
+        .dht()
+        .map_or((0, 0), |d| (d.store().used(), d.store().keys().len()));
+    let relay = node.relay_stats().map(|s| {
+        json!({
+            "circuits": node.relay_circuits(),
+            "created": s.created,
+            "cells_forwarded": s.forwarded,
+            "cells_backwarded": s.backwarded,
+            "torn_down": s.torn_down,
+            "layer_failures": s.layer_failures,
+        })
+    });
+    let dht = node.dht().map(|d| {
+        let s = d.stats();
+        json!({
+            "contacts": d.table().len(),
+            "rpcs_in": s.rpcs_in,
+            "rpcs_out": s.rpcs_out,
+            "lookups": s.lookups,
+            "invalid_records": s.invalid_records,
+        })
+    });
+    let circuits: Vec<Value> = g
+        .circuits
+        .iter()
+        .map(|(purpose, hops)| {
+            json!({ "purpose": purpose, "hops": hops.iter().map(short_id).collect::<Vec<_>>() })
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "roles": info.roles,
+        "node_id": node.node_id().map(|id| short_id(&id)),
+        "uptime_secs": now.saturating_since(info.started).as_secs(),
+        "links": node.link_count(),
+        "circuits": { "own": circuits, "relayed": node.relay_circuits() },
+        "bandwidth": {
+            "totals": {
+                "own": traffic.own,
+                "relayed": traffic.relayed,
+                "dht": traffic.dht,
+                "seeding": traffic.seeding,
+            },
+            "series": {
+                "own": series(|s| s.own),
+                "relayed": series(|s| s.relayed),
+                "dht": series(|s| s.dht),
+                "seeding": series(|s| s.seeding),
+            },
+        },
+        "storage": {
+            "store_used": used,
+            "store_quota": info.store_quota,
+            "records": records,
+            "cache_used": g.cache_used,
+            "cache_quota": info.cache_quota,
+        },
+        "serving": { "sites": serving },
+        "gateway": {
+            "port": info.port,
+            "requests": g.counters.requests,
+            "errors": g.counters.errors,
+            "bytes_out": g.counters.bytes_out,
+            "site_circuits": g.sites_open,
+            "circuits_built": g.counters.circuits_built,
+        },
+        "relay": relay,
+        "dht": dht,
+    })
+    .to_string()
+}
+
+/// Prometheus text exposition of the node's counters.
+pub fn metrics(node: &Node, g: GatewayCounters, cache_used: u64, sites_open: usize) -> String {
+    let t = node.traffic();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {v}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
+        }
+    };
+    metric(
+        "umbra_bytes_total",
+        "counter",
+        "Bytes carried, by subsystem.",
+        &[
+            ("subsystem=\"own\"", t.own),
+            ("subsystem=\"relayed\"", t.relayed),
+            ("subsystem=\"dht\"", t.dht),
+            ("subsystem=\"seeding\"", t.seeding),
+        ],
+    );
+    metric(
+        "umbra_links",
+        "gauge",
+        "Open links.",
+        &[("", node.link_count() as u64)],
+    );
+    metric(
+        "umbra_relay_circuits",
+        "gauge",
+        "Circuits carried for others.",
+        &[("", node.relay_circuits() as u64)],
+    );
+    metric(
+        "umbra_gateway_requests_total",
+        "counter",
+        "Site requests received by the gateway.",
+        &[("", g.requests)],
+    );
+    metric(
+        "umbra_gateway_errors_total",
+        "counter",
+        "Site requests answered with an error.",
+        &[("", g.errors)],
+    );
+    metric(
+        "umbra_gateway_bytes_out_total",
+        "counter",
+        "Body bytes sent to browsers.",
+        &[("", g.bytes_out)],
+    );
+    metric(
+        "umbra_gateway_site_circuits",
+        "gauge",
+        "Sites with an open circuit.",
+        &[("", sites_open as u64)],
+    );
+    metric(
+        "umbra_cache_bytes",
+        "gauge",
+        "Bytes of verified blocks cached by the gateway.",
+        &[("", cache_used)],
+    );
+    if let Some(d) = node.dht() {
+        metric(
+            "umbra_store_bytes",
+            "gauge",
+            "Bytes of records held for the network.",
+            &[("", d.store().used())],
+        );
+        metric(
+            "umbra_dht_rpcs_total",
+            "counter",
+            "DHT RPCs.",
+            &[
+                ("direction=\"in\"", d.stats().rpcs_in),
+                ("direction=\"out\"", d.stats().rpcs_out),
+            ],
+        );
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! `umbra init`, `umbra run` and `umbra status`: the everyday commands of a reader.
+//!
+//! `init` writes keys and a commented `umbra.toml`; `run` joins the network from the
+//! bootstrap list as a reader with the gateway and dashboard; `status` prints the running
+//! node's status API. Not in this module: the gateway itself (`gateway/`), relays
+//! (`relay_cmd.rs`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::driver::{os_rng, wall_now};
+use super::gateway::status::StatusInfo;
+use super::relay_cmd::load_bootstrap;
+use crate::crypto::keys::IdentityKey;
+use crate::crypto::keystore;
+use crate::node::{Node, NodeConfig};
+
+/// `umbra init`: create `data_dir`, a site key, relay keys, and `umbra.toml`.
+pub fn init(data_dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let config = data_dir.join("umbra.toml");
+    if config.exists() {
+        return Err(format!(
+            "{} exists; init never overwrites (move it away to start again)",
+            config.display()
+        ));
+    }
+    let site_key = data_dir.join("site.key");
+    if !site_key.exists() {
+        keystore::write_identity(&site_key, &IdentityKey::generate(&mut os_rng()))
+            .map_err(|e| e.to_string())?;
+    }
+    super::relay_cmd::load_or_create(data_dir)?;
+    std::fs::write(&config, super::config::template(data_dir))
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    println!("wrote {}", config.display());
+    println!(
+        "wrote keys in {} (site.key: your site's key; identity.key, link.key, onion.key: \
+         for `umbra relay`)",
+        data_dir.display()
+    );
+    println!("next:");
+    println!(
+        "  umbra run --config {} --bootstrap relays.txt      read sites in your browser",
+        config.display()
+    );
+    println!(
+        "  umbra publish --key {} --bootstrap relays.txt ./my-site",
+        site_key.display()
+    );
+    Ok(())
+}
+
+/// `umbra run`: a reader with the gateway, until Ctrl-C.
+pub fn run(bootstrap: &Path, gateway: SocketAddr, cache_quota: u64) -> Result<(), String> {
+    let dir = load_bootstrap(bootstrap)?;
+    if !gateway.ip().is_loopback() {
+        eprintln!(
+            "umbra run: WARNING: the gateway listens on {gateway}, not a loopback address; \
+             it still answers only Host names it serves"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let (listener, port) = super::gateway::bind(gateway, false).await?;
+        let cfg = NodeConfig {
+            wall_at_zero: wall_now(),
+            ..NodeConfig::default()
+        };
+        let relays = dir.relays().count();
+        let node = Node::new(cfg, None, Arc::new(dir), os_rng());
+        println!("umbra: reader with {relays} known relays");
+        println!("dashboard: http://localhost:{port}/");
+        println!("sites:     http://<address>.localhost:{port}/  (or HTTP proxy {gateway} and http://<address>.umbra/)");
+        let info = StatusInfo {
+            roles: vec!["reader", "gateway"],
+            port,
+            store_quota: 0,
+            cache_quota,
+            started: crate::time::Time::ZERO,
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        super::gateway::run_with_gateway(node, Instant::now(), None, (listener, port), info, shutdown)
+            .await;
+        println!("\nstopped");
+        Ok(())
+    })
+}
+
+/// Fetch `path` from the gateway at `addr` (plain HTTP/1.1 on loopback).
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("no node answers at {addr}: {e} (is `umbra run` running?)"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        addr.port()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed answer")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed status line")?;
+    Ok((status, body.to_string()))
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// `umbra status`: the running node's status, readable (or raw JSON).
+pub fn status(addr: SocketAddr, json: bool) -> Result<(), String> {
+    let (code, body) = http_get(addr, "/api/status")?;
+    if code != 200 {
+        return Err(format!("the node answered {code}: {body}"));
+    }
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let n = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let roles: Vec<&str> = v["roles"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
+        .unwrap_or_default();
+    println!("roles:      {}", roles.join(", "));
+    println!("uptime:     {} s, {} links", n("/uptime_secs"), n("/links"));
+    let own = v["circuits"]["own"].as_array().cloned().unwrap_or_default();
+    println!(
+        "circuits:   {} own, {} relayed for others",
+        own.len(),
+        n("/circuits/relayed")
+    );
+    for c in own {
+        let hops: Vec<&str> = c["hops"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "            {} via {}",
+            c["purpose"].as_str().unwrap_or("?"),
+            hops.join(" → ")
+        );
+    }
+    println!(
+        "bandwidth:  own {}, relayed {}, DHT {}, seeding {}",
+        bytes(n("/bandwidth/totals/own")),
+        bytes(n("/bandwidth/totals/relayed")),
+        bytes(n("/bandwidth/totals/dht")),
+        bytes(n("/bandwidth/totals/seeding"))
+    );
+    println!(
+        "storage:    {} of {} ({} records); gateway cache {} of {}",
+        bytes(n("/storage/store_used")),
+        bytes(n("/storage/store_quota")),
+        n("/storage/records"),
+        bytes(n("/storage/cache_used")),
+        bytes(n("/storage/cache_quota"))
+    );
+    let sites = v["serving"]["sites"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    println!("serving:    {} site manifests", sites.len());
+    for s in sites {
+        println!("            {}", s["address"].as_str().unwrap_or("?"));
+    }
+    println!(
+        "gateway:    port {}, {} requests, {} errors, {} served",
+        n("/gateway/port"),
+        n("/gateway/requests"),
+        n("/gateway/errors"),
+        bytes(n("/gateway/bytes_out"))
+    );
+    Ok(())
+}
