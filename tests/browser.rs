@@ -37,7 +37,15 @@ struct Demo {
 fn start_demo() -> Demo {
     let port = procs::free_addr("127.0.0.1").port();
     let mut child = umbra()
-        .args(["demo", "--relays", "6", "--echo", "0", "--port", &port.to_string()])
+        .args([
+            "demo",
+            "--relays",
+            "6",
+            "--echo",
+            "0",
+            "--port",
+            &port.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -100,7 +108,9 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
     )
     .unwrap();
     let (ok, _, err) = run(
-        umbra().args(["keygen", "--kind", "identity", "--out"]).arg(&key),
+        umbra()
+            .args(["keygen", "--kind", "identity", "--out"])
+            .arg(&key),
         Duration::from_secs(30),
     );
     assert!(ok, "keygen: {err}");
@@ -161,15 +171,23 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
     );
     // 4. Storage: the first site stored a value; the second site cannot read it.
     let mine = browser.run("return localStorage.getItem('umbra-demo-secret');");
-    assert!(mine.as_str().is_some_and(|s| s.starts_with("kept by")), "{mine}");
+    assert!(
+        mine.as_str().is_some_and(|s| s.starts_with("kept by")),
+        "{mine}"
+    );
     browser.goto(&format!("{second_url}/"));
     browser.wait_for(
         "return !!document.getElementById('second');",
         Duration::from_secs(30),
         "the second site",
     );
-    let theirs = browser.run("return [location.origin, localStorage.getItem('umbra-demo-secret')];");
-    assert_eq!(theirs[1], json!(null), "the second site read the first's storage");
+    let theirs =
+        browser.run("return [location.origin, localStorage.getItem('umbra-demo-secret')];");
+    assert_eq!(
+        theirs[1],
+        json!(null),
+        "the second site read the first's storage"
+    );
     assert_ne!(theirs[0], json!(demo.site_url));
     browser.screenshot(&art.join("second-site.png"));
     // A large page streams whole.

@@ -67,7 +67,9 @@ fn keygen_writes_private_files_and_never_overwrites() {
 
 #[test]
 fn help_names_every_command_with_an_example() {
-    for cmd in ["interop", "keygen", "demo", "relay", "probe"] {
+    for cmd in [
+        "interop", "keygen", "demo", "relay", "probe", "publish", "fetch", "init", "run", "status",
+    ] {
         let (code, out) = umbra(&[cmd, "--help"]);
         assert_eq!(code, 0, "{out}");
         assert!(
@@ -78,10 +80,68 @@ fn help_names_every_command_with_an_example() {
 }
 
 #[test]
-fn demo_runs_a_local_network_and_echoes_through_three_hops() {
-    let (code, out) = umbra(&["demo", "--relays", "5", "--echo", "300000"]);
+fn demo_runs_a_local_network_echoes_through_three_hops_and_publishes_the_site() {
+    let (code, out) = umbra(&[
+        "demo",
+        "--relays",
+        "5",
+        "--echo",
+        "300000",
+        "--port",
+        "0",
+        "--exit-after",
+        "0",
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("passed, 0 failed"), "{out}");
     assert!(out.contains("through 3 hops"), "{out}");
     assert!(out.contains("echoed 300000 bytes intact"), "{out}");
+    assert!(out.contains("published the sample site"), "{out}");
+    assert!(out.contains(".localhost:"), "{out}");
+    assert!(out.contains("ready"), "{out}");
+}
+
+#[test]
+fn init_writes_keys_and_a_config_that_parses_and_never_overwrites() {
+    let dir = std::env::temp_dir().join(format!("umbra-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let (code, out) = umbra(&["init", "--data-dir", d]);
+    assert_eq!(code, 0, "{out}");
+    for f in [
+        "umbra.toml",
+        "site.key",
+        "identity.key",
+        "link.key",
+        "onion.key",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing:\n{out}");
+    }
+    let toml = std::fs::read_to_string(dir.join("umbra.toml")).unwrap();
+    assert!(toml.contains("# listen = \"127.0.0.1:8470\""), "{toml}");
+    // The written file is accepted by the commands that read it.
+    let (code, out) = umbra(&[
+        "relay",
+        "--config",
+        dir.join("umbra.toml").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:1",
+        "--init-only",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = umbra(&["init", "--data-dir", d]);
+    assert_ne!(code, 0, "init overwrote: {out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn status_without_a_node_says_what_to_start() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, out) = umbra(&["status", "--gateway", &format!("127.0.0.1:{port}")]);
+    assert_ne!(code, 0);
+    assert!(out.contains("umbra run"), "{out}");
 }

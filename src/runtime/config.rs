@@ -291,9 +291,11 @@ mod tests {
         assert_eq!(c.reader.cache_quota_mib, 256);
         assert_eq!(c.gateway, super::GatewaySection::default());
         assert_eq!(c.dht, super::DhtSection::default());
-        let mut relay = super::RelayConfig::default();
-        relay.data_dir = Some(dir.to_path_buf());
-        relay.bootstrap = Some("relays.txt".into());
+        let relay = super::RelayConfig {
+            data_dir: Some(dir.to_path_buf()),
+            bootstrap: Some("relays.txt".into()),
+            ..Default::default()
+        };
         assert_eq!(c.relay, relay);
     }
 

@@ -112,8 +112,7 @@ pub fn relay(
         listen,
         cfg.bootstrap.as_deref(),
         init_only,
-        cfg.bandwidth_kib,
-        limits,
+        (cfg.bandwidth_kib, limits),
         (dht, cfg.store_quota_mib << 20),
         gateway,
     ) {
@@ -130,8 +129,7 @@ fn relay_inner(
     listen: std::net::SocketAddr,
     bootstrap: Option<&Path>,
     init_only: bool,
-    bandwidth: u32,
-    limits: RelayLimits,
+    (bandwidth, limits): (u32, RelayLimits),
     (dht, store_quota): (crate::dht::DhtConfig, u64),
     gateway: Option<std::net::SocketAddr>,
 ) -> Result<(), String> {

@@ -29,8 +29,10 @@ pub fn require_chromium() {
 }
 
 fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
     let payload = body.map(Value::to_string).unwrap_or_default();
     write!(
         s,
@@ -66,7 +68,9 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Res
         resp.extend_from_slice(&buf[..n]);
     }
     let body = String::from_utf8_lossy(&resp[head_end..head_end + len]).into_owned();
-    let json_start = body.find('{').ok_or_else(|| format!("no JSON in {body:?}"))?;
+    let json_start = body
+        .find('{')
+        .ok_or_else(|| format!("no JSON in {body:?}"))?;
     let json_end = body.rfind('}').ok_or("no JSON end")?;
     let v: Value = serde_json::from_str(&body[json_start..=json_end]).map_err(|e| e.to_string())?;
     if let Some(err) = v["value"]["error"].as_str() {
@@ -161,7 +165,12 @@ impl Drop for Session {
 
 impl Session {
     fn cmd(&self, method: &str, what: &str, body: Option<&Value>) -> Result<Value, String> {
-        http(self.addr, method, &format!("/session/{}/{what}", self.id), body)
+        http(
+            self.addr,
+            method,
+            &format!("/session/{}/{what}", self.id),
+            body,
+        )
     }
 
     /// Navigate and wait for the load.
@@ -172,15 +181,23 @@ impl Session {
 
     /// Run `script` (a function body) in the page; its return value.
     pub fn run(&self, script: &str) -> Value {
-        self.cmd("POST", "execute/sync", Some(&json!({ "script": script, "args": [] })))
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+        self.cmd(
+            "POST",
+            "execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     /// Run an asynchronous script: it calls `done(value)` (the last argument) when finished.
     pub fn run_async(&self, script: &str) -> Value {
         let body = format!("const done = arguments[arguments.length - 1];\n{script}");
-        self.cmd("POST", "execute/async", Some(&json!({ "script": body, "args": [] })))
-            .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"))
+        self.cmd(
+            "POST",
+            "execute/async",
+            Some(&json!({ "script": body, "args": [] })),
+        )
+        .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"))
     }
 
     /// Wait until `script` returns true, at most `limit`.

@@ -75,24 +75,28 @@ pub enum ReplyBody {
 #[derive(Debug)]
 pub enum GwRequest {
     /// A file of a site.
-    Site {
-        /// The site.
-        site: SiteAddress,
-        /// The path within it.
-        path: String,
-        /// The `Range` header.
-        range: Option<String>,
-        /// The `If-None-Match` header.
-        if_none_match: Option<String>,
-        /// A HEAD request: no body.
-        head: bool,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
+    Site(Box<SiteAsk>),
     /// The status document (JSON).
     Status(oneshot::Sender<String>),
     /// Prometheus text metrics.
     Metrics(oneshot::Sender<String>),
+}
+
+/// A browser's request for a file of a site.
+#[derive(Debug)]
+pub struct SiteAsk {
+    /// The site.
+    pub site: SiteAddress,
+    /// The path within it.
+    pub path: String,
+    /// The `Range` header.
+    pub range: Option<String>,
+    /// The `If-None-Match` header.
+    pub if_none_match: Option<String>,
+    /// A HEAD request: no body.
+    pub head: bool,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Reply>,
 }
 
 /// A reply with a whole body.
@@ -324,14 +328,15 @@ impl GatewayApp {
     fn take_requests(&mut self, node: &mut Node, now: Time) {
         while let Ok(r) = self.rx.try_recv() {
             match r {
-                GwRequest::Site {
-                    site,
-                    path,
-                    range,
-                    if_none_match,
-                    head,
-                    reply,
-                } => {
+                GwRequest::Site(ask) => {
+                    let SiteAsk {
+                        site,
+                        path,
+                        range,
+                        if_none_match,
+                        head,
+                        reply,
+                    } = *ask;
                     self.counters.requests += 1;
                     let key = self.conn(node, now, site);
                     let id = self.next_request;

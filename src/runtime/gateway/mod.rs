@@ -24,7 +24,7 @@ use hyper::{Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use self::app::{GatewayApp, GwRequest, Reply, ReplyBody, StreamBody, page, site_error};
+use self::app::{GatewayApp, GwRequest, Reply, ReplyBody, SiteAsk, StreamBody, page, site_error};
 use self::status::StatusInfo;
 use super::driver::{Driver, Waker};
 use crate::gateway::{Route, dashboard_headers, error_page, refusal_page, route};
@@ -136,13 +136,15 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
         Route::Site { site, path, .. } => {
             let head = req.method() == hyper::Method::HEAD;
             let (range, if_none_match) = (header("range"), header("if-none-match"));
-            match ask(&ctx, |reply| GwRequest::Site {
-                site,
-                path,
-                range,
-                if_none_match,
-                head,
-                reply,
+            match ask(&ctx, |reply| {
+                GwRequest::Site(Box::new(SiteAsk {
+                    site,
+                    path,
+                    range,
+                    if_none_match,
+                    head,
+                    reply,
+                }))
             })
             .await
             {
