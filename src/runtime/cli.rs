@@ -116,6 +116,9 @@ pub enum Command {
         /// Where the gateway listens (default 127.0.0.1:8470).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Where the reader keeps its guards (default: $XDG_DATA_HOME/umbra).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Show what a running node (umbra run, umbra demo, umbra relay --gateway) is doing:
     /// roles, circuits, bandwidth, storage, what it serves.
@@ -340,6 +343,7 @@ pub fn main() -> ExitCode {
             bootstrap,
             config,
             listen,
+            data_dir,
         } => {
             let file = match config
                 .as_deref()
@@ -354,9 +358,18 @@ pub fn main() -> ExitCode {
             };
             let gw = file.gateway;
             let listen = listen.unwrap_or(gw.listen);
+            let data_dir = data_dir
+                .or(file.reader.data_dir)
+                .or_else(super::config::default_data_dir);
             done(
                 "run",
-                super::node_cmd::run(&bootstrap, listen, gw.cache_quota_mib << 20).map(|()| true),
+                super::node_cmd::run(
+                    &bootstrap,
+                    listen,
+                    gw.cache_quota_mib << 20,
+                    data_dir.as_deref(),
+                )
+                .map(|()| true),
             )
         }
         Command::Status { gateway, json } => done(

@@ -249,7 +249,7 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
         match exit_after {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
             None => {
-                let _ = tokio::signal::ctrl_c().await;
+                super::driver::stop_signal().await;
             }
         }
     };

@@ -41,6 +41,23 @@ pub fn wall_now() -> WallTime {
     )
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: every long-running command stops cleanly on
+/// either, saving its state.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// What the network tasks report to the owner task.
 #[derive(Debug)]
 pub enum NetEvent {

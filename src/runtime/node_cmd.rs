@@ -55,8 +55,14 @@ pub fn init(data_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `umbra run`: a reader with the gateway, until Ctrl-C.
-pub fn run(bootstrap: &Path, gateway: SocketAddr, cache_quota: u64) -> Result<(), String> {
+/// `umbra run`: a reader with the gateway, until Ctrl-C. With `data_dir`, the reader keeps
+/// its guards there across runs (`protocol-spec/09-relay.md#guards`).
+pub fn run(
+    bootstrap: &Path,
+    gateway: SocketAddr,
+    cache_quota: u64,
+    data_dir: Option<&Path>,
+) -> Result<(), String> {
     let dir = load_bootstrap(bootstrap)?;
     if !gateway.ip().is_loopback() {
         eprintln!(
@@ -75,7 +81,21 @@ pub fn run(bootstrap: &Path, gateway: SocketAddr, cache_quota: u64) -> Result<()
             ..NodeConfig::default()
         };
         let relays = dir.relays().count();
-        let node = Node::new(cfg, None, Arc::new(dir), os_rng());
+        let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
+        let state = data_dir.and_then(|d| {
+            std::fs::create_dir_all(d).ok()?;
+            super::store::RedbStore::open(&d.join("reader.redb"), 1 << 20)
+                .map_err(|e| eprintln!("umbra run: guards will not be kept ({e})"))
+                .ok()
+        });
+        if let Some(saved) = state.as_ref().and_then(|s| s.read_state("guards")) {
+            let list = saved
+                .chunks_exact(32)
+                .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+                .map(crate::crypto::keys::NodeId)
+                .collect();
+            node.set_guards(crate::directory::path::Guards::from_list(list));
+        }
         println!("umbra: reader with {relays} known relays");
         println!("dashboard: http://localhost:{port}/");
         println!("sites:     http://<address>.localhost:{port}/  (or HTTP proxy {gateway} and http://<address>.umbra/)");
@@ -87,10 +107,21 @@ pub fn run(bootstrap: &Path, gateway: SocketAddr, cache_quota: u64) -> Result<()
             started: crate::time::Time::ZERO,
         };
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            super::driver::stop_signal().await;
         };
-        super::gateway::run_with_gateway(node, Instant::now(), None, (listener, port), info, shutdown)
-            .await;
+        let node = super::gateway::run_with_gateway(
+            node,
+            Instant::now(),
+            None,
+            (listener, port),
+            info,
+            shutdown,
+        )
+        .await;
+        if let Some(s) = state {
+            let ids: Vec<u8> = node.guards().list().iter().flat_map(|g| g.0).collect();
+            let _ = s.write_state("guards", &ids);
+        }
         println!("\nstopped");
         Ok(())
     })

@@ -181,7 +181,7 @@ fn relay_inner(
         node.dht_bootstrap(crate::time::Time::ZERO, &seeds);
         println!("relay listening on {listen}");
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            super::driver::stop_signal().await;
         };
         let mut node = match gateway {
             Some(addr) => {
