@@ -202,6 +202,9 @@ enum Stage {
         plan: Plan,
         next: usize,
         tx: mpsc::Sender<Chunk>,
+        /// The status and headers, held until the first block verified: a site that cannot
+        /// deliver any of the file gets an error page, not a 200 with a broken body.
+        head: Option<Reply>,
     },
 }
 
@@ -244,12 +247,12 @@ pub struct GatewayApp {
     info: StatusInfo,
     samples: VecDeque<Sample>,
     last_sample: Option<(Time, crate::node::Traffic)>,
-    finished: Option<i32>,
+    last_housekeeping: Time,
 }
 
 impl GatewayApp {
-    /// A gateway taking requests from `rx`, caching `cache_quota` bytes of blocks.
-    pub fn new(rx: mpsc::UnboundedReceiver<GwRequest>, cache_quota: u64, info: StatusInfo) -> Self {
+    /// A gateway taking requests from `rx`, caching `info.cache_quota` bytes of blocks.
+    pub fn new(rx: mpsc::UnboundedReceiver<GwRequest>, info: StatusInfo) -> Self {
         GatewayApp {
             rx,
             conns: BTreeMap::new(),
@@ -257,13 +260,13 @@ impl GatewayApp {
             by_stream: BTreeMap::new(),
             requests: BTreeMap::new(),
             next_request: 1,
-            cache: BlockCache::new(cache_quota),
+            cache: BlockCache::new(info.cache_quota),
             tracker: SiteTracker::new(),
             counters: GatewayCounters::default(),
             info,
             samples: VecDeque::new(),
             last_sample: None,
-            finished: None,
+            last_housekeeping: Time::ZERO,
         }
     }
 
@@ -289,11 +292,6 @@ impl GatewayApp {
         }
         if let Some(c) = self.conns.get_mut(&key) {
             c.last_used = now;
-            if c.circ.is_none() {
-                let circ = node.build_circuit(now);
-                c.circ = Some(circ);
-                self.by_circ.insert(circ, key);
-            }
         }
         key
     }
@@ -383,17 +381,12 @@ impl GatewayApp {
             return;
         };
         self.counters.errors += 1;
-        match r.stage {
-            Stage::Manifest => {
-                if let Some(reply) = r.reply.take() {
-                    let _ = reply.send(site_error(status, title, detail));
-                }
-            }
-            Stage::Streaming { tx, .. } => {
-                // Headers went out already: abort the body so the browser sees a failed
-                // transfer, never a silently short file.
-                let _ = tx.try_send(Err(std::io::Error::other(detail.to_string())));
-            }
+        if let Some(reply) = r.reply.take() {
+            let _ = reply.send(site_error(status, title, detail));
+        } else if let Stage::Streaming { tx, .. } = r.stage {
+            // Headers went out already: abort the body so the browser sees a failed
+            // transfer, never a silently short file.
+            let _ = tx.try_send(Err(std::io::Error::other(detail.to_string())));
         }
     }
 
@@ -411,11 +404,39 @@ impl GatewayApp {
         c.ready = false;
         c.fetch.reset();
         c.failures += 1;
-        if c.failures >= MAX_CIRCUIT_FAILURES {
-            let site = c.site;
-            self.conns.remove(&key);
-            self.fail_site(
-                &key,
+        if c.failures < MAX_CIRCUIT_FAILURES {
+            // `flush` builds the next circuit if anything is still wanted.
+            return;
+        }
+        // The network is unreachable for this site. What the reader already verified stays
+        // usable: the manifest (until it expires) and every cached block. Only requests
+        // that need the network fail; the next request that does tries circuits again.
+        c.failures = 0;
+        c.refreshing = false;
+        c.fetch = SiteFetch::new(c.site);
+        let has_manifest = c.manifest.is_some();
+        if let Some((_, at)) = c.manifest.as_mut() {
+            *at = now;
+        }
+        let site = c.site;
+        let cache = &self.cache;
+        let stuck: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.site == key)
+            .filter(|(_, r)| match &r.stage {
+                Stage::Manifest => !has_manifest,
+                Stage::Streaming {
+                    blocks, plan, next, ..
+                } => blocks[*next..plan.end_block.min(blocks.len())]
+                    .iter()
+                    .any(|h| !cache.contains(h)),
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            self.fail_request(
+                id,
                 502,
                 "Site unreachable",
                 &format!(
@@ -423,13 +444,6 @@ impl GatewayApp {
                      row ({why}). The network may be partitioned or too few relays are online."
                 ),
             );
-            return;
-        }
-        let wanted = self.requests.values().any(|r| r.site == key) || c.fetch.outstanding() > 0;
-        if wanted {
-            let circ = node.build_circuit(now);
-            c.circ = Some(circ);
-            self.by_circ.insert(circ, key);
         }
     }
 
@@ -522,7 +536,6 @@ impl GatewayApp {
         } else {
             "application/octet-stream".to_string()
         };
-        headers.push(("content-type", media));
         headers.push(("etag", etag.clone()));
         headers.push(("accept-ranges", "bytes".into()));
         headers.push(("cache-control", "no-cache".into()));
@@ -537,10 +550,17 @@ impl GatewayApp {
             return;
         }
         let plan = Plan::new(range::parse(r.range.as_deref(), entry.size), entry.size);
+        headers.push((
+            "content-type",
+            if plan.status == 416 {
+                "text/plain".into()
+            } else {
+                media
+            },
+        ));
         match plan.status {
             416 => {
                 headers.push(("content-range", format!("bytes */{}", entry.size)));
-                headers.push(("content-type", "text/plain".into()));
                 if let Some(tx) = r.reply.take() {
                     let _ = tx.send(page(416, headers, "range not satisfiable\n"));
                 }
@@ -567,23 +587,21 @@ impl GatewayApp {
             return;
         }
         let (tx, rx) = mpsc::channel(BODY_CHUNKS);
-        if let Some(reply) = r.reply.take() {
-            let _ = reply.send(Reply {
-                status: plan.status,
-                headers,
-                body: ReplyBody::Stream { rx, len: plan.len },
-            });
-        }
         r.stage = Stage::Streaming {
             blocks: entry.blocks.clone(),
             plan,
             next: plan.first_block,
             tx,
+            head: Some(Reply {
+                status: plan.status,
+                headers,
+                body: ReplyBody::Stream { rx, len: plan.len },
+            }),
         };
     }
 
     /// Move every request as far as it can go; ask for what it needs next.
-    fn advance(&mut self, now: Time) {
+    fn advance(&mut self, now: Time, wall: crate::time::WallTime) {
         let ids: Vec<u64> = self.requests.keys().copied().collect();
         for id in ids {
             let Some(r) = self.requests.get_mut(&id) else {
@@ -599,6 +617,13 @@ impl GatewayApp {
                 let Some(c) = self.conns.get_mut(&site) else {
                     continue;
                 };
+                if c.manifest
+                    .as_ref()
+                    .is_some_and(|(m, _)| m.manifest().expires <= wall)
+                {
+                    // A manifest kept while offline is never used past its signed expiry.
+                    c.manifest = None;
+                }
                 let usable = match &c.manifest {
                     Some((m, at)) if now.saturating_since(*at) < MANIFEST_TTL || c.refreshing => {
                         Some(m.clone())
@@ -618,12 +643,14 @@ impl GatewayApp {
             let Some(r) = self.requests.get_mut(&id) else {
                 continue;
             };
+            let Active { stage, reply, .. } = r;
             let Stage::Streaming {
                 blocks,
                 plan,
                 next,
                 tx,
-            } = &mut r.stage
+                head,
+            } = stage
             else {
                 continue;
             };
@@ -632,7 +659,12 @@ impl GatewayApp {
                 continue;
             }
             let end = plan.end_block.min(blocks.len());
-            while *next < end && tx.capacity() > 0 {
+            if head.is_some() && blocks.get(*next).is_some_and(|h| self.cache.contains(h)) {
+                if let (Some(h), Some(reply)) = (head.take(), reply.take()) {
+                    let _ = reply.send(h);
+                }
+            }
+            while head.is_none() && *next < end && tx.capacity() > 0 {
                 let Some(data) = self.cache.get(&blocks[*next]) else {
                     break;
                 };
@@ -662,7 +694,12 @@ impl GatewayApp {
     }
 
     fn flush(&mut self, node: &mut Node, now: Time) {
-        for c in self.conns.values_mut() {
+        for (key, c) in &mut self.conns {
+            if c.circ.is_none() && c.fetch.outstanding() > 0 {
+                let circ = node.build_circuit(now);
+                c.circ = Some(circ);
+                self.by_circ.insert(circ, *key);
+            }
             if let (true, Some(s)) = (c.ready, c.stream) {
                 let bytes = c.fetch.poll_send();
                 if !bytes.is_empty() {
@@ -794,15 +831,20 @@ impl App for GatewayApp {
 
     fn tick(&mut self, node: &mut Node, now: Time) {
         self.take_requests(node, now);
-        self.advance(now);
+        let wall = node.wall(now);
+        self.advance(now, wall);
         self.flush(node, now);
-        if self.conns.len() > MAX_SITE_CIRCUITS {
+        if now.saturating_since(self.last_housekeeping) >= Duration::from_secs(1) {
+            // Idle circuits close (also when no new site is visited), extra ones beyond the
+            // limit too.
+            self.last_housekeeping = now;
             self.close_idle(node, now, MAX_SITE_CIRCUITS);
         }
     }
 
     fn finished(&self) -> Option<i32> {
-        self.finished
+        // The gateway serves until the driver's shutdown future resolves.
+        None
     }
 }
 

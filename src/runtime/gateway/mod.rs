@@ -224,6 +224,6 @@ pub async fn run_with_gateway(
     let driver = Driver::new(node, epoch);
     let (tx, rx) = mpsc::unbounded_channel();
     spawn_server(gateway, port, tx, driver.waker());
-    let mut app = GatewayApp::new(rx, info.cache_quota, info);
+    let mut app = GatewayApp::new(rx, info);
     driver.run_keep(relay_listener, &mut app, shutdown).await.1
 }

@@ -1,0 +1,232 @@
+//! The gateway over real HTTP: relay processes, a site published by `umbra publish`, and
+//! `umbra run` serving it (`protocol-spec/08-gateway.md`). Checks every response rule the
+//! spec states — origins, ranges, 304, redirects, errors, host checks, proxy mode, the status
+//! API — then kills every relay: what the reader verified stays readable, and only requests
+//! that need the network fail, with a 502 page.
+
+#![allow(clippy::disallowed_methods)]
+
+mod procs;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use procs::{Procs, free_addr, run, start_relays, tempdir, umbra};
+
+struct Resp {
+    status: u16,
+    headers: BTreeMap<String, Vec<String>>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> &str {
+        let v = self.headers.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        assert!(v.len() <= 1, "header {name} sent {} times", v.len());
+        v.first().map_or("", String::as_str)
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; `target` as sent on the request line.
+fn request(gw: SocketAddr, method: &str, target: &str, host: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut s = TcpStream::connect_timeout(&gw, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no reply head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_string());
+        }
+    }
+    Resp {
+        status,
+        headers,
+        body: raw[end..].to_vec(),
+    }
+}
+
+#[test]
+fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_offline() {
+    let dir = tempdir("gateway");
+    let (relays, bootstrap) = start_relays(&dir, 5, 70);
+
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("docs")).unwrap();
+    let index = b"<!doctype html><title>gw</title><p>hello</p>".to_vec();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let other: Vec<u8> = (0..70_000u32).map(|i| (i * 11 % 249) as u8).collect();
+    std::fs::write(site.join("index.html"), &index).unwrap();
+    std::fs::write(site.join("data.bin"), &data).unwrap();
+    std::fs::write(site.join("other.bin"), &other).unwrap();
+    std::fs::write(site.join("docs/index.html"), b"docs").unwrap();
+    let key = dir.join("site.key");
+    let (ok, _, err) = run(
+        umbra().args(["keygen", "--out"]).arg(&key),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(
+        umbra()
+            .args(["publish", "--bootstrap"])
+            .arg(&bootstrap)
+            .arg("--key")
+            .arg(&key)
+            .arg(&site),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "publish: {err}");
+    let address = out.lines().last().unwrap().trim().to_string();
+    let label = address.trim_end_matches(".umbra").to_string();
+
+    let gw = free_addr("127.0.0.1");
+    let reader = umbra()
+        .args(["run", "--bootstrap"])
+        .arg(&bootstrap)
+        .args(["--listen", &gw.to_string(), "--data-dir"])
+        .arg(dir.join("reader"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _reader = Procs(vec![reader]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&gw, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let host = format!("{label}.localhost:{}", gw.port());
+    let get = |path: &str, extra: &[(&str, &str)]| request(gw, "GET", path, &host, extra);
+
+    // The index, with the confinement headers.
+    let r = get("/", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, index);
+    assert_eq!(r.header("content-type"), "text/html; charset=utf-8");
+    assert!(
+        r.header("content-security-policy")
+            .contains("default-src 'self'")
+    );
+    assert_eq!(r.header("referrer-policy"), "no-referrer");
+    // A file of four blocks, whole, then a range across a block boundary.
+    let r = get("/data.bin", &[]);
+    assert_eq!((r.status, r.body.len()), (200, data.len()));
+    assert!(r.body == data, "data.bin differs");
+    assert_eq!(r.header("accept-ranges"), "bytes");
+    let etag = r.header("etag").to_string();
+    let r = get("/data.bin", &[("Range", "bytes=30000-70000")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), "bytes 30000-70000/100000");
+    assert!(r.body == data[30000..=70000], "range body differs");
+    let r = get("/data.bin", &[("Range", "bytes=-10")]);
+    assert!(r.status == 206 && r.body == data[data.len() - 10..]);
+    let r = get("/data.bin", &[("Range", "bytes=100000-")]);
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), "bytes */100000");
+    assert_eq!(r.header("content-type"), "text/plain");
+    let r = get("/data.bin", &[("If-None-Match", &etag)]);
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    let r = request(gw, "HEAD", "/data.bin", &host, &[]);
+    assert_eq!((r.status, r.header("content-length")), (200, "100000"));
+    assert!(r.body.is_empty());
+    // Folders redirect to their index; missing paths and bad paths get pages.
+    let r = get("/docs", &[]);
+    assert_eq!((r.status, r.header("location")), (301, "/docs/"));
+    assert_eq!(get("/docs/", &[]).body, b"docs");
+    let r = get("/missing.html", &[]);
+    assert_eq!(r.status, 404);
+    assert!(String::from_utf8_lossy(&r.body).contains("/missing.html"));
+    assert_eq!(get("/a/../index.html", &[]).status, 400);
+    // Host checks: a rebinding name, the right name on another port, a mistyped address.
+    let r = request(gw, "GET", "/", &format!("evil.example:{}", gw.port()), &[]);
+    assert_eq!(r.status, 421);
+    assert_eq!(request(gw, "GET", "/", "localhost:1", &[]).status, 421);
+    let mut typo = label.clone();
+    let first = if typo.starts_with('a') { "b" } else { "a" };
+    typo.replace_range(0..1, first);
+    let r = request(
+        gw,
+        "GET",
+        "/",
+        &format!("{typo}.localhost:{}", gw.port()),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("checksum"));
+    // Proxy mode: the site by its .umbra name; the clearnet and tunnels never.
+    let r = request(
+        gw,
+        "GET",
+        &format!("http://{address}/data.bin"),
+        &address,
+        &[],
+    );
+    assert!(r.status == 200 && r.body == data);
+    assert_eq!(
+        request(gw, "GET", "http://example.com/", "example.com", &[]).status,
+        403
+    );
+    assert_eq!(
+        request(gw, "CONNECT", "example.com:443", "example.com:443", &[]).status,
+        405
+    );
+    // The status API and metrics.
+    let local = format!("localhost:{}", gw.port());
+    let r = request(gw, "GET", "/api/status", &local, &[]);
+    let status: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(status["roles"], serde_json::json!(["reader", "gateway"]));
+    assert_eq!(
+        status["circuits"]["own"][0]["hops"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(status["gateway"]["requests"].as_u64().unwrap() >= 10);
+    let r = request(gw, "GET", "/metrics", &local, &[]);
+    assert!(String::from_utf8_lossy(&r.body).contains("umbra_gateway_requests_total"));
+
+    // Every relay goes away. What was verified stays readable; what needs the network
+    // fails with a page instead of hanging.
+    drop(relays);
+    let r = get("/data.bin", &[]);
+    assert!(
+        r.status == 200 && r.body == data,
+        "cached file lost offline"
+    );
+    let started = Instant::now();
+    let r = get("/other.bin", &[]);
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("could not reach"));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let r = get("/index.html", &[]);
+    assert!(
+        r.status == 200 && r.body == index,
+        "cached page lost after a failure"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
