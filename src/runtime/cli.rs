@@ -249,16 +249,8 @@ pub fn main() -> ExitCode {
             max_circuits,
             gateway,
         } => {
-            let file = match config
-                .as_deref()
-                .map(super::config::Config::load)
-                .transpose()
-            {
-                Ok(c) => c.unwrap_or_default(),
-                Err(e) => {
-                    eprintln!("umbra relay: {e}");
-                    return ExitCode::from(2);
-                }
+            let Ok(file) = load_config("relay", config.as_deref()) else {
+                return ExitCode::from(2);
             };
             let dht = file.dht.to_config();
             let mut cfg = file.relay;
@@ -284,24 +276,13 @@ pub fn main() -> ExitCode {
             bootstrap,
             timeout,
         } => {
-            let reader = match config
-                .as_deref()
-                .map(super::config::Config::load)
-                .transpose()
-            {
-                Ok(c) => c.unwrap_or_default().reader,
-                Err(e) => {
-                    eprintln!("umbra fetch: {e}");
-                    return ExitCode::from(2);
-                }
+            let Ok(file) = load_config("fetch", config.as_deref()) else {
+                return ExitCode::from(2);
             };
-            let dir = data_dir
-                .or(reader.data_dir)
-                .or_else(super::config::default_data_dir);
+            let reader = file.reader;
             let cache = (reader.cache && !no_cache)
-                .then_some(dir)
-                .flatten()
-                .map(|d| (d.join("cache.redb"), reader.cache_quota_mib << 20));
+                .then(|| reader_state(data_dir, &reader))
+                .flatten();
             super::site_cmd::fetch(&target, out, &bootstrap, timeout, cache)
         }
         Command::StoreWriter { db, count } => super::store::store_writer(&db, count),
@@ -345,31 +326,17 @@ pub fn main() -> ExitCode {
             listen,
             data_dir,
         } => {
-            let file = match config
-                .as_deref()
-                .map(super::config::Config::load)
-                .transpose()
-            {
-                Ok(c) => c.unwrap_or_default(),
-                Err(e) => {
-                    eprintln!("umbra run: {e}");
-                    return ExitCode::from(2);
-                }
+            let Ok(file) = load_config("run", config.as_deref()) else {
+                return ExitCode::from(2);
             };
             let gw = file.gateway;
             let listen = listen.unwrap_or(gw.listen);
-            let data_dir = data_dir
-                .or(file.reader.data_dir)
-                .or_else(super::config::default_data_dir);
+            // Guards are kept even with the block cache off: they protect the reader.
+            let state = reader_state(data_dir, &file.reader);
             done(
                 "run",
-                super::node_cmd::run(
-                    &bootstrap,
-                    listen,
-                    gw.cache_quota_mib << 20,
-                    data_dir.as_deref(),
-                )
-                .map(|()| true),
+                super::node_cmd::run(&bootstrap, listen, gw.cache_quota_mib << 20, state)
+                    .map(|()| true),
             )
         }
         Command::Status { gateway, json } => done(
@@ -377,6 +344,26 @@ pub fn main() -> ExitCode {
             super::node_cmd::status(gateway, json).map(|()| true),
         ),
     }
+}
+
+/// The configuration file, or defaults without one; an unusable file is reported.
+fn load_config(what: &str, path: Option<&std::path::Path>) -> Result<super::config::Config, ()> {
+    path.map(super::config::Config::load)
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|e| eprintln!("umbra {what}: {e}"))
+}
+
+/// The reader's state file (block cache and guards) and its quota: `--data-dir`, else
+/// `[reader] data_dir`, else the XDG data directory.
+fn reader_state(
+    flag: Option<PathBuf>,
+    reader: &super::config::ReaderSection,
+) -> Option<(PathBuf, u64)> {
+    let dir = flag
+        .or_else(|| reader.data_dir.clone())
+        .or_else(super::config::default_data_dir)?;
+    Some((dir.join("cache.redb"), reader.cache_quota_mib << 20))
 }
 
 fn done(what: &str, r: Result<bool, String>) -> ExitCode {

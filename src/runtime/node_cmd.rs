@@ -55,13 +55,14 @@ pub fn init(data_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `umbra run`: a reader with the gateway, until Ctrl-C. With `data_dir`, the reader keeps
-/// its guards there across runs (`protocol-spec/09-relay.md#guards`).
+/// `umbra run`: a reader with the gateway, until Ctrl-C. `state`: the reader's cache file
+/// and quota (shared with `umbra fetch`), where its guards are kept across runs
+/// (`protocol-spec/09-relay.md#guards`).
 pub fn run(
     bootstrap: &Path,
     gateway: SocketAddr,
     cache_quota: u64,
-    data_dir: Option<&Path>,
+    state: Option<(std::path::PathBuf, u64)>,
 ) -> Result<(), String> {
     let dir = load_bootstrap(bootstrap)?;
     if !gateway.ip().is_loopback() {
@@ -82,19 +83,9 @@ pub fn run(
         };
         let relays = dir.relays().count();
         let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
-        let state = data_dir.and_then(|d| {
-            std::fs::create_dir_all(d).ok()?;
-            super::store::RedbStore::open(&d.join("reader.redb"), 1 << 20)
-                .map_err(|e| eprintln!("umbra run: guards will not be kept ({e})"))
-                .ok()
-        });
-        if let Some(saved) = state.as_ref().and_then(|s| s.read_state("guards")) {
-            let list = saved
-                .chunks_exact(32)
-                .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-                .map(crate::crypto::keys::NodeId)
-                .collect();
-            node.set_guards(crate::directory::path::Guards::from_list(list));
+        let state = super::site_cmd::open_cache("run", state);
+        if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
+            node.set_guards(g);
         }
         println!("umbra: reader with {relays} known relays");
         println!("dashboard: http://localhost:{port}/");
@@ -118,9 +109,8 @@ pub fn run(
             shutdown,
         )
         .await;
-        if let Some(s) = state {
-            let ids: Vec<u8> = node.guards().list().iter().flat_map(|g| g.0).collect();
-            let _ = s.write_state("guards", &ids);
+        if let Some(s) = state.as_ref().and_then(|c| c.lock().ok()) {
+            let _ = s.save_guards(node.guards());
         }
         println!("\nstopped");
         Ok(())

@@ -80,7 +80,7 @@ pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 /// The reader's block cache (`[reader] cache`).
-type Cache = Arc<std::sync::Mutex<super::store::RedbStore>>;
+pub(crate) type Cache = Arc<std::sync::Mutex<super::store::RedbStore>>;
 
 /// Keep fetched blocks in the cache (best effort: a full cache just keeps less).
 fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>>) {
@@ -375,24 +375,15 @@ async fn drive(
         Mode::Fetch { cache: Some(c), .. } => Some(c.clone()),
         _ => None,
     };
-    if let Some(saved) = state
-        .as_ref()
-        .and_then(|c| c.lock().ok()?.read_state("guards"))
-    {
-        let list = saved
-            .chunks_exact(32)
-            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-            .map(crate::crypto::keys::NodeId)
-            .collect();
-        node.set_guards(crate::directory::path::Guards::from_list(list));
+    if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
+        node.set_guards(g);
     }
     let (code, node) = Driver::new(node, Instant::now())
         .run_keep(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
         .await;
     if let Some(c) = state {
-        let ids: Vec<u8> = node.guards().list().iter().flat_map(|g| g.0).collect();
         if let Ok(s) = c.lock() {
-            let _ = s.write_state("guards", &ids);
+            let _ = s.save_guards(node.guards());
         }
     }
     if app.result.is_none() {
@@ -401,22 +392,28 @@ async fn drive(
     Ok(code)
 }
 
-fn publish_app(key: crate::crypto::keys::IdentityKey, files: Vec<(String, Vec<u8>)>) -> SiteApp {
-    SiteApp {
-        mode: Mode::Publish {
-            key,
-            files,
-            built: None,
-            publisher: None,
-            probe: None,
-        },
-        circ: None,
-        stream: None,
-        attempts: 0,
-        result: None,
-        files: Vec::new(),
-        address: None,
+impl SiteApp {
+    fn new(mode: Mode) -> SiteApp {
+        SiteApp {
+            mode,
+            circ: None,
+            stream: None,
+            attempts: 0,
+            result: None,
+            files: Vec::new(),
+            address: None,
+        }
     }
+}
+
+fn publish_app(key: crate::crypto::keys::IdentityKey, files: Vec<(String, Vec<u8>)>) -> SiteApp {
+    SiteApp::new(Mode::Publish {
+        key,
+        files,
+        built: None,
+        publisher: None,
+        probe: None,
+    })
 }
 
 /// Publish `files` as the site of `key` through the relays of `dir`, from inside a running
@@ -498,7 +495,8 @@ fn write_out(files: &[(String, Vec<u8>)], out: &Path, single: bool) -> Result<()
         .map_err(|e| format!("cannot move the fetched data to {}: {e}", out.display()))
 }
 
-fn open_cache(cache: Option<(PathBuf, u64)>) -> Option<Cache> {
+/// Open the reader's cache file (which also keeps its guards); `None` when off or in use.
+pub(crate) fn open_cache(what: &str, cache: Option<(PathBuf, u64)>) -> Option<Cache> {
     let (path, quota) = cache?;
     if let Some(d) = path.parent() {
         let _ = std::fs::create_dir_all(d);
@@ -506,7 +504,7 @@ fn open_cache(cache: Option<(PathBuf, u64)>) -> Option<Cache> {
     match super::store::RedbStore::open(&path, quota) {
         Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
         Err(e) => {
-            eprintln!("umbra fetch: cache unavailable ({e}); fetching everything from the network");
+            eprintln!("umbra {what}: cache unavailable ({e}); guards are not kept this run");
             None
         }
     }
@@ -538,21 +536,13 @@ pub fn fetch(
             ),
             None => PathBuf::from(&site.encode()[..16]),
         });
-        let mut app = SiteApp {
-            mode: Mode::Fetch {
-                site,
-                path,
-                fetcher: None,
-                tracker: SiteTracker::new(),
-                cache: open_cache(cache),
-            },
-            circ: None,
-            stream: None,
-            attempts: 0,
-            result: None,
-            files: Vec::new(),
-            address: None,
-        };
+        let mut app = SiteApp::new(Mode::Fetch {
+            site,
+            path,
+            fetcher: None,
+            tracker: SiteTracker::new(),
+            cache: open_cache("fetch", cache),
+        });
         let code = run(bootstrap, timeout, &mut app)?;
         if code == 0 {
             write_out(&app.files, &out, single)?;

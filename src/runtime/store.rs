@@ -157,6 +157,23 @@ impl RedbStore {
         txn.commit().map_err(|_| StoreError::Backend)
     }
 
+    /// The reader's guards kept by [`RedbStore::save_guards`] (`09-relay.md#guards`).
+    pub fn load_guards(&self) -> Option<crate::directory::path::Guards> {
+        let saved = self.read_state("guards")?;
+        let list = saved
+            .chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .map(crate::crypto::keys::NodeId)
+            .collect();
+        Some(crate::directory::path::Guards::from_list(list))
+    }
+
+    /// Keep the reader's guards for the next run.
+    pub fn save_guards(&self, guards: &crate::directory::path::Guards) -> Result<(), StoreError> {
+        let ids: Vec<u8> = guards.list().iter().flat_map(|g| g.0).collect();
+        self.write_state("guards", &ids)
+    }
+
     fn delete(&mut self, keys: &[(RecordKind, [u8; 32])]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
