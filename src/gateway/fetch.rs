@@ -8,7 +8,7 @@
 //! [`FetchEvent`]s. A lost stream requeues everything outstanding. Not in this module: which
 //! blocks to want (the gateway's request table) and the circuit.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::site::address::SiteAddress;
 use crate::site::manifest::{self, Verified};
@@ -45,7 +45,7 @@ pub struct SiteFetch {
     /// Sent requests by id.
     in_flight: BTreeMap<u32, (Want, u32)>,
     /// Every want pending or in flight (asked once however many wait).
-    wanted: BTreeMap<Want, ()>,
+    wanted: BTreeSet<Want>,
     events: VecDeque<FetchEvent>,
 }
 
@@ -66,13 +66,13 @@ impl SiteFetch {
             req: Requests::new(),
             pending: VecDeque::new(),
             in_flight: BTreeMap::new(),
-            wanted: BTreeMap::new(),
+            wanted: BTreeSet::new(),
             events: VecDeque::new(),
         }
     }
 
     fn want(&mut self, w: Want) {
-        if self.wanted.insert(w, ()).is_none() {
+        if self.wanted.insert(w) {
             self.pending.push_back((w, 0));
         }
     }
@@ -89,7 +89,7 @@ impl SiteFetch {
 
     /// Whether `hash` is already asked for.
     pub fn is_wanted(&self, hash: &[u8; 32]) -> bool {
-        self.wanted.contains_key(&Want::Block(*hash))
+        self.wanted.contains(&Want::Block(*hash))
     }
 
     /// Requests waiting or outstanding.

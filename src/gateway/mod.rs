@@ -154,12 +154,10 @@ pub fn route(method: &str, target: &str, host: Option<&str>, port: u16) -> Route
         return Route::Refused(Refusal::Method(method.chars().take(16).collect()));
     }
     // Absolute form: the browser uses the gateway as an HTTP proxy.
-    if let Some(rest) = target.strip_prefix("http://").or_else(|| {
-        target
-            .get(..7)
-            .filter(|p| p.eq_ignore_ascii_case("http://"))
-            .and_then(|_| target.get(7..))
-    }) {
+    let scheme = target
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("http://"));
+    if let Some(rest) = scheme.and_then(|_| target.get(7..)) {
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),

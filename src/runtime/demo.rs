@@ -191,12 +191,13 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
     }
     let started = Instant::now();
     let site_key = IdentityKey::generate(&mut rng);
-    let site = super::site_cmd::publish_files((*dir).clone(), site_key, sample_site(), 120)
+    let files = sample_site();
+    let count = files.len();
+    let site = super::site_cmd::publish_files((*dir).clone(), site_key, files, 120)
         .await
         .map_err(|e| format!("publishing the sample site failed: {e}"))?;
     println!(
-        "published the sample site ({} files) in {} ms",
-        sample_site().len(),
+        "published the sample site ({count} files) in {} ms",
         started.elapsed().as_millis()
     );
     let (listener, port) = super::gateway::bind(opts.gateway, true).await?;

@@ -263,6 +263,11 @@ impl Unverified {
         SiteAddress(self.manifest.site)
     }
 
+    /// The sequence number the manifest claims (unchecked).
+    pub fn claimed_seq(&self) -> u64 {
+        self.manifest.seq
+    }
+
     /// Check that `expected` signed it and that it is valid at `now` (`07-sites.md#manifest`).
     pub fn verify(self, expected: &SiteAddress, now: WallTime) -> Result<Verified, SiteError> {
         if self.manifest.site != expected.0 {
