@@ -8,7 +8,7 @@
 //! whole file). Verified blocks stay in an in-memory cache of bounded size. Not in this
 //! module: HTTP (see `gateway/mod.rs`), the dashboard's rendering (`status.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ const READ_AHEAD: usize = 24;
 const MAX_CIRCUIT_FAILURES: u32 = 3;
 /// Site circuits kept open at most; idle ones beyond this are closed first.
 const MAX_SITE_CIRCUITS: usize = 16;
+/// Sites whose verified manifest is remembered (so their cached pages stay readable
+/// offline); the least recently used idle one is forgotten beyond this.
+const MAX_SITES_KEPT: usize = 64;
 /// A site circuit idle this long is closed.
 const IDLE_CIRCUIT: Duration = Duration::from_secs(300);
 /// Chunks buffered between the gateway and one browser connection.
@@ -270,55 +273,51 @@ impl GatewayApp {
         }
     }
 
-    fn conn(&mut self, node: &mut Node, now: Time, site: SiteAddress) -> [u8; 32] {
+    fn conn(&mut self, now: Time, site: SiteAddress) -> [u8; 32] {
         let key = site.0.to_bytes();
-        if !self.conns.contains_key(&key) {
-            self.close_idle(node, now, MAX_SITE_CIRCUITS.saturating_sub(1));
-            self.conns.insert(
-                key,
-                SiteConn {
-                    site,
-                    circ: None,
-                    stream: None,
-                    ready: false,
-                    fetch: SiteFetch::new(site),
-                    manifest: None,
-                    refreshing: false,
-                    failures: 0,
-                    last_used: now,
-                    path: Vec::new(),
-                },
-            );
-        }
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.last_used = now;
-        }
+        let c = self.conns.entry(key).or_insert_with(|| SiteConn {
+            site,
+            circ: None,
+            stream: None,
+            ready: false,
+            fetch: SiteFetch::new(site),
+            manifest: None,
+            refreshing: false,
+            failures: 0,
+            last_used: now,
+            path: Vec::new(),
+        });
+        c.last_used = now;
         key
     }
 
-    /// Close idle site circuits: those idle too long, then the least recently used until at
-    /// most `keep` remain.
-    fn close_idle(&mut self, node: &mut Node, now: Time, keep: usize) {
-        let busy: Vec<[u8; 32]> = self.requests.values().map(|r| r.site).collect();
+    /// Close idle site circuits (idle too long, or the least recently used beyond
+    /// [`MAX_SITE_CIRCUITS`]); forget idle sites beyond [`MAX_SITES_KEPT`].
+    fn close_idle(&mut self, node: &mut Node, now: Time) {
+        let busy: BTreeSet<[u8; 32]> = self.requests.values().map(|r| r.site).collect();
         let mut idle: Vec<(Time, [u8; 32])> = self
             .conns
             .iter()
-            .filter(|(k, c)| !busy.contains(k) && c.fetch.outstanding() == 0)
+            .filter(|(k, c)| !busy.contains(*k) && c.fetch.outstanding() == 0)
             .map(|(k, c)| (c.last_used, *k))
             .collect();
         idle.sort();
-        let excess = self.conns.len().saturating_sub(keep);
-        for (i, (used, key)) in idle.into_iter().enumerate() {
-            if i < excess || now.saturating_since(used) > IDLE_CIRCUIT {
-                if let Some(c) = self.conns.remove(&key) {
-                    if let Some(circ) = c.circ {
-                        self.by_circ.remove(&circ);
-                        node.close_circuit(now, circ);
-                    }
-                    if let Some(s) = c.stream {
-                        self.by_stream.remove(&s);
-                    }
-                }
+        let open = self.conns.values().filter(|c| c.circ.is_some()).count();
+        let mut excess_circuits = open.saturating_sub(MAX_SITE_CIRCUITS);
+        let mut excess_sites = self.conns.len().saturating_sub(MAX_SITES_KEPT);
+        for (used, key) in idle {
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if c.circ.is_some()
+                && (excess_circuits > 0 || now.saturating_since(used) > IDLE_CIRCUIT)
+            {
+                excess_circuits = excess_circuits.saturating_sub(1);
+                drop_circuit(c, &mut self.by_circ, &mut self.by_stream, node, now);
+            }
+            if excess_sites > 0 {
+                excess_sites -= 1;
+                self.conns.remove(&key);
             }
         }
     }
@@ -336,7 +335,7 @@ impl GatewayApp {
                         reply,
                     } = *ask;
                     self.counters.requests += 1;
-                    let key = self.conn(node, now, site);
+                    let key = self.conn(now, site);
                     let id = self.next_request;
                     self.next_request += 1;
                     self.requests.insert(
@@ -394,14 +393,7 @@ impl GatewayApp {
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
-        if let Some(circ) = c.circ.take() {
-            self.by_circ.remove(&circ);
-            node.close_circuit(now, circ);
-        }
-        if let Some(s) = c.stream.take() {
-            self.by_stream.remove(&s);
-        }
-        c.ready = false;
+        drop_circuit(c, &mut self.by_circ, &mut self.by_stream, node, now);
         c.fetch.reset();
         c.failures += 1;
         if c.failures < MAX_CIRCUIT_FAILURES {
@@ -735,6 +727,10 @@ impl GatewayApp {
         self.last_sample = Some((now, t));
     }
 
+    fn open_circuits(&self) -> usize {
+        self.conns.values().filter(|c| c.circ.is_some()).count()
+    }
+
     fn status_json(&mut self, node: &mut Node, now: Time) -> String {
         self.sample(node, now);
         let circuits: Vec<(String, Vec<NodeId>)> = self
@@ -752,14 +748,14 @@ impl GatewayApp {
                 samples: &self.samples,
                 counters: self.counters,
                 cache_used: self.cache.used(),
-                sites_open: self.conns.len(),
+                sites_open: self.open_circuits(),
             },
         )
     }
 
     fn metrics(&mut self, node: &mut Node, now: Time) -> String {
         self.sample(node, now);
-        super::status::metrics(node, self.counters, self.cache.used(), self.conns.len())
+        super::status::metrics(node, self.counters, self.cache.used(), self.open_circuits())
     }
 }
 
@@ -835,10 +831,8 @@ impl App for GatewayApp {
         self.advance(now, wall);
         self.flush(node, now);
         if now.saturating_since(self.last_housekeeping) >= Duration::from_secs(1) {
-            // Idle circuits close (also when no new site is visited), extra ones beyond the
-            // limit too.
             self.last_housekeeping = now;
-            self.close_idle(node, now, MAX_SITE_CIRCUITS);
+            self.close_idle(node, now);
         }
     }
 
@@ -846,6 +840,24 @@ impl App for GatewayApp {
         // The gateway serves until the driver's shutdown future resolves.
         None
     }
+}
+
+/// Close a site's circuit (its verified manifest stays).
+fn drop_circuit(
+    c: &mut SiteConn,
+    by_circ: &mut BTreeMap<CircHandle, [u8; 32]>,
+    by_stream: &mut BTreeMap<StreamHandle, [u8; 32]>,
+    node: &mut Node,
+    now: Time,
+) {
+    if let Some(circ) = c.circ.take() {
+        by_circ.remove(&circ);
+        node.close_circuit(now, circ);
+    }
+    if let Some(s) = c.stream.take() {
+        by_stream.remove(&s);
+    }
+    c.ready = false;
 }
 
 /// The body of a streamed reply as an HTTP body; each chunk taken wakes the owner task so
