@@ -63,6 +63,8 @@ pub trait RecordStore: Send + std::fmt::Debug {
     fn keys(&self) -> Vec<(RecordKind, [u8; 32])>;
     /// Bytes used.
     fn used(&self) -> u64;
+    /// Records held.
+    fn count(&self) -> usize;
     /// Keep a small named piece of node state (peers, guards); stores without persistence
     /// may ignore it.
     fn put_state(&mut self, _name: &str, _value: &[u8]) -> Result<(), StoreError> {
@@ -213,6 +215,10 @@ impl RecordStore for MemoryStore {
 
     fn used(&self) -> u64 {
         self.used
+    }
+
+    fn count(&self) -> usize {
+        self.map.len()
     }
 }
 

@@ -298,6 +298,10 @@ impl RecordStore for RedbStore {
         self.used
     }
 
+    fn count(&self) -> usize {
+        self.meta.len()
+    }
+
     fn put_state(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write_state(name, value)
     }

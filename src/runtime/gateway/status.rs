@@ -91,7 +91,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
         .collect();
     let (used, records) = node
         .dht()
-        .map_or((0, 0), |d| (d.store().used(), d.store().keys().len()));
+        .map_or((0, 0), |d| (d.store().used(), d.store().count()));
     let relay = node.relay_stats().map(|s| {
         json!({
             "circuits": node.relay_circuits(),
