@@ -17,9 +17,7 @@
 //!
 //! Not in this module: circuits, cells, or what a payload means.
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
-
+use super::aead::ChaChaPoly;
 use super::hop::HopKeys;
 use crate::error::{ErrorKind, HasKind};
 use crate::wire::cell::{BODY_LEN, MAX_LAYERS, RELAY_PAYLOAD_LEN, TAG_LEN};
@@ -72,7 +70,7 @@ pub const fn region_len(i: usize) -> usize {
 /// One direction of one hop: a key and its counter.
 #[derive(Clone)]
 pub struct LayerKey {
-    aead: ChaCha20Poly1305,
+    aead: ChaChaPoly,
     counter: u64,
 }
 
@@ -86,7 +84,7 @@ impl LayerKey {
     /// A key whose counter starts at zero.
     pub fn new(key: &[u8; 32]) -> Self {
         LayerKey {
-            aead: ChaCha20Poly1305::new(key.into()),
+            aead: ChaChaPoly::new(key),
             counter: 0,
         }
     }
@@ -111,7 +109,7 @@ impl LayerKey {
         let (tag_slot, rest) = body.split_at_mut(TAG_LEN);
         let tag = self
             .aead
-            .encrypt_in_place_detached(&nonce.into(), &[], &mut rest[..len])
+            .seal(nonce, &[], &mut rest[..len])
             .map_err(|_| LayerError::CounterExhausted)?;
         tag_slot.copy_from_slice(&tag);
         Ok(())
@@ -122,9 +120,10 @@ impl LayerKey {
     fn open(&mut self, body: &mut [u8; BODY_LEN], len: usize, hop: u8) -> Result<(), LayerError> {
         let nonce = self.next_nonce()?;
         let (tag_slot, rest) = body.split_at_mut(TAG_LEN);
-        let tag = Tag::clone_from_slice(tag_slot);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(tag_slot);
         self.aead
-            .decrypt_in_place_detached(&nonce.into(), &[], &mut rest[..len], &tag)
+            .open(nonce, &[], &mut rest[..len], &tag)
             .map_err(|_| LayerError::BadTag { hop })?;
         body.copy_within(TAG_LEN..TAG_LEN + len, 0);
         body[len..].fill(0);

@@ -1,6 +1,7 @@
 //! Cryptography: the only module that imports primitive crates (`protocol-spec/00-overview.md#identities`).
 //!
 //! - [`keys`]: Ed25519 identities, `NodeId`, X25519 link keys, the link-key binding.
+//! - [`aead`]: ChaCha20-Poly1305 for link frames, layers and the kit (one implementation).
 //! - [`hash`]: BLAKE3 helpers with Umbra's domain-separation labels.
 //! - [`noise`]: the Noise parameters and a `snow` resolver that takes injected randomness
 //!   and refuses all-zero X25519 results.
@@ -10,6 +11,7 @@
 //!
 //! Not in this module: framing, sessions, or any decision about peers.
 
+pub mod aead;
 pub mod hash;
 pub mod hop;
 pub mod keys;

@@ -164,6 +164,77 @@ impl Dh for StrictX25519 {
     }
 }
 
+/// Noise's `ChaChaPoly` cipher (Noise spec §12.4: nonce = 4 zero bytes ‖ 64-bit little-endian
+/// counter) on [`super::aead::ChaChaPoly`], the implementation layers use too.
+struct NoiseChaChaPoly {
+    key: super::aead::ChaChaPoly,
+}
+
+impl Default for NoiseChaChaPoly {
+    fn default() -> Self {
+        NoiseChaChaPoly {
+            key: super::aead::ChaChaPoly::new(&[0; 32]),
+        }
+    }
+}
+
+fn noise_nonce(n: u64) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&n.to_le_bytes());
+    nonce
+}
+
+impl Cipher for NoiseChaChaPoly {
+    fn name(&self) -> &'static str {
+        "ChaChaPoly"
+    }
+    fn set(&mut self, key: &[u8; 32]) {
+        self.key = super::aead::ChaChaPoly::new(key);
+    }
+    fn encrypt(&self, nonce: u64, authtext: &[u8], plaintext: &[u8], out: &mut [u8]) -> usize {
+        let len = plaintext.len();
+        // snow sizes `out` for the message and its tag before calling; anything else is a
+        // caller bug, answered with an empty result that snow turns into an error.
+        let Some((body, tag_slot)) = out
+            .get_mut(..len + NOISE_TAG_LEN)
+            .map(|o| o.split_at_mut(len))
+        else {
+            return 0;
+        };
+        body.copy_from_slice(plaintext);
+        match self.key.seal(noise_nonce(nonce), authtext, body) {
+            Ok(tag) => {
+                tag_slot.copy_from_slice(&tag);
+                len + NOISE_TAG_LEN
+            }
+            Err(_) => {
+                body.fill(0);
+                0
+            }
+        }
+    }
+    fn decrypt(
+        &self,
+        nonce: u64,
+        authtext: &[u8],
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, snow::Error> {
+        let len = ciphertext
+            .len()
+            .checked_sub(NOISE_TAG_LEN)
+            .ok_or(snow::Error::Decrypt)?;
+        let (body, tag) = ciphertext.split_at(len);
+        let tag: &[u8; NOISE_TAG_LEN] = tag.try_into().map_err(|_| snow::Error::Decrypt)?;
+        let out = out.get_mut(..len).ok_or(snow::Error::Decrypt)?;
+        out.copy_from_slice(body);
+        self.key
+            .open(noise_nonce(nonce), authtext, out, tag)
+            .map_err(|_| snow::Error::Decrypt)?;
+        Ok(len)
+    }
+}
+
 struct UmbraResolver {
     randomness: Randomness,
 }
@@ -192,7 +263,7 @@ impl CryptoResolver for UmbraResolver {
     }
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
         match choice {
-            CipherChoice::ChaChaPoly => DefaultResolver.resolve_cipher(choice),
+            CipherChoice::ChaChaPoly => Some(Box::new(NoiseChaChaPoly::default())),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@
 
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, XChaCha20Poly1305};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 
 use super::CryptoError;
 
@@ -38,7 +38,8 @@ pub fn x25519_unchecked(scalar: &[u8; 32], u: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::x25519(*scalar, *u)
 }
 
-/// AEAD_CHACHA20_POLY1305 seal (RFC 8439 §2.8): returns `ciphertext || tag`.
+/// AEAD_CHACHA20_POLY1305 seal (RFC 8439 §2.8): returns `ciphertext || tag`. The same
+/// implementation ([`super::aead`]) seals link frames and layers.
 pub fn chacha20poly1305_seal(
     key: &[u8],
     nonce: &[u8],
@@ -47,12 +48,15 @@ pub fn chacha20poly1305_seal(
 ) -> Result<Vec<u8>, CryptoError> {
     let key: [u8; 32] = array("ChaCha20-Poly1305 key", key)?;
     let nonce: [u8; 12] = array("ChaCha20-Poly1305 nonce", nonce)?;
-    ChaCha20Poly1305::new(&key.into())
-        .encrypt(&nonce.into(), Payload { msg, aad })
+    let mut out = msg.to_vec();
+    let tag = super::aead::ChaChaPoly::new(&key)
+        .seal(nonce, aad, &mut out)
         .map_err(|_| CryptoError::BadLength {
             what: "ChaCha20-Poly1305 message",
             len: msg.len(),
-        })
+        })?;
+    out.extend_from_slice(&tag);
+    Ok(out)
 }
 
 /// AEAD_CHACHA20_POLY1305 open of `ciphertext || tag`.
@@ -64,9 +68,17 @@ pub fn chacha20poly1305_open(
 ) -> Result<Vec<u8>, CryptoError> {
     let key: [u8; 32] = array("ChaCha20-Poly1305 key", key)?;
     let nonce: [u8; 12] = array("ChaCha20-Poly1305 nonce", nonce)?;
-    ChaCha20Poly1305::new(&key.into())
-        .decrypt(&nonce.into(), Payload { msg: sealed, aad })
-        .map_err(|_| CryptoError::BadTag)
+    let len = sealed
+        .len()
+        .checked_sub(super::aead::TAG_LEN)
+        .ok_or(CryptoError::BadTag)?;
+    let (body, tag) = sealed.split_at(len);
+    let tag: [u8; super::aead::TAG_LEN] = array("ChaCha20-Poly1305 tag", tag)?;
+    let mut out = body.to_vec();
+    super::aead::ChaChaPoly::new(&key)
+        .open(nonce, aad, &mut out, &tag)
+        .map_err(|_| CryptoError::BadTag)?;
+    Ok(out)
 }
 
 /// XChaCha20-Poly1305 seal (24-byte nonce): returns `ciphertext || tag`.
