@@ -8,11 +8,11 @@
 use crate::error::{ErrorKind, HasKind};
 
 /// Initial circuit window, in DATA cells.
-pub const CIRC_WINDOW: u32 = 1000;
+pub const CIRC_WINDOW: u32 = 4000;
 /// Credit one circuit SENDME returns.
 pub const CIRC_INCREMENT: u32 = 100;
 /// Initial stream window, in DATA cells.
-pub const STREAM_WINDOW: u32 = 500;
+pub const STREAM_WINDOW: u32 = 2000;
 /// Credit one stream SENDME returns.
 pub const STREAM_INCREMENT: u32 = 50;
 

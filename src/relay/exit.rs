@@ -1,8 +1,8 @@
 //! Services at the last hop (`protocol-spec/05-streams.md#services`).
 //!
-//! A circuit's last hop answers BEGIN for the services it runs. Version 1 has one service,
-//! `echo`, which sends every byte back: the diagnostic the simulator and the loopback tests
-//! measure circuits with. Flow control is end to end: the exit returns credit (SENDME) only
+//! A circuit's last hop answers BEGIN for the services it runs: `echo` sends every byte back
+//! and `discard` drops every byte (the diagnostics the simulator, the loopback tests and
+//! `umbra bench` measure circuits with), `dht` carries content requests. Flow control is end to end: the exit returns credit (SENDME) only
 //! after it has sent the echoed bytes on, so a reader that stops reading stops the echo and
 //! nothing is buffered without bound. Not in this module: layers or cells.
 
@@ -15,6 +15,9 @@ use crate::wire::relay_msg::RelayMsg;
 
 /// The echo service's name.
 pub const ECHO: &[u8] = b"echo";
+/// The discard service's name: reads and drops every byte, returning credit at once (the
+/// one-direction throughput check, `05-streams.md#services`).
+pub const DISCARD: &[u8] = b"discard";
 /// The content service's name: DHT lookups and stores for the reader (`06-dht.md#exit-requests`).
 pub const DHT: &[u8] = b"dht";
 
@@ -23,6 +26,8 @@ pub const DHT: &[u8] = b"dht";
 pub enum Service {
     /// Send every byte back.
     Echo,
+    /// Drop every byte.
+    Discard,
     /// Content requests, answered by the node.
     Dht,
 }
@@ -97,6 +102,7 @@ impl ExitCirc {
                 }
                 let service = match &service[..] {
                     ECHO => Service::Echo,
+                    DISCARD => Service::Discard,
                     DHT => Service::Dht,
                     _ => {
                         out.push(RelayMsg::End {
@@ -126,15 +132,17 @@ impl ExitCirc {
                 s.recv.receive()?;
                 match s.service {
                     Service::Echo => s.pending.push_back(data),
-                    Service::Dht => {
-                        // Consumed by the node at once: return the credit now.
+                    Service::Discard | Service::Dht => {
+                        // Consumed at once (dropped, or taken by the node): credit now.
                         for _ in 0..s.recv.consume(1) {
                             out.push(RelayMsg::Sendme { stream_id });
                         }
                         for _ in 0..self.recv.consume(1) {
                             out.push(RelayMsg::Sendme { stream_id: 0 });
                         }
-                        delivered.push((stream_id, data));
+                        if s.service == Service::Dht {
+                            delivered.push((stream_id, data));
+                        }
                     }
                 }
             }

@@ -133,6 +133,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure a local network end to end: start relay processes on loopback, then time
+    /// circuit builds, one and eight streams through 3 hops, the CPU per MB carried, sites
+    /// of 100 files through the gateway (cold and cached), and relay memory and handshake
+    /// cost with 10,000 idle circuits. Prints a table; `--json` also writes the figures.
+    /// Use a release build: `cargo run --release -- bench`.
+    ///
+    /// Example: umbra bench --json bench.json
+    Bench {
+        /// Relay processes to start.
+        #[arg(long, default_value_t = 8)]
+        relays: usize,
+        /// MiB to send through one stream (the 8-stream run sends the same in all).
+        #[arg(long, default_value_t = 256)]
+        bulk_mib: u64,
+        /// Idle circuits to hold for the memory figure (0 skips it).
+        #[arg(long, default_value_t = 10_000)]
+        idle_circuits: usize,
+        /// Skip the gateway part.
+        #[arg(long)]
+        no_gateway: bool,
+        /// Also write the figures as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
     /// it, checking every byte.
     ///
@@ -286,6 +310,23 @@ pub fn main() -> ExitCode {
             super::site_cmd::fetch(&target, out, &bootstrap, timeout, cache)
         }
         Command::StoreWriter { db, count } => super::store::store_writer(&db, count),
+        Command::Bench {
+            relays,
+            bulk_mib,
+            idle_circuits,
+            no_gateway,
+            json,
+        } => done(
+            "bench",
+            super::bench::bench(&super::bench::BenchOptions {
+                relays,
+                bulk_mib,
+                idle_circuits,
+                skip_gateway: no_gateway,
+                json,
+            })
+            .map(|()| true),
+        ),
         Command::Probe {
             bootstrap,
             echo,

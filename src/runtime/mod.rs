@@ -12,6 +12,7 @@ pub mod demo;
 pub mod driver;
 pub mod gateway;
 pub mod node_cmd;
+pub mod bench;
 pub mod probe;
 pub mod relay_cmd;
 pub mod site_cmd;

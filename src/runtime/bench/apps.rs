@@ -1,0 +1,358 @@
+//! The reader-side halves of `umbra bench`: [`App`]s that build circuits and move bytes on
+//! the real driver, recording when each step happened. They measure; the caller reports.
+//! Not in this module: processes, CPU or memory readings (see `bench/mod.rs`).
+
+use std::collections::BTreeMap;
+
+use crate::circuit::ClientEvent;
+use crate::ids::{CircHandle, StreamHandle};
+use crate::node::Node;
+use crate::runtime::driver::App;
+use crate::runtime::probe::{IN_FLIGHT, pattern};
+use crate::time::Time;
+
+/// Circuit builds: `warmup` untimed ones (`parallel` in flight; they open the links between
+/// relays, as on a running network), `sequential` one after another, then `concurrent` with
+/// at most `parallel` in flight. Every circuit is closed once built.
+#[derive(Debug)]
+pub struct CircuitBench {
+    warmup: usize,
+    sequential: usize,
+    concurrent: usize,
+    parallel: usize,
+    /// Build times of the sequential circuits, in order (the first one also opens links).
+    pub sequential_ms: Vec<f64>,
+    /// (start, end) of the concurrent phase, and how many it built.
+    pub concurrent_span: Option<(Time, Time)>,
+    /// Circuits that failed.
+    pub failed: usize,
+    pending: BTreeMap<CircHandle, Time>,
+    launched: usize,
+    built: usize,
+    result: Option<i32>,
+}
+
+impl CircuitBench {
+    /// Build `sequential` circuits one by one, then `concurrent` with `parallel` in flight.
+    pub fn new(warmup: usize, sequential: usize, concurrent: usize, parallel: usize) -> CircuitBench {
+        CircuitBench {
+            warmup,
+            sequential,
+            concurrent,
+            parallel: parallel.max(1),
+            sequential_ms: Vec::new(),
+            concurrent_span: None,
+            failed: 0,
+            pending: BTreeMap::new(),
+            launched: 0,
+            built: 0,
+            result: None,
+        }
+    }
+
+    fn launch(&mut self, node: &mut Node, now: Time) {
+        if self.launched < self.warmup {
+            while self.launched < self.warmup && self.pending.len() < self.parallel {
+                self.launched += 1;
+                self.pending.insert(node.build_circuit(now), now);
+            }
+            return;
+        }
+        if self.launched < self.warmup + self.sequential {
+            if self.pending.is_empty() {
+                self.launched += 1;
+                self.pending.insert(node.build_circuit(now), now);
+            }
+            return;
+        }
+        if self.concurrent_span.is_none() {
+            self.concurrent_span = Some((now, now));
+        }
+        while self.launched < self.warmup + self.sequential + self.concurrent
+            && self.pending.len() < self.parallel
+        {
+            self.launched += 1;
+            self.pending.insert(node.build_circuit(now), now);
+        }
+        if self.pending.is_empty() {
+            self.result = Some(if self.failed * 10 > self.launched { 1 } else { 0 });
+        }
+    }
+}
+
+impl App for CircuitBench {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.launch(node, now);
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+        match event {
+            ClientEvent::Built { circ, .. } => {
+                let Some(start) = self.pending.remove(&circ) else {
+                    return;
+                };
+                self.built += 1;
+                if self.built <= self.warmup {
+                    // untimed
+                } else if self.built <= self.warmup + self.sequential {
+                    self.sequential_ms
+                        .push(now.saturating_since(start).as_secs_f64() * 1e3);
+                } else if let Some((s, _)) = self.concurrent_span {
+                    self.concurrent_span = Some((s, now));
+                }
+                node.close_circuit(now, circ);
+            }
+            ClientEvent::Failed { circ, .. } => {
+                if self.pending.remove(&circ).is_some() {
+                    self.failed += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        if self.result.is_none() {
+            self.launch(node, now);
+        }
+    }
+
+    fn finished(&self) -> Option<i32> {
+        self.result
+    }
+}
+
+/// What one bulk stream is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    Building,
+    Opening,
+    Sending,
+    /// Everything went out; a one-byte echo on the same circuit follows the data, so its
+    /// return proves the exit consumed every byte before it.
+    Pinging,
+    Done,
+}
+
+#[derive(Debug)]
+struct BulkStream {
+    circ: CircHandle,
+    leg: Leg,
+    data: Option<StreamHandle>,
+    ping: Option<StreamHandle>,
+    sent: u64,
+}
+
+/// `streams` circuits, each with one `discard` stream carrying `bytes_each` bytes.
+#[derive(Debug)]
+pub struct BulkBench {
+    bytes_each: u64,
+    count: usize,
+    streams: Vec<BulkStream>,
+    /// When the first byte was queued and when the last stream's ping came back.
+    pub span: Option<(Time, Time)>,
+    /// Set when something failed, with why.
+    pub error: Option<String>,
+    chunk: Vec<u8>,
+    result: Option<i32>,
+}
+
+impl BulkBench {
+    /// `count` parallel streams of `bytes_each` bytes.
+    pub fn new(count: usize, bytes_each: u64) -> BulkBench {
+        BulkBench {
+            bytes_each,
+            count,
+            streams: Vec::new(),
+            span: None,
+            error: None,
+            chunk: (0..64 * 1024u64).map(pattern).collect(),
+            result: None,
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.error = Some(why);
+        self.result = Some(1);
+    }
+}
+
+impl App for BulkBench {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        for _ in 0..self.count {
+            self.streams.push(BulkStream {
+                circ: node.build_circuit(now),
+                leg: Leg::Building,
+                data: None,
+                ping: None,
+                sent: 0,
+            });
+        }
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+        if self.result.is_some() {
+            return;
+        }
+        match event {
+            ClientEvent::Built { circ, .. } => {
+                let Some(s) = self.streams.iter_mut().find(|s| s.circ == circ) else {
+                    return;
+                };
+                match node.open_stream(now, circ, crate::relay::exit::DISCARD) {
+                    Ok(h) => {
+                        s.data = Some(h);
+                        s.leg = Leg::Opening;
+                    }
+                    Err(e) => self.fail(format!("open stream: {e}")),
+                }
+            }
+            ClientEvent::StreamOpened { stream } => {
+                if let Some(s) = self.streams.iter_mut().find(|s| s.data == Some(stream)) {
+                    s.leg = Leg::Sending;
+                }
+                if self.streams.iter().all(|s| s.leg != Leg::Building && s.leg != Leg::Opening)
+                    && self.span.is_none()
+                {
+                    self.span = Some((now, now));
+                }
+            }
+            ClientEvent::StreamData { stream, data } => {
+                let Some(s) = self.streams.iter_mut().find(|s| s.ping == Some(stream)) else {
+                    return;
+                };
+                if data.first() != Some(&0x5a) {
+                    self.fail("the ping came back altered".into());
+                    return;
+                }
+                s.leg = Leg::Done;
+                node.close_circuit(now, s.circ);
+                if self.streams.iter().all(|s| s.leg == Leg::Done) {
+                    if let Some((start, _)) = self.span {
+                        self.span = Some((start, now));
+                    }
+                    self.result = Some(0);
+                }
+            }
+            ClientEvent::Failed { circ, failure, .. } | ClientEvent::Closed { circ, failure } => {
+                if self
+                    .streams
+                    .iter()
+                    .any(|s| s.circ == circ && s.leg != Leg::Done)
+                {
+                    self.fail(format!("circuit: {failure}"))
+                }
+            }
+            ClientEvent::StreamEnded { reason, .. } => {
+                self.fail(format!("stream ended early (reason {reason})"))
+            }
+        }
+    }
+
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        if self.result.is_some() || self.span.is_none() {
+            return;
+        }
+        let mut failure = None;
+        for s in &mut self.streams {
+            let Some(data) = s.data else { continue };
+            while s.leg == Leg::Sending
+                && s.sent < self.bytes_each
+                && node.stream_queued(data) < IN_FLIGHT
+            {
+                let n = (self.bytes_each - s.sent).min(self.chunk.len() as u64) as usize;
+                if let Err(e) = node.stream_send(now, data, &self.chunk[..n]) {
+                    failure = Some(format!("send: {e}"));
+                    break;
+                }
+                s.sent += n as u64;
+            }
+            if s.leg == Leg::Sending && s.sent == self.bytes_each && node.stream_queued(data) == 0
+            {
+                // Every byte is in cells ahead of this BEGIN on the same circuit.
+                match node.open_stream(now, s.circ, crate::relay::exit::ECHO) {
+                    Ok(h) => {
+                        s.ping = Some(h);
+                        s.leg = Leg::Pinging;
+                        if let Err(e) = node.stream_send(now, h, &[0x5a]) {
+                            failure = Some(format!("ping: {e}"));
+                        }
+                    }
+                    Err(e) => failure = Some(format!("ping stream: {e}")),
+                }
+            }
+        }
+        if let Some(f) = failure {
+            self.fail(f);
+        }
+    }
+
+    fn finished(&self) -> Option<i32> {
+        self.result
+    }
+}
+
+/// Builds `count` circuits (`parallel` in flight) and keeps them open and idle until the
+/// driver is stopped. `built` counts them.
+#[derive(Debug)]
+pub struct IdleCircuits {
+    count: usize,
+    parallel: usize,
+    launched: usize,
+    in_flight: usize,
+    /// Circuits built and held.
+    pub built: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Circuits that failed.
+    pub failed: usize,
+}
+
+impl IdleCircuits {
+    /// Hold `count` circuits.
+    pub fn new(
+        count: usize,
+        parallel: usize,
+        built: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> IdleCircuits {
+        IdleCircuits {
+            count,
+            parallel: parallel.max(1),
+            launched: 0,
+            in_flight: 0,
+            built,
+            failed: 0,
+        }
+    }
+}
+
+impl App for IdleCircuits {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.tick(node, now);
+    }
+
+    fn on_event(&mut self, _: &mut Node, _: Time, event: ClientEvent) {
+        match event {
+            ClientEvent::Built { .. } => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.built
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            ClientEvent::Failed { .. } => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.failed += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        while self.launched < self.count && self.in_flight < self.parallel {
+            self.launched += 1;
+            self.in_flight += 1;
+            node.build_circuit(now);
+        }
+    }
+
+    fn finished(&self) -> Option<i32> {
+        None
+    }
+}

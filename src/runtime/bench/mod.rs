@@ -1,0 +1,353 @@
+//! `umbra bench`: the end-to-end benchmark on loopback (`docs/performance.md`).
+//!
+//! Starts `--relays` relay processes (this same binary, each on its own 127.N.0.1), then
+//! measures with real readers on the real driver in this process: 3-hop circuit build time
+//! and rate, one stream and eight parallel streams through 3 hops, the CPU every process
+//! spent per MB carried, a site of 100 small files through the gateway (`umbra run` and
+//! `umbra publish` processes) cold and cached, and relay memory and handshake cost while
+//! readers hold 10,000 idle circuits. Prints a table and writes JSON. Every wait is bounded;
+//! every process is killed and the temporary directory removed at the end.
+//! Not in this module: protocol logic, or C tor (`benches/compare-tor.sh` runs both).
+
+mod apps;
+mod http;
+mod procs;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use self::apps::{BulkBench, CircuitBench, IdleCircuits};
+use self::procs::{Network, rss_bytes};
+use super::driver::{App, Driver, os_rng, wall_now};
+use crate::node::{Node, NodeConfig};
+
+/// What `umbra bench` runs.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Relay processes to start.
+    pub relays: usize,
+    /// MiB sent through one stream (the parallel run moves the same total).
+    pub bulk_mib: u64,
+    /// Circuits held idle for the memory figure (0 skips it).
+    pub idle_circuits: usize,
+    /// Skip the gateway part.
+    pub skip_gateway: bool,
+    /// Where to write the JSON results.
+    pub json: Option<PathBuf>,
+}
+
+const MB: f64 = 1e6;
+
+/// Run the benchmark; prints the table, writes JSON if asked.
+pub fn bench(opts: &BenchOptions) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("umbra-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let result = bench_in(opts, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let results = result?;
+    print_table(&results);
+    if let Some(path) = &opts.json {
+        let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("JSON written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
+    let net = Network::start(dir, opts.relays)?;
+    eprintln!(
+        "[bench] {} relay processes listening; measuring",
+        net.relay_pids().len()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let mut out = json!({
+        "machine": machine(),
+        "umbra": env!("CARGO_PKG_VERSION"),
+        "relays": opts.relays,
+    });
+
+    eprintln!(
+        "[bench] circuits: 100 to open the relays' links, 50 one after another, 400 with 32 in flight"
+    );
+    let relay_cpu0 = net.relay_cpu();
+    let mut circuits = CircuitBench::new(100, 50, 400, 32);
+    run_reader(&rt, &net, &mut circuits, 120)?;
+    let relay_cpu = net.relay_cpu() - relay_cpu0;
+    let warm = &circuits.sequential_ms;
+    let (c0, c1) = circuits.concurrent_span.ok_or("no concurrent circuits were built")?;
+    let rate = 400.0 / c1.saturating_since(c0).as_secs_f64().max(1e-9);
+    out["circuit_build"] = json!({
+                "median_ms": percentile(warm, 50.0),
+        "p99_ms": percentile(warm, 99.0),
+        "min_ms": percentile(warm, 0.0),
+        "samples": warm.len(),
+        "built_per_s_32_in_flight": rate,
+        "failed": circuits.failed,
+        "relay_cpu_s": relay_cpu,
+    });
+
+    let bytes = opts.bulk_mib << 20;
+    for (key, streams) in [("bulk_1_stream", 1usize), ("bulk_8_streams", 8)] {
+        eprintln!(
+            "[bench] {streams} stream(s) through 3 hops, {} MiB in all",
+            opts.bulk_mib
+        );
+        let cpu0 = net.all_cpu();
+        let mut bulk = BulkBench::new(streams, bytes / streams as u64);
+        let code = run_reader(&rt, &net, &mut bulk, 300)?;
+        if code != 0 {
+            return Err(format!(
+                "bulk transfer failed: {}",
+                bulk.error.unwrap_or_default()
+            ));
+        }
+        let cpu = net.all_cpu() - cpu0;
+        let (s, e) = bulk.span.ok_or("no transfer span")?;
+        let secs = e.saturating_since(s).as_secs_f64().max(1e-9);
+        out[key] = json!({
+            "bytes": bytes,
+            "seconds": secs,
+            "MBps": bytes as f64 / secs / MB,
+            "cpu_s_all_processes": cpu,
+            "cpu_ms_per_MB": cpu * 1e3 / (bytes as f64 / MB),
+        });
+    }
+
+    if !opts.skip_gateway {
+        eprintln!("[bench] sites of 100 files through the gateway, cold and cached");
+        out["gateway"] = net.gateway_fetches(dir)?;
+    }
+
+    if opts.idle_circuits > 0 {
+        eprintln!(
+            "[bench] {} idle circuits held by 6 readers",
+            opts.idle_circuits
+        );
+        out["idle_circuits"] = idle(&rt, &net, opts.idle_circuits)?;
+    }
+    Ok(out)
+}
+
+fn reader_node(net: &Network) -> Node {
+    let cfg = NodeConfig {
+        wall_at_zero: wall_now(),
+        ..NodeConfig::default()
+    };
+    Node::new(cfg, None, net.directory(), os_rng())
+}
+
+/// Run `app` on a fresh reader until it finishes; at most `limit_s` seconds.
+fn run_reader(
+    rt: &tokio::runtime::Runtime,
+    net: &Network,
+    app: &mut dyn App,
+    limit_s: u64,
+) -> Result<i32, String> {
+    let node = reader_node(net);
+    let code = rt.block_on(async {
+        Driver::new(node, Instant::now())
+            .run(None, app, tokio::time::sleep(Duration::from_secs(limit_s)))
+            .await
+    });
+    if app.finished().is_none() {
+        return Err(format!("a measurement did not finish within {limit_s} s"));
+    }
+    Ok(code)
+}
+
+/// Six readers (so no reader link passes the per-link circuit limit) hold `total` idle
+/// circuits; relay RSS and CPU are read before and after.
+fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Value, String> {
+    const READERS: usize = 6;
+    let rss0: u64 = net.relay_pids().iter().map(|&p| rss_bytes(p)).sum();
+    let cpu0 = net.relay_cpu();
+    let built = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let per = total.div_ceil(READERS);
+    let (held_at, cpu_at, rss_after, max_rss) = rt.block_on(async {
+        let local = tokio::task::LocalSet::new();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        for _ in 0..READERS {
+            let node = reader_node(net);
+            let built = built.clone();
+            let mut rx = stop_rx.clone();
+            local.spawn_local(async move {
+                let mut app = IdleCircuits::new(per, 64, built);
+                Driver::new(node, Instant::now())
+                    .run(None, &mut app, async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }
+        local
+            .run_until(async {
+                let deadline = Instant::now() + Duration::from_secs(300);
+                let mut last = (0, Instant::now());
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let n = built.load(Ordering::Relaxed);
+                    if n != last.0 {
+                        last = (n, Instant::now());
+                    }
+                    // Done when every circuit is built, or nothing moved for 5 s.
+                    if n >= per * READERS
+                        || last.1.elapsed() > Duration::from_secs(5)
+                        || Instant::now() > deadline
+                    {
+                        break;
+                    }
+                }
+                let held_at = last.1.saturating_duration_since(start);
+                let cpu = net.relay_cpu() - cpu0;
+                // Let allocators settle, then read memory while the circuits are held.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let rss: Vec<u64> = net.relay_pids().iter().map(|&p| rss_bytes(p)).collect();
+                let _ = stop_tx.send(true);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                (
+                    held_at,
+                    cpu,
+                    rss.iter().sum::<u64>(),
+                    rss.iter().copied().max().unwrap_or(0),
+                )
+            })
+            .await
+    });
+    let n = built.load(Ordering::Relaxed);
+    // Every circuit is held by three relays.
+    let relay_circuits = 3 * n;
+    let per_circuit = rss_after.saturating_sub(rss0) as f64 / relay_circuits.max(1) as f64;
+    let base = rss0 as f64 / net.relay_pids().len().max(1) as f64;
+    Ok(json!({
+        "circuits_held": n,
+        "relay_circuit_states": relay_circuits,
+        "build_seconds": held_at.as_secs_f64(),
+        "relay_rss_bytes_before": rss0,
+        "relay_rss_bytes_after": rss_after,
+        "relay_rss_max_bytes": max_rss,
+        "rss_bytes_per_relay_circuit": per_circuit,
+        "relay_rss_base_bytes": base,
+        "rss_MiB_for_10000_circuits_at_one_relay": (base + per_circuit * 10_000.0) / (1 << 20) as f64,
+        "relay_cpu_s_building": cpu_at,
+        "hop_handshakes_per_relay_cpu_s": relay_circuits as f64 / cpu_at.max(1e-9),
+    }))
+}
+
+fn percentile(xs: &[f64], p: f64) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = (p / 100.0 * (v.len() - 1) as f64).round() as usize;
+    v.get(rank.min(v.len() - 1)).copied()
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    json!({ "cpu": cpu, "cores": cores, "unix_time": wall_now().0 })
+}
+
+fn get_f(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_f64()
+}
+
+fn print_table(r: &Value) {
+    let row = |name: &str, path: &[&str], unit: &str| match get_f(r, path) {
+        Some(x) => println!("{name:<58} {x:>12.2} {unit}"),
+        None => println!("{name:<58} {:>12} {unit}", "n/a"),
+    };
+    println!(
+        "umbra bench: {} relays, {} cores ({})",
+        r["relays"], r["machine"]["cores"], r["machine"]["cpu"]
+    );
+    row(
+        "3-hop circuit build, median (one at a time)",
+        &["circuit_build", "median_ms"],
+        "ms",
+    );
+    row("3-hop circuit build, p99", &["circuit_build", "p99_ms"], "ms");
+    row(
+        "circuits built per second (32 in flight)",
+        &["circuit_build", "built_per_s_32_in_flight"],
+        "/s",
+    );
+    row(
+        "one stream through 3 hops",
+        &["bulk_1_stream", "MBps"],
+        "MB/s",
+    );
+    row(
+        "  CPU of all processes per MB carried",
+        &["bulk_1_stream", "cpu_ms_per_MB"],
+        "ms",
+    );
+    row(
+        "8 streams (8 circuits) through 3 hops, together",
+        &["bulk_8_streams", "MBps"],
+        "MB/s",
+    );
+    row(
+        "  CPU of all processes per MB carried",
+        &["bulk_8_streams", "cpu_ms_per_MB"],
+        "ms",
+    );
+    for (site, label) in [("small", "100 x 4 KiB"), ("mib", "100 files, 1 MiB")] {
+        for pass in ["cold", "cached"] {
+            row(
+                &format!("gateway: {label}, one after another, {pass}"),
+                &["gateway", site, pass, "total_s"],
+                "s",
+            );
+            row(
+                &format!("  per file, median ({pass})"),
+                &["gateway", site, pass, "median_ms"],
+                "ms",
+            );
+        }
+    }
+    row(
+        "idle circuits held (3 relays each)",
+        &["idle_circuits", "circuits_held"],
+        "",
+    );
+    row(
+        "relay RSS per idle circuit",
+        &["idle_circuits", "rss_bytes_per_relay_circuit"],
+        "B",
+    );
+    row(
+        "relay RSS for 10,000 idle circuits (derived)",
+        &["idle_circuits", "rss_MiB_for_10000_circuits_at_one_relay"],
+        "MiB",
+    );
+    row(
+        "hop handshakes per relay CPU-second (one core)",
+        &["idle_circuits", "hop_handshakes_per_relay_cpu_s"],
+        "/s",
+    );
+}
