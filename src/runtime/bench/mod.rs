@@ -91,6 +91,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
         "p99_ms": percentile(warm, 99.0),
         "min_ms": percentile(warm, 0.0),
         "samples": warm.len(),
+        "samples_ms": warm,
         "built_per_s_32_in_flight": rate,
         "failed": circuits.failed,
         "relay_cpu_s": relay_cpu,
