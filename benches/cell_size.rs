@@ -35,9 +35,7 @@ fn main() {
         "{:>6} {:>12} {:>10} {:>14} {:>10}",
         "bytes", "chacha20 ns", "GB/s", "chachapoly ns", "GB/s"
     );
-    for len in [
-        256usize, 509, 512, 565, 1024, 2048, 4096, 16384, 65535,
-    ] {
+    for len in [256usize, 509, 512, 565, 1024, 2048, 4096, 16384, 65535] {
         let iters = (20_000_000 / len) as u32;
         let raw = time_per_op(len, iters, |b| {
             let mut c = chacha20::ChaCha20::new(&key.into(), &nonce.into());

@@ -145,3 +145,50 @@ fn status_without_a_node_says_what_to_start() {
     assert_ne!(code, 0);
     assert!(out.contains("umbra run"), "{out}");
 }
+
+/// `umbra bench` end to end at a small size (the full run is `benches/compare-tor.sh`): every
+/// figure the table and the JSON promise is present and plausible.
+#[test]
+fn bench_measures_a_local_network_and_writes_every_figure_as_json() {
+    let json = std::env::temp_dir().join(format!("umbra-bench-test-{}.json", std::process::id()));
+    let (code, out) = umbra(&[
+        "bench",
+        "--relays",
+        "5",
+        "--bulk-mib",
+        "2",
+        "--idle-circuits",
+        "120",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3-hop circuit build, median"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let f = |path: &[&str]| {
+        let mut cur = &v;
+        for p in path {
+            cur = &cur[*p];
+        }
+        cur.as_f64()
+            .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
+    };
+    assert!(f(&["circuit_build", "median_ms"]) > 0.0);
+    assert_eq!(f(&["circuit_build", "samples"]), 50.0);
+    assert_eq!(f(&["circuit_build", "failed"]), 0.0);
+    for k in ["bulk_1_stream", "bulk_8_streams"] {
+        assert!(f(&[k, "MBps"]) > 0.0, "{k}");
+        assert!(f(&[k, "cpu_ms_per_MB"]) > 0.0, "{k}");
+    }
+    for site in ["small", "mib"] {
+        for pass in ["cold", "cached"] {
+            assert_eq!(f(&["gateway", site, pass, "files"]), 100.0);
+            assert!(f(&["gateway", site, pass, "total_s"]) > 0.0);
+        }
+    }
+    assert!(f(&["idle_circuits", "circuits_held"]) >= 100.0, "{v}");
+    assert!(f(&["idle_circuits", "rss_bytes_per_relay_circuit"]) >= 0.0);
+    assert!(f(&["idle_circuits", "hop_handshakes_per_relay_cpu_s"]) > 0.0);
+}

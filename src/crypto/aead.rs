@@ -36,8 +36,8 @@ impl ChaChaPoly {
     pub fn new(key: &[u8; KEY_LEN]) -> ChaChaPoly {
         // A 32-byte key is exactly what CHACHA20_POLY1305 takes, so this cannot fail; the
         // fallback exists only to keep the type total without `unwrap`.
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, key)
-            .unwrap_or_else(|_| unreachable_key_length());
+        let unbound =
+            UnboundKey::new(&CHACHA20_POLY1305, key).unwrap_or_else(|_| unreachable_key_length());
         ChaChaPoly(LessSafeKey::new(unbound))
     }
 

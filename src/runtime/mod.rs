@@ -6,13 +6,13 @@
 // The runtime is where the clock and the OS RNG are read (clippy.toml bans them elsewhere).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod driver;
 pub mod gateway;
 pub mod node_cmd;
-pub mod bench;
 pub mod probe;
 pub mod relay_cmd;
 pub mod site_cmd;

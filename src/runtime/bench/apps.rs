@@ -34,7 +34,12 @@ pub struct CircuitBench {
 
 impl CircuitBench {
     /// Build `sequential` circuits one by one, then `concurrent` with `parallel` in flight.
-    pub fn new(warmup: usize, sequential: usize, concurrent: usize, parallel: usize) -> CircuitBench {
+    pub fn new(
+        warmup: usize,
+        sequential: usize,
+        concurrent: usize,
+        parallel: usize,
+    ) -> CircuitBench {
         CircuitBench {
             warmup,
             sequential,
@@ -75,7 +80,11 @@ impl CircuitBench {
             self.pending.insert(node.build_circuit(now), now);
         }
         if self.pending.is_empty() {
-            self.result = Some(if self.failed * 10 > self.launched { 1 } else { 0 });
+            self.result = Some(if self.failed * 10 > self.launched {
+                1
+            } else {
+                0
+            });
         }
     }
 }
@@ -102,10 +111,8 @@ impl App for CircuitBench {
                 }
                 node.close_circuit(now, circ);
             }
-            ClientEvent::Failed { circ, .. } => {
-                if self.pending.remove(&circ).is_some() {
-                    self.failed += 1;
-                }
+            ClientEvent::Failed { circ, .. } if self.pending.remove(&circ).is_some() => {
+                self.failed += 1;
             }
             _ => {}
         }
@@ -211,7 +218,10 @@ impl App for BulkBench {
                 if let Some(s) = self.streams.iter_mut().find(|s| s.data == Some(stream)) {
                     s.leg = Leg::Sending;
                 }
-                if self.streams.iter().all(|s| s.leg != Leg::Building && s.leg != Leg::Opening)
+                if self
+                    .streams
+                    .iter()
+                    .all(|s| s.leg != Leg::Building && s.leg != Leg::Opening)
                     && self.span.is_none()
                 {
                     self.span = Some((now, now));
@@ -267,8 +277,7 @@ impl App for BulkBench {
                 }
                 s.sent += n as u64;
             }
-            if s.leg == Leg::Sending && s.sent == self.bytes_each && node.stream_queued(data) == 0
-            {
+            if s.leg == Leg::Sending && s.sent == self.bytes_each && node.stream_queued(data) == 0 {
                 // Every byte is in cells ahead of this BEGIN on the same circuit.
                 match node.open_stream(now, s.circ, crate::relay::exit::ECHO) {
                     Ok(h) => {

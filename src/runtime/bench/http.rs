@@ -76,7 +76,9 @@ impl Client {
             return Err(format!("GET {path}: status {status}"));
         }
         if body != want {
-            return Err(format!("GET {path}: the body differs from the published file"));
+            return Err(format!(
+                "GET {path}: the body differs from the published file"
+            ));
         }
         Ok(Timed { first_byte, total })
     }
