@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use self::apps::{BulkBench, CircuitBench, IdleCircuits};
-use self::procs::{Network, rss_bytes};
+use self::procs::{Network, rss_bytes, steal_percent, steal_ticks};
 use super::driver::{App, Driver, os_rng, wall_now};
 use crate::node::{Node, NodeConfig};
 
@@ -81,6 +81,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
     eprintln!(
         "[bench] circuits: 100 to open the relays' links, 50 one after another, 400 with 32 in flight"
     );
+    let steal_start = steal_ticks();
     let relay_cpu0 = net.relay_cpu();
     let mut circuits = CircuitBench::new(100, 50, 400, 32);
     run_reader(&rt, &net, &mut circuits, 120)?;
@@ -90,6 +91,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
         .concurrent_span
         .ok_or("no concurrent circuits were built")?;
     let rate = 400.0 / c1.saturating_since(c0).as_secs_f64().max(1e-9);
+    let steal_circuits = steal_percent(steal_start, steal_ticks());
     out["circuit_build"] = json!({
                 "median_ms": percentile(warm, 50.0),
         "p99_ms": percentile(warm, 99.0),
@@ -99,6 +101,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
         "built_per_s_32_in_flight": rate,
         "failed": circuits.failed,
         "relay_cpu_s": relay_cpu,
+        "steal_percent": steal_circuits,
     });
 
     let bytes = opts.bulk_mib << 20;
@@ -112,6 +115,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
                 opts.bulk_mib
             );
             let cpu0 = net.all_cpu();
+            let steal0 = steal_ticks();
             let mut bulk = BulkBench::new(streams, bytes / streams as u64);
             let code = run_reader(&rt, &net, &mut bulk, 300)?;
             if code != 0 {
@@ -123,16 +127,22 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
             let cpu = net.all_cpu() - cpu0;
             let (s, e) = bulk.span.ok_or("no transfer span")?;
             let secs = e.saturating_since(s).as_secs_f64().max(1e-9);
-            runs.push((bytes as f64 / secs / MB, cpu * 1e3 / (bytes as f64 / MB)));
+            runs.push((
+                bytes as f64 / secs / MB,
+                cpu * 1e3 / (bytes as f64 / MB),
+                steal_percent(steal0, steal_ticks()),
+            ));
         }
         let mbps: Vec<f64> = runs.iter().map(|r| r.0).collect();
         let cpu: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        let steal: Vec<f64> = runs.iter().map(|r| r.2).collect();
         out[key] = json!({
             "bytes_per_run": bytes,
             "MBps": percentile(&mbps, 50.0),
             "MBps_runs": mbps,
             "cpu_ms_per_MB": percentile(&cpu, 50.0),
             "cpu_ms_per_MB_runs": cpu,
+            "steal_percent_runs": steal,
         });
     }
 
@@ -148,6 +158,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
         );
         out["idle_circuits"] = idle(&rt, &net, opts.idle_circuits)?;
     }
+    out["machine"]["steal_percent_whole_bench"] = json!(steal_percent(steal_start, steal_ticks()));
     Ok(out)
 }
 
@@ -298,6 +309,16 @@ fn print_table(r: &Value) {
         "umbra bench: {} relays, {} cores ({})",
         r["relays"], r["machine"]["cores"], r["machine"]["cpu"]
     );
+    if let Some(steal) = get_f(r, &["machine", "steal_percent_whole_bench"]) {
+        println!(
+            "CPU stolen by the hypervisor during the bench: {steal:.1}%{}",
+            if steal > 2.0 {
+                " -- the machine was shared; expect slower, noisier figures"
+            } else {
+                ""
+            }
+        );
+    }
     row(
         "3-hop circuit build, median (one at a time)",
         &["circuit_build", "median_ms"],

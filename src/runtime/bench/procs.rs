@@ -32,6 +32,34 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (t(11) + t(12)) / TICKS
 }
 
+/// (steal, total) CPU ticks of the whole machine so far (`/proc/stat`): time the hypervisor
+/// gave this VM's CPUs to someone else. A bench phase with much steal ran on a machine that
+/// was not all ours, and its figures are marked so.
+pub fn steal_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = stat.lines().next() else {
+        return (0, 0);
+    };
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    (f.get(7).copied().unwrap_or(0), f.iter().take(8).sum())
+}
+
+/// Percent of the machine's CPU time stolen between two [`steal_ticks`] readings.
+pub fn steal_percent(a: (u64, u64), b: (u64, u64)) -> f64 {
+    let total = b.1.saturating_sub(a.1);
+    if total == 0 {
+        return 0.0;
+    }
+    b.0.saturating_sub(a.0) as f64 * 100.0 / total as f64
+}
+
 /// Resident memory of process `pid`, in bytes; 0 when unreadable.
 pub fn rss_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
