@@ -1,5 +1,5 @@
 //! Micro benchmarks of the protocol's hot operations, each beside the raw primitive it is
-//! built on, so the overhead of Umbra's code is visible (`docs/performance.md#micro`).
+//! built on, so the overhead of Umbra's code is visible (`docs/performance.md#micro-benchmarks`).
 //! Prints a table; run with `cargo bench --bench micro`. Each figure is the best of five
 //! timed rounds after a warm-up (the machine is shared; the best round is the least
 //! disturbed one).
