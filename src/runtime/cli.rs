@@ -171,6 +171,9 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// umbra.toml to read `[tor]` from (the guard link through Tor).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Sign a folder as a site and store it in the network through a circuit. Prints the
     /// site's address. Publishing a changed folder again sends only the changed blocks.
@@ -256,6 +259,11 @@ pub enum Command {
 /// Parse the command line and run it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs redact peer and site addresses unless the operator turns that off for local
+    // debugging (`UMBRA_NO_REDACT=1`; `UMBRA_LOG=1` turns logging on).
+    if std::env::var_os("UMBRA_NO_REDACT").is_some_and(|v| v == "1") {
+        crate::redact::set_redaction(false);
+    }
     match cli.command {
         Command::Interop {
             vectors,
@@ -331,7 +339,19 @@ pub fn main() -> ExitCode {
             bootstrap,
             echo,
             timeout,
-        } => super::relay_cmd::probe(&bootstrap, echo, timeout),
+            config,
+        } => {
+            let Ok(file) = load_config("probe", config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            let tor_dir = file
+                .reader
+                .data_dir
+                .clone()
+                .or_else(super::config::default_data_dir)
+                .unwrap_or_else(std::env::temp_dir);
+            super::relay_cmd::probe(&bootstrap, echo, timeout, (&file.tor, &tor_dir))
+        }
         Command::Demo {
             relays,
             port,
@@ -374,10 +394,20 @@ pub fn main() -> ExitCode {
             let listen = listen.unwrap_or(gw.listen);
             // Guards are kept even with the block cache off: they protect the reader.
             let state = reader_state(data_dir, &file.reader);
+            let tor_dir = state
+                .as_ref()
+                .and_then(|(f, _)| f.parent().map(PathBuf::from))
+                .unwrap_or_else(std::env::temp_dir);
             done(
                 "run",
-                super::node_cmd::run(&bootstrap, listen, gw.cache_quota_mib << 20, state)
-                    .map(|()| true),
+                super::node_cmd::run(
+                    &bootstrap,
+                    listen,
+                    gw.cache_quota_mib << 20,
+                    state,
+                    (&file.tor, &tor_dir),
+                )
+                .map(|()| true),
             )
         }
         Command::Status { gateway, json } => done(

@@ -27,6 +27,82 @@ pub struct Config {
     /// `[gateway]`: the browser gateway and dashboard.
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// `[tor]`: reach the first relay through Tor (feature `tor`).
+    #[serde(default)]
+    pub tor: TorSection,
+}
+
+/// `[tor]`: a reader's links to its guards go through the Tor network (`arti-client`), so
+/// not even the guard learns the reader's address. Needs a build with feature `tor`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TorSection {
+    /// Dial every guard through Tor. Default false.
+    pub enabled: bool,
+    /// If Tor cannot be reached, dial guards directly instead of failing. Default false:
+    /// that exposes your address to the guard, the thing `[tor]` exists to prevent.
+    pub allow_direct_fallback: bool,
+    /// Seconds to wait for Tor to bootstrap before a link attempt fails. Default 120.
+    pub bootstrap_timeout_secs: u64,
+    /// Tries per guard link, each on a fresh Tor circuit. Default 4.
+    pub connect_attempts: u32,
+    /// Where Tor keeps its state and directory cache. Default: `tor/` in the data directory.
+    pub state_dir: Option<PathBuf>,
+    /// A private Tor network instead of the public one (tests, labs). Default: none.
+    pub network: Option<TorNetwork>,
+}
+
+impl Default for TorSection {
+    fn default() -> Self {
+        TorSection {
+            enabled: false,
+            allow_direct_fallback: false,
+            bootstrap_timeout_secs: 120,
+            connect_attempts: 4,
+            state_dir: None,
+            network: None,
+        }
+    }
+}
+
+/// `[tor.network]`: a private Tor network.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TorNetwork {
+    /// The directory authorities' v3 identity fingerprints (40 hex digits each).
+    pub authorities: Vec<String>,
+    /// Where to fetch the first directory documents: `[[tor.network.fallbacks]]`.
+    pub fallbacks: Vec<TorFallback>,
+    /// Allow connections to local addresses (127.0.0.0/8 and the like). Default false.
+    #[serde(default)]
+    pub allow_local_addrs: bool,
+    /// Relays whose IPv4 addresses share this many leading bits are one family. Default
+    /// 16 (Tor's); 33 means "never" (every relay of a loopback network shares 127.0.0.1).
+    #[serde(default = "default_v4_prefix")]
+    pub ipv4_subnet_family_prefix: u8,
+    /// The same for IPv6. Default 32; 129 means "never".
+    #[serde(default = "default_v6_prefix")]
+    pub ipv6_subnet_family_prefix: u8,
+}
+
+fn default_v4_prefix() -> u8 {
+    16
+}
+
+fn default_v6_prefix() -> u8 {
+    32
+}
+
+/// One directory cache to start from.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TorFallback {
+    /// The relay's RSA identity fingerprint (40 hex digits).
+    pub rsa_identity: String,
+    /// The relay's Ed25519 identity (unpadded base64).
+    pub ed_identity: String,
+    /// Its ORPort address.
+    pub orport: SocketAddr,
 }
 
 /// The gateway's default address (loopback only).
@@ -87,6 +163,29 @@ data_dir = "@DATA_DIR@"
 # max_circuits_per_link = 2000
 # MiB of other people's site records you store for the network.
 # store_quota_mib = 1024
+
+[tor]
+# Reach your guard relays through the Tor network (needs a build with the `tor`
+# feature): not even your guard learns your address. Costs time; see the README.
+# enabled = false
+# If Tor cannot be reached, connect directly instead of failing. This exposes your
+# address to your guard; leave it off unless you accept that.
+# allow_direct_fallback = false
+# bootstrap_timeout_secs = 120
+# Tries per guard link, each on a fresh Tor circuit.
+# connect_attempts = 4
+# Where Tor keeps its state (default: tor/ in the data directory).
+# state_dir = "..."
+# A private Tor network instead of the public one (labs and tests):
+# [tor.network]
+# authorities = ["<v3 identity fingerprint>", ...]
+# allow_local_addrs = true
+# ipv4_subnet_family_prefix = 33
+# ipv6_subnet_family_prefix = 129
+# [[tor.network.fallbacks]]
+# rsa_identity = "<40 hex digits>"
+# ed_identity = "<base64>"
+# orport = "127.0.0.1:9001"
 
 [dht]
 # Kademlia bucket size and lookup width.

@@ -244,6 +244,7 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
         store_quota: 0,
         cache_quota: 128 << 20,
         started: crate::time::Time::ZERO,
+        tor: None,
     };
     let exit_after = opts.exit_after;
     let shutdown = async move {
@@ -254,8 +255,16 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
             }
         }
     };
-    super::gateway::run_with_gateway(node, Instant::now(), None, (listener, port), info, shutdown)
-        .await;
+    super::gateway::run_with_gateway(
+        node,
+        Instant::now(),
+        None,
+        (listener, port),
+        info,
+        shutdown,
+        super::driver::Dialer::Direct,
+    )
+    .await;
     println!("\nstopped");
     Ok(0)
 }

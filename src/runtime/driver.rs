@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::RngCore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -58,11 +58,117 @@ pub async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// An open byte stream to a peer: a TCP connection, or a stream through Tor.
+pub enum Conn {
+    /// Plain TCP (`TCP_NODELAY` set).
+    Tcp(TcpStream),
+    /// A Tor stream to the relay (feature `tor`): the reader's first hop.
+    #[cfg(feature = "tor")]
+    Tor(Box<arti_client::DataStream>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conn::Tcp(_) => f.write_str("Conn::Tcp"),
+            #[cfg(feature = "tor")]
+            Conn::Tor(_) => f.write_str("Conn::Tor"),
+        }
+    }
+}
+
+/// How the driver reaches the relays the node asks for.
+#[derive(Clone, Default)]
+pub enum Dialer {
+    /// Direct TCP connections.
+    #[default]
+    Direct,
+    /// Through Tor (a reader's guard links; feature `tor`). `fallback` allows a direct
+    /// connection when Tor fails, with a warning each time (`[tor] allow_direct_fallback`).
+    #[cfg(feature = "tor")]
+    Tor {
+        /// The Tor client.
+        dialer: Arc<super::tor::TorDialer>,
+        /// Whether a direct connection may replace a failed Tor one.
+        fallback: bool,
+    },
+}
+
+async fn dial_tcp(addr: SocketAddr) -> Option<Conn> {
+    match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Some(Conn::Tcp(s)),
+        _ => None,
+    }
+}
+
+impl Dialer {
+    /// The dialler `[tor]` asks for a reader, with the Tor status to show; starts Tor's
+    /// bootstrap in the background (call inside the runtime). `data_dir` holds Tor's state
+    /// unless `[tor] state_dir` says otherwise.
+    pub fn for_reader(
+        tor: &super::config::TorSection,
+        data_dir: &std::path::Path,
+        quiet: bool,
+    ) -> Result<(Dialer, Option<super::tor_status::TorStatusHandle>), String> {
+        if !tor.enabled {
+            return Ok((Dialer::Direct, None));
+        }
+        #[cfg(feature = "tor")]
+        {
+            let (dialer, status) =
+                super::tor::TorDialer::start(tor, data_dir, quiet).map_err(|e| e.to_string())?;
+            if tor.allow_direct_fallback {
+                eprintln!(
+                    "umbra: WARNING: [tor] allow_direct_fallback is on: if Tor fails, your \
+                     guard will see your address"
+                );
+            }
+            Ok((
+                Dialer::Tor {
+                    dialer,
+                    fallback: tor.allow_direct_fallback,
+                },
+                Some(status),
+            ))
+        }
+        #[cfg(not(feature = "tor"))]
+        {
+            let _ = (data_dir, quiet);
+            Err(
+                "[tor] enabled = true, but this umbra was built without the `tor` feature: \
+                 rebuild with `cargo build --release --features tor`, or turn [tor] off"
+                    .into(),
+            )
+        }
+    }
+
+    async fn dial(self, addr: SocketAddr) -> Option<Conn> {
+        match self {
+            Dialer::Direct => dial_tcp(addr).await,
+            #[cfg(feature = "tor")]
+            Dialer::Tor { dialer, fallback } => match dialer.connect(addr).await {
+                Ok(s) => Some(Conn::Tor(Box::new(s))),
+                Err(e) if fallback => {
+                    eprintln!(
+                        "umbra: WARNING: {e}; connecting DIRECTLY (allow_direct_fallback): \
+                         this guard learns your address"
+                    );
+                    dial_tcp(addr).await
+                }
+                Err(e) => {
+                    eprintln!("umbra: {e}; not connecting directly");
+                    None
+                }
+            },
+        }
+    }
+}
+
 /// What the network tasks report to the owner task.
 #[derive(Debug)]
 pub enum NetEvent {
     /// A connection opened: accepted (`None`) or the node's request.
-    Opened(TcpStream, SocketAddr, Option<ConnectId>),
+    Opened(Conn, SocketAddr, Option<ConnectId>),
     /// A requested connection failed.
     ConnectFailed(ConnectId),
     /// Bytes read from a link.
@@ -132,6 +238,7 @@ pub struct Driver {
     rx: mpsc::Receiver<NetEvent>,
     links: BTreeMap<LinkId, LinkTasks>,
     next_link: u64,
+    dialer: Dialer,
 }
 
 impl Driver {
@@ -145,7 +252,14 @@ impl Driver {
             rx,
             links: BTreeMap::new(),
             next_link: 1,
+            dialer: Dialer::Direct,
         }
+    }
+
+    /// Dial the relays the node asks for with `dialer` (a reader through Tor).
+    pub fn with_dialer(mut self, dialer: Dialer) -> Driver {
+        self.dialer = dialer;
+        self
     }
 
     /// A handle that makes the owner task run the [`App`]'s `tick`.
@@ -180,7 +294,14 @@ impl Driver {
                 loop {
                     match l.accept().await {
                         Ok((s, a)) => {
-                            if tx.send(NetEvent::Opened(s, a, None)).await.is_err() {
+                            if std::env::var_os("UMBRA_LOG").is_some() {
+                                eprintln!("umbra: link accepted from {}", Sensitive(a));
+                            }
+                            if tx
+                                .send(NetEvent::Opened(Conn::Tcp(s), a, None))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -259,11 +380,28 @@ impl Driver {
         }
     }
 
-    fn spawn_link(&mut self, stream: TcpStream) -> LinkId {
+    fn spawn_link(&mut self, conn: Conn) -> LinkId {
+        match conn {
+            Conn::Tcp(stream) => {
+                let _ = stream.set_nodelay(true);
+                let (rd, wr) = stream.into_split();
+                self.spawn_io(rd, wr)
+            }
+            #[cfg(feature = "tor")]
+            Conn::Tor(stream) => {
+                let (rd, wr) = tokio::io::split(stream);
+                self.spawn_io(rd, wr)
+            }
+        }
+    }
+
+    fn spawn_io<R, W>(&mut self, mut rd: R, mut wr: W) -> LinkId
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let link = LinkId(self.next_link);
         self.next_link += 1;
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
         let tx = self.tx.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 256 * 1024];
@@ -297,7 +435,8 @@ impl Driver {
                         Err(_) => break,
                     }
                 }
-                if wr.write_all(&buf).await.is_err() {
+                // A Tor stream buffers writes until flushed; TCP's flush is a no-op.
+                if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                     let _ = tx.send(NetEvent::Closed(link)).await;
                     return;
                 }
@@ -336,14 +475,13 @@ impl Driver {
         match out {
             Output::Connect { request, addr } => {
                 let tx = self.tx.clone();
+                let dialer = self.dialer.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-                        .await
-                    {
-                        Ok(Ok(s)) => {
-                            let _ = tx.send(NetEvent::Opened(s, addr, Some(request))).await;
+                    match dialer.dial(addr).await {
+                        Some(conn) => {
+                            let _ = tx.send(NetEvent::Opened(conn, addr, Some(request))).await;
                         }
-                        _ => {
+                        None => {
                             let _ = tx.send(NetEvent::ConnectFailed(request)).await;
                         }
                     }

@@ -17,3 +17,6 @@ pub mod probe;
 pub mod relay_cmd;
 pub mod site_cmd;
 pub mod store;
+#[cfg(feature = "tor")]
+pub mod tor;
+pub mod tor_status;

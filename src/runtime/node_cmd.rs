@@ -63,6 +63,7 @@ pub fn run(
     gateway: SocketAddr,
     cache_quota: u64,
     state: Option<(std::path::PathBuf, u64)>,
+    (tor, data_dir): (&super::config::TorSection, &Path),
 ) -> Result<(), String> {
     let dir = load_bootstrap(bootstrap)?;
     if !gateway.ip().is_loopback() {
@@ -82,6 +83,10 @@ pub fn run(
             ..NodeConfig::default()
         };
         let relays = dir.relays().count();
+        let (dialer, tor) = super::driver::Dialer::for_reader(tor, data_dir, false)?;
+        if tor.is_some() {
+            println!("umbra: guard links go through Tor (bootstrapping in the background)");
+        }
         let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
         let state = super::site_cmd::open_cache("run", state);
         if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
@@ -96,6 +101,7 @@ pub fn run(
             store_quota: 0,
             cache_quota,
             started: crate::time::Time::ZERO,
+            tor,
         };
         let shutdown = async {
             super::driver::stop_signal().await;
@@ -107,6 +113,7 @@ pub fn run(
             (listener, port),
             info,
             shutdown,
+            dialer,
         )
         .await;
         if let Some(s) = state.as_ref().and_then(|c| c.lock().ok()) {

@@ -193,6 +193,7 @@ fn relay_inner(
                     store_quota,
                     cache_quota: 64 << 20,
                     started: crate::time::Time::ZERO,
+                    tor: None,
                 };
                 super::gateway::run_with_gateway(
                     node,
@@ -201,6 +202,7 @@ fn relay_inner(
                     (gw, port),
                     info,
                     shutdown,
+                    super::driver::Dialer::Direct,
                 )
                 .await
             }
@@ -221,11 +223,17 @@ fn relay_inner(
 }
 
 /// `umbra probe`.
-pub fn probe(bootstrap: &Path, bytes: u64, timeout: u64) -> ExitCode {
+pub fn probe(
+    bootstrap: &Path,
+    bytes: u64,
+    timeout: u64,
+    (tor, data_dir): (&super::config::TorSection, &Path),
+) -> ExitCode {
     let result = (|| -> Result<i32, String> {
         let dir = load_bootstrap(bootstrap)?;
         let rt = runtime()?;
         rt.block_on(async move {
+            let (dialer, tor_status) = super::driver::Dialer::for_reader(tor, data_dir, false)?;
             let epoch = Instant::now();
             let cfg = NodeConfig {
                 wall_at_zero: wall_now(),
@@ -234,7 +242,17 @@ pub fn probe(bootstrap: &Path, bytes: u64, timeout: u64) -> ExitCode {
             let node = Node::new(cfg, None, Arc::new(dir), os_rng());
             let mut app = Probe::new(bytes, false);
             let limit = tokio::time::sleep(Duration::from_secs(timeout));
-            let code = Driver::new(node, epoch).run(None, &mut app, limit).await;
+            let code = Driver::new(node, epoch)
+                .with_dialer(dialer)
+                .run(None, &mut app, limit)
+                .await;
+            if let Some(t) = tor_status {
+                let t = t.get();
+                println!(
+                    "Tor first hop: {} guard link(s) through Tor, {} retried",
+                    t.links, t.retries
+                );
+            }
             if app_result_missing(code, &app) {
                 eprintln!("umbra probe: FAILED: timed out after {timeout} s");
                 return Ok(1);

@@ -45,10 +45,26 @@ pub fn free_addr(ip: &str) -> SocketAddr {
 /// Start `n` relays, relay `i` on 127.(`net` + i).0.1 (each in its own /16), each from its
 /// own configuration file; wait until all listen. Returns the processes and the bootstrap list.
 pub fn start_relays(dir: &Path, n: usize, net: usize) -> (Procs, PathBuf) {
+    start_relays_with(dir, n, net, None, &[])
+}
+
+/// [`start_relays`], each relay on `port` when given (relays differ by address), with extra
+/// environment variables; each relay's stderr goes to `r<i>.log` in `dir`.
+pub fn start_relays_with(
+    dir: &Path,
+    n: usize,
+    net: usize,
+    port: Option<u16>,
+    env: &[(&str, &str)],
+) -> (Procs, PathBuf) {
     let mut addrs = Vec::new();
     let mut list = String::new();
     for i in 1..=n {
-        let addr = free_addr(&format!("127.{}.0.1", net + i));
+        let ip = format!("127.{}.0.1", net + i);
+        let addr = match port {
+            Some(p) => format!("{ip}:{p}").parse().unwrap(),
+            None => free_addr(&ip),
+        };
         let config = dir.join(format!("r{i}.toml"));
         let data = dir.join(format!("r{i}"));
         std::fs::write(
@@ -76,13 +92,15 @@ pub fn start_relays(dir: &Path, n: usize, net: usize) -> (Procs, PathBuf) {
     std::fs::write(&bootstrap, list).unwrap();
     let mut procs = Procs(Vec::new());
     for i in 1..=n {
+        let log = std::fs::File::create(dir.join(format!("r{i}.log"))).unwrap();
         let child = umbra()
             .args(["relay", "--config"])
             .arg(dir.join(format!("r{i}.toml")))
             .arg("--bootstrap")
             .arg(&bootstrap)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         procs.0.push(child);

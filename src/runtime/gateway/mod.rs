@@ -220,8 +220,9 @@ pub async fn run_with_gateway(
     (gateway, port): (TcpListener, u16),
     info: StatusInfo,
     shutdown: impl std::future::Future<Output = ()>,
+    dialer: crate::runtime::driver::Dialer,
 ) -> Node {
-    let driver = Driver::new(node, epoch);
+    let driver = Driver::new(node, epoch).with_dialer(dialer);
     let (tx, rx) = mpsc::unbounded_channel();
     spawn_server(gateway, port, tx, driver.waker());
     let mut app = GatewayApp::new(rx, info);

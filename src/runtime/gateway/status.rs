@@ -52,6 +52,8 @@ pub struct StatusInfo {
     pub cache_quota: u64,
     /// When it started.
     pub started: Time,
+    /// The Tor first hop, when `[tor]` is on.
+    pub tor: Option<crate::runtime::tor_status::TorStatusHandle>,
 }
 
 /// What the gateway adds to the status document.
@@ -158,6 +160,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
         },
         "relay": relay,
         "dht": dht,
+        "tor": info.tor.as_ref().map(|t| t.json()),
     })
     .to_string()
 }
