@@ -205,7 +205,7 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
     // 5. The dashboard renders with live data.
     browser.goto(&format!("http://localhost:{}/", demo.port));
     browser.wait_for(
-        "return document.body.dataset.live === 'yes' && document.getElementById('roles').textContent.includes('gateway') && document.getElementById('circuits').querySelectorAll('tbody tr').length > 0;",
+        "return document.body.dataset.live === 'yes' && document.getElementById('roles').textContent.includes('gateway') && document.getElementById('tor').textContent.includes('direct') && document.getElementById('circuits').querySelectorAll('tbody tr').length > 0;",
         Duration::from_secs(30),
         "the dashboard's live data",
     );

@@ -290,6 +290,39 @@ fn a_reader_reaches_its_guard_through_tor_and_moves_data_intact() {
     assert!(err.contains("Tor bootstrap 100%"), "{err}");
     eprintln!("direct:\n{direct}through Tor:\n{out}");
 
+    // The bench's variant: the same measurements with and without the Tor first hop.
+    let json = dir.join("bench.json");
+    let (ok, table, err) = run(
+        umbra()
+            .args([
+                "bench",
+                "--relays",
+                "5",
+                "--bulk-mib",
+                "8",
+                "--idle-circuits",
+                "0",
+            ])
+            .args(["--no-gateway", "--relay-port", &(BASE + 401).to_string()])
+            .arg("--tor-first-hop")
+            .arg(&cfg)
+            .arg("--json")
+            .arg(&json),
+        Duration::from_secs(400),
+    );
+    assert!(ok, "bench --tor-first-hop:\n{table}\n{err}");
+    eprintln!("{table}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for k in ["direct", "through_tor"] {
+        for f in ["first_circuit_ms", "circuit_median_ms", "MBps"] {
+            assert!(
+                v["tor_first_hop"][k][f].as_f64().is_some_and(|x| x > 0.0),
+                "{k}.{f} missing: {v}"
+            );
+        }
+    }
+
     // A site published directly, read by a reader whose guard links go through Tor.
     let site = dir.join("site");
     std::fs::create_dir_all(&site).unwrap();

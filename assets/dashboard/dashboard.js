@@ -59,6 +59,13 @@ function render(s) {
   text("summary", `version ${s.version} · up ${s.uptime_secs} s · ${s.links} links` +
     (s.node_id ? ` · relay ${s.node_id}` : ""));
   list("roles", s.roles);
+  text("tor", !s.tor ? "Guard links: direct (Tor first hop off)."
+    : s.tor.state === "ready"
+      ? `Guard links through Tor: ready, ${s.tor.links} link(s) opened, ${s.tor.retries} retried` +
+        (s.tor.last_error ? ` (last error: ${s.tor.last_error})` : "") + "."
+      : s.tor.state === "failed"
+        ? `Tor first hop FAILED: ${s.tor.last_error}. Umbra does not connect directly.`
+        : `Tor bootstrapping: ${s.tor.percent}% (${s.tor.message}).`);
   drawGraph(s.bandwidth.series);
   legend(s.bandwidth.totals);
   text("circuit-summary", `${s.circuits.own.length} own circuits open; ${s.circuits.relayed} carried for others`);

@@ -156,6 +156,14 @@ pub enum Command {
         /// Also write the figures as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Also measure circuits and a stream with the guard link through Tor, using the
+        /// `[tor]` section of this umbra.toml (feature `tor`), beside the same direct.
+        #[arg(long, value_name = "FILE")]
+        tor_first_hop: Option<PathBuf>,
+        /// Put every relay on this port (each on its own address): Tor exits accept only
+        /// some ports.
+        #[arg(long, value_name = "PORT")]
+        relay_port: Option<u16>,
     },
     /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
     /// it, checking every byte.
@@ -324,6 +332,8 @@ pub fn main() -> ExitCode {
             idle_circuits,
             no_gateway,
             json,
+            tor_first_hop,
+            relay_port,
         } => done(
             "bench",
             super::bench::bench(&super::bench::BenchOptions {
@@ -332,6 +342,8 @@ pub fn main() -> ExitCode {
                 idle_circuits,
                 skip_gateway: no_gateway,
                 json,
+                tor_first_hop,
+                relay_port,
             })
             .map(|()| true),
         ),

@@ -177,6 +177,19 @@ pub fn status(addr: SocketAddr, json: bool) -> Result<(), String> {
         .map(|a| a.iter().filter_map(|r| r.as_str()).collect())
         .unwrap_or_default();
     println!("roles:      {}", roles.join(", "));
+    if v["tor"].is_object() {
+        println!(
+            "tor:        {} {}%, {} guard link(s) through Tor, {} retried{}",
+            v["tor"]["state"].as_str().unwrap_or("?"),
+            n("/tor/percent"),
+            n("/tor/links"),
+            n("/tor/retries"),
+            v["tor"]["last_error"]
+                .as_str()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     println!("uptime:     {} s, {} links", n("/uptime_secs"), n("/links"));
     let own = v["circuits"]["own"].as_array().cloned().unwrap_or_default();
     println!(

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use self::apps::{BulkBench, CircuitBench, IdleCircuits};
 use self::procs::{Network, rss_bytes, steal_percent, steal_ticks};
-use super::driver::{App, Driver, os_rng, wall_now};
+use super::driver::{App, Dialer, Driver, os_rng, wall_now};
 use crate::node::{Node, NodeConfig};
 
 /// What `umbra bench` runs.
@@ -38,6 +38,11 @@ pub struct BenchOptions {
     pub skip_gateway: bool,
     /// Where to write the JSON results.
     pub json: Option<PathBuf>,
+    /// Also measure with the reader's guard links through Tor, with `[tor]` from this file.
+    pub tor_first_hop: Option<PathBuf>,
+    /// Every relay on this port (on its own address) instead of a free one: Tor exits
+    /// accept only some ports.
+    pub relay_port: Option<u16>,
 }
 
 const MB: f64 = 1e6;
@@ -63,7 +68,7 @@ pub fn bench(opts: &BenchOptions) -> Result<(), String> {
 }
 
 fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
-    let net = Network::start(dir, opts.relays)?;
+    let net = Network::start(dir, opts.relays, opts.relay_port)?;
     eprintln!(
         "[bench] {} relay processes listening; measuring",
         net.relay_pids().len()
@@ -158,6 +163,9 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
         );
         out["idle_circuits"] = idle(&rt, &net, opts.idle_circuits)?;
     }
+    if let Some(cfg) = &opts.tor_first_hop {
+        out["tor_first_hop"] = tor_first_hop(&rt, &net, cfg, dir, bytes)?;
+    }
     out["machine"]["steal_percent_whole_bench"] = json!(steal_percent(steal_start, steal_ticks()));
     Ok(out)
 }
@@ -177,9 +185,21 @@ fn run_reader(
     app: &mut dyn App,
     limit_s: u64,
 ) -> Result<i32, String> {
+    run_reader_via(rt, net, app, limit_s, Dialer::Direct)
+}
+
+/// [`run_reader`] with the reader's links dialled by `dialer`.
+fn run_reader_via(
+    rt: &tokio::runtime::Runtime,
+    net: &Network,
+    app: &mut dyn App,
+    limit_s: u64,
+    dialer: Dialer,
+) -> Result<i32, String> {
     let node = reader_node(net);
     let code = rt.block_on(async {
         Driver::new(node, Instant::now())
+            .with_dialer(dialer)
             .run(None, app, tokio::time::sleep(Duration::from_secs(limit_s)))
             .await
     });
@@ -266,6 +286,64 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
         "relay_cpu_s_building": cpu_at,
         "hop_handshakes_per_relay_cpu_s": relay_circuits as f64 / cpu_at.max(1e-9),
     }))
+}
+
+/// The same circuit and stream measurements with and without the Tor first hop, in this
+/// run: the first circuit (it opens the guard link), 20 more on the open link, and one
+/// stream (a quarter of `bytes`, at most 32 MiB: Tor is the slow part).
+fn tor_first_hop(
+    rt: &tokio::runtime::Runtime,
+    net: &Network,
+    cfg: &Path,
+    dir: &Path,
+    bytes: u64,
+) -> Result<Value, String> {
+    let file = super::config::Config::load(cfg).map_err(|e| e.to_string())?;
+    if !file.tor.enabled {
+        return Err(format!("{}: [tor] enabled is not true", cfg.display()));
+    }
+    let (tor, status) =
+        rt.block_on(async { Dialer::for_reader(&file.tor, &dir.join("tor"), true) })?;
+    eprintln!("[bench] Tor first hop: waiting for Tor to bootstrap");
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(file.tor.bootstrap_timeout_secs.max(1));
+    rt.block_on(async {
+        loop {
+            match status.as_ref().map(|s| s.get().state) {
+                Some("ready") | None => return Ok(()),
+                Some("failed") => return Err("Tor failed to bootstrap".to_string()),
+                _ => {}
+            }
+            if t0.elapsed() > limit {
+                return Err("Tor did not bootstrap in time".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })?;
+    let bootstrap_s = t0.elapsed().as_secs_f64();
+    let stream_bytes = (bytes / 4).min(32 << 20);
+    let mut out = json!({ "bootstrap_s": bootstrap_s, "stream_bytes": stream_bytes });
+    for (key, dialer) in [("direct", Dialer::Direct), ("through_tor", tor)] {
+        eprintln!("[bench] Tor first hop: circuits and one stream, {key}");
+        let mut circuits = CircuitBench::new(0, 21, 0, 1);
+        run_reader_via(rt, net, &mut circuits, 300, dialer.clone())?;
+        let ms = &circuits.sequential_ms;
+        let rest: Vec<f64> = ms.iter().skip(1).copied().collect();
+        let mut bulk = BulkBench::new(1, stream_bytes);
+        if run_reader_via(rt, net, &mut bulk, 600, dialer)? != 0 {
+            return Err(format!("stream {key}: {}", bulk.error.unwrap_or_default()));
+        }
+        let (s, e) = bulk.span.ok_or("no transfer span")?;
+        out[key] = json!({
+            "first_circuit_ms": ms.first(),
+            "circuit_median_ms": percentile(&rest, 50.0),
+            "MBps": stream_bytes as f64 / e.saturating_since(s).as_secs_f64().max(1e-9) / MB,
+        });
+    }
+    if let Some(s) = status {
+        out["tor_retries"] = json!(s.get().retries);
+    }
+    Ok(out)
 }
 
 fn percentile(xs: &[f64], p: f64) -> Option<f64> {
@@ -367,6 +445,23 @@ fn print_table(r: &Value) {
                 "ms",
             );
         }
+    }
+    for (k, label) in [("direct", "direct"), ("through_tor", "Tor first hop")] {
+        row(
+            &format!("{label}: first circuit (opens the guard link)"),
+            &["tor_first_hop", k, "first_circuit_ms"],
+            "ms",
+        );
+        row(
+            &format!("{label}: circuit build on the open link, median"),
+            &["tor_first_hop", k, "circuit_median_ms"],
+            "ms",
+        );
+        row(
+            &format!("{label}: one stream"),
+            &["tor_first_hop", k, "MBps"],
+            "MB/s",
+        );
     }
     row(
         "idle circuits held (3 relays each)",

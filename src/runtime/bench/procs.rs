@@ -142,14 +142,20 @@ impl Drop for Network {
 
 impl Network {
     /// Start `n` relays, relay `i` on 127.(60+i).0.1 so that no two share a /16.
-    pub fn start(dir: &Path, n: usize) -> Result<Network, String> {
+    pub fn start(dir: &Path, n: usize, port: Option<u16>) -> Result<Network, String> {
         if !(3..=150).contains(&n) {
             return Err("--relays must be between 3 and 150".into());
         }
         let mut list = String::new();
         let mut addrs = Vec::new();
         for i in 1..=n {
-            let addr = free_port(&format!("127.{}.0.1", 60 + i))?;
+            let ip = format!("127.{}.0.1", 60 + i);
+            let addr = match port {
+                Some(p) => format!("{ip}:{p}")
+                    .parse()
+                    .map_err(|e| format!("{ip}:{p}: {e}"))?,
+                None => free_port(&ip)?,
+            };
             let config = dir.join(format!("r{i}.toml"));
             let data = dir.join(format!("r{i}"));
             std::fs::write(
