@@ -174,18 +174,10 @@ data_dir = "@DATA_DIR@"
 # bootstrap_timeout_secs = 120
 # Tries per guard link, each on a fresh Tor circuit.
 # connect_attempts = 4
-# Where Tor keeps its state (default: tor/ in the data directory).
-# state_dir = "..."
-# A private Tor network instead of the public one (labs and tests):
-# [tor.network]
-# authorities = ["<v3 identity fingerprint>", ...]
-# allow_local_addrs = true
-# ipv4_subnet_family_prefix = 33
-# ipv6_subnet_family_prefix = 129
-# [[tor.network.fallbacks]]
-# rsa_identity = "<40 hex digits>"
-# ed_identity = "<base64>"
-# orport = "127.0.0.1:9001"
+# Tor keeps its state in tor/ inside the data directory unless `state_dir` names
+# another folder. A private Tor network (labs, tests) goes in a [tor.network] table:
+# authorities, fallbacks, allow_local_addrs and the subnet-family prefixes; the README
+# section "Tor underneath" shows one.
 
 [dht]
 # Kademlia bucket size and lookup width.
@@ -396,6 +388,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.relay, relay);
+        assert_eq!(c.tor, super::TorSection::default());
+    }
+
+    #[test]
+    fn a_private_tor_network_parses_and_bad_keys_are_refused() {
+        let c = Config::parse(
+            "[tor]\nenabled = true\n[tor.network]\nauthorities = [\"AB\"]\n\
+             allow_local_addrs = true\nipv4_subnet_family_prefix = 33\n\
+             [[tor.network.fallbacks]]\nrsa_identity = \"CD\"\ned_identity = \"EF\"\n\
+             orport = \"127.0.0.1:9001\"\n",
+        )
+        .unwrap();
+        let net = c.tor.network.unwrap();
+        assert!(c.tor.enabled && net.allow_local_addrs);
+        assert_eq!(
+            (net.ipv4_subnet_family_prefix, net.ipv6_subnet_family_prefix),
+            (33, 32)
+        );
+        assert_eq!(net.fallbacks[0].orport.port(), 9001);
+        assert!(Config::parse("[tor]\nenable = true\n").is_err());
+        assert!(Config::parse("[tor.network]\nauthorities = []\n").is_err());
     }
 
     #[test]
