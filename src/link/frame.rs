@@ -35,18 +35,29 @@ impl FrameDecoder {
         FrameDecoder::default()
     }
 
-    /// Add bytes read from the stream.
-    pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
+    /// Drop frames already returned: the buffer restarts at zero when empty, and is
+    /// compacted once more than 64 KiB of it is consumed.
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+        } else if self.start > 64 * 1024 {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
+    }
+
+    /// Add bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.compact();
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next whole frame if one is buffered. A length prefix above `max` (or below `min`)
-    /// is an error as soon as the prefix is seen (`02-link.md#framing`).
-    pub fn next_frame(&mut self, min: usize, max: usize) -> Result<Option<Vec<u8>>, LinkError> {
+    /// The next whole frame if one is buffered, borrowed from the decoder's buffer (no
+    /// copy; valid until the next call). A length prefix above `max` (or below `min`) is an
+    /// error as soon as the prefix is seen (`02-link.md#framing`).
+    pub fn next_frame(&mut self, min: usize, max: usize) -> Result<Option<&[u8]>, LinkError> {
+        self.compact();
         let avail = &self.buf[self.start..];
         let Some(prefix) = avail.get(..LEN_PREFIX) else {
             return Ok(None);
@@ -60,19 +71,12 @@ impl FrameDecoder {
                 what: "frame shorter than its minimum",
             });
         }
-        let Some(frame) = avail.get(LEN_PREFIX..LEN_PREFIX + len) else {
+        if avail.len() < LEN_PREFIX + len {
             return Ok(None);
-        };
-        let frame = frame.to_vec();
-        self.start += LEN_PREFIX + len;
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 64 * 1024 {
-            self.buf.drain(..self.start);
-            self.start = 0;
         }
-        Ok(Some(frame))
+        let begin = self.start + LEN_PREFIX;
+        self.start = begin + len;
+        Ok(Some(&self.buf[begin..begin + len]))
     }
 
     /// Bytes buffered but not yet returned as a frame.
@@ -105,11 +109,11 @@ mod tests {
             let mut got = Vec::new();
             d.push(&stream[..split]);
             while let Some(f) = d.next_frame(0, 1000).unwrap() {
-                got.push(f);
+                got.push(f.to_vec());
             }
             d.push(&stream[split..]);
             while let Some(f) = d.next_frame(0, 1000).unwrap() {
-                got.push(f);
+                got.push(f.to_vec());
             }
             assert_eq!(got, vec![b"hello".to_vec(), vec![], vec![9; 300]]);
             assert!(d.finish().is_ok());

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::crypto::keys::{LinkKeyBinding, LinkKeypair, X25519Public};
 use crate::crypto::noise::{
-    HandshakeSpec, LINK_PATTERN, NOISE_TAG_LEN, NoiseHandshake, NoiseTransport, Randomness,
+    HandshakeSpec, LINK_PATTERN, NoiseHandshake, NoiseTransport, Randomness,
 };
 use crate::time::Time;
 use crate::wire::cell::{CELL_LEN, Cell, Command};
@@ -415,11 +415,9 @@ impl Established {
                 &self.pending[offset..plain_end]
             };
             let cells = plain.len() / CELL_LEN;
-            let mut sealed = Vec::with_capacity(plain.len() + NOISE_TAG_LEN);
             self.transport
-                .write(plain, &mut sealed)
+                .write_framed(plain, &mut self.outbox)
                 .map_err(LinkError::Local)?;
-            encode_frame(&sealed, &mut self.outbox)?;
             self.stats.frames_out += 1;
             self.stats.cells_out += cells as u64;
             self.frames_since_rekey += 1;
@@ -448,13 +446,17 @@ impl Established {
         // One decryption buffer per session, reused across calls (an error drops it; the
         // session ends then anyway).
         let mut plain = std::mem::take(&mut self.plain_buf);
+        if plain.len() < MAX_TRANSPORT_FRAME {
+            plain.resize(MAX_TRANSPORT_FRAME, 0);
+        }
         while let Some(frame) = self.decoder.next_frame(0, MAX_TRANSPORT_FRAME)? {
             // `02-link.md#framing`: a transport frame holds whole cells.
             check_transport_frame_len(frame.len())?;
-            plain.clear();
-            self.transport
-                .read(&frame, &mut plain)
+            let n = self
+                .transport
+                .read_into(frame, &mut plain)
                 .map_err(LinkError::from_noise_read)?;
+            let plain = &plain[..n];
             self.last_recv = now;
             self.stats.frames_in += 1;
             let ncells = plain.len() / CELL_LEN;

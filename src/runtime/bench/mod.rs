@@ -379,9 +379,11 @@ fn get_f(v: &Value, path: &[&str]) -> Option<f64> {
 }
 
 fn print_table(r: &Value) {
-    let row = |name: &str, path: &[&str], unit: &str| match get_f(r, path) {
-        Some(x) => println!("{name:<58} {x:>12.2} {unit}"),
-        None => println!("{name:<58} {:>12} {unit}", "n/a"),
+    // Phases that were skipped (`--no-gateway`, `--idle-circuits 0`) print no row.
+    let row = |name: &str, path: &[&str], unit: &str| {
+        if let Some(x) = get_f(r, path) {
+            println!("{name:<58} {x:>12.2} {unit}");
+        }
     };
     println!(
         "umbra bench: {} relays, {} cores ({})",
