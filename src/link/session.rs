@@ -164,7 +164,7 @@ impl Handshaking {
             };
             let payload = self
                 .noise
-                .read_message(&msg)
+                .read_message(msg)
                 .map_err(LinkError::from_noise_read)?;
             match &mut self.side {
                 Side::Dialler { target, my_binding } => {
