@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use procs::{Procs, run, tempdir, umbra};
+use procs::{Procs, publish_site, tempdir, umbra};
 use serde_json::json;
 
 fn artifacts() -> PathBuf {
@@ -99,7 +99,6 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
     );
 
     // A newcomer's own site, published into the demo's network from another process.
-    let key = tmp.join("second.key");
     let folder = tmp.join("second-site");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(
@@ -107,25 +106,7 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
         "<!doctype html><title>Second site</title><h1 id=\"second\">A second site</h1>",
     )
     .unwrap();
-    let (ok, _, err) = run(
-        umbra()
-            .args(["keygen", "--kind", "identity", "--out"])
-            .arg(&key),
-        Duration::from_secs(30),
-    );
-    assert!(ok, "keygen: {err}");
-    let (ok, out, err) = run(
-        umbra()
-            .args(["publish", "--bootstrap"])
-            .arg(&demo.bootstrap)
-            .arg("--key")
-            .arg(&key)
-            .arg(&folder),
-        Duration::from_secs(120),
-    );
-    assert!(ok, "publish into the demo network: {err}");
-    let second = out.lines().last().unwrap().trim().to_string();
-    let second_label = second.trim_end_matches(".umbra");
+    let second_label = publish_site(&tmp, &demo.bootstrap, &folder);
     let second_url = format!("http://{second_label}.localhost:{}", demo.port);
 
     let driver = webdriver::Driver::start();

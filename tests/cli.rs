@@ -190,5 +190,10 @@ fn bench_measures_a_local_network_and_writes_every_figure_as_json() {
     }
     assert!(f(&["idle_circuits", "circuits_held"]) >= 100.0, "{v}");
     assert!(f(&["idle_circuits", "rss_bytes_per_relay_circuit"]) >= 0.0);
+    assert!(
+        f(&["idle_circuits", "relay_rss_bytes_after"]) > 0.0,
+        "RSS was not read"
+    );
+    assert_eq!(f(&["idle_circuits", "circuits_failed"]), 0.0);
     assert!(f(&["idle_circuits", "hop_handshakes_per_relay_cpu_s"]) > 0.0);
 }

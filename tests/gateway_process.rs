@@ -8,67 +8,12 @@
 
 mod procs;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use procs::{Procs, free_addr, run, start_relays, tempdir, umbra};
-
-struct Resp {
-    status: u16,
-    headers: BTreeMap<String, Vec<String>>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        let v = self.headers.get(name).map(Vec::as_slice).unwrap_or(&[]);
-        assert!(v.len() <= 1, "header {name} sent {} times", v.len());
-        v.first().map_or("", String::as_str)
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; `target` as sent on the request line.
-fn request(gw: SocketAddr, method: &str, target: &str, host: &str, extra: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect_timeout(&gw, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no reply head")
-        + 4;
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            headers
-                .entry(k.trim().to_ascii_lowercase())
-                .or_default()
-                .push(v.trim().to_string());
-        }
-    }
-    Resp {
-        status,
-        headers,
-        body: raw[end..].to_vec(),
-    }
-}
+use procs::{
+    Procs, free_addr, publish_site, request, start_relays, tempdir, umbra, wait_listening,
+};
 
 #[test]
 fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_offline() {
@@ -84,24 +29,8 @@ fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_off
     std::fs::write(site.join("data.bin"), &data).unwrap();
     std::fs::write(site.join("other.bin"), &other).unwrap();
     std::fs::write(site.join("docs/index.html"), b"docs").unwrap();
-    let key = dir.join("site.key");
-    let (ok, _, err) = run(
-        umbra().args(["keygen", "--out"]).arg(&key),
-        Duration::from_secs(30),
-    );
-    assert!(ok, "{err}");
-    let (ok, out, err) = run(
-        umbra()
-            .args(["publish", "--bootstrap"])
-            .arg(&bootstrap)
-            .arg("--key")
-            .arg(&key)
-            .arg(&site),
-        Duration::from_secs(120),
-    );
-    assert!(ok, "publish: {err}");
-    let address = out.lines().last().unwrap().trim().to_string();
-    let label = address.trim_end_matches(".umbra").to_string();
+    let label = publish_site(&dir, &bootstrap, &site);
+    let address = format!("{label}.umbra");
 
     let gw = free_addr("127.0.0.1");
     let reader = umbra()
@@ -114,11 +43,7 @@ fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_off
         .spawn()
         .unwrap();
     let _reader = Procs(vec![reader]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect_timeout(&gw, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(gw, "the gateway");
     let host = format!("{label}.localhost:{}", gw.port());
     let get = |path: &str, extra: &[(&str, &str)]| request(gw, "GET", path, &host, extra);
 

@@ -17,13 +17,14 @@
 mod procs;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use procs::{Procs, free_addr, run, start_relays_with, tempdir, umbra};
+use procs::{
+    Procs, free_addr, publish_site, request, run, start_relays_with, tempdir, umbra, wait_listening,
+};
 
 /// First port of the private Tor network (its web ports are BASE+400 and BASE+401).
 const BASE: u16 = 16000;
@@ -215,25 +216,6 @@ fn accepted_peers(dir: &Path, relays: usize) -> Vec<SocketAddr> {
     out
 }
 
-fn http_get(gw: SocketAddr, host: &str, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect_timeout(&gw, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
-    let status = String::from_utf8_lossy(&raw[..end])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, raw.get(end + 4..).unwrap_or_default().to_vec())
-}
-
 #[test]
 fn a_reader_reaches_its_guard_through_tor_and_moves_data_intact() {
     let dir = tempdir("tor-first-hop");
@@ -333,36 +315,8 @@ fn a_reader_reaches_its_guard_through_tor_and_moves_data_intact() {
     )
     .unwrap();
     std::fs::write(site.join("data.bin"), &page).unwrap();
-    let key = dir.join("site.key");
-    let (ok, _, err) = run(
-        umbra().args(["keygen", "--out"]).arg(&key),
-        Duration::from_secs(30),
-    );
-    assert!(ok, "{err}");
-    let (ok, published, err) = run(
-        umbra()
-            .args(["publish", "--bootstrap"])
-            .arg(&bootstrap)
-            .arg("--key")
-            .arg(&key)
-            .arg(&site),
-        Duration::from_secs(120),
-    );
-    assert!(ok, "publish: {err}");
-    let label = published
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .trim_end_matches(".umbra")
-        .to_string();
+    let label = publish_site(&dir, &bootstrap, &site);
     let gw = free_addr("127.0.0.1");
-    let mut cfg_run = std::fs::read_to_string(&cfg).unwrap();
-    cfg_run = cfg_run.replace(
-        &format!("state_dir = \"{}\"", dir.join("arti").display()),
-        &format!("state_dir = \"{}\"", dir.join("arti-run").display()),
-    );
-    std::fs::write(dir.join("run.toml"), cfg_run).unwrap();
     let run_log = std::fs::File::create(dir.join("run.log")).unwrap();
     let reader = umbra()
         .args(["run", "--bootstrap"])
@@ -370,20 +324,17 @@ fn a_reader_reaches_its_guard_through_tor_and_moves_data_intact() {
         .args(["--listen", &gw.to_string(), "--data-dir"])
         .arg(dir.join("reader"))
         .arg("--config")
-        .arg(dir.join("run.toml"))
+        .arg(&cfg)
         .stdout(Stdio::null())
         .stderr(run_log)
         .spawn()
         .unwrap();
     let reader_pid = reader.id();
     let _reader = Procs(vec![reader]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect_timeout(&gw, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(gw, "the gateway");
     let host = format!("{label}.localhost:{}", gw.port());
-    let (status, body) = http_get(gw, &host, "/data.bin");
+    let r = request(gw, "GET", "/data.bin", &host, &[]);
+    let (status, body) = (r.status, r.body);
     let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
     assert_eq!(status, 200, "gateway through Tor: {log}");
     assert!(
@@ -391,8 +342,14 @@ fn a_reader_reaches_its_guard_through_tor_and_moves_data_intact() {
         "the site's file arrived altered ({} bytes)",
         body.len()
     );
-    let (_, status_json) = http_get(gw, &format!("localhost:{}", gw.port()), "/api/status");
-    let status_json = String::from_utf8_lossy(&status_json).into_owned();
+    let r = request(
+        gw,
+        "GET",
+        "/api/status",
+        &format!("localhost:{}", gw.port()),
+        &[],
+    );
+    let status_json = String::from_utf8_lossy(&r.body).into_owned();
     assert!(
         status_json.contains("\"tor\":{") && status_json.contains("\"state\":\"ready\""),
         "{status_json}"

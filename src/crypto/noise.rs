@@ -412,6 +412,23 @@ impl fmt::Debug for NoiseTransport {
 }
 
 impl NoiseTransport {
+    /// Encrypt `payload` and append it to `out` as one frame: a big-endian u16 length, then
+    /// the message (`02-link.md#framing`), sealed straight into `out`.
+    pub fn write_framed(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseFailure> {
+        let len = u16::try_from(payload.len() + NOISE_TAG_LEN).map_err(|_| NoiseFailure::Input)?;
+        let start = out.len();
+        out.extend_from_slice(&len.to_be_bytes());
+        self.write(payload, out)
+            .inspect_err(|_| out.truncate(start))
+    }
+
+    /// Decrypt `message` into `out` (which must hold at least `message.len()` bytes);
+    /// returns the payload's length. `out` is not cleared first: callers reuse one buffer.
+    pub fn read_into(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, NoiseFailure> {
+        let out = out.get_mut(..message.len()).ok_or(NoiseFailure::Input)?;
+        self.0.read_message(message, out).map_err(map_err)
+    }
+
     /// Encrypt `payload`, appending the message to `out`.
     pub fn write(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseFailure> {
         let start = out.len();
@@ -428,46 +445,19 @@ impl NoiseTransport {
         }
     }
 
-    /// Encrypt `payload` and append it to `out` as one frame: a big-endian u16 length, then
-    /// the message (`02-link.md#framing`), sealed straight into `out` with no intermediate
-    /// buffer.
-    pub fn write_framed(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseFailure> {
-        let len = u16::try_from(payload.len() + NOISE_TAG_LEN).map_err(|_| NoiseFailure::Input)?;
-        let start = out.len();
-        out.extend_from_slice(&len.to_be_bytes());
-        out.resize(start + 2 + usize::from(len), 0);
-        match self.0.write_message(payload, &mut out[start + 2..]) {
-            Ok(n) if n == usize::from(len) => Ok(()),
-            Ok(_) => {
-                out.truncate(start);
-                Err(NoiseFailure::Input)
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(map_err(e))
-            }
-        }
-    }
-
-    /// Decrypt `message` into `out` (which must hold at least `message.len()` bytes);
-    /// returns the payload's length. `out` is not cleared first: callers reuse one buffer.
-    pub fn read_into(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, NoiseFailure> {
-        let out = out.get_mut(..message.len()).ok_or(NoiseFailure::Input)?;
-        self.0.read_message(message, out).map_err(map_err)
-    }
-
-    /// Decrypt `message`, appending its payload to `out`.
+    /// Decrypt `message`, appending its payload to `out` (the vectors' form of
+    /// [`NoiseTransport::read_into`], which links use).
     pub fn read(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseFailure> {
         let start = out.len();
         out.resize(start + message.len(), 0);
-        match self.0.read_message(message, &mut out[start..]) {
+        match self.read_into(message, &mut out[start..]) {
             Ok(n) => {
                 out.truncate(start + n);
                 Ok(())
             }
             Err(e) => {
                 out.truncate(start);
-                Err(map_err(e))
+                Err(e)
             }
         }
     }

@@ -35,8 +35,9 @@ impl FrameDecoder {
         FrameDecoder::default()
     }
 
-    /// Drop frames already returned: the buffer restarts at zero when empty, and is
-    /// compacted once more than 64 KiB of it is consumed.
+    /// Drop frames already returned, before new bytes are appended: the buffer restarts at
+    /// zero when empty, and is compacted once more than 64 KiB of it is consumed. (Only
+    /// here: compacting between the frames of one read would move the rest each time.)
     fn compact(&mut self) {
         if self.start == self.buf.len() {
             self.buf.clear();
@@ -54,10 +55,9 @@ impl FrameDecoder {
     }
 
     /// The next whole frame if one is buffered, borrowed from the decoder's buffer (no
-    /// copy; valid until the next call). A length prefix above `max` (or below `min`) is an
+    /// copy; valid until the next `push`). A length prefix above `max` (or below `min`) is an
     /// error as soon as the prefix is seen (`02-link.md#framing`).
     pub fn next_frame(&mut self, min: usize, max: usize) -> Result<Option<&[u8]>, LinkError> {
-        self.compact();
         let avail = &self.buf[self.start..];
         let Some(prefix) = avail.get(..LEN_PREFIX) else {
             return Ok(None);

@@ -356,12 +356,7 @@ pub fn main() -> ExitCode {
             let Ok(file) = load_config("probe", config.as_deref()) else {
                 return ExitCode::from(2);
             };
-            let tor_dir = file
-                .reader
-                .data_dir
-                .clone()
-                .or_else(super::config::default_data_dir)
-                .unwrap_or_else(std::env::temp_dir);
+            let tor_dir = tor_state_base(None, &file.reader);
             super::relay_cmd::probe(&bootstrap, echo, timeout, (&file.tor, &tor_dir))
         }
         Command::Demo {
@@ -405,11 +400,8 @@ pub fn main() -> ExitCode {
             let gw = file.gateway;
             let listen = listen.unwrap_or(gw.listen);
             // Guards are kept even with the block cache off: they protect the reader.
-            let state = reader_state(data_dir, &file.reader);
-            let tor_dir = state
-                .as_ref()
-                .and_then(|(f, _)| f.parent().map(PathBuf::from))
-                .unwrap_or_else(std::env::temp_dir);
+            let state = reader_state(data_dir.clone(), &file.reader);
+            let tor_dir = tor_state_base(data_dir.clone(), &file.reader);
             done(
                 "run",
                 super::node_cmd::run(
@@ -439,14 +431,24 @@ fn load_config(what: &str, path: Option<&std::path::Path>) -> Result<super::conf
 
 /// The reader's state file (block cache and guards) and its quota: `--data-dir`, else
 /// `[reader] data_dir`, else the XDG data directory.
+/// The reader's data directory: the flag, else `[reader] data_dir`, else the default.
+fn reader_dir(flag: Option<PathBuf>, reader: &super::config::ReaderSection) -> Option<PathBuf> {
+    flag.or_else(|| reader.data_dir.clone())
+        .or_else(super::config::default_data_dir)
+}
+
 fn reader_state(
     flag: Option<PathBuf>,
     reader: &super::config::ReaderSection,
 ) -> Option<(PathBuf, u64)> {
-    let dir = flag
-        .or_else(|| reader.data_dir.clone())
-        .or_else(super::config::default_data_dir)?;
+    let dir = reader_dir(flag, reader)?;
     Some((dir.join("cache.redb"), reader.cache_quota_mib << 20))
+}
+
+/// Where Tor's state goes unless `[tor] state_dir` says otherwise: the reader's data
+/// directory, or a temporary one when there is no home directory.
+fn tor_state_base(flag: Option<PathBuf>, reader: &super::config::ReaderSection) -> PathBuf {
+    reader_dir(flag, reader).unwrap_or_else(|| std::env::temp_dir().join("umbra"))
 }
 
 fn done(what: &str, r: Result<bool, String>) -> ExitCode {

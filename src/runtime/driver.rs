@@ -290,11 +290,12 @@ impl Driver {
     ) -> (i32, Node) {
         if let Some(l) = listener {
             let tx = self.tx.clone();
+            let log_links = std::env::var_os("UMBRA_LOG").is_some();
             tokio::spawn(async move {
                 loop {
                     match l.accept().await {
                         Ok((s, a)) => {
-                            if std::env::var_os("UMBRA_LOG").is_some() {
+                            if log_links {
                                 eprintln!("umbra: link accepted from {}", Sensitive(a));
                             }
                             if tx

@@ -4,7 +4,9 @@
 // Process-level helpers wait on real processes, so they read the real clock.
 #![allow(clippy::disallowed_methods, dead_code)]
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -105,17 +107,114 @@ pub fn start_relays_with(
             .unwrap();
         procs.0.push(child);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
     for a in &addrs {
-        while std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "relay on {a} did not start listening in time"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(*a, "a relay");
     }
     (procs, bootstrap)
+}
+
+/// Wait (at most 20 s) until something listens on `addr`.
+pub fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} on {addr} did not start listening in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Make a site key in `dir` and publish `site` with `umbra publish`; returns the site's
+/// address label (without `.umbra`).
+pub fn publish_site(dir: &Path, bootstrap: &Path, site: &Path) -> String {
+    let key = dir.join(format!(
+        "{}.key",
+        site.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let (ok, _, err) = run(
+        umbra().args(["keygen", "--out"]).arg(&key),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "keygen: {err}");
+    let (ok, out, err) = run(
+        umbra()
+            .args(["publish", "--bootstrap"])
+            .arg(bootstrap)
+            .arg("--key")
+            .arg(&key)
+            .arg(site),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "publish: {err}");
+    out.lines()
+        .last()
+        .unwrap()
+        .trim()
+        .trim_end_matches(".umbra")
+        .to_string()
+}
+
+/// An HTTP response.
+pub struct Resp {
+    pub status: u16,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// A header sent at most once (asserted), or "".
+    pub fn header(&self, name: &str) -> &str {
+        let v = self.headers.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        assert!(v.len() <= 1, "header {name} sent {} times", v.len());
+        v.first().map_or("", String::as_str)
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; `target` as sent on the request line.
+pub fn request(
+    gw: SocketAddr,
+    method: &str,
+    target: &str,
+    host: &str,
+    extra: &[(&str, &str)],
+) -> Resp {
+    let mut s = TcpStream::connect_timeout(&gw, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no reply head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_string());
+        }
+    }
+    Resp {
+        status,
+        headers,
+        body: raw[end..].to_vec(),
+    }
 }
 
 /// Run a command to completion within `limit`: (success, stdout, stderr).

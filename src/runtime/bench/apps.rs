@@ -3,6 +3,8 @@
 //! Not in this module: processes, CPU or memory readings (see `bench/mod.rs`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::circuit::ClientEvent;
 use crate::ids::{CircHandle, StreamHandle};
@@ -11,29 +13,40 @@ use crate::runtime::driver::App;
 use crate::runtime::probe::{IN_FLIGHT, pattern};
 use crate::time::Time;
 
+/// Which part of a [`CircuitBench`] a circuit was launched in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Sequential,
+    Concurrent,
+}
+
 /// Circuit builds: `warmup` untimed ones (`parallel` in flight; they open the links between
 /// relays, as on a running network), `sequential` one after another, then `concurrent` with
-/// at most `parallel` in flight. Every circuit is closed once built.
+/// at most `parallel` in flight. Every circuit is closed once built. Each circuit is
+/// counted in the phase it was launched in, so a failure does not shift the others.
 #[derive(Debug)]
 pub struct CircuitBench {
     warmup: usize,
     sequential: usize,
     concurrent: usize,
     parallel: usize,
-    /// Build times of the sequential circuits, in order (the first one also opens links).
+    /// Build times of the sequential circuits, in order.
     pub sequential_ms: Vec<f64>,
-    /// (start, end) of the concurrent phase, and how many it built.
+    /// When the concurrent phase started, and when its last circuit was built.
     pub concurrent_span: Option<(Time, Time)>,
+    /// Circuits the concurrent phase built.
+    pub concurrent_built: usize,
     /// Circuits that failed.
     pub failed: usize,
-    pending: BTreeMap<CircHandle, Time>,
+    pending: BTreeMap<CircHandle, (Time, Phase)>,
     launched: usize,
-    built: usize,
     result: Option<i32>,
 }
 
 impl CircuitBench {
-    /// Build `sequential` circuits one by one, then `concurrent` with `parallel` in flight.
+    /// `warmup` untimed circuits, `sequential` one by one, then `concurrent` with
+    /// `parallel` in flight.
     pub fn new(
         warmup: usize,
         sequential: usize,
@@ -47,39 +60,43 @@ impl CircuitBench {
             parallel: parallel.max(1),
             sequential_ms: Vec::new(),
             concurrent_span: None,
+            concurrent_built: 0,
             failed: 0,
             pending: BTreeMap::new(),
             launched: 0,
-            built: 0,
             result: None,
         }
     }
 
     fn launch(&mut self, node: &mut Node, now: Time) {
-        if self.launched < self.warmup {
-            while self.launched < self.warmup && self.pending.len() < self.parallel {
-                self.launched += 1;
-                self.pending.insert(node.build_circuit(now), now);
+        let (phase, limit, in_flight) = if self.launched < self.warmup {
+            (Phase::Warmup, self.warmup, self.parallel)
+        } else if self.launched < self.warmup + self.sequential {
+            // One at a time, and only once the warm-up circuits are all done.
+            (Phase::Sequential, self.warmup + self.sequential, 1)
+        } else {
+            (
+                Phase::Concurrent,
+                self.warmup + self.sequential + self.concurrent,
+                self.parallel,
+            )
+        };
+        if phase == Phase::Concurrent && self.concurrent_span.is_none() {
+            if !self.pending.is_empty() {
+                return;
             }
-            return;
-        }
-        if self.launched < self.warmup + self.sequential {
-            if self.pending.is_empty() {
-                self.launched += 1;
-                self.pending.insert(node.build_circuit(now), now);
-            }
-            return;
-        }
-        if self.concurrent_span.is_none() {
             self.concurrent_span = Some((now, now));
         }
-        while self.launched < self.warmup + self.sequential + self.concurrent
-            && self.pending.len() < self.parallel
-        {
-            self.launched += 1;
-            self.pending.insert(node.build_circuit(now), now);
+        if phase == Phase::Sequential && self.pending.values().any(|p| p.1 == Phase::Warmup) {
+            return;
         }
-        if self.pending.is_empty() {
+        while self.launched < limit && self.pending.len() < in_flight {
+            self.launched += 1;
+            self.pending.insert(node.build_circuit(now), (now, phase));
+        }
+        if self.launched == self.warmup + self.sequential + self.concurrent
+            && self.pending.is_empty()
+        {
             self.result = Some(if self.failed * 10 > self.launched {
                 1
             } else {
@@ -97,17 +114,20 @@ impl App for CircuitBench {
     fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
         match event {
             ClientEvent::Built { circ, .. } => {
-                let Some(start) = self.pending.remove(&circ) else {
+                let Some((start, phase)) = self.pending.remove(&circ) else {
                     return;
                 };
-                self.built += 1;
-                if self.built <= self.warmup {
-                    // untimed
-                } else if self.built <= self.warmup + self.sequential {
-                    self.sequential_ms
-                        .push(now.saturating_since(start).as_secs_f64() * 1e3);
-                } else if let Some((s, _)) = self.concurrent_span {
-                    self.concurrent_span = Some((s, now));
+                match phase {
+                    Phase::Warmup => {}
+                    Phase::Sequential => self
+                        .sequential_ms
+                        .push(now.saturating_since(start).as_secs_f64() * 1e3),
+                    Phase::Concurrent => {
+                        self.concurrent_built += 1;
+                        if let Some((s, _)) = self.concurrent_span {
+                            self.concurrent_span = Some((s, now));
+                        }
+                    }
                 }
                 node.close_circuit(now, circ);
             }
@@ -301,34 +321,35 @@ impl App for BulkBench {
     }
 }
 
+/// Circuits [`IdleCircuits`] apps have built and seen fail, shared with the caller.
+#[derive(Debug, Default)]
+pub struct IdleCounts {
+    /// Built and held.
+    pub built: AtomicUsize,
+    /// Failed.
+    pub failed: AtomicUsize,
+}
+
 /// Builds `count` circuits (`parallel` in flight) and keeps them open and idle until the
-/// driver is stopped. `built` counts them.
+/// driver is stopped, counting into `counts`.
 #[derive(Debug)]
 pub struct IdleCircuits {
     count: usize,
     parallel: usize,
     launched: usize,
     in_flight: usize,
-    /// Circuits built and held.
-    pub built: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// Circuits that failed.
-    pub failed: usize,
+    counts: Arc<IdleCounts>,
 }
 
 impl IdleCircuits {
     /// Hold `count` circuits.
-    pub fn new(
-        count: usize,
-        parallel: usize,
-        built: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ) -> IdleCircuits {
+    pub fn new(count: usize, parallel: usize, counts: Arc<IdleCounts>) -> IdleCircuits {
         IdleCircuits {
             count,
             parallel: parallel.max(1),
             launched: 0,
             in_flight: 0,
-            built,
-            failed: 0,
+            counts,
         }
     }
 }
@@ -339,18 +360,13 @@ impl App for IdleCircuits {
     }
 
     fn on_event(&mut self, _: &mut Node, _: Time, event: ClientEvent) {
-        match event {
-            ClientEvent::Built { .. } => {
-                self.in_flight = self.in_flight.saturating_sub(1);
-                self.built
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            ClientEvent::Failed { .. } => {
-                self.in_flight = self.in_flight.saturating_sub(1);
-                self.failed += 1;
-            }
-            _ => {}
-        }
+        let counter = match event {
+            ClientEvent::Built { .. } => &self.counts.built,
+            ClientEvent::Failed { .. } => &self.counts.failed,
+            _ => return,
+        };
+        self.in_flight = self.in_flight.saturating_sub(1);
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     fn tick(&mut self, node: &mut Node, now: Time) {

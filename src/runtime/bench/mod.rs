@@ -15,12 +15,12 @@ mod procs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use self::apps::{BulkBench, CircuitBench, IdleCircuits};
+use self::apps::{BulkBench, CircuitBench, IdleCircuits, IdleCounts};
 use self::procs::{Network, rss_bytes, steal_percent, steal_ticks};
 use super::driver::{App, Dialer, Driver, os_rng, wall_now};
 use crate::node::{Node, NodeConfig};
@@ -95,7 +95,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
     let (c0, c1) = circuits
         .concurrent_span
         .ok_or("no concurrent circuits were built")?;
-    let rate = 400.0 / c1.saturating_since(c0).as_secs_f64().max(1e-9);
+    let rate = circuits.concurrent_built as f64 / c1.saturating_since(c0).as_secs_f64().max(1e-9);
     let steal_circuits = steal_percent(steal_start, steal_ticks());
     out["circuit_build"] = json!({
                 "median_ms": percentile(warm, 50.0),
@@ -215,7 +215,7 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
     const READERS: usize = 6;
     let rss0: u64 = net.relay_pids().iter().map(|&p| rss_bytes(p)).sum();
     let cpu0 = net.relay_cpu();
-    let built = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new(IdleCounts::default());
     let start = Instant::now();
     let per = total.div_ceil(READERS);
     let (held_at, cpu_at, rss_after, max_rss) = rt.block_on(async {
@@ -223,10 +223,10 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         for _ in 0..READERS {
             let node = reader_node(net);
-            let built = built.clone();
+            let counts = counts.clone();
             let mut rx = stop_rx.clone();
             local.spawn_local(async move {
-                let mut app = IdleCircuits::new(per, 64, built);
+                let mut app = IdleCircuits::new(per, 64, counts);
                 Driver::new(node, Instant::now())
                     .run(None, &mut app, async move {
                         let _ = rx.wait_for(|s| *s).await;
@@ -240,11 +240,12 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
                 let mut last = (0, Instant::now());
                 loop {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    let n = built.load(Ordering::Relaxed);
+                    let n = counts.built.load(Ordering::Relaxed)
+                        + counts.failed.load(Ordering::Relaxed);
                     if n != last.0 {
                         last = (n, Instant::now());
                     }
-                    // Done when every circuit is built, or nothing moved for 5 s.
+                    // Done when every circuit is built or failed, or nothing moved for 5 s.
                     if n >= per * READERS
                         || last.1.elapsed() > Duration::from_secs(5)
                         || Instant::now() > deadline
@@ -268,13 +269,14 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
             })
             .await
     });
-    let n = built.load(Ordering::Relaxed);
+    let n = counts.built.load(Ordering::Relaxed);
     // Every circuit is held by three relays.
     let relay_circuits = 3 * n;
     let per_circuit = rss_after.saturating_sub(rss0) as f64 / relay_circuits.max(1) as f64;
     let base = rss0 as f64 / net.relay_pids().len().max(1) as f64;
     Ok(json!({
         "circuits_held": n,
+        "circuits_failed": counts.failed.load(Ordering::Relaxed),
         "relay_circuit_states": relay_circuits,
         "build_seconds": held_at.as_secs_f64(),
         "relay_rss_bytes_before": rss0,
