@@ -114,6 +114,13 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
 
     // 1. The page renders: its text is in the DOM.
     browser.goto(&format!("{}/", demo.site_url));
+    // The tab holds the gateway's frame page; the site is in its sandboxed frame.
+    let top = browser.run("return location.hostname;");
+    assert!(
+        top.as_str().is_some_and(|h| h.starts_with("view.")),
+        "the site is the top-level document: {top}"
+    );
+    browser.enter_frame(0);
     browser.wait_for(
         "return !!document.getElementById('intro') && document.getElementById('intro').textContent.includes('signed peer-to-peer site');",
         Duration::from_secs(30),
@@ -157,6 +164,7 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
         "{mine}"
     );
     browser.goto(&format!("{second_url}/"));
+    browser.enter_frame(0);
     browser.wait_for(
         "return !!document.getElementById('second');",
         Duration::from_secs(30),
@@ -173,6 +181,7 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
     browser.screenshot(&art.join("second-site.png"));
     // A large page streams whole.
     browser.goto(&format!("{}/library/", demo.site_url));
+    browser.enter_frame(0);
     browser.wait_for(
         "return !!document.getElementById('library-end') && document.querySelectorAll('article').length === 2000;",
         Duration::from_secs(60),
@@ -180,6 +189,12 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
     );
     // An error page for a path the site does not have.
     browser.goto(&format!("{}/no-such-page.html", demo.site_url));
+    browser.enter_frame(0);
+    browser.wait_for(
+        "return document.readyState === 'complete' && document.title !== '';",
+        Duration::from_secs(30),
+        "the error page",
+    );
     let title = browser.run("return document.title;");
     assert!(title.as_str().is_some_and(|t| t.contains("404")), "{title}");
 

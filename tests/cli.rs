@@ -69,6 +69,7 @@ fn keygen_writes_private_files_and_never_overwrites() {
 fn help_names_every_command_with_an_example() {
     for cmd in [
         "interop", "keygen", "demo", "relay", "probe", "publish", "fetch", "init", "run", "status",
+        "browse",
     ] {
         let (code, out) = umbra(&[cmd, "--help"]);
         assert_eq!(code, 0, "{out}");
@@ -119,6 +120,11 @@ fn init_writes_keys_and_a_config_that_parses_and_never_overwrites() {
     }
     let toml = std::fs::read_to_string(dir.join("umbra.toml")).unwrap();
     assert!(toml.contains("# listen = \"127.0.0.1:8470\""), "{toml}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the data directory is readable by others");
+    }
     // The written file is accepted by the commands that read it.
     let (code, out) = umbra(&[
         "relay",

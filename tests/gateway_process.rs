@@ -44,6 +44,13 @@ fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_off
         .unwrap();
     let _reader = Procs(vec![reader]);
     wait_listening(gw, "the gateway");
+    // The reader's data directory and cache (its reading history) are its user's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("reader")), 0o700);
+        assert_eq!(mode(&dir.join("reader/cache.redb")), 0o600);
+    }
     let host = format!("{label}.localhost:{}", gw.port());
     let get = |path: &str, extra: &[(&str, &str)]| request(gw, "GET", path, &host, extra);
 
@@ -102,6 +109,44 @@ fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_off
     );
     assert_eq!(r.status, 400);
     assert!(String::from_utf8_lossy(&r.body).contains("checksum"));
+    // RFC 9112 §3.2: two Host headers are a 400, whichever comes first.
+    let r = request(gw, "GET", "/", &host, &[("Host", "localhost:1")]);
+    assert_eq!(r.status, 400);
+    // Proxy mode is absolute-form only: an origin-form `.umbra` Host is not served.
+    assert_eq!(
+        request(gw, "GET", "/", &format!("{address}:1"), &[]).status,
+        421
+    );
+    // A browser's top-level navigation never gets a site as the top document: it is sent
+    // to the frame page, which frames the site and nothing else.
+    let r = get("/index.html", &[("Sec-Fetch-Dest", "document")]);
+    let view = format!("http://view.{label}.localhost:{}", gw.port());
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, format!("{view}/index.html").as_str())
+    );
+    let r = request(gw, "GET", "/index.html", &view[7..], &[]);
+    assert_eq!(r.status, 200);
+    let csp = r.header("content-security-policy");
+    assert!(
+        csp.contains(&format!(
+            "frame-src http://{label}.localhost:{};",
+            gw.port()
+        )),
+        "{csp}"
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body)
+            .contains("sandbox=\"allow-scripts allow-same-origin allow-forms allow-modals\"")
+    );
+    let r = get("/index.html", &[("Sec-Fetch-Dest", "iframe")]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-security-policy")
+            .ends_with(&format!("frame-ancestors {view} 'self'")),
+        "{}",
+        r.header("content-security-policy")
+    );
     // Proxy mode: the site by its .umbra name; the clearnet and tunnels never.
     let r = request(
         gw,

@@ -11,8 +11,10 @@
 
 pub mod fetch;
 pub mod range;
+pub mod shell;
 
 use crate::site::address::{AddressError, SiteAddress};
+use shell::{ASSET_PREFIX, Destination, VIEW_LABEL, destination};
 
 /// The suffix browsers send to loopback (RFC 6761 §6.3) that carries a site's address.
 pub const LOCALHOST_SUFFIX: &str = ".localhost";
@@ -26,6 +28,26 @@ pub enum Route {
     Dashboard {
         /// The decoded path, starting with `/`.
         path: String,
+    },
+    /// A site's frame page (`view.<address>.localhost`, see [`shell`]).
+    Shell {
+        /// The site.
+        site: SiteAddress,
+        /// The origin-form target the frame loads (path and query).
+        target: String,
+    },
+    /// One of the frame page's own files (`/.umbra/shell.js`, `/.umbra/shell.css`).
+    ShellFile {
+        /// The file's name after the prefix.
+        name: String,
+    },
+    /// A top-level navigation to a site's content origin: answered with a 303 to its frame
+    /// page, so that a site is never the top-level document ([`shell`]).
+    ToShell {
+        /// The site.
+        site: SiteAddress,
+        /// The origin-form target (path and query).
+        target: String,
     },
     /// A file of a site.
     Site {
@@ -64,6 +86,9 @@ pub enum Refusal {
     /// The path is not valid (bad percent-encoding, `..`, control characters).
     #[error("the path is not valid")]
     BadPath,
+    /// More than one `Host` header (RFC 9112 §3.2).
+    #[error("the request has more than one Host header")]
+    DuplicateHost,
 }
 
 impl Refusal {
@@ -72,7 +97,7 @@ impl Refusal {
         match self {
             Refusal::UnknownHost(_) => 421,
             Refusal::Clearnet(_) => 403,
-            Refusal::BadAddress { .. } | Refusal::BadPath => 400,
+            Refusal::BadAddress { .. } | Refusal::BadPath | Refusal::DuplicateHost => 400,
             Refusal::Method(_) => 405,
         }
     }
@@ -142,14 +167,31 @@ fn site_label(label: &str, path: &str, proxied: bool) -> Route {
     }
 }
 
-/// Decide what a request is for. `method` and `target` are the request line's, `host` the
-/// `Host` header, `port` the port the gateway listens on.
+/// The parts of a request that decide where it goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestHead<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// The request target, as in the request line.
+    pub target: &'a str,
+    /// The `Host` header (`None` when absent).
+    pub host: Option<&'a str>,
+    /// The `Sec-Fetch-Dest` header.
+    pub fetch_dest: Option<&'a str>,
+    /// The `Accept` header.
+    pub accept: Option<&'a str>,
+}
+
+/// Decide what a request is for; `port` is the port the gateway listens on.
 ///
 /// Served: `localhost`, `127.0.0.1` and `[::1]` (the dashboard), `<address>.localhost` (a
-/// site), and in proxy mode absolute `http://<address>.umbra/...` targets. The port in
-/// `Host` must be the gateway's own. Everything else is refused, which is what stops a DNS
-/// rebinding page (`evil.example` resolving to 127.0.0.1) from reading the gateway.
-pub fn route(method: &str, target: &str, host: Option<&str>, port: u16) -> Route {
+/// site's files; a top-level navigation there goes to the frame page instead),
+/// `view.<address>.localhost` (the frame page), and in proxy mode absolute
+/// `http://<address>.umbra/...` targets. The port in `Host` must be the gateway's own.
+/// Everything else is refused, which is what stops a DNS rebinding page (`evil.example`
+/// resolving to 127.0.0.1) from reading the gateway.
+pub fn route(req: &RequestHead<'_>, port: u16) -> Route {
+    let (method, target) = (req.method, req.target);
     if method != "GET" && method != "HEAD" {
         return Route::Refused(Refusal::Method(method.chars().take(16).collect()));
     }
@@ -162,8 +204,21 @@ pub fn route(method: &str, target: &str, host: Option<&str>, port: u16) -> Route
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let (name, _) = split_host(authority);
+        let (name, authority_port) = split_host(authority);
         let Some(label) = name.strip_suffix(UMBRA_SUFFIX) else {
+            // The gateway's own names through the proxy (a browser with the loopback bypass
+            // removed sends them here too): served as if asked directly.
+            let ours = authority_port == Some(port)
+                && (matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+                    || name.ends_with(LOCALHOST_SUFFIX));
+            if ours {
+                let direct = RequestHead {
+                    target: path,
+                    host: Some(authority),
+                    ..*req
+                };
+                return route(&direct, port);
+            }
             return Route::Refused(Refusal::Clearnet(name));
         };
         return match decode_path(path) {
@@ -179,21 +234,45 @@ pub fn route(method: &str, target: &str, host: Option<&str>, port: u16) -> Route
         Ok(p) => p,
         Err(r) => return Route::Refused(r),
     };
-    let (name, host_port) = split_host(host.unwrap_or(""));
-    let port_ok = host_port.unwrap_or(80) == port;
-    if let Some(label) = name.strip_suffix(UMBRA_SUFFIX) {
-        // A browser in proxy mode may send origin-form with the Host it asked for.
-        return site_label(label, &path, true);
-    }
-    if !port_ok {
+    let (name, host_port) = split_host(req.host.unwrap_or(""));
+    // Proxy mode uses absolute targets only; an origin-form `.umbra` Host (any port) is not
+    // a request this gateway serves.
+    if host_port.unwrap_or(80) != port {
         return Route::Refused(Refusal::UnknownHost(name));
     }
     match name.as_str() {
         "localhost" | "127.0.0.1" | "[::1]" => Route::Dashboard { path },
-        _ => match name.strip_suffix(LOCALHOST_SUFFIX) {
-            Some(label) if !label.contains('.') => site_label(label, &path, false),
-            _ => Route::Refused(Refusal::UnknownHost(name)),
-        },
+        _ => {
+            let Some(labels) = name.strip_suffix(LOCALHOST_SUFFIX) else {
+                return Route::Refused(Refusal::UnknownHost(name));
+            };
+            match labels.split_once('.') {
+                None => match site_label(labels, &path, false) {
+                    Route::Site { site, .. }
+                        if destination(req.fetch_dest, req.accept) == Destination::TopLevel =>
+                    {
+                        Route::ToShell {
+                            site,
+                            target: target.to_string(),
+                        }
+                    }
+                    other => other,
+                },
+                Some((VIEW_LABEL, label)) if !label.contains('.') => {
+                    match site_label(label, &path, false) {
+                        Route::Site { .. } if path.starts_with(ASSET_PREFIX) => Route::ShellFile {
+                            name: path[ASSET_PREFIX.len()..].to_string(),
+                        },
+                        Route::Site { site, .. } => Route::Shell {
+                            site,
+                            target: target.to_string(),
+                        },
+                        other => other,
+                    }
+                }
+                Some(_) => Route::Refused(Refusal::UnknownHost(name)),
+            }
+        }
     }
 }
 
@@ -202,28 +281,22 @@ pub fn site_origin(site: &SiteAddress, port: u16) -> String {
     format!("http://{}{LOCALHOST_SUFFIX}:{port}", site.encode())
 }
 
-/// The Content-Security-Policy of every site response: nothing but the site's own origin
-/// may be fetched, framed, posted to or run as script; no plugins; inline scripts refused.
-pub const SITE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self' data:; connect-src 'self'; \
-frame-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'self'; \
-form-action 'self'; frame-ancestors 'self'";
-
 /// The Content-Security-Policy of the dashboard: its own script and API only, never framed.
 pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Headers on every site response (`08-gateway.md#confinement`).
-pub fn site_headers() -> [(&'static str, &'static str); 8] {
+/// Headers on every site response besides its Content-Security-Policy, which names the
+/// origin that may frame it ([`shell::site_csp`]; `08-gateway.md#confinement`).
+pub fn site_headers() -> [(&'static str, &'static str); 7] {
     [
-        ("content-security-policy", SITE_CSP),
         ("x-content-type-options", "nosniff"),
         // A clearnet server must never learn which site linked to it.
         ("referrer-policy", "no-referrer"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
-        ("x-frame-options", "SAMEORIGIN"),
         ("x-dns-prefetch-control", "off"),
+        // The same URL answers a top-level navigation (303) and the frame's load (the file).
+        ("vary", "Sec-Fetch-Dest, Accept"),
         (
             "permissions-policy",
             "camera=(), microphone=(), geolocation=(), usb=(), serial=(), bluetooth=(), \
@@ -301,6 +374,7 @@ pub fn refusal_page(r: &Refusal) -> (u16, &'static str, String) {
         Refusal::BadAddress { .. } => "Not a valid site address",
         Refusal::Method(_) => "Method not allowed",
         Refusal::BadPath => "Bad path",
+        Refusal::DuplicateHost => "Bad request",
     };
     let detail = match r {
         Refusal::BadAddress { error, .. } => format!(
@@ -314,7 +388,7 @@ pub fn refusal_page(r: &Refusal) -> (u16, &'static str, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Refusal, Route, decode_path, route};
+    use super::{Refusal, RequestHead, Route, decode_path, route};
     use crate::crypto::keys::IdentityKey;
     use crate::crypto::rng::UmbraRng;
     use crate::site::address::SiteAddress;
@@ -323,12 +397,21 @@ mod tests {
         SiteAddress(IdentityKey::generate(&mut UmbraRng::from_seed([1; 32])).public())
     }
 
+    fn req<'a>(method: &'a str, target: &'a str, host: Option<&'a str>) -> RequestHead<'a> {
+        RequestHead {
+            method,
+            target,
+            host,
+            ..RequestHead::default()
+        }
+    }
+
     #[test]
     fn routes() {
         let a = addr();
         let host = format!("{}.localhost:8080", a.encode());
         assert_eq!(
-            route("GET", "/x/y.html?q=1", Some(&host), 8080),
+            route(&req("GET", "/x/y.html?q=1", Some(&host)), 8080),
             Route::Site {
                 site: a,
                 path: "x/y.html".into(),
@@ -336,12 +419,12 @@ mod tests {
             }
         );
         assert_eq!(
-            route("GET", "/", Some("localhost:8080"), 8080),
+            route(&req("GET", "/", Some("localhost:8080")), 8080),
             Route::Dashboard { path: "/".into() }
         );
         let proxied = format!("http://{}.umbra/a%20b.txt", a.encode());
         assert_eq!(
-            route("GET", &proxied, None, 8080),
+            route(&req("GET", &proxied, None), 8080),
             Route::Site {
                 site: a,
                 path: "a b.txt".into(),
@@ -351,39 +434,106 @@ mod tests {
     }
 
     #[test]
+    fn top_level_navigations_go_to_the_frame_page() {
+        let a = addr();
+        let host = format!("{}.localhost:8080", a.encode());
+        let nav = RequestHead {
+            fetch_dest: Some("document"),
+            ..req("GET", "/x.html?q", Some(&host))
+        };
+        assert_eq!(
+            route(&nav, 8080),
+            Route::ToShell {
+                site: a,
+                target: "/x.html?q".into()
+            }
+        );
+        let framed = RequestHead {
+            fetch_dest: Some("iframe"),
+            ..nav
+        };
+        assert!(matches!(route(&framed, 8080), Route::Site { .. }));
+        let view = format!("view.{}.localhost:8080", a.encode());
+        let shell = RequestHead {
+            fetch_dest: Some("document"),
+            ..req("GET", "/x.html?q", Some(&view))
+        };
+        assert_eq!(
+            route(&shell, 8080),
+            Route::Shell {
+                site: a,
+                target: "/x.html?q".into()
+            }
+        );
+        // Through the proxy (loopback bypass removed): the gateway's own names still work.
+        let absolute = format!("http://{view}/a.html");
+        assert!(matches!(
+            route(&req("GET", &absolute, None), 8080),
+            Route::Shell { .. }
+        ));
+        assert!(matches!(
+            route(&req("GET", "http://localhost:8080/", None), 8080),
+            Route::Dashboard { .. }
+        ));
+        assert!(matches!(
+            route(&req("GET", "http://localhost:9/", None), 8080),
+            Route::Refused(Refusal::Clearnet(_))
+        ));
+        assert_eq!(
+            route(&req("GET", "/.umbra/shell.js", Some(&view)), 8080),
+            Route::ShellFile {
+                name: "shell.js".into()
+            }
+        );
+    }
+
+    #[test]
     fn refusals() {
         let a = addr();
         // DNS rebinding: a foreign name, or our name on another port.
         assert!(matches!(
-            route("GET", "/", Some("evil.example:8080"), 8080),
+            route(&req("GET", "/", Some("evil.example:8080")), 8080),
             Route::Refused(Refusal::UnknownHost(_))
         ));
         assert!(matches!(
-            route("GET", "/", Some("localhost:9999"), 8080),
+            route(&req("GET", "/", Some("localhost:9999")), 8080),
             Route::Refused(Refusal::UnknownHost(_))
         ));
         assert!(matches!(
             route(
-                "GET",
-                "/",
-                Some(&format!("x.{}.localhost:8080", a.encode())),
+                &req(
+                    "GET",
+                    "/",
+                    Some(&format!("x.{}.localhost:8080", a.encode()))
+                ),
                 8080
             ),
             Route::Refused(Refusal::UnknownHost(_))
         ));
         assert!(matches!(
-            route("GET", "http://example.com/", None, 8080),
+            route(&req("GET", "http://example.com/", None), 8080),
             Route::Refused(Refusal::Clearnet(_))
         ));
         assert!(matches!(
-            route("CONNECT", "example.com:443", None, 8080),
+            route(&req("CONNECT", "example.com:443", None), 8080),
             Route::Refused(Refusal::Method(_))
         ));
         let mut typo = a.encode();
         typo.replace_range(0..1, if typo.starts_with('a') { "b" } else { "a" });
         assert!(matches!(
-            route("GET", "/", Some(&format!("{typo}.localhost:8080")), 8080),
+            route(
+                &req("GET", "/", Some(&format!("{typo}.localhost:8080"))),
+                8080
+            ),
             Route::Refused(Refusal::BadAddress { .. })
+        ));
+        // Proxy mode is absolute-form only: a `.umbra` Host in origin form is not served.
+        assert!(matches!(
+            route(
+                &req("GET", "/", Some(&format!("{}.umbra:1234", a.encode()))),
+                8080
+            ),
+            Route::Refused(Refusal::UnknownHost(_))
         ));
         assert_eq!(decode_path("/a/../b"), Err(Refusal::BadPath));
         assert_eq!(decode_path("/a%2"), Err(Refusal::BadPath));

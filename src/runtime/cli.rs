@@ -120,6 +120,30 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Open a site (or the dashboard) in your browser in the leak-proof reading mode: a
+    /// browser profile of its own whose only way out is the gateway as HTTP proxy (loopback
+    /// bypass removed, WebRTC and connection hints through the proxy, which refuses them).
+    /// No page of a site can then make the browser contact any other server. Needs a
+    /// running gateway (umbra run or umbra demo). Chromium, Chrome and Firefox are supported.
+    ///
+    /// Example: umbra browse <address>.umbra
+    /// Example: umbra browse --gateway 127.0.0.1:8471 --dry-run
+    Browse {
+        /// The site's address (`<address>`, `<address>.umbra`); the dashboard without it.
+        site: Option<String>,
+        /// The gateway's address.
+        #[arg(long, value_name = "ADDR", default_value = super::config::DEFAULT_GATEWAY)]
+        gateway: std::net::SocketAddr,
+        /// The browser to start (default: the first of chromium, google-chrome, firefox on PATH).
+        #[arg(long, value_name = "PATH")]
+        browser: Option<PathBuf>,
+        /// Where the browser profile lives (default: $XDG_DATA_HOME/umbra).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print the command line without starting the browser.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show what a running node (umbra run, umbra demo, umbra relay --gateway) is doing:
     /// roles, circuits, bandwidth, storage, what it serves.
     ///
@@ -412,6 +436,24 @@ pub fn main() -> ExitCode {
                     (&file.tor, &tor_dir),
                 )
                 .map(|()| true),
+            )
+        }
+        Command::Browse {
+            site,
+            gateway,
+            browser,
+            data_dir,
+            dry_run,
+        } => {
+            let Some(dir) = data_dir.or_else(super::config::default_data_dir) else {
+                eprintln!("umbra browse: no home directory; pass --data-dir");
+                return ExitCode::from(2);
+            };
+            done(
+                "browse",
+                super::browse::browse(gateway, site.as_deref(), browser.as_deref(), &dir, dry_run)
+                    .map(|()| true)
+                    .map_err(|e| e.to_string()),
             )
         }
         Command::Status { gateway, json } => done(

@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod bench;
+pub mod browse;
 pub mod cli;
 pub mod config;
 pub mod demo;

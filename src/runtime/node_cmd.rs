@@ -20,7 +20,7 @@ use crate::node::{Node, NodeConfig};
 
 /// `umbra init`: create `data_dir`, a site key, relay keys, and `umbra.toml`.
 pub fn init(data_dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(data_dir)
+    super::store::private_dir(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let config = data_dir.join("umbra.toml");
     if config.exists() {

@@ -18,7 +18,7 @@ use crate::wire::hex;
 const DESCRIPTOR_LIFETIME: u64 = 3 * 24 * 3600;
 
 pub(crate) fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    super::store::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut rng = os_rng();
     let id_path = dir.join("identity.key");
     let link_path = dir.join("link.key");

@@ -498,9 +498,6 @@ fn write_out(files: &[(String, Vec<u8>)], out: &Path, single: bool) -> Result<()
 /// Open the reader's cache file (which also keeps its guards); `None` when off or in use.
 pub(crate) fn open_cache(what: &str, cache: Option<(PathBuf, u64)>) -> Option<Cache> {
     let (path, quota) = cache?;
-    if let Some(d) = path.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
     match super::store::RedbStore::open(&path, quota) {
         Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
         Err(e) => {

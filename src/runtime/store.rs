@@ -91,6 +91,35 @@ pub struct OpenError {
     pub message: String,
 }
 
+/// Create `dir` (and its parents) readable by its owner only; an existing `dir` is set to
+/// 0700. Parents that already exist are left as they are.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Create `path` as an empty file of mode 0600 if it does not exist; an existing one is set
+/// to 0600.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl RedbStore {
     /// Open (or create) the store at `path`, holding at most `quota` bytes of others' records.
     pub fn open(path: &Path, quota: u64) -> Result<RedbStore, OpenError> {
@@ -98,6 +127,12 @@ impl RedbStore {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        // What a reader fetched is its reading history: the directory is the user's alone
+        // (0700) and the file is created 0600 before redb opens it.
+        if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            private_dir(d).map_err(|e| err(&e))?;
+        }
+        private_file(path).map_err(|e| err(&e))?;
         let db = Database::create(path).map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         {
@@ -360,6 +395,25 @@ mod tests {
     use crate::dht::store::{RecordInfo, RecordStore, StoreError};
     use crate::time::WallTime;
     use crate::wire::dht_msg::{Record, RecordKind};
+
+    #[test]
+    fn store_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("umbra-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("data/cache.redb");
+        drop(RedbStore::open(&path, 100).unwrap());
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("data")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        // An existing world-readable file and directory are tightened on open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(dir.join("data"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(RedbStore::open(&path, 100).unwrap());
+        assert_eq!(mode(&dir.join("data")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn survives_reopen_with_quota_and_pinning() {

@@ -212,6 +212,60 @@ impl Session {
         }
     }
 
+    /// Run later commands in the `index`-th frame of the current document.
+    pub fn enter_frame(&self, index: u32) {
+        self.cmd("POST", "frame", Some(&json!({ "id": index })))
+            .unwrap_or_else(|e| panic!("switch to frame {index}: {e}"));
+    }
+
+    /// Run later commands in the top-level document again.
+    pub fn top(&self) {
+        self.cmd("POST", "frame", Some(&json!({ "id": null })))
+            .unwrap_or_else(|e| panic!("switch to the top document: {e}"));
+    }
+
+    /// Click the element `css` selects, as a user would (the click counts as a user
+    /// activation). Errors are returned, not raised: a click may navigate away.
+    pub fn click(&self, css: &str) -> Result<(), String> {
+        let el = self.cmd(
+            "POST",
+            "element",
+            Some(&json!({ "using": "css selector", "value": css })),
+        )?;
+        let id = el["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .ok_or_else(|| format!("no element reference for {css}: {el}"))?
+            .to_string();
+        self.cmd("POST", &format!("element/{id}/click"), Some(&json!({})))
+            .map(|_| ())
+    }
+
+    /// Run `script`, returning its error instead of failing (the page may be gone).
+    pub fn try_run(&self, script: &str) -> Result<Value, String> {
+        self.cmd(
+            "POST",
+            "execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Navigate without failing on a navigation error (returns it).
+    pub fn try_goto(&self, url: &str) -> Result<(), String> {
+        self.cmd("POST", "url", Some(&json!({ "url": url })))
+            .map(|_| ())
+    }
+
+    /// The handles of the open windows and tabs.
+    pub fn windows(&self) -> Vec<String> {
+        self.cmd("GET", "window/handles", None)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Save a PNG screenshot of the viewport.
     pub fn screenshot(&self, path: &Path) {
         let v = self.cmd("GET", "screenshot", None).expect("screenshot");

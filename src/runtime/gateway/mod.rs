@@ -27,7 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 use self::app::{GatewayApp, GwRequest, Reply, ReplyBody, SiteAsk, StreamBody, page, site_error};
 use self::status::StatusInfo;
 use super::driver::{Driver, Waker};
-use crate::gateway::{Route, dashboard_headers, error_page, refusal_page, route};
+use crate::gateway::{
+    Refusal, RequestHead, Route, dashboard_headers, error_page, refusal_page, route, shell,
+};
 use crate::node::Node;
 
 /// How long a browser request may wait for its first byte.
@@ -110,6 +112,17 @@ async fn dashboard(ctx: &Ctx, path: &str) -> Reply {
     }
 }
 
+fn shell_reply(
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    ty: &str,
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut headers = headers;
+    headers.push(("content-type", ty.to_string()));
+    page(status, headers, body)
+}
+
 async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>, Infallible> {
     let header = |name: &str| {
         req.headers()
@@ -118,12 +131,21 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
             .map(str::to_string)
     };
     let target = req.uri().to_string();
-    let reply = match route(
-        req.method().as_str(),
-        &target,
-        header("host").as_deref(),
-        ctx.port,
-    ) {
+    let (host, fetch_dest, accept) = (header("host"), header("sec-fetch-dest"), header("accept"));
+    let head = RequestHead {
+        method: req.method().as_str(),
+        target: &target,
+        host: host.as_deref(),
+        fetch_dest: fetch_dest.as_deref(),
+        accept: accept.as_deref(),
+    };
+    // RFC 9112 §3.2: a request with more than one Host is answered 400.
+    let routed = if req.headers().get_all("host").iter().count() > 1 {
+        Route::Refused(Refusal::DuplicateHost)
+    } else {
+        route(&head, ctx.port)
+    };
+    let reply = match routed {
         Route::Refused(r) => {
             let (status, title, detail) = refusal_page(&r);
             dashboard_reply(
@@ -133,10 +155,39 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
             )
         }
         Route::Dashboard { path } => dashboard(&ctx, &path).await,
-        Route::Site { site, path, .. } => {
+        Route::ToShell { site, target } => {
+            let mut headers = shell::shell_headers(&site, ctx.port);
+            headers.push((
+                "location",
+                format!("{}{target}", shell::view_origin(&site, ctx.port)),
+            ));
+            headers.push(("vary", "Sec-Fetch-Dest, Accept".into()));
+            page(303, headers, Bytes::new())
+        }
+        Route::Shell { site, target } => shell_reply(
+            200,
+            shell::shell_headers(&site, ctx.port),
+            "text/html; charset=utf-8",
+            shell::shell_page(&site, ctx.port, &target),
+        ),
+        Route::ShellFile { name } => match name.as_str() {
+            "shell.js" => dashboard_reply(200, "text/javascript; charset=utf-8", shell::SHELL_JS),
+            "shell.css" => dashboard_reply(200, "text/css; charset=utf-8", shell::SHELL_CSS),
+            _ => dashboard_reply(
+                404,
+                "text/html; charset=utf-8",
+                error_page(404, "Not found", "The gateway has no such file."),
+            ),
+        },
+        Route::Site {
+            site,
+            path,
+            proxied,
+        } => {
+            let ancestor = (!proxied).then(|| shell::view_origin(&site, ctx.port));
             let head = req.method() == hyper::Method::HEAD;
             let (range, if_none_match) = (header("range"), header("if-none-match"));
-            match ask(&ctx, |reply| {
+            let mut reply = match ask(&ctx, |reply| {
                 GwRequest::Site(Box::new(SiteAsk {
                     site,
                     path,
@@ -155,7 +206,12 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
                     "The network did not deliver this site's manifest within a minute. \
                      Try again; if it keeps failing, too few of its storers may be online.",
                 ),
-            }
+            };
+            reply.headers.push((
+                "content-security-policy",
+                shell::site_csp(ancestor.as_deref()),
+            ));
+            reply
         }
     };
     Ok(to_response(reply, &ctx.waker))
