@@ -141,6 +141,19 @@ fn init_writes_keys_and_a_config_that_parses_and_never_overwrites() {
 }
 
 #[test]
+fn a_gateway_on_a_non_loopback_address_is_refused() {
+    let (code, out) = umbra(&[
+        "run",
+        "--bootstrap",
+        "/nonexistent",
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("loopback"), "{out}");
+}
+
+#[test]
 fn status_without_a_node_says_what_to_start() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

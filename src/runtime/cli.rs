@@ -87,7 +87,8 @@ pub enum Command {
         /// Most circuits carried at once (default 20000).
         #[arg(long)]
         max_circuits: Option<usize>,
-        /// Also serve the dashboard (and a gateway) on this loopback address.
+        /// Also serve the dashboard (and a gateway) on this address; loopback only (any other
+        /// address is refused: whoever can connect could use the node).
         #[arg(long, value_name = "ADDR")]
         gateway: Option<std::net::SocketAddr>,
     },
@@ -100,10 +101,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Join the network as a reader and serve the browser gateway and dashboard: open
-    /// http://<address>.localhost:8470/ to read a site, http://localhost:8470/ for the
-    /// dashboard; or use 127.0.0.1:8470 as the browser's HTTP proxy and open
-    /// http://<address>.umbra/. Runs until Ctrl-C.
+    /// Join the network as a reader and serve the browser gateway and dashboard. To read
+    /// anonymously, open sites with `umbra browse <address>.umbra` (a browser profile whose
+    /// only way out is this gateway). http://<address>.localhost:8470/ works in any browser
+    /// but is not anonymous against a hostile site (see the README); the dashboard is at
+    /// http://localhost:8470/. Runs until Ctrl-C.
     ///
     /// Example: umbra run --bootstrap relays.txt
     Run {

@@ -207,7 +207,7 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
     println!("Open the demo site:   {origin}/");
     println!("The dashboard:        http://localhost:{port}/");
     println!(
-        "Proxy mode:           set your browser's HTTP proxy to {host}:{port}, then open http://{site}/"
+        "Read it anonymously:  umbra browse --gateway {host}:{port} {site}   (a browser profile that reaches only this gateway)"
     );
     println!();
     println!(

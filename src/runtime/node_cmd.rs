@@ -65,13 +65,8 @@ pub fn run(
     state: Option<(std::path::PathBuf, u64)>,
     (tor, data_dir): (&super::config::TorSection, &Path),
 ) -> Result<(), String> {
+    super::gateway::check_loopback(gateway)?;
     let dir = load_bootstrap(bootstrap)?;
-    if !gateway.ip().is_loopback() {
-        eprintln!(
-            "umbra run: WARNING: the gateway listens on {gateway}, not a loopback address; \
-             it still answers only Host names it serves"
-        );
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

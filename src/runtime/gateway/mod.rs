@@ -32,6 +32,11 @@ use crate::gateway::{
 };
 use crate::node::Node;
 
+/// Browser connections open at once; more are closed on accept (`08-gateway.md#host-checks`).
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may take to send a request head, and may sit idle between requests.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a browser request may wait for its first byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -225,31 +230,62 @@ pub fn spawn_server(
     waker: Waker,
 ) {
     let ctx = Arc::new(Ctx { port, tx, waker });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
+        let mut last_error_log = None::<std::time::Instant>;
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("umbra gateway: accept failed: {e}");
+                    // Out of descriptors, say: logged at most once a minute.
+                    if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        eprintln!("umbra gateway: accept failed: {e}");
+                        last_error_log = Some(std::time::Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+            };
+            // At the cap, a new connection is closed at once: memory and descriptors stay
+            // bounded, and idle ones free their slot within HEADER_TIMEOUT.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
             };
             let _ = stream.set_nodelay(true);
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| handle(req, ctx.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
+                    // Applies to the first request's head and to every idle wait between
+                    // requests: slow or idle connections are closed.
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
+                drop(slot);
             });
         }
     });
 }
 
+/// The gateway serves this machine only: anyone who can connect could use the node's
+/// circuits, its fetch proxy and its dashboard (a `Host` header is the client's to choose).
+pub fn check_loopback(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "the gateway must listen on a loopback address (127.0.0.1 or [::1]), not {}: \
+         whoever can connect to it could browse through your node and read your dashboard",
+        addr
+    ))
+}
+
 /// Bind the gateway's listener: `addr`, or, when `fallback` and that port is taken, any free
 /// port on the same address. Returns the listener and its port.
 pub async fn bind(addr: SocketAddr, fallback: bool) -> Result<(TcpListener, u16), String> {
+    check_loopback(addr)?;
     let l = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) if fallback => {
