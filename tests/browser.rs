@@ -10,80 +10,17 @@
 mod procs;
 mod webdriver;
 
-use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use procs::{Procs, publish_site, tempdir, umbra};
+use procs::{publish_site, start_demo, tempdir};
 use serde_json::json;
 
 fn artifacts() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-struct Demo {
-    procs: Procs,
-    site_url: String,
-    port: u16,
-    bootstrap: PathBuf,
-    lines: mpsc::Receiver<String>,
-}
-
-/// Start `umbra demo` on a free port; wait (bounded) for its `ready` line.
-fn start_demo() -> Demo {
-    let port = procs::free_addr("127.0.0.1").port();
-    let mut child = umbra()
-        .args([
-            "demo",
-            "--relays",
-            "6",
-            "--echo",
-            "0",
-            "--port",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start umbra demo");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let procs = Procs(vec![child]);
-    let (mut site_url, mut bootstrap) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("umbra demo did not print `ready` within 120 s");
-        if let Some(u) = line.strip_prefix("Open the demo site:") {
-            site_url = Some(u.trim().trim_end_matches('/').to_string());
-        }
-        if let Some(p) = line.strip_prefix("This network's bootstrap list is ") {
-            bootstrap = Some(PathBuf::from(p.trim()));
-        }
-        if line == "ready" {
-            break;
-        }
-    }
-    Demo {
-        procs,
-        site_url: site_url.expect("demo printed no site URL"),
-        port,
-        bootstrap: bootstrap.expect("demo printed no bootstrap list"),
-        lines: rx,
-    }
 }
 
 #[test]

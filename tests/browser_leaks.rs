@@ -19,12 +19,11 @@ mod webdriver;
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, mpsc};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use procs::{Procs, publish_site, tempdir, umbra};
+use procs::{publish_site, start_demo, tempdir, umbra};
 use serde_json::json;
 
 /// A listener standing in for the clearnet: every connection's request line is recorded.
@@ -229,53 +228,6 @@ fn ordinary_origin(files: Vec<(&'static str, String)>) -> u16 {
         }
     });
     port
-}
-
-struct Demo {
-    _procs: Procs,
-    port: u16,
-    bootstrap: PathBuf,
-}
-
-fn start_demo() -> Demo {
-    let port = procs::free_addr("127.0.0.1").port();
-    let mut child = umbra()
-        .args(["demo", "--relays", "6", "--echo", "0", "--port"])
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start umbra demo");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let procs = Procs(vec![child]);
-    let mut bootstrap = None;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("umbra demo did not print `ready` within 120 s");
-        if let Some(p) = line.strip_prefix("This network's bootstrap list is ") {
-            bootstrap = Some(PathBuf::from(p.trim()));
-        }
-        if line == "ready" {
-            break;
-        }
-    }
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    Demo {
-        _procs: procs,
-        port,
-        bootstrap: bootstrap.expect("demo printed no bootstrap list"),
-    }
 }
 
 /// Every page action, on pages at `base`; `framed`: the site sits in the frame page.

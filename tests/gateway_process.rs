@@ -8,12 +8,9 @@
 
 mod procs;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use procs::{
-    Procs, free_addr, publish_site, request, start_relays, tempdir, umbra, wait_listening,
-};
+use procs::{free_addr, publish_site, request, start_reader, start_relays, tempdir};
 
 #[test]
 fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_offline() {
@@ -33,17 +30,7 @@ fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_off
     let address = format!("{label}.umbra");
 
     let gw = free_addr("127.0.0.1");
-    let reader = umbra()
-        .args(["run", "--bootstrap"])
-        .arg(&bootstrap)
-        .args(["--listen", &gw.to_string(), "--data-dir"])
-        .arg(dir.join("reader"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _reader = Procs(vec![reader]);
-    wait_listening(gw, "the gateway");
+    let _reader = start_reader(&bootstrap, gw, &dir.join("reader"));
     // The reader's data directory and cache (its reading history) are its user's alone.
     {
         use std::os::unix::fs::PermissionsExt;
@@ -210,17 +197,7 @@ fn slow_and_idle_connections_are_closed_and_capped() {
     let dir = tempdir("gateway-slowloris");
     let (_relays, bootstrap) = start_relays(&dir, 3, 71);
     let gw = free_addr("127.0.0.1");
-    let reader = umbra()
-        .args(["run", "--bootstrap"])
-        .arg(&bootstrap)
-        .args(["--listen", &gw.to_string(), "--data-dir"])
-        .arg(dir.join("reader"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _reader = Procs(vec![reader]);
-    wait_listening(gw, "the gateway");
+    let _reader = start_reader(&bootstrap, gw, &dir.join("reader"));
     let mut socks = Vec::new();
     for i in 0..320 {
         let mut s = std::net::TcpStream::connect(gw).unwrap();

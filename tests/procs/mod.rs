@@ -241,3 +241,87 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Start `umbra run` with its gateway on `gw` and its data in `data_dir`; wait until the
+/// gateway listens.
+pub fn start_reader(bootstrap: &Path, gw: SocketAddr, data_dir: &Path) -> Procs {
+    let reader = umbra()
+        .args(["run", "--bootstrap"])
+        .arg(bootstrap)
+        .args(["--listen", &gw.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start umbra run");
+    let p = Procs(vec![reader]);
+    wait_listening(gw, "the gateway");
+    p
+}
+
+/// A running `umbra demo` and what it printed.
+pub struct Demo {
+    /// The demo process.
+    pub procs: Procs,
+    /// The demo site's URL, without the trailing `/`.
+    pub site_url: String,
+    /// The gateway's port.
+    pub port: u16,
+    /// The network's bootstrap list.
+    pub bootstrap: PathBuf,
+    /// Its later output lines.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Start `umbra demo` on a free port; wait (bounded) for its `ready` line.
+pub fn start_demo() -> Demo {
+    let port = free_addr("127.0.0.1").port();
+    let mut child = umbra()
+        .args([
+            "demo",
+            "--relays",
+            "6",
+            "--echo",
+            "0",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start umbra demo");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let procs = Procs(vec![child]);
+    let (mut site_url, mut bootstrap) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("umbra demo did not print `ready` within 120 s");
+        if let Some(u) = line.strip_prefix("Open the demo site:") {
+            site_url = Some(u.trim().trim_end_matches('/').to_string());
+        }
+        if let Some(p) = line.strip_prefix("This network's bootstrap list is ") {
+            bootstrap = Some(PathBuf::from(p.trim()));
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    Demo {
+        procs,
+        site_url: site_url.expect("demo printed no site URL"),
+        port,
+        bootstrap: bootstrap.expect("demo printed no bootstrap list"),
+        lines: rx,
+    }
+}
