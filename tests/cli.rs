@@ -141,16 +141,48 @@ fn init_writes_keys_and_a_config_that_parses_and_never_overwrites() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // waits on a real process, so it reads the real clock
 fn a_gateway_on_a_non_loopback_address_is_refused() {
+    let dir = std::env::temp_dir().join(format!("umbra-loopback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
     let (code, out) = umbra(&[
-        "run",
-        "--bootstrap",
-        "/nonexistent",
+        "relay",
+        "--data-dir",
+        d,
         "--listen",
-        "0.0.0.0:0",
+        "127.0.0.1:1",
+        "--init-only",
     ]);
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("loopback"), "{out}");
+    assert_eq!(code, 0, "{out}");
+    let bootstrap = dir.join("descriptor");
+    // Bounded: a gateway that started anyway would serve until killed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_umbra"))
+        .args(["run", "--bootstrap"])
+        .arg(&bootstrap)
+        .args(["--data-dir", d, "--listen", "0.0.0.0:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    let status = status.expect("umbra run served a gateway on 0.0.0.0 instead of refusing");
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("loopback"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -17,7 +17,6 @@
     wanted = url;
     shown.textContent = url;
     box.hidden = false;
-    document.body.dataset.leave = "asked";
   });
   document.getElementById("umbra-leave-open").addEventListener("click", function () {
     if (wanted) window.open(wanted, "_blank", "noopener,noreferrer");

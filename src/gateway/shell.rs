@@ -21,8 +21,8 @@
 //! refused frame: closed, not open. Scripts and tools that send neither (curl, `umbra`'s
 //! own tests) get the file.
 //!
-//! Not in this module: routing (`super::route`), the site's own headers
-//! ([`super::site_csp`]), sockets.
+//! Not in this module: routing (`super::route`), the site's other headers
+//! (`super::site_headers`), sockets.
 
 use crate::gateway::{LOCALHOST_SUFFIX, escape_html, site_origin};
 use crate::site::address::SiteAddress;
@@ -116,14 +116,13 @@ pub fn shell_page(site: &SiteAddress, port: u16, target: &str) -> String {
          sandbox=\"allow-scripts allow-same-origin allow-forms allow-modals\" \
          referrerpolicy=\"no-referrer\" allow=\"\"></iframe>\
          <noscript><p>The gateway's frame page needs its own small script to load the site \
-         (the site's scripts stay confined). Open <code>{esrc}</code> in proxy mode instead.\
+         (the site's scripts stay confined). Open <code>{src}</code> in proxy mode instead.\
          </p></noscript></body></html>\n",
         src = escape_html(&src),
-        esrc = escape_html(&src),
     )
 }
 
-/// The Content-Security-Policy of a site's own responses. `ancestors` is the origin allowed
+/// The Content-Security-Policy of a site's own responses. `ancestor` is the origin allowed
 /// to frame it: the frame page's in `.localhost` mode, only itself in proxy mode.
 pub fn site_csp(ancestor: Option<&str>) -> String {
     format!(

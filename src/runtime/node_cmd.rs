@@ -65,7 +65,6 @@ pub fn run(
     state: Option<(std::path::PathBuf, u64)>,
     (tor, data_dir): (&super::config::TorSection, &Path),
 ) -> Result<(), String> {
-    super::gateway::check_loopback(gateway)?;
     let dir = load_bootstrap(bootstrap)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -255,17 +255,6 @@ impl Session {
             .map(|_| ())
     }
 
-    /// The handles of the open windows and tabs.
-    pub fn windows(&self) -> Vec<String> {
-        self.cmd("GET", "window/handles", None)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    }
-
     /// Save a PNG screenshot of the viewport.
     pub fn screenshot(&self, path: &Path) {
         let v = self.cmd("GET", "screenshot", None).expect("screenshot");

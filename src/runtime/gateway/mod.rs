@@ -271,7 +271,7 @@ pub fn spawn_server(
 
 /// The gateway serves this machine only: anyone who can connect could use the node's
 /// circuits, its fetch proxy and its dashboard (a `Host` header is the client's to choose).
-pub fn check_loopback(addr: SocketAddr) -> Result<(), String> {
+fn check_loopback(addr: SocketAddr) -> Result<(), String> {
     if addr.ip().is_loopback() {
         return Ok(());
     }
