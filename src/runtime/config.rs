@@ -44,7 +44,8 @@ pub struct TorSection {
     pub allow_direct_fallback: bool,
     /// Seconds to wait for Tor to bootstrap before a link attempt fails. Default 120.
     pub bootstrap_timeout_secs: u64,
-    /// Tries per guard link, each on a fresh Tor circuit. Default 4.
+    /// Tries per guard link, each on a fresh Tor circuit. Default 4. While Tor has no path
+    /// yet (a young network), it waits instead, up to `bootstrap_timeout_secs`.
     pub connect_attempts: u32,
     /// Where Tor keeps its state and directory cache. Default: `tor/` in the data directory.
     pub state_dir: Option<PathBuf>,
@@ -172,7 +173,8 @@ data_dir = "@DATA_DIR@"
 # address to your guard; leave it off unless you accept that.
 # allow_direct_fallback = false
 # bootstrap_timeout_secs = 120
-# Tries per guard link, each on a fresh Tor circuit.
+# Tries per guard link, each on a fresh Tor circuit (while Tor has no path yet, it
+# waits instead, up to bootstrap_timeout_secs).
 # connect_attempts = 4
 # Tor keeps its state in tor/ inside the data directory unless `state_dir` names
 # another folder. A private Tor network (labs, tests) goes in a [tor.network] table:

@@ -7,7 +7,9 @@
 //! the shared [`TorStatusHandle`] (dashboard, `/api/status`). A connect waits for bootstrap
 //! (bounded), then tries up to `connect_attempts` times, each on a fresh Tor circuit: exits
 //! of a young network refuse streams from relays they do not know yet, and a refusal on one
-//! circuit says nothing about the next. There is no silent fallback to a direct connection;
+//! circuit says nothing about the next. "No path yet" (Tor's directory has no usable exit,
+//! as in a young network) uses up no attempt: it waits with backoff, up to
+//! `bootstrap_timeout_secs` in all. There is no silent fallback to a direct connection;
 //! `allow_direct_fallback` is the user's explicit choice (the driver warns on each use).
 //! Not in this module: the driver's socket handling.
 
@@ -244,19 +246,31 @@ impl TorDialer {
     async fn connect_inner(&self, target: SocketAddr) -> Result<DataStream, TorError> {
         self.wait_ready().await?;
         let attempts = self.settings.connect_attempts.max(1);
+        // "No path" means Tor's directory has no usable exit yet (a young or lab network
+        // whose consensus is still filling in). That is not the exit's answer, so it does
+        // not use up an attempt: wait with backoff, at most the bootstrap limit in all.
+        let path_limit = Duration::from_secs(self.settings.bootstrap_timeout_secs.max(1));
+        let mut path_wait = Duration::ZERO;
+        let mut pause = Duration::from_millis(500);
         let mut last = None;
-        for attempt in 0..attempts {
+        let mut attempt = 0;
+        while attempt < attempts {
             // The first try may share a circuit; every retry gets a fresh one.
             let client = if attempt == 0 {
                 self.client.clone()
             } else {
-                self.status.update(|s| s.retries += 1);
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 self.client.isolated_client()
             };
             let addr = (target.ip().to_string(), target.port());
             match tokio::time::timeout(Duration::from_secs(30), client.connect(addr)).await {
                 Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err(e)) if no_path_yet(e.kind()) && path_wait < path_limit => {
+                    last = Some(TorError::Connect(e.to_string()));
+                    tokio::time::sleep(pause).await;
+                    path_wait += pause;
+                    pause = (pause * 2).min(Duration::from_secs(8));
+                    continue;
+                }
                 Ok(Err(e)) => {
                     last = Some(match e.kind() {
                         ErrorKind::RemoteStreamClosed
@@ -273,7 +287,24 @@ impl TorDialer {
                 }
                 Err(_) => last = Some(TorError::Connect("no answer within 30 s".into())),
             }
+            attempt += 1;
+            if attempt < attempts {
+                self.status.update(|s| s.retries += 1);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
         Err(last.unwrap_or_else(|| TorError::Connect("no attempt made".into())))
     }
+}
+
+/// Errors that mean "Tor cannot build a path yet" rather than "the exit said no".
+fn no_path_yet(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::NoPath
+            | ErrorKind::NoExit
+            | ErrorKind::TorDirectoryUnusable
+            | ErrorKind::DirectoryExpired
+            | ErrorKind::BootstrapRequired
+    )
 }
