@@ -7,6 +7,7 @@
 //!   and refuses all-zero X25519 results.
 //! - [`primitives`]: raw primitive calls for the conformance kit (`umbra interop`).
 //! - [`rng`]: the node's one seeded CSPRNG.
+//! - [`replay`]: the replay cache for handshake first messages.
 //! - [`keystore`]: key files on disk, written 0600, refused when others can read them.
 //!
 //! Not in this module: framing, sessions, or any decision about peers.
@@ -19,6 +20,7 @@ pub mod keystore;
 pub mod layer;
 pub mod noise;
 pub mod primitives;
+pub mod replay;
 pub mod rng;
 
 use crate::error::{ErrorKind, HasKind};

@@ -163,6 +163,9 @@ pub enum LinkError {
     /// A link-level cell was refused.
     #[error("bad link-level cell: {0}")]
     Cell(#[from] CellError),
+    /// A handshake message 1 the relay answered recently, sent again (`02-link.md#replay`).
+    #[error("replayed handshake message 1")]
+    Replayed,
     /// The handshake did not finish in time (`02-link.md#timers`).
     #[error("handshake timed out")]
     HandshakeTimeout,

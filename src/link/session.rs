@@ -14,6 +14,7 @@ use crate::crypto::keys::{LinkKeyBinding, LinkKeypair, X25519Public};
 use crate::crypto::noise::{
     HandshakeSpec, LINK_PATTERN, NoiseHandshake, NoiseTransport, Randomness,
 };
+use crate::crypto::replay::ReplayCache;
 use crate::time::Time;
 use crate::wire::cell::{CELL_LEN, Cell, Command};
 use crate::wire::restrict::{CellError, ChanMsg, LinkContext};
@@ -155,17 +156,48 @@ impl Handshaking {
     }
 
     /// Feed bytes read from the stream.
-    pub fn handle_bytes(mut self, now: Time, bytes: &[u8]) -> Result<HandshakeStep, LinkError> {
+    pub fn handle_bytes(self, now: Time, bytes: &[u8]) -> Result<HandshakeStep, LinkError> {
+        self.handle_bytes_guarded(now, bytes, None)
+    }
+
+    /// [`Handshaking::handle_bytes`], and on a listener, refuse a message 1 whose ephemeral
+    /// `replay` remembers before doing any Diffie-Hellman for it; remember it once it
+    /// authenticates (`02-link.md#replay`).
+    pub fn handle_bytes_guarded(
+        mut self,
+        now: Time,
+        bytes: &[u8],
+        mut replay: Option<&mut ReplayCache>,
+    ) -> Result<HandshakeStep, LinkError> {
         self.handle_timeout(now)?;
         self.decoder.push(bytes);
         loop {
             let Some(msg) = self.decoder.next_frame(1, MAX_HANDSHAKE_MSG)? else {
                 return Ok(HandshakeStep::Continue(self));
             };
+            let first = matches!(
+                self.side,
+                Side::Listener {
+                    got_msg1: false,
+                    ..
+                }
+            );
+            if first {
+                if let Some(r) = replay.as_deref_mut() {
+                    if r.seen(now, msg) {
+                        return Err(LinkError::Replayed);
+                    }
+                }
+            }
             let payload = self
                 .noise
                 .read_message(msg)
                 .map_err(LinkError::from_noise_read)?;
+            if first {
+                if let Some(r) = replay.as_deref_mut() {
+                    r.insert(now, msg);
+                }
+            }
             match &mut self.side {
                 Side::Dialler { target, my_binding } => {
                     // Message 2: the relay proves its identity signed the key we dialled.

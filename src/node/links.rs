@@ -4,6 +4,7 @@
 use core::net::SocketAddr;
 
 use crate::crypto::keys::NodeId;
+use crate::crypto::replay::ReplayCache;
 use crate::link::{Established, HandshakeStep, Handshaking, LinkError, Peer};
 use crate::time::Time;
 use crate::wire::cell::CircId;
@@ -106,9 +107,14 @@ impl LinkEntry {
     }
 
     /// Feed bytes; returns whether the handshake finished with this call.
-    pub(crate) fn handle_bytes(&mut self, now: Time, bytes: &[u8]) -> Result<bool, LinkError> {
+    pub(crate) fn handle_bytes(
+        &mut self,
+        now: Time,
+        bytes: &[u8],
+        replay: &mut ReplayCache,
+    ) -> Result<bool, LinkError> {
         match std::mem::replace(&mut self.session, Session::Gone) {
-            Session::Handshaking(h) => match h.handle_bytes(now, bytes)? {
+            Session::Handshaking(h) => match h.handle_bytes_guarded(now, bytes, Some(replay))? {
                 HandshakeStep::Continue(h) => {
                     self.session = Session::Handshaking(Box::new(h));
                     Ok(false)

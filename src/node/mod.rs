@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::circuit::{CircuitError, ClientCircuits, ClientEvent, HopSpec};
 use crate::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair, NodeId};
+use crate::crypto::replay::ReplayCache;
 use crate::crypto::rng::UmbraRng;
 use crate::directory::Directory;
 use crate::directory::path::{Guards, PathError, select_path};
@@ -221,6 +222,8 @@ pub struct Node {
     directory: Arc<Directory>,
     guards: Guards,
     links: BTreeMap<LinkId, LinkEntry>,
+    /// Link message 1 ephemerals recently answered (`02-link.md#replay`).
+    link_replay: ReplayCache,
     links_to: BTreeMap<(NodeId, Purpose), LinkId>,
     connecting: BTreeMap<(NodeId, Purpose), ConnectId>,
     connects: BTreeMap<ConnectId, (NodeId, Purpose)>,
@@ -271,6 +274,7 @@ impl Node {
             directory,
             guards: Guards::new(),
             links: BTreeMap::new(),
+            link_replay: ReplayCache::for_handshakes(),
             links_to: BTreeMap::new(),
             connecting: BTreeMap::new(),
             connects: BTreeMap::new(),

@@ -11,7 +11,7 @@ use crate::crypto::keys::LinkKeypair;
 use crate::crypto::noise::Randomness;
 use crate::ids::{ConnectId, LinkId};
 use crate::link::{Handshaking, LinkError, Peer, RelayTarget};
-use crate::relay::{PrevKind, RelayAction};
+use crate::relay::{PrevKind, RelayAction, Source};
 use crate::time::Time;
 use crate::wire::restrict::{CellError, ChanMsg, DestroyReason};
 
@@ -94,7 +94,7 @@ impl Node {
         let Some(entry) = self.links.get_mut(&link) else {
             return;
         };
-        match entry.handle_bytes(now, bytes) {
+        match entry.handle_bytes(now, bytes, &mut self.link_replay) {
             Ok(established) => {
                 if established {
                     self.on_established(now, link);
@@ -197,13 +197,21 @@ impl Node {
         self.count(link, &msg);
         let relay_result = match msg {
             ChanMsg::Create { circ_id, body } => {
-                let prev = match peer {
-                    Some(Peer::Relay { .. }) => PrevKind::Relay,
-                    _ => PrevKind::Reader,
+                // Shares of the table go to relays by identity, to others by network
+                // (`09-relay.md#shares`).
+                let (prev, source) = match peer {
+                    Some(Peer::Relay { identity, .. }) => {
+                        (PrevKind::Relay, Source::Relay(identity.node_id()))
+                    }
+                    _ => {
+                        let ip = self.links.get(&link).map(|e| e.peer_addr.ip());
+                        let unspecified = core::net::IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED);
+                        (PrevKind::Reader, Source::of_ip(ip.unwrap_or(unspecified)))
+                    }
                 };
                 self.switch
                     .as_mut()
-                    .map(|s| s.handle_create(link, prev, circ_id, &body))
+                    .map(|s| s.handle_create(now, link, prev, source, circ_id, &body))
             }
             ChanMsg::Created { circ_id, body } => {
                 if self.client.owns(link, circ_id) {

@@ -4,30 +4,36 @@
 //! answers CREATE with the hop handshake, turns EXTEND into a CREATE to the next relay,
 //! opens its own layer of every forward cell and seals its layer onto every backward cell,
 //! and runs the exit services (`exit`) when it is the last hop. Limits bound circuits per
-//! link and per relay. A bad cell closes that circuit — DESTROY in both directions — and
-//! nothing else.
+//! link and per relay; under pressure each source gets a share (`shares`), idle circuits
+//! expire (`timers`), and a replayed hop message 1 is refused before any Diffie-Hellman. A
+//! bad cell closes that circuit — DESTROY in both directions — and nothing else.
 //!
 //! Sans-IO: methods take `now` and queue [`RelayAction`]s. Not in this module: links,
 //! dialling (the node opens the link a [`RelayAction::Extend`] asks for), or the directory.
 
+mod error;
 pub mod exit;
+mod shares;
+mod timers;
 
 use core::time::Duration;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::crypto::CryptoError;
 use crate::crypto::hop;
 use crate::crypto::keys::{LinkKeypair, NodeId};
-use crate::crypto::layer::{Forward, LayerError, RelayLayer};
+use crate::crypto::layer::{Forward, RelayLayer};
 use crate::crypto::noise::Randomness;
+use crate::crypto::replay::ReplayCache;
 use crate::crypto::rng::UmbraRng;
-use crate::error::{ErrorKind, HasKind};
 use crate::ids::LinkId;
 use crate::time::Time;
 use crate::wire::cell::{BODY_LEN, CircId, MAX_LAYERS, RELAY_PAYLOAD_LEN};
 use crate::wire::relay_msg::{RelayContext, RelayMsg, RelayMsgError};
 use crate::wire::restrict::{ChanMsg, CreateBody, CreatedBody, DestroyReason, HandshakeType};
-use exit::{ExitCirc, ExitError};
+pub use error::RelayError;
+use exit::ExitCirc;
+use shares::Shares;
+pub use shares::Source;
 
 /// One end of a circuit at this relay.
 pub type CircKey = (LinkId, CircId);
@@ -50,6 +56,10 @@ pub struct RelayLimits {
     pub max_circuits_per_link: usize,
     /// How long an EXTEND may take (link set-up plus CREATED).
     pub extend_timeout: Duration,
+    /// A circuit with no cell for this long is closed (`09-relay.md#idle-circuits`).
+    pub idle_timeout: Duration,
+    /// The same, once the table is three-quarters full.
+    pub pressure_idle_timeout: Duration,
 }
 
 impl Default for RelayLimits {
@@ -58,6 +68,8 @@ impl Default for RelayLimits {
             max_circuits: 20_000,
             max_circuits_per_link: 2_000,
             extend_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(900),
+            pressure_idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -128,59 +140,6 @@ pub enum RelayAction {
     },
 }
 
-/// Why the switch refused something. The circuit concerned is closed; the link stays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RelayError {
-    /// A circuit id that is not open on this link (`03-cells.md#circuit-ids`).
-    #[error("unknown circuit id")]
-    UnknownCircuit,
-    /// CREATE with a circuit id already in use on this link.
-    #[error("circuit id already in use")]
-    ReusedCircuit,
-    /// A limit was reached (`09-relay.md#limits`).
-    #[error("circuit limit reached")]
-    Limit,
-    /// CREATE names a handshake this relay does not run.
-    #[error("unknown handshake type {0}")]
-    HandshakeType(u16),
-    /// The hop handshake failed.
-    #[error("hop handshake failed: {0}")]
-    Handshake(CryptoError),
-    /// The announced hop index is impossible for the link it came on (`04-circuits.md#hop-index`).
-    #[error("hop index {0} impossible here")]
-    HopIndex(u8),
-    /// This hop's layer failed: tampering, replay, reordering (`04-circuits.md#sealed-layers`).
-    #[error("layer failure: {0}")]
-    Layer(LayerError),
-    /// A relay message was refused.
-    #[error("bad relay message: {0}")]
-    Message(RelayMsgError),
-    /// EXTEND to this relay itself (`04-circuits.md#extend`).
-    #[error("EXTEND to itself")]
-    ExtendToSelf,
-    /// EXTEND to a relay not in the directory.
-    #[error("EXTEND to an unknown relay")]
-    ExtendUnknown,
-    /// EXTEND on a circuit that already has a next hop, or a cell that must go on where
-    /// there is no next hop.
-    #[error("circuit state violation: {0}")]
-    State(&'static str),
-    /// An exit service refused a message.
-    #[error("exit: {0}")]
-    Exit(#[from] ExitError),
-}
-
-impl HasKind for RelayError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            RelayError::Limit => ErrorKind::ResourceLimit,
-            RelayError::Layer(_) | RelayError::Handshake(_) => ErrorKind::CryptoFailure,
-            _ => ErrorKind::PeerProtocolViolation,
-        }
-    }
-}
-
 #[derive(Debug)]
 enum Next {
     None,
@@ -199,6 +158,11 @@ struct Entry {
     layer: RelayLayer,
     next: Next,
     exit: Option<ExitCirc>,
+    source: Source,
+    /// Creation order, for "oldest first" within a source.
+    seq: u64,
+    /// The last cell in either direction.
+    last_active: Time,
 }
 
 /// Counters of a relay.
@@ -216,6 +180,12 @@ pub struct RelayStats {
     pub layer_failures: u64,
     /// Cells altered by this relay's [`Misbehaviour`].
     pub tampered: u64,
+    /// CREATEs refused as replays of a hop message 1.
+    pub replays: u64,
+    /// Circuits closed to give a smaller source its share of a full table.
+    pub evicted: u64,
+    /// Circuits closed for being idle.
+    pub expired: u64,
 }
 
 /// The relay switch.
@@ -227,6 +197,12 @@ pub struct Switch {
     circuits: BTreeMap<CircKey, Entry>,
     by_next: BTreeMap<CircKey, CircKey>,
     per_link: BTreeMap<LinkId, usize>,
+    shares: Shares,
+    hop_replay: ReplayCache,
+    /// EXTEND and CREATED deadlines; stale entries are skipped when they fall due.
+    deadlines: BTreeSet<(Time, CircKey)>,
+    next_sweep: Time,
+    next_seq: u64,
     actions: VecDeque<RelayAction>,
     rng: UmbraRng,
     misbehaviour: Misbehaviour,
@@ -244,6 +220,11 @@ impl Switch {
             circuits: BTreeMap::new(),
             by_next: BTreeMap::new(),
             per_link: BTreeMap::new(),
+            shares: Shares::default(),
+            hop_replay: ReplayCache::for_handshakes(),
+            deadlines: BTreeSet::new(),
+            next_sweep: Time::ZERO,
+            next_seq: 0,
             actions: VecDeque::new(),
             rng,
             misbehaviour: Misbehaviour::default(),
@@ -267,6 +248,11 @@ impl Switch {
         self.circuits.len()
     }
 
+    /// Sources holding circuits here.
+    pub fn sources(&self) -> usize {
+        self.shares.sources()
+    }
+
     /// The next action for the node.
     pub fn poll_action(&mut self) -> Option<RelayAction> {
         self.actions.pop_front()
@@ -280,11 +266,13 @@ impl Switch {
         self.send(link, ChanMsg::Destroy { circ_id, reason });
     }
 
-    /// CREATE arrived (`04-circuits.md#create`).
+    /// CREATE arrived (`04-circuits.md#create`) from `source` on `link`.
     pub fn handle_create(
         &mut self,
+        now: Time,
         link: LinkId,
         prev: PrevKind,
+        source: Source,
         circ_id: CircId,
         body: &CreateBody,
     ) -> Result<(), RelayError> {
@@ -295,8 +283,14 @@ impl Switch {
             return Err(RelayError::ReusedCircuit);
         }
         let on_link = self.per_link.get(&link).copied().unwrap_or(0);
-        if self.circuits.len() >= self.limits.max_circuits
-            || on_link >= self.limits.max_circuits_per_link
+        // A full table: the largest source gives way to a smaller one (`09-relay.md#shares`).
+        let victim = if self.circuits.len() >= self.limits.max_circuits {
+            self.shares.victim_for(&source)
+        } else {
+            None
+        };
+        if on_link >= self.limits.max_circuits_per_link
+            || (self.circuits.len() >= self.limits.max_circuits && victim.is_none())
         {
             self.destroy(key, DestroyReason::RESOURCE_LIMIT);
             return Err(RelayError::Limit);
@@ -308,6 +302,10 @@ impl Switch {
         if body.handshake_type != HandshakeType::NOISE_NK_V1 {
             return refuse(self, RelayError::HandshakeType(body.handshake_type.0));
         }
+        if self.hop_replay.seen(now, &body.handshake) {
+            self.stats.replays += 1;
+            return refuse(self, RelayError::Replayed);
+        }
         let (index, msg2, keys) = match hop::server(
             &self.onion,
             &body.handshake,
@@ -316,6 +314,7 @@ impl Switch {
             Ok(x) => x,
             Err(e) => return refuse(self, RelayError::Handshake(e)),
         };
+        self.hop_replay.insert(now, &body.handshake);
         // `04-circuits.md#hop-index`: a reader's link carries hop 1, a relay's link hops 2..=3.
         let index_ok = match prev {
             PrevKind::Reader => index == 1,
@@ -328,12 +327,22 @@ impl Switch {
             Ok(l) => l,
             Err(e) => return refuse(self, RelayError::Layer(e)),
         };
+        if let Some(v) = victim {
+            self.stats.evicted += 1;
+            self.remove(v, DestroyReason::RESOURCE_LIMIT, true, true);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.shares.add(source, seq, key);
         self.circuits.insert(
             key,
             Entry {
                 layer,
                 next: Next::None,
                 exit: None,
+                source,
+                seq,
+                last_active: now,
             },
         );
         *self.per_link.entry(link).or_default() += 1;
@@ -362,13 +371,15 @@ impl Switch {
         mut body: Box<[u8; BODY_LEN]>,
     ) -> Result<(), RelayError> {
         let key = (link, circ_id);
-        if self.circuits.contains_key(&key) {
+        if let Some(e) = self.circuits.get_mut(&key) {
+            e.last_active = now;
             return self.forward(now, key, body);
         }
         if let Some(&prev) = self.by_next.get(&key) {
             let Some(e) = self.circuits.get_mut(&prev) else {
                 return Err(RelayError::UnknownCircuit);
             };
+            e.last_active = now;
             if let Err(err) = e.layer.seal_backward_relay(&mut body) {
                 self.teardown(prev, DestroyReason::PROTOCOL);
                 return Err(RelayError::Layer(err));
@@ -489,10 +500,12 @@ impl Switch {
                 if target == self.me {
                     return Err(RelayError::ExtendToSelf);
                 }
+                let deadline = now + self.limits.extend_timeout;
                 e.next = Next::Pending {
                     handshake,
-                    deadline: now + self.limits.extend_timeout,
+                    deadline,
                 };
+                self.arm(deadline, key);
                 self.actions
                     .push_back(RelayAction::Extend { from: key, target });
                 Ok(())
@@ -586,10 +599,12 @@ impl Switch {
         let Next::Pending { handshake, .. } = std::mem::replace(&mut e.next, Next::None) else {
             return;
         };
+        let deadline = now + self.limits.extend_timeout;
         e.next = Next::Attached {
             key: next,
-            awaiting_created: Some(now + self.limits.extend_timeout),
+            awaiting_created: Some(deadline),
         };
+        self.arm(deadline, from);
         self.by_next.insert(next, from);
         let create = ChanMsg::Create {
             circ_id: next.1,
@@ -672,6 +687,7 @@ impl Switch {
         let Some(e) = self.circuits.remove(&key) else {
             return;
         };
+        self.shares.remove(e.source, e.seq, key);
         if e.exit.is_some() {
             self.actions
                 .push_back(RelayAction::CircuitGone { circ: key });
@@ -690,63 +706,6 @@ impl Switch {
             if tell_next {
                 self.destroy(next, reason);
             }
-        }
-    }
-
-    /// A link closed: every circuit using it goes, and the other side is told.
-    pub fn link_closed(&mut self, link: LinkId) {
-        let prevs: Vec<CircKey> = self
-            .circuits
-            .keys()
-            .filter(|k| k.0 == link)
-            .copied()
-            .collect();
-        for k in prevs {
-            self.remove(k, DestroyReason::UNREACHABLE, false, true);
-        }
-        let nexts: Vec<CircKey> = self
-            .by_next
-            .iter()
-            .filter(|(n, _)| n.0 == link)
-            .map(|(_, p)| *p)
-            .collect();
-        for p in nexts {
-            self.remove(p, DestroyReason::UNREACHABLE, true, false);
-        }
-        self.per_link.remove(&link);
-    }
-
-    /// The earliest extend deadline.
-    pub fn poll_timeout(&self) -> Option<Time> {
-        self.circuits
-            .values()
-            .filter_map(|e| match e.next {
-                Next::Pending { deadline, .. } => Some(deadline),
-                Next::Attached {
-                    awaiting_created, ..
-                } => awaiting_created,
-                Next::None => None,
-            })
-            .min()
-    }
-
-    /// Tear down extends past their deadline.
-    pub fn handle_timeout(&mut self, now: Time) {
-        let late: Vec<CircKey> = self
-            .circuits
-            .iter()
-            .filter(|(_, e)| match e.next {
-                Next::Pending { deadline, .. } => deadline <= now,
-                Next::Attached {
-                    awaiting_created: Some(d),
-                    ..
-                } => d <= now,
-                _ => false,
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for k in late {
-            self.teardown(k, DestroyReason::TIMEOUT);
         }
     }
 }

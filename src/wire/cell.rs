@@ -31,6 +31,8 @@ pub struct CircId(NonZeroU32);
 impl CircId {
     /// The smallest circuit id, 1.
     pub const MIN: CircId = CircId(NonZeroU32::MIN);
+    /// The largest circuit id.
+    pub const MAX: CircId = CircId(NonZeroU32::MAX);
 
     /// A circuit id from its wire value, or `None` for zero (which addresses the link).
     pub fn new(v: u32) -> Option<CircId> {

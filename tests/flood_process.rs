@@ -1,0 +1,271 @@
+//! Floods against a real relay process (issue 12, finding 3): one anonymous client, from its
+//! own address, replays handshake first messages and fills the circuit table; honest
+//! circuits through that relay must still build and carry data
+//! (`protocol-spec/09-relay.md#shares`, `04-circuits.md#replay`, `02-link.md#replay`).
+//! The same rules, driven by hand with a clock, are in `tests/relay_floods.rs`.
+
+#![allow(clippy::disallowed_methods)]
+
+mod procs;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use procs::{run, start_relays, tempdir, umbra};
+use umbra::crypto::hop::client_start;
+use umbra::crypto::keys::LinkKeypair;
+use umbra::crypto::noise::Randomness;
+use umbra::crypto::rng::UmbraRng;
+use umbra::directory::{Descriptor, Directory};
+use umbra::link::{Established, HandshakeStep, Handshaking, LinkConfig, RelayTarget};
+use umbra::time::{Time, WallTime};
+use umbra::wire::cell::CircId;
+use umbra::wire::restrict::{ChanMsg, CreateBody, DestroyReason, HandshakeType};
+
+/// The attacker's own address: every link it opens comes from here.
+const ATTACKER: &str = "127.0.0.9";
+const LINKS: usize = 10;
+const PER_LINK: u32 = 2_000;
+
+fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+        sock.connect(to).await.unwrap().into_std().unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// A reader link the attacker holds open.
+struct Link {
+    sock: TcpStream,
+    est: Established,
+    t0: Instant,
+}
+
+impl Link {
+    fn now(&self) -> Time {
+        Time::from_micros(self.t0.elapsed().as_micros() as u64)
+    }
+
+    fn open(desc: &Descriptor, seed: u64) -> Link {
+        let t0 = Instant::now();
+        let mut sock = connect_from(ATTACKER, desc.addr);
+        let mut rng = UmbraRng::from_u64(seed);
+        let mut h = Handshaking::dial(
+            LinkConfig::default(),
+            RelayTarget {
+                node_id: desc.node_id(),
+                link_key: desc.link_key,
+            },
+            &LinkKeypair::generate(&mut rng),
+            None,
+            Randomness::Seeded(rng.array()),
+            Time::ZERO,
+        )
+        .unwrap();
+        sock.write_all(&h.poll_transmit().unwrap()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "the relay closed an honest-looking handshake");
+            let now = Time::from_micros(t0.elapsed().as_micros() as u64);
+            match h.handle_bytes(now, &buf[..n]).unwrap() {
+                HandshakeStep::Continue(next) => h = next,
+                HandshakeStep::Done(mut est) => {
+                    let m3 = est.poll_transmit(now).unwrap().unwrap();
+                    sock.write_all(&m3).unwrap();
+                    return Link { sock, est, t0 };
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, msgs: &[ChanMsg]) {
+        for m in msgs {
+            self.est.send_msg(m).unwrap();
+        }
+        while let Some(bytes) = self.est.poll_transmit(self.now()).unwrap() {
+            self.sock.write_all(&bytes).unwrap();
+        }
+    }
+
+    /// Read until `n` CREATED or DESTROY answers arrived; returns (created, destroyed by reason).
+    fn answers(&mut self, n: usize) -> (usize, Vec<DestroyReason>) {
+        let (mut created, mut destroyed) = (0, Vec::new());
+        let mut buf = vec![0u8; 1 << 16];
+        while created + destroyed.len() < n {
+            let got = self.sock.read(&mut buf).expect("the relay went silent");
+            assert!(got > 0, "the relay closed the attacker's link");
+            self.est.handle_bytes(self.now(), &buf[..got]).unwrap();
+            while let Some(m) = self.est.poll_msg() {
+                match m.unwrap() {
+                    ChanMsg::Created { .. } => created += 1,
+                    ChanMsg::Destroy { reason, .. } => destroyed.push(reason),
+                    _ => {}
+                }
+            }
+        }
+        (created, destroyed)
+    }
+}
+
+fn create(id: u32, msg1: Vec<u8>) -> ChanMsg {
+    ChanMsg::Create {
+        circ_id: CircId::new(id).unwrap(),
+        body: CreateBody {
+            handshake_type: HandshakeType::NOISE_NK_V1,
+            handshake: msg1,
+        },
+    }
+}
+
+/// Send `PER_LINK` CREATEs on each link, `msg1(link, id)` each, in batches; totals.
+fn flood(links: &mut [Link], msg1: impl Fn(usize, u32) -> Vec<u8>) -> (usize, Vec<DestroyReason>) {
+    let (mut created, mut destroyed) = (0, Vec::new());
+    const BATCH: u32 = 250;
+    for (i, l) in links.iter_mut().enumerate() {
+        let mut id = 1;
+        while id <= PER_LINK {
+            let msgs: Vec<ChanMsg> = (id..(id + BATCH).min(PER_LINK + 1))
+                .map(|c| create(c, msg1(i, c)))
+                .collect();
+            let n = msgs.len();
+            l.send(&msgs);
+            let (c, d) = l.answers(n);
+            created += c;
+            destroyed.extend(d);
+            id += BATCH;
+        }
+    }
+    (created, destroyed)
+}
+
+#[test]
+fn one_client_cannot_fill_a_relays_circuit_table() {
+    let dir = tempdir("flood-table");
+    let (_relays, bootstrap) = start_relays(&dir, 3, 140);
+    let now = WallTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let (directory, errors) =
+        Directory::from_bootstrap(&std::fs::read_to_string(&bootstrap).unwrap(), now);
+    assert!(errors.is_empty(), "{errors:?}");
+    let target = directory
+        .relays()
+        .find(|d| d.addr.ip().to_string() == "127.141.0.1")
+        .expect("relay 1")
+        .clone();
+
+    // 1. Link message 1, replayed on 50 connections: answered once, then refused unread.
+    let mut rng = UmbraRng::from_u64(1);
+    let msg1 = Handshaking::dial(
+        LinkConfig::default(),
+        RelayTarget {
+            node_id: target.node_id(),
+            link_key: target.link_key,
+        },
+        &LinkKeypair::generate(&mut rng),
+        None,
+        Randomness::Seeded(rng.array()),
+        Time::ZERO,
+    )
+    .unwrap()
+    .poll_transmit()
+    .unwrap();
+    let mut answered = 0;
+    for _ in 0..50 {
+        let mut s = connect_from(ATTACKER, target.addr);
+        s.write_all(&msg1).unwrap();
+        let mut b = [0u8; 256];
+        if matches!(s.read(&mut b), Ok(n) if n > 0) {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 1, "a replayed link message 1 must get no answer");
+
+    // 2. 10 links x 2,000 CREATEs replaying one precomputed hop message 1: one circuit.
+    let mut links: Vec<Link> = (0..LINKS)
+        .map(|i| Link::open(&target, 100 + i as u64))
+        .collect();
+    let (_, hop1) = client_start(&target.onion_key, 1, Randomness::Seeded([7; 32])).unwrap();
+    let t = Instant::now();
+    let (created, destroyed) = flood(&mut links, |_, _| hop1.clone());
+    eprintln!(
+        "replayed hop message 1: {created} CREATED, {} DESTROY in {:.1} s",
+        destroyed.len(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(created, 1, "a replayed hop message 1 must be refused");
+    assert!(destroyed.iter().all(|r| *r == DestroyReason::PROTOCOL));
+
+    // 3. The same links with fresh handshakes (the attacker pays for its crypto): the table
+    // fills to its limit of 20,000.
+    let mut links: Vec<Link> = (0..LINKS)
+        .map(|i| Link::open(&target, 200 + i as u64))
+        .collect();
+    let t = Instant::now();
+    let msgs: Vec<Vec<Vec<u8>>> = (0..LINKS)
+        .map(|i| {
+            (1..=PER_LINK)
+                .map(|c| {
+                    let mut seed = [0u8; 32];
+                    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    seed[8..12].copy_from_slice(&c.to_le_bytes());
+                    seed[31] = 1;
+                    client_start(&target.onion_key, 1, Randomness::Seeded(seed))
+                        .unwrap()
+                        .1
+                })
+                .collect()
+        })
+        .collect();
+    let (created, destroyed) = flood(&mut links, |i, c| msgs[i][c as usize - 1].clone());
+    eprintln!(
+        "fresh flood: {created} CREATED, {} DESTROY in {:.1} s",
+        destroyed.len(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        created,
+        20_000 - 1,
+        "the table holds 20,000 (one from step 2)"
+    );
+    assert!(
+        destroyed
+            .iter()
+            .all(|r| *r == DestroyReason::RESOURCE_LIMIT)
+    );
+
+    // 4. With the attacker's 10 links open and its circuits alive, an honest reader's
+    // circuit through that relay builds and moves data.
+    let (ok, out, err) = run(
+        umbra()
+            .args([
+                "probe",
+                "--echo",
+                "200000",
+                "--timeout",
+                "60",
+                "--bootstrap",
+            ])
+            .arg(&bootstrap),
+        Duration::from_secs(90),
+    );
+    assert!(
+        ok,
+        "an honest probe through the flooded relay failed:\n{out}\n{err}"
+    );
+    assert!(out.contains("echoed 200000 bytes intact"), "{out}");
+    eprintln!("{out}");
+}
