@@ -1,8 +1,11 @@
-//! Floods against a real relay process (issue 12, finding 3): one anonymous client, from its
-//! own address, replays handshake first messages and fills the circuit table; honest
-//! circuits through that relay must still build and carry data
-//! (`protocol-spec/09-relay.md#shares`, `04-circuits.md#replay`, `02-link.md#replay`).
-//! The same rules, driven by hand with a clock, are in `tests/relay_floods.rs`.
+//! Floods against a real relay process (issue 12).
+//! - Finding 3: one anonymous client, from its own address, replays handshake first messages
+//!   and fills the circuit table; honest circuits through that relay must still build and
+//!   carry data (`protocol-spec/09-relay.md#shares`, `04-circuits.md#replay`,
+//!   `02-link.md#replay`). The same rules, driven by hand with a clock: `tests/relay_floods.rs`.
+//! - Findings 4 and 5: self-made relay identities (not in the directory) send DHT requests,
+//!   stores and unsolicited answers; the relay serves them nothing, stores nothing, and none
+//!   enters its routing table (`06-dht.md#who-takes-part`). Sans-IO: `tests/dht_junk.rs`.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -12,16 +15,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use procs::{run, start_relays, tempdir, umbra};
+use procs::{free_addr, request, run, start_relays, tempdir, umbra, wait_listening};
 use umbra::crypto::hop::client_start;
-use umbra::crypto::keys::LinkKeypair;
+use umbra::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
 use umbra::crypto::noise::Randomness;
 use umbra::crypto::rng::UmbraRng;
 use umbra::directory::{Descriptor, Directory};
 use umbra::link::{Established, HandshakeStep, Handshaking, LinkConfig, RelayTarget};
 use umbra::time::{Time, WallTime};
 use umbra::wire::cell::CircId;
-use umbra::wire::restrict::{ChanMsg, CreateBody, DestroyReason, HandshakeType};
+use umbra::wire::dht_msg::{DhtMsg, Record, RecordKind};
+use umbra::wire::restrict::{ChanMsg, CreateBody, DestroyReason, HandshakeType, dht_fragments};
 
 /// The attacker's own address: every link it opens comes from here.
 const ATTACKER: &str = "127.0.0.9";
@@ -56,17 +60,25 @@ impl Link {
     }
 
     fn open(desc: &Descriptor, seed: u64) -> Link {
+        Link::open_as(desc, seed, false)
+    }
+
+    /// `as_relay`: present a self-made relay identity (a binding no directory lists).
+    fn open_as(desc: &Descriptor, seed: u64, as_relay: bool) -> Link {
         let t0 = Instant::now();
         let mut sock = connect_from(ATTACKER, desc.addr);
         let mut rng = UmbraRng::from_u64(seed);
+        let link_key = LinkKeypair::generate(&mut rng);
+        let binding = as_relay
+            .then(|| LinkKeyBinding::sign(&IdentityKey::generate(&mut rng), &link_key.public()));
         let mut h = Handshaking::dial(
             LinkConfig::default(),
             RelayTarget {
                 node_id: desc.node_id(),
                 link_key: desc.link_key,
             },
-            &LinkKeypair::generate(&mut rng),
-            None,
+            &link_key,
+            binding,
             Randomness::Seeded(rng.array()),
             Time::ZERO,
         )
@@ -268,4 +280,131 @@ fn one_client_cannot_fill_a_relays_circuit_table() {
     );
     assert!(out.contains("echoed 200000 bytes intact"), "{out}");
     eprintln!("{out}");
+}
+
+fn status(gw: SocketAddr) -> serde_json::Value {
+    let r = request(gw, "GET", "/api/status", &gw.to_string(), &[]);
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[test]
+fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
+    let dir = tempdir("flood-dht");
+    let (mut relays, bootstrap) = start_relays(&dir, 4, 150);
+    // Relay 4 again, now with a dashboard: its DHT is the target.
+    let mut r4 = relays.0.pop().unwrap();
+    let _ = r4.kill();
+    let _ = r4.wait();
+    let gw = free_addr("127.0.0.1");
+    let _target = procs::Procs(vec![
+        umbra()
+            .args(["relay", "--gateway", &gw.to_string(), "--config"])
+            .arg(dir.join("r4.toml"))
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("target.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    ]);
+    wait_listening(gw, "its dashboard");
+    let now = WallTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let (d, _) = Directory::from_bootstrap(
+        &std::fs::read_to_string(dir.join("r4").join("descriptor")).unwrap(),
+        now,
+    );
+    let desc = d.relays().next().expect("the target's descriptor").clone();
+    // Let it join the DHT of the three other listed relays (they answer its lookup).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        let s = status(gw);
+        let joined =
+            s["dht"]["contacts"].as_u64() == Some(3) && s["dht"]["lookups"].as_u64() >= Some(1);
+        if joined || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(before["dht"]["contacts"], 3, "{before}");
+
+    // 30 self-made relay identities: requests, 3-byte block stores, unsolicited answers.
+    let block = Record {
+        kind: RecordKind::BLOCK,
+        key: *blake3::hash(b"abc").as_bytes(),
+        value: b"abc".to_vec(),
+    };
+    let mut links: Vec<Link> = (0..30)
+        .map(|i| Link::open_as(&desc, 500 + i, true))
+        .collect();
+    for (i, l) in links.iter_mut().enumerate() {
+        let mut msgs = Vec::new();
+        for m in [
+            DhtMsg::FindNode {
+                id: 1,
+                target: [i as u8; 32],
+            },
+            DhtMsg::Store {
+                id: 2,
+                record: block.clone(),
+            },
+            DhtMsg::FindValue {
+                id: 3,
+                key: block.key,
+                kind: RecordKind::BLOCK,
+            },
+            DhtMsg::Nodes {
+                id: 4,
+                nodes: vec![[i as u8; 32]],
+            },
+            DhtMsg::Stored { id: 5, status: 0 },
+        ] {
+            msgs.extend(dht_fragments(&m.encode()));
+        }
+        for k in 0..100u32 {
+            let mut r = block.clone();
+            r.value = k.to_be_bytes()[1..].to_vec();
+            r.key = *blake3::hash(&r.value).as_bytes();
+            msgs.extend(dht_fragments(
+                &DhtMsg::Store {
+                    id: 10 + k,
+                    record: r,
+                }
+                .encode(),
+            ));
+        }
+        l.send(&msgs);
+    }
+    // Nothing comes back on any of those links.
+    for l in &mut links {
+        l.sock
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        if let Ok(n) = l.sock.read(&mut buf) {
+            if n > 0 {
+                l.est.handle_bytes(l.now(), &buf[..n]).unwrap();
+                while let Some(m) = l.est.poll_msg() {
+                    let m = m.unwrap();
+                    assert!(
+                        !matches!(m, ChanMsg::Dht { .. }),
+                        "a junk identity was answered: {m:?}"
+                    );
+                }
+            }
+        }
+    }
+    let after = status(gw);
+    eprintln!("before: {}\nafter: {}", before["dht"], after["dht"]);
+    assert_eq!(
+        after["dht"]["contacts"], 3,
+        "junk entered the routing table"
+    );
+    assert_eq!(after["storage"]["records"], 0, "junk was stored");
+    assert!(after["dht"]["refused_unknown"].as_u64().unwrap() >= 30 * 105);
 }

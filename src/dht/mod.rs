@@ -142,6 +142,8 @@ pub struct DhtStats {
     pub lookups: u64,
     /// Bytes of held records sent to other nodes (what this node seeds).
     pub served_bytes: u64,
+    /// Messages refused because their sender is not in the directory.
+    pub refused_unknown: u64,
 }
 
 /// The DHT engine of one relay.
@@ -188,8 +190,11 @@ impl Dht {
         }
     }
 
-    /// The relays the node can reach (from its directory); others in answers are ignored.
+    /// The relays of the node's directory (`06-dht.md#who-takes-part`): only they are served,
+    /// admitted to the routing table, or followed in answers. Contacts that left the
+    /// directory leave the table.
     pub fn set_known(&mut self, known: BTreeSet<NodeId>) {
+        self.table.retain(|n| known.contains(n));
         self.known = known;
     }
 
@@ -221,26 +226,35 @@ impl Dht {
     /// Join: learn `seeds` and look up our own id (`06-dht.md#joining`).
     pub fn bootstrap(&mut self, now: Time, seeds: &[NodeId]) -> LookupId {
         for s in seeds {
-            if *s != self.me {
+            if *s != self.me && self.known.contains(s) {
                 self.table.seen(*s);
             }
         }
         let me = self.me.0;
-        self.start(now, me, Goal::Nodes)
+        self.start(now, WallTime(0), me, Goal::Nodes)
     }
 
     /// Start a lookup for `target`.
-    pub fn start(&mut self, now: Time, target: [u8; 32], goal: Goal) -> LookupId {
+    /// A value lookup starts from the record this node holds itself, if any: a block held is
+    /// the answer; a manifest held is the one to beat (`06-dht.md#lookups`).
+    pub fn start(&mut self, now: Time, wall: WallTime, target: [u8; 32], goal: Goal) -> LookupId {
         let id = LookupId(self.next_lookup);
         self.next_lookup += 1;
         let seeds = self.table.closest(&target, self.cfg.k);
         let lookup = Lookup::new(target, &seeds, self.cfg.k, self.cfg.alpha);
+        let best = match &goal {
+            Goal::Value(kind) => self.store.get(*kind, &target, wall).and_then(|r| {
+                let info = self.validator.validate(&r, wall).ok()?;
+                Some((r, info))
+            }),
+            _ => None,
+        };
         self.lookups.insert(
             id,
             Active {
                 lookup,
                 goal,
-                best: None,
+                best,
                 storing: None,
             },
         );
@@ -335,7 +349,22 @@ impl Dht {
         if from == self.me {
             return;
         }
-        self.table.seen(from);
+        // Only directory relays take part (`06-dht.md#who-takes-part`): anyone else is
+        // neither served nor admitted, whatever it sends.
+        if !self.known.contains(&from) {
+            self.stats.refused_unknown += 1;
+            return;
+        }
+        // A request admits its sender; an answer only if it was asked for.
+        let solicited = match &msg {
+            DhtMsg::Nodes { id, .. } | DhtMsg::Value { id, .. } | DhtMsg::Stored { id, .. } => {
+                self.pending.contains_key(&(from, *id))
+            }
+            _ => true,
+        };
+        if solicited {
+            self.table.seen(from);
+        }
         match msg {
             DhtMsg::FindNode { id, target } => {
                 self.stats.rpcs_in += 1;
@@ -503,7 +532,7 @@ impl Dht {
             self.store.expire(wall);
             for (kind, key) in self.store.keys() {
                 if let Some(record) = self.store.get(kind, &key, wall) {
-                    self.start(now, key, Goal::Store(record));
+                    self.start(now, wall, key, Goal::Store(record));
                 }
             }
         }

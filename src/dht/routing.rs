@@ -90,6 +90,18 @@ impl RoutingTable {
         b.replacements.retain(|r| *r != id);
     }
 
+    /// Keep only contacts (and replacements) for which `keep` holds.
+    pub fn retain(&mut self, keep: impl Fn(&NodeId) -> bool) {
+        for b in &mut self.buckets {
+            b.entries.retain(&keep);
+            b.replacements.retain(&keep);
+            while b.entries.len() < self.k {
+                let Some(r) = b.replacements.pop() else { break };
+                b.entries.push(r);
+            }
+        }
+    }
+
     /// The `n` known nodes closest to `target`.
     pub fn closest(&self, target: &[u8; 32], n: usize) -> Vec<NodeId> {
         let mut all: Vec<NodeId> = self

@@ -349,7 +349,7 @@ impl Node {
             );
             return;
         };
-        let lookup = d.start(now, key, goal);
+        let lookup = d.start(now, wall, key, goal);
         self.content.running.insert(lookup, (circ, stream, id));
     }
 

@@ -179,7 +179,8 @@ impl DhtWorld {
     /// Start a lookup at node `i`.
     pub fn start(&mut self, i: usize, target: [u8; 32], goal: Goal) -> LookupId {
         let now = self.queue.now();
-        let id = self.nodes[i].dht.start(now, target, goal);
+        let wall = self.wall();
+        let id = self.nodes[i].dht.start(now, wall, target, goal);
         self.drain(i);
         id
     }

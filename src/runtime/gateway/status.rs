@@ -102,6 +102,9 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "cells_backwarded": s.backwarded,
             "torn_down": s.torn_down,
             "layer_failures": s.layer_failures,
+            "replays_refused": s.replays,
+            "evicted": s.evicted,
+            "expired_idle": s.expired,
         })
     });
     let dht = node.dht().map(|d| {
@@ -112,6 +115,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "rpcs_out": s.rpcs_out,
             "lookups": s.lookups,
             "invalid_records": s.invalid_records,
+            "refused_unknown": s.refused_unknown,
         })
     });
     let circuits: Vec<Value> = g

@@ -1,0 +1,153 @@
+//! Junk identities against one relay's DHT, sans-IO (issue 12, findings 4 and 5;
+//! `protocol-spec/06-dht.md#who-takes-part`, `#lookups`): a relay identity that is not in
+//! the directory is neither served nor admitted to the routing table, whatever it sends;
+//! answers nobody asked for admit nobody; and a value lookup starts from the node's own
+//! store, so ids crowding a key cannot make an exit deny a record it holds.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use umbra::crypto::keys::{IdentityKey, NodeId};
+use umbra::crypto::rng::UmbraRng;
+use umbra::dht::store::MemoryStore;
+use umbra::dht::{Dht, DhtAction, DhtConfig, Goal, LookupOutcome, RecordValidator};
+use umbra::node::SiteValidator;
+use umbra::site::build;
+use umbra::time::{Time, WallTime};
+use umbra::wire::dht_msg::{DhtMsg, Record, RecordKind};
+
+const WALL: WallTime = WallTime(1_800_000_000);
+
+fn id(b: u8) -> NodeId {
+    let mut x = [b; 32];
+    x[31] = 0xAA;
+    NodeId(x)
+}
+
+fn relay(known: &[NodeId]) -> Dht {
+    let mut d = Dht::new(
+        NodeId([0x10; 32]),
+        DhtConfig::default(),
+        Box::new(MemoryStore::new(1 << 30)),
+        Box::new(SiteValidator),
+        Time::ZERO,
+    );
+    d.set_known(known.iter().copied().collect::<BTreeSet<_>>());
+    d
+}
+
+fn drain(d: &mut Dht) -> Vec<DhtAction> {
+    std::iter::from_fn(|| d.poll_action()).collect()
+}
+
+fn manifest_record() -> Record {
+    let key = IdentityKey::generate(&mut UmbraRng::from_u64(3));
+    let built = build(
+        &key,
+        &[("index.html".to_string(), b"hello".to_vec())],
+        1,
+        WALL,
+        86_400,
+    )
+    .unwrap();
+    Record {
+        kind: RecordKind::MANIFEST,
+        key: built.parsed.address().dht_key(),
+        value: built.manifest.clone(),
+    }
+}
+
+#[test]
+fn junk_identities_are_neither_served_nor_admitted() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    d.bootstrap(Time::ZERO, &known);
+    drain(&mut d);
+    assert_eq!(d.table().len(), 4);
+    let block = Record {
+        kind: RecordKind::BLOCK,
+        key: *blake3::hash(b"abc").as_bytes(),
+        value: b"abc".to_vec(),
+    };
+    assert!(SiteValidator.validate(&block, WALL).is_ok());
+    for j in 100..130u8 {
+        let junk = id(j);
+        for msg in [
+            DhtMsg::FindNode {
+                id: 1,
+                target: [j; 32],
+            },
+            DhtMsg::Store {
+                id: 2,
+                record: block.clone(),
+            },
+            DhtMsg::Nodes {
+                id: 3,
+                nodes: vec![[j; 32]],
+            },
+            DhtMsg::Stored { id: 4, status: 0 },
+        ] {
+            d.handle_rpc(Time::ZERO, WALL, junk, msg);
+        }
+    }
+    let sent_to_junk = drain(&mut d)
+        .into_iter()
+        .filter(|a| matches!(a, DhtAction::Send { to, .. } if !known.contains(to)))
+        .count();
+    assert_eq!(sent_to_junk, 0, "junk identities are served nothing");
+    assert_eq!(d.table().len(), 4, "and none enters the routing table");
+    assert_eq!(d.store().count(), 0, "and none stores anything");
+    assert_eq!(d.stats().refused_unknown, 120);
+
+    // A directory relay's unsolicited answer admits nobody either (it is not a request).
+    let mut d = relay(&known);
+    d.handle_rpc(
+        Time::ZERO,
+        WALL,
+        id(1),
+        DhtMsg::Nodes {
+            id: 9,
+            nodes: vec![id(2).0],
+        },
+    );
+    assert_eq!(d.table().len(), 0);
+    // Its request does.
+    d.handle_rpc(
+        Time::ZERO,
+        WALL,
+        id(1),
+        DhtMsg::FindNode {
+            id: 9,
+            target: [0; 32],
+        },
+    );
+    assert_eq!(d.table().len(), 1);
+}
+
+#[test]
+fn an_exit_answers_from_its_own_store_when_nobody_else_does() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    d.bootstrap(Time::ZERO, &known);
+    drain(&mut d);
+    let rec = manifest_record();
+    let info = SiteValidator.validate(&rec, WALL).unwrap();
+    d.store_mut().put(&rec, info, false).unwrap();
+    // Every other node it could ask stays silent (or lies by silence).
+    let l = d.start(Time::ZERO, WALL, rec.key, Goal::Value(RecordKind::MANIFEST));
+    drain(&mut d);
+    let mut now = Time::ZERO;
+    let mut outcome = None;
+    for _ in 0..10 {
+        now = now + Duration::from_secs(6);
+        d.handle_timeout(now, WALL);
+        for a in drain(&mut d) {
+            if let DhtAction::Done { id, outcome: o, .. } = a {
+                if id == l {
+                    outcome = Some(o);
+                }
+            }
+        }
+    }
+    assert_eq!(outcome, Some(LookupOutcome::Found(rec)));
+}
