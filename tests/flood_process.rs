@@ -15,9 +15,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use procs::{free_addr, request, run, start_relays, tempdir, umbra, wait_listening};
+use procs::{free_addr, publish_site, request, run, start_relays, tempdir, umbra, wait_listening};
 use umbra::crypto::hop::client_start;
 use umbra::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
+use umbra::crypto::layer::ClientLayers;
 use umbra::crypto::noise::Randomness;
 use umbra::crypto::rng::UmbraRng;
 use umbra::directory::{Descriptor, Directory};
@@ -25,6 +26,7 @@ use umbra::link::{Established, HandshakeStep, Handshaking, LinkConfig, RelayTarg
 use umbra::time::{Time, WallTime};
 use umbra::wire::cell::CircId;
 use umbra::wire::dht_msg::{DhtMsg, Record, RecordKind};
+use umbra::wire::relay_msg::{MAX_DATA, RelayContext, RelayMsg};
 use umbra::wire::restrict::{ChanMsg, CreateBody, DestroyReason, HandshakeType, dht_fragments};
 
 /// The attacker's own address: every link it opens comes from here.
@@ -52,6 +54,7 @@ struct Link {
     sock: TcpStream,
     est: Established,
     t0: Instant,
+    inbox: std::collections::VecDeque<ChanMsg>,
 }
 
 impl Link {
@@ -94,7 +97,12 @@ impl Link {
                 HandshakeStep::Done(mut est) => {
                     let m3 = est.poll_transmit(now).unwrap().unwrap();
                     sock.write_all(&m3).unwrap();
-                    return Link { sock, est, t0 };
+                    return Link {
+                        sock,
+                        est,
+                        t0,
+                        inbox: Default::default(),
+                    };
                 }
             }
         }
@@ -106,6 +114,25 @@ impl Link {
         }
         while let Some(bytes) = self.est.poll_transmit(self.now()).unwrap() {
             self.sock.write_all(&bytes).unwrap();
+        }
+    }
+
+    /// The next message the relay sent (not PADDING).
+    fn recv(&mut self) -> ChanMsg {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return m;
+            }
+            let got = self.sock.read(&mut buf).expect("the relay went silent");
+            assert!(got > 0, "the relay closed the link");
+            self.est.handle_bytes(self.now(), &buf[..got]).unwrap();
+            while let Some(m) = self.est.poll_msg() {
+                match m.unwrap() {
+                    ChanMsg::Padding => {}
+                    m => self.inbox.push_back(m),
+                }
+            }
         }
     }
 
@@ -407,4 +434,185 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
     );
     assert_eq!(after["storage"]["records"], 0, "junk was stored");
     assert!(after["dht"]["refused_unknown"].as_u64().unwrap() >= 30 * 105);
+}
+
+/// Build a circuit through `path` on `link` by hand (CREATE, then EXTEND per hop).
+fn build_circuit(link: &mut Link, id: u32, path: &[&Descriptor]) -> ClientLayers {
+    let circ_id = CircId::new(id).unwrap();
+    let mut layers = ClientLayers::new();
+    for (i, hop) in path.iter().enumerate() {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&id.to_le_bytes());
+        seed[4] = i as u8;
+        seed[31] = 9;
+        let (c, m1) = client_start(&hop.onion_key, i as u8 + 1, Randomness::Seeded(seed)).unwrap();
+        let msg2 = if i == 0 {
+            link.send(&[create(id, m1)]);
+            match link.recv() {
+                ChanMsg::Created { body, .. } => body.handshake,
+                other => panic!("expected CREATED, got {other:?}"),
+            }
+        } else {
+            let ext = RelayMsg::Extend {
+                node_id: hop.node_id().0,
+                handshake_type: HandshakeType::NOISE_NK_V1.0,
+                handshake: m1,
+            };
+            let body = layers
+                .seal_forward(i as u8, &ext.encode().unwrap())
+                .unwrap();
+            link.send(&[ChanMsg::Relay {
+                circ_id,
+                body: Box::new(body),
+            }]);
+            match link.recv() {
+                ChanMsg::Relay { mut body, .. } => {
+                    let (_, off) = layers.open_backward(&mut body).unwrap();
+                    match RelayMsg::decode(&body[off..off + 512], RelayContext::AtReader).unwrap() {
+                        RelayMsg::Extended { handshake } => handshake,
+                        other => panic!("expected EXTENDED, got {other:?}"),
+                    }
+                }
+                other => panic!("expected EXTENDED, got {other:?}"),
+            }
+        };
+        layers.push(&c.finish(&msg2).unwrap()).unwrap();
+    }
+    layers
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_get_flood_at_the_exit_stays_bounded() {
+    use umbra::wire::dht_msg::{ExitRequest, StreamFramer};
+    let dir = tempdir("flood-exit");
+    let (relays, bootstrap) = start_relays(&dir, 5, 160);
+    // A site whose manifest is about 0.9 MB: 880 files with long paths.
+    let site = dir.join("bigsite");
+    for i in 0..880 {
+        let p = site
+            .join(format!("{i:04}{}", "a".repeat(240)))
+            .join("b".repeat(240))
+            .join("c".repeat(240));
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("f"), b"x").unwrap();
+    }
+    let label = publish_site(&dir, &bootstrap, &site);
+    let key = umbra::site::address::SiteAddress::parse(&label)
+        .unwrap()
+        .dht_key();
+    let now = WallTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let (directory, _) =
+        Directory::from_bootstrap(&std::fs::read_to_string(&bootstrap).unwrap(), now);
+    let by_ip = |ip: &str| {
+        directory
+            .relays()
+            .find(|d| d.addr.ip().to_string() == ip)
+            .unwrap()
+            .clone()
+    };
+    let (guard, middle, exit) = (
+        by_ip("127.161.0.1"),
+        by_ip("127.162.0.1"),
+        by_ip("127.163.0.1"),
+    );
+    let exit_pid = relays.0[2].id();
+    let rss_before = rss_kib(exit_pid);
+
+    // The finding: 100 dht streams on one circuit, 4 GETs of the manifest each, and never a
+    // SENDME back.
+    let mut link = Link::open(&guard, 900);
+    let mut layers = build_circuit(&mut link, 1, &[&guard, &middle, &exit]);
+    let seal = |layers: &mut ClientLayers, m: &RelayMsg| ChanMsg::Relay {
+        circ_id: CircId::MIN,
+        body: Box::new(layers.seal_forward(3, &m.encode().unwrap()).unwrap()),
+    };
+    let begins: Vec<ChanMsg> = (1..=100u16)
+        .map(|s| {
+            seal(
+                &mut layers,
+                &RelayMsg::Begin {
+                    stream_id: s,
+                    service: b"dht".to_vec(),
+                },
+            )
+        })
+        .collect();
+    link.send(&begins);
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        if let ChanMsg::Relay { mut body, .. } = link.recv() {
+            let (_, off) = layers.open_backward(&mut body).unwrap();
+            if let Ok(RelayMsg::Connected { stream_id }) =
+                RelayMsg::decode(&body[off..off + 512], RelayContext::AtReader)
+            {
+                open.push(stream_id);
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    for g in 0..4 {
+        bytes.extend(StreamFramer::frame(
+            &ExitRequest::Get {
+                id: g,
+                kind: RecordKind::MANIFEST,
+                key,
+            }
+            .encode(),
+        ));
+    }
+    for &s in &open {
+        let cells: Vec<ChanMsg> = bytes
+            .chunks(MAX_DATA)
+            .map(|d| {
+                seal(
+                    &mut layers,
+                    &RelayMsg::Data {
+                        stream_id: s,
+                        data: d.to_vec(),
+                    },
+                )
+            })
+            .collect();
+        link.send(&cells);
+    }
+    // Let the exit run every lookup it accepted.
+    std::thread::sleep(Duration::from_secs(8));
+    let grown_mib = rss_kib(exit_pid).saturating_sub(rss_before) / 1024;
+    eprintln!(
+        "{} of 100 streams opened; the exit grew by {grown_mib} MiB (the finding: 375 MB)",
+        open.len()
+    );
+    assert!(open.len() <= 16, "{} streams on one circuit", open.len());
+    assert!(grown_mib < 64, "the exit grew by {grown_mib} MiB");
+
+    // Honest readers still get circuits through the same exit and storers.
+    let (ok, out, err) = run(
+        umbra()
+            .args([
+                "probe",
+                "--echo",
+                "100000",
+                "--timeout",
+                "60",
+                "--bootstrap",
+            ])
+            .arg(&bootstrap),
+        Duration::from_secs(90),
+    );
+    assert!(ok, "{out}{err}");
+    drop(link);
 }

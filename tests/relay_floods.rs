@@ -220,3 +220,138 @@ fn idle_circuits_expire_and_sooner_under_pressure() {
     assert_eq!(h.relay.relay_circuits(), 0);
     assert_eq!(h.relay.relay_stats().unwrap().expired, 8);
 }
+
+/// A relay whose DHT store holds one manifest of about 0.9 MB (the finding's size).
+fn exit_with_big_manifest() -> (Harness, [u8; 32]) {
+    use umbra::dht::RecordValidator;
+    let mut h = Harness::new();
+    let wall = umbra::time::WallTime(200);
+    let key =
+        umbra::crypto::keys::IdentityKey::generate(&mut umbra::crypto::rng::UmbraRng::from_u64(5));
+    let files: Vec<(String, Vec<u8>)> = (0..880)
+        .map(|i| (format!("{i:04}/{}", "p".repeat(990)), vec![b'x']))
+        .collect();
+    let built = umbra::site::build(&key, &files, 1, wall, 86_400).unwrap();
+    let rec = umbra::wire::dht_msg::Record {
+        kind: umbra::wire::dht_msg::RecordKind::MANIFEST,
+        key: built.parsed.address().dht_key(),
+        value: built.manifest.clone(),
+    };
+    assert!(rec.value.len() > 850_000, "{}", rec.value.len());
+    let info = umbra::node::SiteValidator.validate(&rec, wall).unwrap();
+    let mut store = umbra::dht::store::MemoryStore::new(1 << 30);
+    umbra::dht::store::RecordStore::put(&mut store, &rec, info, true).unwrap();
+    h.relay.enable_dht(h.now, Some(Box::new(store)));
+    (h, rec.key)
+}
+
+/// On circuit `id` of `c`: BEGIN `streams` `dht` streams, then `gets` GETs of `key` on each,
+/// on each stream the exit accepted, never returning a SENDME. Returns how many it accepted.
+fn get_flood(
+    h: &mut Harness,
+    c: &mut relay_harness::Client,
+    id: u32,
+    streams: u16,
+    gets: u32,
+    key: [u8; 32],
+) -> usize {
+    use umbra::wire::dht_msg::{ExitRequest, RecordKind, StreamFramer};
+    use umbra::wire::relay_msg::{MAX_DATA, RelayMsg};
+    let mut layers = h.create(c, id);
+    let begins: Vec<ChanMsg> = (1..=streams)
+        .map(|s| {
+            relay_harness::relay_cell(
+                id,
+                &mut layers,
+                &RelayMsg::Begin {
+                    stream_id: s,
+                    service: b"dht".to_vec(),
+                },
+            )
+        })
+        .collect();
+    let (out, _) = h.send(c, &begins);
+    let mut accepted = Vec::new();
+    for m in &out {
+        if let ChanMsg::Relay { body, .. } = m {
+            let mut b = **body;
+            let (_, off) = layers.open_backward(&mut b).unwrap();
+            let msg = RelayMsg::decode(
+                &b[off..off + 512],
+                umbra::wire::relay_msg::RelayContext::AtReader,
+            )
+            .unwrap();
+            if let RelayMsg::Connected { stream_id } = msg {
+                accepted.push(stream_id);
+            }
+        }
+    }
+    for &s in &accepted {
+        let mut bytes = Vec::new();
+        for g in 0..gets {
+            bytes.extend(StreamFramer::frame(
+                &ExitRequest::Get {
+                    id: g,
+                    kind: RecordKind::MANIFEST,
+                    key,
+                }
+                .encode(),
+            ));
+        }
+        let cells: Vec<ChanMsg> = bytes
+            .chunks(MAX_DATA)
+            .map(|d| {
+                relay_harness::relay_cell(
+                    id,
+                    &mut layers,
+                    &RelayMsg::Data {
+                        stream_id: s,
+                        data: d.to_vec(),
+                    },
+                )
+            })
+            .collect();
+        h.send(c, &cells);
+    }
+    accepted.len()
+}
+
+#[test]
+fn exit_memory_is_bounded_per_circuit_under_a_get_flood() {
+    let (mut h, key) = exit_with_big_manifest();
+    let mut c = h.connect();
+    // The finding: 100 streams x 4 GETs of a 0.9 MB manifest, no SENDME returned.
+    let accepted = get_flood(&mut h, &mut c, 1, 100, 4, key);
+    let (lookups, queued) = h.relay.exit_load();
+    eprintln!(
+        "one circuit: {accepted} streams accepted, {lookups} lookups running, {queued} B queued"
+    );
+    assert_eq!(accepted, umbra::relay::exit::MAX_STREAMS_PER_CIRCUIT);
+    assert!(
+        queued <= umbra::relay::exit::MAX_SERVICE_QUEUE,
+        "{queued} B queued on one circuit"
+    );
+    // The circuit still works, and closing it returns everything.
+    still_serves(&mut h, &mut c, 2);
+    h.relay.handle(h.now, Input::LinkClosed { link: c.link });
+    assert_eq!(h.relay.exit_load(), (0, 0));
+}
+
+#[test]
+fn exit_memory_is_bounded_for_the_relay_under_many_flooding_circuits() {
+    let (mut h, key) = exit_with_big_manifest();
+    let mut total_accepted = 0;
+    for i in 0..40u32 {
+        let mut c = h.connect_from(&format!("10.{i}.0.1:5000"));
+        total_accepted += get_flood(&mut h, &mut c, 1, 16, 4, key);
+    }
+    let (_, queued) = h.relay.exit_load();
+    eprintln!("40 circuits: {total_accepted} streams, {queued} B queued in all");
+    assert!(
+        queued <= (64 << 20) + umbra::relay::exit::MAX_SERVICE_QUEUE,
+        "{queued} B queued for the relay"
+    );
+    // An honest reader still gets its echo circuit.
+    let mut c = h.connect_from("10.200.0.1:5000");
+    still_serves(&mut h, &mut c, 1);
+}

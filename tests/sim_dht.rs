@@ -266,3 +266,41 @@ fn lying_and_silent_nodes_cannot_hide_records() {
     }
     assert_eq!(ok, 20, "a lying or silent minority hid a record");
 }
+
+#[test]
+fn a_manifest_lookup_moves_one_whole_copy_not_k() {
+    let s = seed(29);
+    let n = 300;
+    let mut w = DhtWorld::new(s, n, DhtConfig::default());
+    w.join_all(4);
+    w.run_until(at(120));
+    let mut rng = UmbraRng::from_u64(s ^ 3);
+    let sites = make_sites(&mut rng, 5);
+    let any = |r: &mut UmbraRng| r.below(300) as usize;
+    publish(&mut w, &mut rng, &sites, &any);
+    let served = |w: &DhtWorld| (0..n).map(|i| w.stats(i).served_bytes).sum::<u64>();
+    for site in &sites {
+        // A node far from the key (not a storer).
+        let from = (0..n)
+            .find(|&i| distance(&node_id_of(&w, i), &site.addr.dht_key())[0] > 0x40)
+            .unwrap();
+        let before = served(&w);
+        let key = site.addr.dht_key();
+        let l = w.start(from, key, Goal::Value(RecordKind::MANIFEST));
+        let start = w.now();
+        w.run_lookups(&[(from, l)], start + Duration::from_secs(120));
+        let Some((LookupOutcome::Found(rec), _)) = w.done.get(&(from, l)).cloned() else {
+            panic!("manifest not found");
+        };
+        let moved = served(&w) - before;
+        eprintln!(
+            "manifest of {} B: {moved} B of values moved for one lookup",
+            rec.value.len()
+        );
+        assert_eq!(
+            moved,
+            rec.value.len() as u64,
+            "one whole copy per lookup (the storers all hold it)"
+        );
+    }
+}

@@ -5,12 +5,15 @@
 //! travels (always over a relay link; readers' requests reach it only through the exit's
 //! `dht` service). Records are validated through a [`RecordValidator`] the node supplies
 //! (manifest signatures live in `site/`). For manifests a lookup asks every one of the k
-//! closest nodes and keeps the highest valid sequence, so one node lying "not found" or
-//! serving an old version cannot hide the current one.
+//! closest nodes which version it holds (sequence and digest, a few bytes), then fetches
+//! one whole copy, highest claim first, and keeps the highest valid sequence: one node lying
+//! "not found" or serving an old version cannot hide the current one, and a lookup moves
+//! one copy of a manifest, not k.
 //!
 //! Not in this module: links, cells, circuits, or site verification.
 
 pub mod lookup;
+pub mod pacing;
 pub mod routing;
 pub mod store;
 
@@ -127,6 +130,33 @@ struct Active {
     goal: Goal,
     best: Option<(Record, RecordInfo)>,
     storing: Option<(BTreeSet<NodeId>, u8)>,
+    /// Manifest lookups: the versions close nodes said they hold (node, seq, digest), in the
+    /// order they arrived (`06-dht.md#manifest-lookups`).
+    claims: Vec<(NodeId, u64, [u8; 32])>,
+    /// The node a whole manifest is being fetched from.
+    fetching: Option<NodeId>,
+}
+
+impl Active {
+    fn is_manifest(&self) -> bool {
+        self.goal == Goal::Value(RecordKind::MANIFEST)
+    }
+
+    /// The node to fetch a whole manifest from next: the highest claimed sequence above the
+    /// one held, the first to claim it on a tie.
+    fn next_claim(&self) -> Option<NodeId> {
+        let have = self.best.as_ref().map(|(_, i)| i.seq);
+        let mut pick: Option<&(NodeId, u64, [u8; 32])> = None;
+        for c in &self.claims {
+            if have.is_some_and(|h| c.1 <= h) {
+                continue;
+            }
+            if pick.is_none_or(|p| c.1 > p.1) {
+                pick = Some(c);
+            }
+        }
+        pick.map(|c| c.0)
+    }
 }
 
 /// Counters.
@@ -144,6 +174,8 @@ pub struct DhtStats {
     pub served_bytes: u64,
     /// Messages refused because their sender is not in the directory.
     pub refused_unknown: u64,
+    /// `FIND_VALUE`s answered with `NODES` because the asker's bucket was empty.
+    pub paced: u64,
 }
 
 /// The DHT engine of one relay.
@@ -161,6 +193,7 @@ pub struct Dht {
     next_lookup: u64,
     actions: VecDeque<DhtAction>,
     next_republish: Time,
+    pacing: pacing::Pacing,
     stats: DhtStats,
 }
 
@@ -186,6 +219,7 @@ impl Dht {
             next_lookup: 1,
             actions: VecDeque::new(),
             next_republish: now + cfg.republish_interval,
+            pacing: pacing::Pacing::default(),
             stats: DhtStats::default(),
         }
     }
@@ -256,6 +290,8 @@ impl Dht {
                 goal,
                 best,
                 storing: None,
+                claims: Vec::new(),
+                fetching: None,
             },
         );
         self.drive(now, id);
@@ -300,6 +336,22 @@ impl Dht {
                 }
                 return;
             }
+            // A manifest: fetch one whole copy at a time, highest claim first.
+            if a.is_manifest() {
+                if a.fetching.is_some() {
+                    return;
+                }
+                if let Some(to) = a.next_claim() {
+                    a.fetching = Some(to);
+                    let key = *a.lookup.target();
+                    self.send(now, to, id, |rpc| DhtMsg::FindValue {
+                        id: rpc,
+                        key,
+                        kind: RecordKind::MANIFEST,
+                    });
+                    return;
+                }
+            }
             self.finish(id);
             return;
         }
@@ -308,6 +360,13 @@ impl Dht {
         let goal = a.goal.clone();
         for to in next {
             match &goal {
+                Goal::Value(RecordKind::MANIFEST) => {
+                    self.send(now, to, id, |rpc| DhtMsg::FindSeq {
+                        id: rpc,
+                        key: target,
+                        kind: RecordKind::MANIFEST,
+                    });
+                }
                 Goal::Value(kind) => {
                     let kind = *kind;
                     self.send(now, to, id, |rpc| DhtMsg::FindValue {
@@ -321,6 +380,14 @@ impl Dht {
         }
         if self.lookups.get(&id).is_some_and(|a| a.lookup.is_done()) {
             self.drive(now, id);
+        }
+    }
+
+    /// Stop lookup `id` without an outcome (nobody waits for it any more); its answers
+    /// that still arrive are ignored.
+    pub fn cancel(&mut self, id: LookupId) {
+        if self.lookups.remove(&id).is_some() {
+            self.pending.retain(|_, (l, _)| *l != id);
         }
     }
 
@@ -376,7 +443,16 @@ impl Dht {
             }
             DhtMsg::FindValue { id, key, kind } => {
                 self.stats.rpcs_in += 1;
-                let msg = match self.store.get(kind, &key, wall) {
+                // Whole records only as fast as the asker's bucket allows (`#pacing`).
+                let record = match self.store.get(kind, &key, wall) {
+                    Some(r) if self.pacing.take(from, r.value.len() as u64, now) => Some(r),
+                    Some(_) => {
+                        self.stats.paced += 1;
+                        None
+                    }
+                    None => None,
+                };
+                let msg = match record {
                     Some(record) => {
                         self.stats.served_bytes += record.value.len() as u64;
                         DhtMsg::Value { id, record }
@@ -387,6 +463,35 @@ impl Dht {
                     },
                 };
                 self.actions.push_back(DhtAction::Send { to: from, msg });
+            }
+            DhtMsg::FindSeq { id, key, kind } => {
+                self.stats.rpcs_in += 1;
+                let msg = match self.store.info(kind, &key, wall) {
+                    Some(info) => DhtMsg::Seq {
+                        id,
+                        seq: info.seq,
+                        digest: info.digest,
+                    },
+                    None => DhtMsg::Nodes {
+                        id,
+                        nodes: self.closest_for(&key, from),
+                    },
+                };
+                self.actions.push_back(DhtAction::Send { to: from, msg });
+            }
+            DhtMsg::Seq { id, seq, digest } => {
+                let Some((lid, _)) = self.pending.remove(&(from, id)) else {
+                    return;
+                };
+                if let Some(a) = self.lookups.get_mut(&lid) {
+                    if a.is_manifest() && a.fetching.is_none() {
+                        a.lookup.on_value(from);
+                        a.claims.push((from, seq, digest));
+                    } else {
+                        a.lookup.on_failure(from);
+                    }
+                }
+                self.drive(now, lid);
             }
             DhtMsg::Store { id, record } => {
                 self.stats.rpcs_in += 1;
@@ -417,6 +522,11 @@ impl Dht {
                     .collect();
                 let known = &self.known;
                 if let Some(a) = self.lookups.get_mut(&lid) {
+                    if a.fetching == Some(from) {
+                        // It would not (or could no longer) give the whole record.
+                        a.fetching = None;
+                        a.claims.retain(|c| c.0 != from);
+                    }
                     a.lookup.on_nodes(from, &nodes, |n| known.contains(n));
                 }
                 self.drive(now, lid);
@@ -437,6 +547,18 @@ impl Dht {
                     }
                     _ => None,
                 };
+                // A whole manifest must be at least the version its sender claimed.
+                let claimed = a.claims.iter().find(|c| c.0 == from).map(|c| (c.1, c.2));
+                let wanted = wanted.filter(|info| match claimed {
+                    Some((seq, digest)) => {
+                        info.seq > seq || (info.seq == seq && info.digest == digest)
+                    }
+                    None => true,
+                });
+                if a.fetching == Some(from) {
+                    a.fetching = None;
+                    a.claims.retain(|c| c.0 != from);
+                }
                 match wanted {
                     Some(info) => {
                         a.lookup.on_value(from);
@@ -501,6 +623,10 @@ impl Dht {
     fn fail_rpc(&mut self, now: Time, lid: LookupId, to: NodeId) {
         if let Some(a) = self.lookups.get_mut(&lid) {
             a.lookup.on_failure(to);
+            if a.fetching == Some(to) {
+                a.fetching = None;
+            }
+            a.claims.retain(|c| c.0 != to);
             if let Some((waiting, _)) = a.storing.as_mut() {
                 waiting.remove(&to);
             }

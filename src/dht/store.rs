@@ -57,6 +57,9 @@ pub trait RecordStore: Send + std::fmt::Debug {
         info: RecordInfo,
         pinned: bool,
     ) -> Result<PutOutcome, StoreError>;
+    /// What validation learned about the record of `kind` under `key`, if held and not
+    /// expired at `now` (no read of the value).
+    fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo>;
     /// Drop expired records.
     fn expire(&mut self, now: WallTime);
     /// Every held (kind, key), for republishing.
@@ -156,6 +159,11 @@ impl RecordStore for MemoryStore {
         }
         h.last_used = clock;
         Some(h.record.clone())
+    }
+
+    fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo> {
+        let h = self.map.get(&(kind, *key))?;
+        (h.info.expires > now).then_some(h.info)
     }
 
     fn put(

@@ -337,6 +337,24 @@ fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("STORED", DhtMsg::Stored { id: 6, status: 0 }.encode()),
         (
+            "FIND_SEQ",
+            DhtMsg::FindSeq {
+                id: 13,
+                key: fixed("k"),
+                kind: RecordKind::MANIFEST,
+            }
+            .encode(),
+        ),
+        (
+            "SEQ",
+            DhtMsg::Seq {
+                id: 14,
+                seq: 7,
+                digest: fixed("d"),
+            }
+            .encode(),
+        ),
+        (
             "exit GET",
             ExitRequest::Get {
                 id: 7,

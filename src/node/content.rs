@@ -7,15 +7,17 @@
 use core::net::SocketAddr;
 use std::collections::BTreeMap;
 
+use super::exit_load::{ExitLoad, MAX_RELAY_QUEUED};
 use super::links::Purpose;
 use super::{Node, NodeError, Waiter};
 use crate::crypto::hash;
 use crate::crypto::keys::NodeId;
 use crate::dht::store::RecordInfo;
-use crate::dht::{DhtAction, Goal, LookupId, LookupOutcome, RecordRefusal, RecordValidator};
+use crate::dht::{DhtAction, Goal, LookupOutcome, RecordRefusal, RecordValidator};
 use crate::ids::LinkId;
 use crate::link::Peer;
-use crate::relay::CircKey;
+use crate::relay::exit::{ExitError, MAX_SERVICE_QUEUE};
+use crate::relay::{CircKey, RelayError};
 use crate::site::address::SiteAddress;
 use crate::site::{manifest, verify_block};
 use crate::time::{Time, WallTime};
@@ -23,9 +25,6 @@ use crate::wire::dht_msg::{
     DhtMsg, ExitReply, ExitRequest, MAX_MESSAGE, Record, RecordKind, StreamFramer,
 };
 use crate::wire::restrict::dht_fragments;
-
-/// Concurrent requests one `dht` stream may have running.
-const MAX_REQUESTS_PER_STREAM: usize = 64;
 
 /// Refusal codes in `REFUSED` (`06-dht.md#exit-requests`).
 mod refusal {
@@ -83,7 +82,7 @@ pub struct DhtObserved {
 #[derive(Debug, Default)]
 pub(crate) struct ContentState {
     framers: BTreeMap<(CircKey, u16), StreamFramer>,
-    running: BTreeMap<LookupId, (CircKey, u16, u32)>,
+    pub(crate) load: ExitLoad,
     /// Lookup rounds of finished lookups (for measurements).
     pub(crate) rounds: Vec<u32>,
     pub(crate) observed: Vec<DhtObserved>,
@@ -150,6 +149,13 @@ impl Node {
             .filter_map(|r| manifest::parse(&r.value).ok())
             .map(|u| (u.claimed_site(), u.claimed_seq()))
             .collect()
+    }
+
+    /// Lookups the exit runs for readers now, and bytes of replies queued towards readers
+    /// (`09-relay.md#limits`).
+    pub fn exit_load(&self) -> (usize, usize) {
+        let queued = self.switch.as_ref().map_or(0, |s| s.service_queued_total());
+        (self.content.load.len(), queued)
     }
 
     /// Rounds of every lookup this node finished.
@@ -244,7 +250,7 @@ impl Node {
                 rounds,
             } => {
                 self.content.rounds.push(rounds);
-                let Some((circ, stream, req)) = self.content.running.remove(&id) else {
+                let Some((circ, stream, req)) = self.content.load.finish(id) else {
                     return;
                 };
                 let reply = match outcome {
@@ -259,12 +265,25 @@ impl Node {
         }
     }
 
+    /// Queue `reply` on the stream. A reply that does not fit the circuit's queue
+    /// (`09-relay.md#limits`) becomes `REFUSED` `BUSY`, which always fits.
     fn service_reply(&mut self, circ: CircKey, stream: u16, reply: &ExitReply) {
         let bytes = StreamFramer::frame(&reply.encode());
-        if let Some(s) = self.switch.as_mut() {
-            if let Err(e) = s.service_send(circ, stream, &bytes) {
-                self.record(NodeError::Relay(e));
+        let Some(s) = self.switch.as_mut() else {
+            return;
+        };
+        let r = match s.service_send(circ, stream, &bytes) {
+            Err(RelayError::Exit(ExitError::QueueFull)) => {
+                let busy = ExitReply::Refused {
+                    id: reply.id(),
+                    reason: refusal::BUSY,
+                };
+                s.service_send(circ, stream, &StreamFramer::frame(&busy.encode()))
             }
+            other => other,
+        };
+        if let Err(e) = r {
+            self.record(NodeError::Relay(e));
         }
     }
 
@@ -301,17 +320,35 @@ impl Node {
     }
 
     fn start_exit_request(&mut self, now: Time, circ: CircKey, stream: u16, req: ExitRequest) {
-        let busy = self
-            .content
-            .running
-            .values()
-            .filter(|(c, s, _)| *c == circ && *s == stream)
-            .count()
-            >= MAX_REQUESTS_PER_STREAM;
+        // Limits first, before any signature is checked (`09-relay.md#limits`).
+        let (id, kind) = match &req {
+            ExitRequest::Get { id, kind, .. } => (*id, *kind),
+            ExitRequest::Put { id, record } => (*id, record.kind),
+        };
+        let (circ_queued, relay_queued) = self
+            .switch
+            .as_ref()
+            .map_or((0, 0), |s| s.service_queued(circ));
+        let reply_room = MAX_SERVICE_QUEUE.saturating_sub(circ_queued) >= MAX_MESSAGE;
+        let manifest = kind == RecordKind::MANIFEST;
+        if !self.content.load.has_room(circ, manifest)
+            || !reply_room
+            || relay_queued >= MAX_RELAY_QUEUED
+        {
+            self.service_reply(
+                circ,
+                stream,
+                &ExitReply::Refused {
+                    id,
+                    reason: refusal::BUSY,
+                },
+            );
+            return;
+        }
         let wall = self.wall(now);
-        let (id, goal, key) = match req {
-            ExitRequest::Get { id, kind, key } => (id, Goal::Value(kind), key),
-            ExitRequest::Put { id, record } => {
+        let (goal, key) = match req {
+            ExitRequest::Get { key, .. } => (Goal::Value(kind), key),
+            ExitRequest::Put { record, .. } => {
                 if SiteValidator.validate(&record, wall).is_err() {
                     self.service_reply(
                         circ,
@@ -324,20 +361,9 @@ impl Node {
                     return;
                 }
                 let key = record.key;
-                (id, Goal::Store(record), key)
+                (Goal::Store(record), key)
             }
         };
-        if busy {
-            self.service_reply(
-                circ,
-                stream,
-                &ExitReply::Refused {
-                    id,
-                    reason: refusal::BUSY,
-                },
-            );
-            return;
-        }
         let Some(d) = self.dht.as_mut() else {
             self.service_reply(
                 circ,
@@ -350,11 +376,24 @@ impl Node {
             return;
         };
         let lookup = d.start(now, wall, key, goal);
-        self.content.running.insert(lookup, (circ, stream, id));
+        self.content.load.insert(lookup, circ, stream, id, manifest);
     }
 
     pub(super) fn on_circuit_gone(&mut self, circ: CircKey) {
-        self.content.framers.retain(|(c, _), _| *c != circ);
-        self.content.running.retain(|_, (c, _, _)| *c != circ);
+        let streams: Vec<(CircKey, u16)> = self
+            .content
+            .framers
+            .range((circ, 0)..=(circ, u16::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in streams {
+            self.content.framers.remove(&k);
+        }
+        let lookups = self.content.load.circuit_gone(circ);
+        if let Some(d) = self.dht.as_mut() {
+            for l in lookups {
+                d.cancel(l);
+            }
+        }
     }
 }

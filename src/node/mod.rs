@@ -9,6 +9,7 @@
 //! Not in this module: sockets, clocks, tasks (the runtime and the simulator drive it).
 
 mod content;
+mod exit_load;
 mod links;
 mod routing;
 

@@ -32,8 +32,13 @@ pub enum Service {
     Dht,
 }
 
-/// Bytes a service stream may have queued towards the reader (`09-relay.md#limits`).
-pub const MAX_SERVICE_QUEUE: usize = 4 << 20;
+/// Bytes a circuit's service streams may have queued towards the reader together
+/// (`09-relay.md#limits`): two whole replies of the largest record.
+pub const MAX_SERVICE_QUEUE: usize = 2 * crate::wire::dht_msg::MAX_MESSAGE;
+
+/// Streams open at once on one circuit (`09-relay.md#limits`); a BEGIN beyond is answered
+/// with END reason [`end_reason::LIMIT`].
+pub const MAX_STREAMS_PER_CIRCUIT: usize = 16;
 
 /// END reasons (`05-streams.md#end-reasons`).
 pub mod end_reason {
@@ -41,6 +46,8 @@ pub mod end_reason {
     pub const DONE: u8 = 0;
     /// The service does not exist here.
     pub const NO_SERVICE: u8 = 1;
+    /// Too many streams on this circuit.
+    pub const LIMIT: u8 = 2;
 }
 
 /// Why the exit refused a message; the circuit is torn down.
@@ -53,6 +60,10 @@ pub enum ExitError {
     /// A message for a stream that does not exist, or BEGIN for one that does.
     #[error("stream state violation: {0}")]
     Stream(&'static str),
+    /// A service reply would pass the circuit's queue limit (`09-relay.md#limits`); the
+    /// reply is not queued, the circuit stays.
+    #[error("service queue full")]
+    QueueFull,
 }
 
 #[derive(Debug)]
@@ -69,6 +80,8 @@ pub struct ExitCirc {
     send: SendWindow,
     recv: RecvWindow,
     streams: BTreeMap<u16, ExitStream>,
+    /// Bytes in every stream's `pending`.
+    queued: usize,
 }
 
 impl Default for ExitCirc {
@@ -77,6 +90,7 @@ impl Default for ExitCirc {
             send: SendWindow::new(CIRC_WINDOW, CIRC_INCREMENT),
             recv: RecvWindow::new(CIRC_WINDOW, CIRC_INCREMENT),
             streams: BTreeMap::new(),
+            queued: 0,
         }
     }
 }
@@ -85,6 +99,11 @@ impl ExitCirc {
     /// Cells of echo data waiting for window.
     pub fn pending_cells(&self) -> usize {
         self.streams.values().map(|s| s.pending.len()).sum()
+    }
+
+    /// Bytes queued towards the reader on all streams.
+    pub fn queued(&self) -> usize {
+        self.queued
     }
 
     /// Handle a stream message; the replies (to seal backward, in order) go into `out`, and
@@ -99,6 +118,13 @@ impl ExitCirc {
             RelayMsg::Begin { stream_id, service } => {
                 if stream_id == 0 || self.streams.contains_key(&stream_id) {
                     return Err(ExitError::Stream("BEGIN for stream 0 or an open stream"));
+                }
+                if self.streams.len() >= MAX_STREAMS_PER_CIRCUIT {
+                    out.push(RelayMsg::End {
+                        stream_id,
+                        reason: end_reason::LIMIT,
+                    });
+                    return Ok(());
                 }
                 let service = match &service[..] {
                     ECHO => Service::Echo,
@@ -131,7 +157,10 @@ impl ExitCirc {
                     .ok_or(ExitError::Stream("DATA for an unknown stream"))?;
                 s.recv.receive()?;
                 match s.service {
-                    Service::Echo => s.pending.push_back(data),
+                    Service::Echo => {
+                        self.queued += data.len();
+                        s.pending.push_back(data);
+                    }
                     Service::Discard | Service::Dht => {
                         // Consumed at once (dropped, or taken by the node): credit now.
                         for _ in 0..s.recv.consume(1) {
@@ -147,9 +176,11 @@ impl ExitCirc {
                 }
             }
             RelayMsg::End { stream_id, .. } => {
-                self.streams
+                let s = self
+                    .streams
                     .remove(&stream_id)
                     .ok_or(ExitError::Stream("END for an unknown stream"))?;
+                self.queued -= s.pending.iter().map(Vec::len).sum::<usize>();
             }
             RelayMsg::Sendme { stream_id: 0 } => self.send.sendme()?,
             RelayMsg::Sendme { stream_id } => {
@@ -165,7 +196,8 @@ impl ExitCirc {
         Ok(())
     }
 
-    /// Queue bytes a node-run service sends on `stream_id`; refused past the queue limit.
+    /// Queue bytes a node-run service sends on `stream_id`; refused past the circuit's
+    /// queue limit.
     pub fn service_send(
         &mut self,
         stream_id: u16,
@@ -176,13 +208,13 @@ impl ExitCirc {
             .streams
             .get_mut(&stream_id)
             .ok_or(ExitError::Stream("reply on a closed stream"))?;
-        let queued: usize = s.pending.iter().map(Vec::len).sum();
-        if queued + data.len() > MAX_SERVICE_QUEUE {
-            return Err(ExitError::Stream("service queue full"));
+        if self.queued + data.len() > MAX_SERVICE_QUEUE {
+            return Err(ExitError::QueueFull);
         }
         for chunk in data.chunks(crate::wire::relay_msg::MAX_DATA) {
             s.pending.push_back(chunk.to_vec());
         }
+        self.queued += data.len();
         self.flush(out);
         Ok(())
     }
@@ -202,6 +234,7 @@ impl ExitCirc {
                 let Some(data) = s.pending.pop_front() else {
                     continue;
                 };
+                self.queued -= data.len();
                 s.send.take();
                 self.send.take();
                 out.push(RelayMsg::Data { stream_id, data });

@@ -203,6 +203,8 @@ pub struct Switch {
     deadlines: BTreeSet<(Time, CircKey)>,
     next_sweep: Time,
     next_seq: u64,
+    /// Bytes queued towards readers by exit services, all circuits together.
+    service_queued: usize,
     actions: VecDeque<RelayAction>,
     rng: UmbraRng,
     misbehaviour: Misbehaviour,
@@ -225,6 +227,7 @@ impl Switch {
             deadlines: BTreeSet::new(),
             next_sweep: Time::ZERO,
             next_seq: 0,
+            service_queued: 0,
             actions: VecDeque::new(),
             rng,
             misbehaviour: Misbehaviour::default(),
@@ -246,6 +249,21 @@ impl Switch {
     /// Circuits through this relay.
     pub fn circuits(&self) -> usize {
         self.circuits.len()
+    }
+
+    /// Bytes exit services have queued towards readers: on `circ`, and on all circuits.
+    pub fn service_queued(&self, circ: CircKey) -> (usize, usize) {
+        let here = self
+            .circuits
+            .get(&circ)
+            .and_then(|e| e.exit.as_ref())
+            .map_or(0, ExitCirc::queued);
+        (here, self.service_queued)
+    }
+
+    /// Bytes exit services have queued towards readers, all circuits together.
+    pub fn service_queued_total(&self) -> usize {
+        self.service_queued
     }
 
     /// Sources holding circuits here.
@@ -527,11 +545,11 @@ impl Switch {
                 };
                 let mut replies = Vec::new();
                 let mut delivered = Vec::new();
-                e.exit.get_or_insert_with(ExitCirc::default).handle(
-                    other,
-                    &mut replies,
-                    &mut delivered,
-                )?;
+                let exit = e.exit.get_or_insert_with(ExitCirc::default);
+                let before = exit.queued();
+                let handled = exit.handle(other, &mut replies, &mut delivered);
+                self.service_queued = (self.service_queued + exit.queued()).saturating_sub(before);
+                handled?;
                 for r in replies {
                     self.reply(key, &r)?;
                 }
@@ -583,7 +601,10 @@ impl Switch {
             return Err(RelayError::State("no streams on this circuit"));
         };
         let mut replies = Vec::new();
-        exit.service_send(stream_id, data, &mut replies)?;
+        let before = exit.queued();
+        let sent = exit.service_send(stream_id, data, &mut replies);
+        self.service_queued = (self.service_queued + exit.queued()).saturating_sub(before);
+        sent?;
         for r in replies {
             self.reply(circ, &r)?;
         }
@@ -688,6 +709,9 @@ impl Switch {
             return;
         };
         self.shares.remove(e.source, e.seq, key);
+        if let Some(x) = &e.exit {
+            self.service_queued = self.service_queued.saturating_sub(x.queued());
+        }
         if e.exit.is_some() {
             self.actions
                 .push_back(RelayAction::CircuitGone { circ: key });

@@ -232,6 +232,11 @@ impl RedbStore {
 }
 
 impl RecordStore for RedbStore {
+    fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo> {
+        let m = self.meta.get(&(kind, *key))?;
+        (m.info.expires > now).then_some(m.info)
+    }
+
     fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
         self.clock += 1;
         let clock = self.clock;

@@ -24,8 +24,8 @@ pub enum Hostility {
     /// Honest.
     #[default]
     None,
-    /// Answers every FIND_VALUE with junk (a record that does not verify) and every
-    /// FIND_NODE with far-away ids.
+    /// Answers every FIND_VALUE with junk (a record that does not verify), every FIND_SEQ
+    /// with the highest sequence there is, and every FIND_NODE with far-away ids.
     Liar,
     /// Never answers.
     Silent,
@@ -176,6 +176,11 @@ impl DhtWorld {
         }
     }
 
+    /// Node `i`'s DHT counters.
+    pub fn stats(&self, i: usize) -> crate::dht::DhtStats {
+        self.nodes[i].dht.stats()
+    }
+
     /// Start a lookup at node `i`.
     pub fn start(&mut self, i: usize, target: [u8; 32], goal: Goal) -> LookupId {
         let now = self.queue.now();
@@ -263,6 +268,12 @@ impl DhtWorld {
                 }
             }
             DhtMsg::Store { id, .. } => DhtMsg::Stored { id: *id, status: 0 },
+            // Claims the highest version there can be (then serves junk for it).
+            DhtMsg::FindSeq { id, .. } => DhtMsg::Seq {
+                id: *id,
+                seq: u64::MAX,
+                digest: [0xEE; 32],
+            },
             _ => return,
         };
         let lat = self.latency();

@@ -21,6 +21,9 @@ use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind, StreamFra
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Attempts per record before giving up.
 pub const MAX_ATTEMPTS: u32 = 4;
+/// `REFUSED` reason 2: the exit is at a limit; the request may be sent again
+/// (`06-dht.md#exit-requests`).
+const BUSY: u8 = 2;
 
 /// Why a transfer failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -194,6 +197,19 @@ impl Publisher {
                         self.result = Some(Ok(()));
                     }
                 }
+                // Busy (`06-dht.md#exit-requests`): the exit is at a limit; try again.
+                ExitReply::Refused { id, reason: BUSY } => {
+                    let Some((record, attempts)) = self.in_flight.remove(&id) else {
+                        continue;
+                    };
+                    if attempts >= MAX_ATTEMPTS {
+                        self.result = Some(Err(TransferError::Refused(BUSY)));
+                    } else if record.kind == RecordKind::MANIFEST {
+                        self.manifest = Some(record);
+                    } else {
+                        self.queue.push_back((record, attempts));
+                    }
+                }
                 ExitReply::Refused { reason, .. } => {
                     self.result = Some(Err(TransferError::Refused(reason)))
                 }
@@ -359,6 +375,18 @@ impl Fetcher {
                         continue;
                     };
                     self.retry(h, attempts);
+                }
+                ExitReply::Refused { id, reason: BUSY } if Some(id) == self.manifest_id => {
+                    self.manifest_id = None;
+                    if matches!(self.state, FetchState::Manifest { attempts } if attempts >= MAX_ATTEMPTS)
+                    {
+                        self.result = Some(Err(TransferError::Refused(BUSY)));
+                    }
+                }
+                ExitReply::Refused { id, reason: BUSY } => {
+                    if let Some((h, attempts)) = self.in_flight.remove(&id) {
+                        self.retry(h, attempts);
+                    }
                 }
                 ExitReply::Refused { reason, .. } => {
                     self.result = Some(Err(TransferError::Refused(reason)))

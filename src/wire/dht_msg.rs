@@ -111,6 +111,25 @@ pub enum DhtMsg {
         /// 0 stored, otherwise a refusal code.
         status: u8,
     },
+    /// Which version of the record of `kind` under `key` do you hold? If none, which nodes
+    /// are closer? (`06-dht.md#manifest-lookups`)
+    FindSeq {
+        /// Request id.
+        id: u32,
+        /// The key.
+        key: [u8; 32],
+        /// The record kind asked for.
+        kind: RecordKind,
+    },
+    /// The version held: its sequence and the BLAKE3 of its value.
+    Seq {
+        /// Request id.
+        id: u32,
+        /// The sequence.
+        seq: u64,
+        /// BLAKE3 of the value.
+        digest: [u8; 32],
+    },
 }
 
 const FIND_NODE: u8 = 1;
@@ -119,6 +138,8 @@ const STORE: u8 = 3;
 const NODES: u8 = 4;
 const VALUE: u8 = 5;
 const STORED: u8 = 6;
+const FIND_SEQ: u8 = 7;
+const SEQ: u8 = 8;
 
 impl DhtMsg {
     /// The request id.
@@ -129,7 +150,9 @@ impl DhtMsg {
             | DhtMsg::Store { id, .. }
             | DhtMsg::Nodes { id, .. }
             | DhtMsg::Value { id, .. }
-            | DhtMsg::Stored { id, .. } => *id,
+            | DhtMsg::Stored { id, .. }
+            | DhtMsg::FindSeq { id, .. }
+            | DhtMsg::Seq { id, .. } => *id,
         }
     }
 
@@ -161,6 +184,12 @@ impl DhtMsg {
             }
             DhtMsg::Stored { id, status } => {
                 w.u8(STORED).u32(*id).u8(*status);
+            }
+            DhtMsg::FindSeq { id, key, kind } => {
+                w.u8(FIND_SEQ).u32(*id).bytes(key).u8(kind.0);
+            }
+            DhtMsg::Seq { id, seq, digest } => {
+                w.u8(SEQ).u32(*id).u64(*seq).bytes(digest);
             }
         }
         w.into_vec()
@@ -207,6 +236,16 @@ impl DhtMsg {
             STORED => DhtMsg::Stored {
                 id,
                 status: r.u8()?,
+            },
+            FIND_SEQ => DhtMsg::FindSeq {
+                id,
+                key: r.array()?,
+                kind: RecordKind(r.u8()?),
+            },
+            SEQ => DhtMsg::Seq {
+                id,
+                seq: r.u64()?,
+                digest: r.array()?,
             },
             _ => {
                 return Err(DecodeError::InvalidValue {
@@ -316,6 +355,16 @@ impl ExitRequest {
 }
 
 impl ExitReply {
+    /// The request id answered.
+    pub fn id(&self) -> u32 {
+        match self {
+            ExitReply::Found { id, .. }
+            | ExitReply::NotFound { id }
+            | ExitReply::Stored { id, .. }
+            | ExitReply::Refused { id, .. } => *id,
+        }
+    }
+
     /// Encode (without the stream's length prefix).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();

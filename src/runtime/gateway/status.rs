@@ -116,6 +116,8 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "lookups": s.lookups,
             "invalid_records": s.invalid_records,
             "refused_unknown": s.refused_unknown,
+            "exit_lookups": node.exit_load().0,
+            "exit_queued_bytes": node.exit_load().1,
         })
     });
     let circuits: Vec<Value> = g

@@ -1,8 +1,9 @@
-//! Junk identities against one relay's DHT, sans-IO (issue 12, findings 4 and 5;
-//! `protocol-spec/06-dht.md#who-takes-part`, `#lookups`): a relay identity that is not in
-//! the directory is neither served nor admitted to the routing table, whatever it sends;
-//! answers nobody asked for admit nobody; and a value lookup starts from the node's own
-//! store, so ids crowding a key cannot make an exit deny a record it holds.
+//! Hostile peers against one relay's DHT, sans-IO (issue 12, findings 2, 4 and 5;
+//! `protocol-spec/06-dht.md#who-takes-part`, `#lookups`, `#pacing`): a relay identity that
+//! is not in the directory is neither served nor admitted to the routing table, whatever it
+//! sends; answers nobody asked for admit nobody; a value lookup starts from the node's own
+//! store, so ids crowding a key cannot make an exit deny a record it holds; and one relay
+//! pulling whole records gets them only as fast as its bucket refills.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -41,15 +42,12 @@ fn drain(d: &mut Dht) -> Vec<DhtAction> {
 }
 
 fn manifest_record() -> Record {
+    manifest_of(&[("index.html".to_string(), b"hello".to_vec())])
+}
+
+fn manifest_of(files: &[(String, Vec<u8>)]) -> Record {
     let key = IdentityKey::generate(&mut UmbraRng::from_u64(3));
-    let built = build(
-        &key,
-        &[("index.html".to_string(), b"hello".to_vec())],
-        1,
-        WALL,
-        86_400,
-    )
-    .unwrap();
+    let built = build(&key, files, 1, WALL, 86_400).unwrap();
     Record {
         kind: RecordKind::MANIFEST,
         key: built.parsed.address().dht_key(),
@@ -150,4 +148,54 @@ fn an_exit_answers_from_its_own_store_when_nobody_else_does() {
         }
     }
     assert_eq!(outcome, Some(LookupOutcome::Found(rec)));
+}
+
+#[test]
+fn a_storer_paces_whole_records_per_asking_relay() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    let files: Vec<(String, Vec<u8>)> = (0..880)
+        .map(|i| (format!("{i:04}/{}", "p".repeat(990)), vec![b'x']))
+        .collect();
+    let rec = manifest_of(&files);
+    let size = rec.value.len() as u64;
+    let info = SiteValidator.validate(&rec, WALL).unwrap();
+    d.store_mut().put(&rec, info, false).unwrap();
+    let ask = |d: &mut Dht, now: Time, from: NodeId, n: u32| -> usize {
+        for i in 0..n {
+            d.handle_rpc(
+                now,
+                WALL,
+                from,
+                DhtMsg::FindValue {
+                    id: i,
+                    key: rec.key,
+                    kind: RecordKind::MANIFEST,
+                },
+            );
+        }
+        drain(d)
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    DhtAction::Send {
+                        msg: DhtMsg::Value { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // One relay asks 20 times at once: it gets what fits its 4 MiB burst.
+    let burst = (umbra::dht::pacing::BURST / size) as usize;
+    assert_eq!(ask(&mut d, Time::ZERO, id(1), 20), burst);
+    // Another relay has its own bucket.
+    assert_eq!(ask(&mut d, Time::ZERO, id(2), 1), 1);
+    // A second later, the first relay's bucket refilled by 2 MiB.
+    let later = Time::ZERO + Duration::from_secs(1);
+    let refill = (umbra::dht::pacing::RATE / size) as usize;
+    assert_eq!(ask(&mut d, later, id(1), 20), refill);
+    // The rest were answered with NODES (as if not held), never queued.
+    assert_eq!(d.stats().paced, (20 - burst + 20 - refill) as u64);
 }
