@@ -15,7 +15,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use procs::{free_addr, publish_site, request, run, start_relays, tempdir, umbra, wait_listening};
+use procs::{
+    connect_from, free_addr, publish_site, request, run, start_relays, tempdir, umbra,
+    wait_listening,
+};
 use umbra::crypto::hop::client_start;
 use umbra::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
 use umbra::crypto::layer::ClientLayers;
@@ -34,21 +37,6 @@ const ATTACKER: &str = "127.0.0.9";
 const LINKS: usize = 10;
 const PER_LINK: u32 = 2_000;
 
-fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let s = rt.block_on(async {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
-        sock.connect(to).await.unwrap().into_std().unwrap()
-    });
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s
-}
-
 /// A reader link the attacker holds open.
 struct Link {
     sock: TcpStream,
@@ -63,13 +51,14 @@ impl Link {
     }
 
     fn open(desc: &Descriptor, seed: u64) -> Link {
-        Link::open_as(desc, seed, false)
+        Link::open_as(ATTACKER, desc, seed, false)
     }
 
-    /// `as_relay`: present a self-made relay identity (a binding no directory lists).
-    fn open_as(desc: &Descriptor, seed: u64, as_relay: bool) -> Link {
+    /// From address `src`; `as_relay`: present a self-made relay identity (a binding no
+    /// directory lists).
+    fn open_as(src: &str, desc: &Descriptor, seed: u64, as_relay: bool) -> Link {
         let t0 = Instant::now();
-        let mut sock = connect_from(ATTACKER, desc.addr);
+        let mut sock = connect_from(src, desc.addr);
         let mut rng = UmbraRng::from_u64(seed);
         let link_key = LinkKeypair::generate(&mut rng);
         let binding = as_relay
@@ -234,8 +223,10 @@ fn one_client_cannot_fill_a_relays_circuit_table() {
     assert_eq!(answered, 1, "a replayed link message 1 must get no answer");
 
     // 2. 10 links x 2,000 CREATEs replaying one precomputed hop message 1: one circuit.
+    // (Each phase from an address of its own: the relay admits 32 new connections at once
+    // per source, `09-relay.md#connections`, and step 1 used them up.)
     let mut links: Vec<Link> = (0..LINKS)
-        .map(|i| Link::open(&target, 100 + i as u64))
+        .map(|i| Link::open_as("127.0.0.10", &target, 100 + i as u64, false))
         .collect();
     let (_, hop1) = client_start(&target.onion_key, 1, Randomness::Seeded([7; 32])).unwrap();
     let t = Instant::now();
@@ -251,7 +242,7 @@ fn one_client_cannot_fill_a_relays_circuit_table() {
     // 3. The same links with fresh handshakes (the attacker pays for its crypto): the table
     // fills to its limit of 20,000.
     let mut links: Vec<Link> = (0..LINKS)
-        .map(|i| Link::open(&target, 200 + i as u64))
+        .map(|i| Link::open_as("127.0.0.11", &target, 200 + i as u64, false))
         .collect();
     let t = Instant::now();
     let msgs: Vec<Vec<Vec<u8>>> = (0..LINKS)
@@ -367,7 +358,7 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
         value: b"abc".to_vec(),
     };
     let mut links: Vec<Link> = (0..30)
-        .map(|i| Link::open_as(&desc, 500 + i, true))
+        .map(|i| Link::open_as(ATTACKER, &desc, 500 + i, true))
         .collect();
     for (i, l) in links.iter_mut().enumerate() {
         let mut msgs = Vec::new();

@@ -52,7 +52,7 @@ pub enum PrevKind {
 pub struct RelayLimits {
     /// Circuits through this relay.
     pub max_circuits: usize,
-    /// Circuits per link.
+    /// Circuits per reader link (links from relays are bounded by the table and shares).
     pub max_circuits_per_link: usize,
     /// How long an EXTEND may take (link set-up plus CREATED).
     pub extend_timeout: Duration,
@@ -307,9 +307,10 @@ impl Switch {
         } else {
             None
         };
-        if on_link >= self.limits.max_circuits_per_link
-            || (self.circuits.len() >= self.limits.max_circuits && victim.is_none())
-        {
+        // The per-link limit is for readers' links; a link from a relay carries many readers'
+        // circuits and is bounded by the table and its share (`09-relay.md#limits`).
+        let link_full = prev == PrevKind::Reader && on_link >= self.limits.max_circuits_per_link;
+        if link_full || (self.circuits.len() >= self.limits.max_circuits && victim.is_none()) {
             self.destroy(key, DestroyReason::RESOURCE_LIMIT);
             return Err(RelayError::Limit);
         }

@@ -159,7 +159,7 @@ data_dir = "@DATA_DIR@"
 # bootstrap = "relays.txt"
 # Advertised bandwidth in KiB/s (how much path selection uses you).
 # bandwidth_kib = 10000
-# Most circuits carried at once, and per link.
+# Most circuits carried at once, and per reader's link.
 # max_circuits = 20000
 # max_circuits_per_link = 2000
 # MiB of other people's site records you store for the network.
@@ -283,7 +283,7 @@ pub struct RelayConfig {
     pub bandwidth_kib: u32,
     /// Most circuits through the relay. Default 20000.
     pub max_circuits: usize,
-    /// Most circuits per link. Default 2000.
+    /// Most circuits per reader's link (links from relays: bounded by the table). Default 2000.
     pub max_circuits_per_link: usize,
     /// MiB of others' records stored at most. Default 1024.
     pub store_quota_mib: u64,

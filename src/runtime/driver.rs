@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::admission::Admission;
 use crate::circuit::ClientEvent;
 use crate::crypto::rng::UmbraRng;
 use crate::ids::{ConnectId, LinkId};
@@ -223,6 +224,8 @@ const NET_QUEUE: usize = 1024;
 /// Bytes queued for one link's socket at most. A peer that does not read that much is
 /// disconnected rather than buffered for (`protocol-spec/09-relay.md#limits`).
 pub const WRITE_QUEUE_CAP: usize = 32 << 20;
+/// A busy link's read buffer.
+const READ_BUF_MAX: usize = 256 * 1024;
 
 struct LinkTasks {
     writer: mpsc::UnboundedSender<Vec<u8>>,
@@ -237,6 +240,9 @@ pub struct Driver {
     tx: mpsc::Sender<NetEvent>,
     rx: mpsc::Receiver<NetEvent>,
     links: BTreeMap<LinkId, LinkTasks>,
+    /// Admission of inbound connections (relays), and where each admitted one came from.
+    admission: Admission,
+    inbound: BTreeMap<LinkId, std::net::IpAddr>,
     next_link: u64,
     dialer: Dialer,
 }
@@ -251,6 +257,8 @@ impl Driver {
             tx,
             rx,
             links: BTreeMap::new(),
+            admission: Admission::new(),
+            inbound: BTreeMap::new(),
             next_link: 1,
             dialer: Dialer::Direct,
         }
@@ -292,6 +300,8 @@ impl Driver {
             let tx = self.tx.clone();
             let log_links = std::env::var_os("UMBRA_LOG").is_some();
             tokio::spawn(async move {
+                let mut last_log: Option<Instant> = None;
+                let mut failures = 0u64;
                 loop {
                     match l.accept().await {
                         Ok((s, a)) => {
@@ -307,7 +317,14 @@ impl Driver {
                             }
                         }
                         Err(e) => {
-                            eprintln!("umbra: accept failed: {e}");
+                            // Out of descriptors, most likely: say so once a minute.
+                            failures += 1;
+                            if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                                last_log = Some(Instant::now());
+                                eprintln!(
+                                    "umbra: accept failed: {e} ({failures} so far; logged once a minute)"
+                                );
+                            }
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
@@ -358,7 +375,15 @@ impl Driver {
         let now = self.now();
         match ev {
             NetEvent::Opened(stream, peer, outbound) => {
+                // An inbound connection past a bound is closed unread (`09-relay.md#connections`).
+                if outbound.is_none() && self.admission.admit(peer.ip(), Instant::now()).is_err() {
+                    drop(stream);
+                    return;
+                }
                 let link = self.spawn_link(stream);
+                if outbound.is_none() {
+                    self.inbound.insert(link, peer.ip());
+                }
                 self.node.handle(
                     now,
                     Input::LinkOpened {
@@ -373,11 +398,25 @@ impl Driver {
             }
             NetEvent::Bytes(link, bytes) => self.node.handle(now, Input::LinkBytes { link, bytes }),
             NetEvent::Closed(link) => {
-                if self.links.remove(&link).is_some() {
+                if self.forget(link) {
                     self.node.handle(now, Input::LinkClosed { link });
                 }
             }
             NetEvent::Wake => {}
+        }
+    }
+
+    /// Stop a link's tasks and release its admission; whether it was open.
+    fn forget(&mut self, link: LinkId) -> bool {
+        if let Some(ip) = self.inbound.remove(&link) {
+            self.admission.release(ip);
+        }
+        match self.links.remove(&link) {
+            Some(l) => {
+                l.reader.abort();
+                true
+            }
+            None => false,
         }
     }
 
@@ -405,9 +444,20 @@ impl Driver {
         self.next_link += 1;
         let tx = self.tx.clone();
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 256 * 1024];
+            // Small until the peer sends much: an idle or handshaking connection holds 4 KiB.
+            let mut buf = vec![0u8; 4096];
             loop {
                 match rd.read(&mut buf).await {
+                    Ok(n) if n == buf.len() && buf.len() < READ_BUF_MAX => {
+                        if tx
+                            .send(NetEvent::Bytes(link, buf[..n].to_vec()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        buf = vec![0u8; READ_BUF_MAX];
+                    }
                     Ok(0) | Err(_) => {
                         let _ = tx.send(NetEvent::Closed(link)).await;
                         return;
@@ -495,9 +545,7 @@ impl Driver {
                 let before = l.queued.fetch_add(bytes.len(), Ordering::Relaxed);
                 if before + bytes.len() > WRITE_QUEUE_CAP {
                     // The peer stopped reading: drop it rather than buffer without bound.
-                    if let Some(l) = self.links.remove(&link) {
-                        l.reader.abort();
-                    }
+                    self.forget(link);
                     let now = self.now();
                     self.node.handle(now, Input::LinkClosed { link });
                     return;
@@ -505,9 +553,7 @@ impl Driver {
                 let _ = l.writer.send(bytes);
             }
             Output::Close { link } => {
-                if let Some(l) = self.links.remove(&link) {
-                    l.reader.abort();
-                }
+                self.forget(link);
             }
             Output::Event(ev) => {
                 let now = self.now();

@@ -6,6 +6,7 @@
 // The runtime is where the clock and the OS RNG are read (clippy.toml bans them elsewhere).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod admission;
 pub mod bench;
 pub mod browse;
 pub mod cli;

@@ -325,3 +325,20 @@ pub fn start_demo() -> Demo {
         lines: rx,
     }
 }
+
+/// A TCP connection to `to` from the local address `src` (loopback has all of 127/8), with
+/// a 20 s read timeout.
+pub fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+        sock.connect(to).await.unwrap().into_std().unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}

@@ -158,8 +158,9 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
 
     if opts.idle_circuits > 0 {
         eprintln!(
-            "[bench] {} idle circuits held by 6 readers",
-            opts.idle_circuits
+            "[bench] {} idle circuits held by {} readers",
+            opts.idle_circuits,
+            opts.idle_circuits.div_ceil(1_800).max(6)
         );
         out["idle_circuits"] = idle(&rt, &net, opts.idle_circuits)?;
     }
@@ -209,19 +210,20 @@ fn run_reader_via(
     Ok(code)
 }
 
-/// Six readers (so no reader link passes the per-link circuit limit) hold `total` idle
-/// circuits; relay RSS and CPU are read before and after.
+/// Readers (at least six, and enough that no reader link passes the per-link circuit limit)
+/// hold `total` idle circuits; relay RSS and CPU are read before and after, and 30 circuits
+/// are built one by one while they are held (the cost of a full table per event).
 fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Value, String> {
-    const READERS: usize = 6;
+    let readers = total.div_ceil(1_800).max(6);
     let rss0: u64 = net.relay_pids().iter().map(|&p| rss_bytes(p)).sum();
     let cpu0 = net.relay_cpu();
     let counts = Arc::new(IdleCounts::default());
     let start = Instant::now();
-    let per = total.div_ceil(READERS);
-    let (held_at, cpu_at, rss_after, max_rss) = rt.block_on(async {
+    let per = total.div_ceil(readers);
+    let (held_at, cpu_at, rss_after, max_rss, builds) = rt.block_on(async {
         let local = tokio::task::LocalSet::new();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        for _ in 0..READERS {
+        for _ in 0..readers {
             let node = reader_node(net);
             let counts = counts.clone();
             let mut rx = stop_rx.clone();
@@ -246,7 +248,7 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
                         last = (n, Instant::now());
                     }
                     // Done when every circuit is built or failed, or nothing moved for 5 s.
-                    if n >= per * READERS
+                    if n >= per * readers
                         || last.1.elapsed() > Duration::from_secs(5)
                         || Instant::now() > deadline
                     {
@@ -258,6 +260,15 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
                 // Let allocators settle, then read memory while the circuits are held.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let rss: Vec<u64> = net.relay_pids().iter().map(|&p| rss_bytes(p)).collect();
+                // Circuit builds while the idle circuits are held.
+                let mut builds = CircuitBench::new(5, 30, 0, 1);
+                let _ = Driver::new(reader_node(net), Instant::now())
+                    .run(
+                        None,
+                        &mut builds,
+                        tokio::time::sleep(Duration::from_secs(60)),
+                    )
+                    .await;
                 let _ = stop_tx.send(true);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 (
@@ -265,6 +276,7 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
                     cpu,
                     rss.iter().sum::<u64>(),
                     rss.iter().copied().max().unwrap_or(0),
+                    builds.sequential_ms,
                 )
             })
             .await
@@ -287,6 +299,8 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
         "rss_MiB_for_10000_circuits_at_one_relay": (base + per_circuit * 10_000.0) / (1 << 20) as f64,
         "relay_cpu_s_building": cpu_at,
         "hop_handshakes_per_relay_cpu_s": relay_circuits as f64 / cpu_at.max(1e-9),
+        "circuit_build_median_ms_while_held": percentile(&builds, 50.0),
+        "circuit_build_samples_while_held": builds.len(),
     }))
 }
 
@@ -486,5 +500,10 @@ fn print_table(r: &Value) {
         "hop handshakes per relay CPU-second (one core)",
         &["idle_circuits", "hop_handshakes_per_relay_cpu_s"],
         "/s",
+    );
+    row(
+        "circuit build, median, while the idle circuits are held",
+        &["idle_circuits", "circuit_build_median_ms_while_held"],
+        "ms",
     );
 }

@@ -1,0 +1,117 @@
+//! Connection floods against a real relay process (issue 12, findings 6 and 7;
+//! `protocol-spec/09-relay.md#connections`): thousands of idle sockets from many sources,
+//! and one source opening connections as fast as it can. The relay keeps its memory, keeps
+//! each source to its share and rate, and honest circuits through it still build.
+
+#![allow(clippy::disallowed_methods)]
+
+mod procs;
+
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use procs::{connect_from, run, start_relays, tempdir, umbra};
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// How many of `socks` the relay has not closed.
+fn still_open(socks: &[TcpStream]) -> usize {
+    socks
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            matches!((&**s).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock)
+        })
+        .count()
+}
+
+fn probe(bootstrap: &std::path::Path) {
+    let (ok, out, err) = run(
+        umbra()
+            .args([
+                "probe",
+                "--echo",
+                "100000",
+                "--timeout",
+                "60",
+                "--bootstrap",
+            ])
+            .arg(bootstrap),
+        Duration::from_secs(90),
+    );
+    assert!(ok, "an honest probe failed:\n{out}{err}");
+}
+
+#[test]
+fn idle_sockets_and_connection_floods_are_bounded() {
+    let dir = tempdir("conn-flood");
+    let (relays, bootstrap) = start_relays(&dir, 3, 170);
+    let target: std::net::SocketAddr = std::fs::read_to_string(dir.join("r1.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    let pid = relays.0[0].id();
+    probe(&bootstrap);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss0 = rss_kib(pid);
+
+    // 1. The finding: 2,430 idle sockets (from 76 addresses, 32 each, which is each
+    // source's burst), holding nothing but a connection.
+    let mut idle = Vec::new();
+    for src in 1..=76 {
+        for _ in 0..32 {
+            idle.push(connect_from(&format!("127.0.50.{src}"), target));
+        }
+    }
+    idle.truncate(2_430);
+    std::thread::sleep(Duration::from_secs(1));
+    let held = still_open(&idle);
+    let grown = rss_kib(pid).saturating_sub(rss0) / 1024;
+    eprintln!(
+        "{held} of {} idle sockets held; relay RSS +{grown} MiB",
+        idle.len()
+    );
+    assert!(
+        grown < 64,
+        "2,430 idle sockets grew the relay by {grown} MiB"
+    );
+    // Honest circuits still build while they are held.
+    probe(&bootstrap);
+    drop(idle);
+    std::thread::sleep(Duration::from_secs(1));
+    let kept = rss_kib(pid).saturating_sub(rss0) / 1024;
+    eprintln!("after they closed: relay RSS +{kept} MiB");
+    assert!(
+        kept < 64,
+        "the relay kept {kept} MiB after the sockets closed"
+    );
+
+    // 2. One source opening 200 connections at once: its burst, then nothing more, and
+    // never more than 64 open at once.
+    let t = Instant::now();
+    let flood: Vec<TcpStream> = (0..200)
+        .map(|_| connect_from("127.0.60.1", target))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let open = still_open(&flood);
+    eprintln!(
+        "one source, 200 connections in {:.2} s: {open} kept",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(open <= 64, "{open} connections from one source");
+    assert!(open >= 16, "the burst itself was refused ({open})");
+    probe(&bootstrap);
+}
