@@ -12,6 +12,7 @@
 //!
 //! Not in this module: links, cells, circuits, or site verification.
 
+pub mod highwater;
 pub mod lookup;
 pub mod pacing;
 pub mod routing;
@@ -176,6 +177,8 @@ pub struct DhtStats {
     pub refused_unknown: u64,
     /// `FIND_VALUE`s answered with `NODES` because the asker's bucket was empty.
     pub paced: u64,
+    /// Manifest lookups where close nodes held two versions with one sequence.
+    pub equivocations: u64,
 }
 
 /// The DHT engine of one relay.
@@ -486,6 +489,11 @@ impl Dht {
                 if let Some(a) = self.lookups.get_mut(&lid) {
                     if a.is_manifest() && a.fetching.is_none() {
                         a.lookup.on_value(from);
+                        // Two versions with one sequence: the first claimed is fetched first
+                        // and kept; the conflict is counted (`07-sites.md#rollback-and-equivocation`).
+                        if a.claims.iter().any(|c| c.1 == seq && c.2 != digest) {
+                            self.stats.equivocations += 1;
+                        }
                         a.claims.push((from, seq, digest));
                     } else {
                         a.lookup.on_failure(from);

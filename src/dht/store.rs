@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::highwater::HighWater;
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 
@@ -88,6 +89,16 @@ pub enum Replace {
     Same,
 }
 
+/// Check a put of a record no longer held against the version remembered for it
+/// ([`super::highwater`]): lower sequences and equivocation are refused, anything else may
+/// be written.
+pub fn against_remembered(
+    remembered: Option<&RecordInfo>,
+    new: &RecordInfo,
+) -> Result<(), StoreError> {
+    replacement(remembered, new).map(|_| ())
+}
+
 /// Decide a put against the held record's info: a lower sequence is refused, the same
 /// sequence with another value is equivocation (the first stays). Every store uses this.
 pub fn replacement(held: Option<&RecordInfo>, new: &RecordInfo) -> Result<Replace, StoreError> {
@@ -115,6 +126,8 @@ pub struct MemoryStore {
     quota: u64,
     used: u64,
     clock: u64,
+    /// Versions of manifests evicted or expired.
+    gone: HighWater,
 }
 
 impl MemoryStore {
@@ -125,6 +138,16 @@ impl MemoryStore {
             quota,
             used: 0,
             clock: 0,
+            gone: HighWater::default(),
+        }
+    }
+
+    fn drop_record(&mut self, k: &(RecordKind, [u8; 32])) {
+        if let Some(h) = self.map.remove(k) {
+            self.used -= h.record.value.len() as u64;
+            if k.0 == RecordKind::MANIFEST {
+                self.gone.remember(k.1, h.info);
+            }
         }
     }
 
@@ -137,11 +160,7 @@ impl MemoryStore {
                 .min_by_key(|(_, h)| h.last_used)
                 .map(|(k, _)| *k);
             match victim {
-                Some(k) => {
-                    if let Some(h) = self.map.remove(&k) {
-                        self.used -= h.record.value.len() as u64;
-                    }
-                }
+                Some(k) => self.drop_record(&k),
                 None => return false,
             }
         }
@@ -174,6 +193,9 @@ impl RecordStore for MemoryStore {
     ) -> Result<PutOutcome, StoreError> {
         self.clock += 1;
         let k = (record.kind, record.key);
+        if !self.map.contains_key(&k) && k.0 == RecordKind::MANIFEST {
+            against_remembered(self.gone.get(&k.1), &info)?;
+        }
         if let Some(h) = self.map.get_mut(&k) {
             if replacement(Some(&h.info), &info)? == Replace::Same {
                 h.pinned |= pinned;
@@ -211,9 +233,7 @@ impl RecordStore for MemoryStore {
             .map(|(k, _)| *k)
             .collect();
         for k in gone {
-            if let Some(h) = self.map.remove(&k) {
-                self.used -= h.record.value.len() as u64;
-            }
+            self.drop_record(&k);
         }
     }
 
@@ -231,7 +251,7 @@ impl RecordStore for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{MemoryStore, PutOutcome, RecordInfo, RecordStore, StoreError};
     use crate::time::WallTime;
     use crate::wire::dht_msg::{Record, RecordKind};
@@ -286,5 +306,49 @@ mod tests {
         assert_eq!(s.put(&r, info(1, 2), false), Err(StoreError::Older));
         assert_eq!(s.put(&r, info(2, 3), false), Err(StoreError::Equivocation));
         assert_eq!(s.put(&r, info(3, 4), false), Ok(PutOutcome::Stored));
+    }
+
+    /// The storer rule after eviction (`06-dht.md#store`), for any store whose quota is
+    /// 100 bytes: a manifest pushed out by a flood of blocks cannot come back older.
+    pub(crate) fn no_rollback_after_eviction(s: &mut dyn RecordStore) {
+        let m = |seq: u64, d: u8| {
+            (
+                Record {
+                    kind: RecordKind::MANIFEST,
+                    key: [9; 32],
+                    value: vec![d; 30],
+                },
+                RecordInfo {
+                    expires: WallTime(1000),
+                    seq,
+                    digest: [d; 32],
+                },
+            )
+        };
+        let (v1, i1) = m(1, 1);
+        let (v2, i2) = m(2, 2);
+        s.put(&v1, i1, false).unwrap();
+        s.put(&v2, i2, false).unwrap();
+        // The flood: blocks until the manifest is evicted.
+        for k in 10..20 {
+            let (b, bi) = rec(k, 40);
+            s.put(&b, bi, false).unwrap();
+        }
+        assert!(s.get(RecordKind::MANIFEST, &[9; 32], WallTime(0)).is_none());
+        // The old version is still refused; the same one or a newer one is taken again.
+        assert_eq!(s.put(&v1, i1, false), Err(StoreError::Older));
+        let (other, oi) = m(2, 7);
+        assert_eq!(s.put(&other, oi, false), Err(StoreError::Equivocation));
+        assert_eq!(s.put(&v2, i2, false), Ok(PutOutcome::Stored));
+        // Expiry forgets the record, not its version.
+        s.expire(WallTime(1000));
+        assert_eq!(s.put(&v1, i1, false), Err(StoreError::Older));
+        let (v3, i3) = m(3, 3);
+        assert_eq!(s.put(&v3, i3, false), Ok(PutOutcome::Stored));
+    }
+
+    #[test]
+    fn memory_store_never_rolls_back_after_eviction() {
+        no_rollback_after_eviction(&mut MemoryStore::new(100));
     }
 }

@@ -172,9 +172,10 @@ impl SiteFetch {
             };
             match w {
                 Want::Manifest => {
+                    // On equivocation the first manifest of the sequence stays in use.
                     let v = manifest::parse(&record.value)
                         .and_then(|u| u.verify(&self.site, now))
-                        .and_then(|v| tracker.observe(&v).map(|_| v));
+                        .and_then(|v| tracker.settle(v, now).map(|(v, _)| v));
                     match v {
                         Ok(v) => {
                             self.wanted.remove(&w);
@@ -292,5 +293,46 @@ mod tests {
             "100,000 bytes are four 32 KiB blocks, one event each"
         );
         assert_eq!(f.outstanding(), 0);
+    }
+
+    #[test]
+    fn of_two_manifests_with_one_sequence_the_first_stays_in_use() {
+        let key = IdentityKey::generate(&mut UmbraRng::from_seed([4; 32]));
+        let a = build(
+            &key,
+            &[("index.html".into(), b"first".to_vec())],
+            5,
+            WallTime(1000),
+            3600,
+        )
+        .unwrap();
+        let b = build(
+            &key,
+            &[("index.html".into(), b"second".to_vec())],
+            5,
+            WallTime(1000),
+            3600,
+        )
+        .unwrap();
+        let mut tracker = SiteTracker::new();
+        let mut manifest_from = |built: &crate::site::Built| {
+            let mut f = SiteFetch::new(SiteAddress(key.public()));
+            f.want_manifest();
+            let sent = f.poll_send();
+            f.on_data(
+                &answer(&sent, built, &mut false),
+                &mut tracker,
+                WallTime(1001),
+            )
+            .unwrap();
+            let Some(FetchEvent::Manifest(Ok(m))) = f.poll_event() else {
+                panic!("no manifest");
+            };
+            m.bytes().to_vec()
+        };
+        assert_eq!(manifest_from(&a), a.manifest);
+        // The publisher equivocates: the second manifest of sequence 5 is not used.
+        assert_eq!(manifest_from(&b), a.manifest);
+        assert_eq!(tracker.equivocations().len(), 1);
     }
 }

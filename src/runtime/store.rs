@@ -11,13 +11,18 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::dht::store::{PutOutcome, RecordInfo, RecordStore, Replace, StoreError, replacement};
+use crate::dht::highwater::HighWater;
+use crate::dht::store::{
+    PutOutcome, RecordInfo, RecordStore, Replace, StoreError, against_remembered, replacement,
+};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 use crate::wire::{Reader, Writer};
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// Versions of manifests no longer held (`06-dht.md#store`): key → expires, seq, digest.
+const GONE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("gone");
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -34,6 +39,7 @@ pub struct RedbStore {
     quota: u64,
     used: u64,
     clock: u64,
+    gone: HighWater,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -138,6 +144,7 @@ impl RedbStore {
         {
             txn.open_table(RECORDS).map_err(|e| err(&e))?;
             txn.open_table(STATE).map_err(|e| err(&e))?;
+            txn.open_table(GONE).map_err(|e| err(&e))?;
         }
         txn.commit().map_err(|e| err(&e))?;
         let mut meta = BTreeMap::new();
@@ -166,12 +173,26 @@ impl RedbStore {
                 );
             }
         }
+        let mut gone = HighWater::default();
+        {
+            let r = db.begin_read().map_err(|e| err(&e))?;
+            let t = r.open_table(GONE).map_err(|e| err(&e))?;
+            for item in t.iter().map_err(|e| err(&e))? {
+                let (k, v) = item.map_err(|e| err(&e))?;
+                if let (Ok(key), Some((info, _, _))) =
+                    (<[u8; 32]>::try_from(k.value()), decode(v.value()))
+                {
+                    gone.remember(key, info);
+                }
+            }
+        }
         Ok(RedbStore {
             db,
             meta,
             quota,
             used,
             clock: 0,
+            gone,
         })
     }
 
@@ -213,12 +234,26 @@ impl RedbStore {
         if keys.is_empty() {
             return Ok(());
         }
+        // A manifest that leaves keeps its version in GONE, in the same transaction. (If the
+        // commit fails, memory remembers more than disk: stricter, never looser.)
+        let mut forgotten = Vec::new();
         let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
         {
             let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
+            let mut g = txn.open_table(GONE).map_err(|_| StoreError::Backend)?;
             for (kind, key) in keys {
                 t.remove(&db_key(*kind, key)[..])
                     .map_err(|_| StoreError::Backend)?;
+                if let (true, Some(m)) =
+                    (*kind == RecordKind::MANIFEST, self.meta.get(&(*kind, *key)))
+                {
+                    g.insert(&key[..], &encode(&m.info, false, &[])[..])
+                        .map_err(|_| StoreError::Backend)?;
+                    forgotten.extend(self.gone.remember(*key, m.info));
+                }
+            }
+            for key in &forgotten {
+                g.remove(&key[..]).map_err(|_| StoreError::Backend)?;
             }
         }
         txn.commit().map_err(|_| StoreError::Backend)?;
@@ -264,6 +299,9 @@ impl RecordStore for RedbStore {
     ) -> Result<PutOutcome, StoreError> {
         self.clock += 1;
         let k = (record.kind, record.key);
+        if !self.meta.contains_key(&k) && k.0 == RecordKind::MANIFEST {
+            against_remembered(self.gone.get(&k.1), &info)?;
+        }
         if let Some(m) = self.meta.get_mut(&k) {
             // The same record is rewritten only to pin it.
             let same = replacement(Some(&m.info), &info)? == Replace::Same;
@@ -417,6 +455,33 @@ mod tests {
         drop(RedbStore::open(&path, 100).unwrap());
         assert_eq!(mode(&dir.join("data")), 0o700);
         assert_eq!(mode(&path), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn redb_store_never_rolls_back_after_eviction_or_restart() {
+        let dir = std::env::temp_dir().join(format!("umbra-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("store.redb");
+        let mut s = RedbStore::open(&path, 100).unwrap();
+        crate::dht::store::tests::no_rollback_after_eviction(&mut s);
+        // A restart remembers the versions of manifests it no longer holds.
+        let (r, i) = (
+            Record {
+                kind: RecordKind::MANIFEST,
+                key: [9; 32],
+                value: vec![2; 30],
+            },
+            RecordInfo {
+                expires: WallTime(5000),
+                seq: 2,
+                digest: [2; 32],
+            },
+        );
+        s.expire(WallTime(10_000));
+        drop(s);
+        let mut s = RedbStore::open(&path, 100).unwrap();
+        assert_eq!(s.put(&r, i, false), Err(StoreError::Older));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

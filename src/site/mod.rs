@@ -122,10 +122,31 @@ pub enum Observed {
     Equivocation,
 }
 
-/// Per-site memory of the highest manifest seen: rollback refused, equivocation recorded.
+/// Sites a tracker remembers at most (least recently observed forgotten first).
+pub const TRACKED_SITES: usize = 4096;
+/// Bytes of first manifests a tracker keeps at most (for equivocation proofs and the
+/// first-seen rule); past it, the least recently observed sites are forgotten.
+pub const TRACKED_BYTES: usize = 64 << 20;
+/// Equivocation proofs kept at most.
+pub const TRACKED_PROOFS: usize = 256;
+
+#[derive(Debug, Clone)]
+struct Seen {
+    seq: u64,
+    digest: [u8; 32],
+    first: Vec<u8>,
+    used: u64,
+}
+
+/// Per-site memory of the highest manifest seen (`07-sites.md#rollback-and-equivocation`):
+/// rollback refused, equivocation recorded and the first manifest of a sequence kept in
+/// use. Bounded: [`TRACKED_SITES`], [`TRACKED_BYTES`], [`TRACKED_PROOFS`]; a site forgotten
+/// to stay within them is checked again from nothing.
 #[derive(Debug, Clone, Default)]
 pub struct SiteTracker {
-    seen: BTreeMap<[u8; 32], (u64, [u8; 32], Vec<u8>)>,
+    seen: BTreeMap<[u8; 32], Seen>,
+    bytes: usize,
+    clock: u64,
     equivocations: Vec<Equivocation>,
 }
 
@@ -137,12 +158,22 @@ impl SiteTracker {
 
     /// The highest sequence seen for a site.
     pub fn highest(&self, site: &SiteAddress) -> Option<u64> {
-        self.seen.get(&site.0.to_bytes()).map(|s| s.0)
+        self.seen.get(&site.0.to_bytes()).map(|s| s.seq)
     }
 
-    /// Proofs of equivocation recorded so far.
+    /// Proofs of equivocation recorded so far (the latest [`TRACKED_PROOFS`]).
     pub fn equivocations(&self) -> &[Equivocation] {
         &self.equivocations
+    }
+
+    /// Sites remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no site is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 
     /// Consider a verified manifest: refuses a lower sequence than seen.
@@ -151,27 +182,87 @@ impl SiteTracker {
         let key = site.0.to_bytes();
         let seq = m.manifest().seq;
         let digest = m.digest();
-        match self.seen.get(&key) {
-            Some((seen, _, _)) if seq < *seen => Err(SiteError::Rollback {
-                seen: *seen,
+        self.clock += 1;
+        let clock = self.clock;
+        match self.seen.get_mut(&key) {
+            Some(s) if seq < s.seq => Err(SiteError::Rollback {
+                seen: s.seq,
                 got: seq,
             }),
-            Some((seen, d, _)) if seq == *seen && *d == digest => Ok(Observed::Same),
-            Some((seen, _, first)) if seq == *seen => {
+            Some(s) if seq == s.seq && s.digest == digest => {
+                s.used = clock;
+                Ok(Observed::Same)
+            }
+            Some(s) if seq == s.seq => {
+                s.used = clock;
                 let proof = Equivocation {
                     site,
                     seq,
-                    first: first.clone(),
+                    first: s.first.clone(),
                     second: m.bytes().to_vec(),
                 };
                 if !self.equivocations.contains(&proof) {
+                    if self.equivocations.len() >= TRACKED_PROOFS {
+                        self.equivocations.remove(0);
+                    }
                     self.equivocations.push(proof);
                 }
                 Ok(Observed::Equivocation)
             }
             _ => {
-                self.seen.insert(key, (seq, digest, m.bytes().to_vec()));
+                let first = m.bytes().to_vec();
+                self.bytes += first.len();
+                if let Some(old) = self.seen.insert(
+                    key,
+                    Seen {
+                        seq,
+                        digest,
+                        first,
+                        used: clock,
+                    },
+                ) {
+                    self.bytes -= old.first.len();
+                }
+                self.shrink(&key);
                 Ok(Observed::Newer)
+            }
+        }
+    }
+
+    /// [`SiteTracker::observe`], and the manifest to use: `m` itself, or on equivocation
+    /// the first manifest seen with that sequence (`07-sites.md#rollback-and-equivocation`),
+    /// verified again at `now`.
+    pub fn settle(
+        &mut self,
+        m: Verified,
+        now: WallTime,
+    ) -> Result<(Verified, Observed), SiteError> {
+        let observed = self.observe(&m)?;
+        if observed != Observed::Equivocation {
+            return Ok((m, observed));
+        }
+        let site = m.manifest().address();
+        let first = self
+            .seen
+            .get(&site.0.to_bytes())
+            .map(|s| s.first.clone())
+            .ok_or(SiteError::BadSignature)?;
+        let v = manifest::parse(&first)?.verify(&site, now)?;
+        Ok((v, observed))
+    }
+
+    /// Forget the least recently observed sites (never `keep`) until within the bounds.
+    fn shrink(&mut self, keep: &[u8; 32]) {
+        while self.seen.len() > TRACKED_SITES || self.bytes > TRACKED_BYTES {
+            let oldest = self
+                .seen
+                .iter()
+                .filter(|(k, _)| *k != keep)
+                .min_by_key(|(_, s)| s.used)
+                .map(|(k, _)| *k);
+            let Some(k) = oldest else { break };
+            if let Some(s) = self.seen.remove(&k) {
+                self.bytes -= s.first.len();
             }
         }
     }
@@ -347,8 +438,30 @@ mod tests {
         );
         assert_eq!(t.observe(&v(2, b"other")), Ok(Observed::Equivocation));
         assert_eq!(t.equivocations().len(), 1);
+        // The first manifest of sequence 2 stays the one in use.
+        let first = v(2, b"x");
+        let (used, o) = t.settle(v(2, b"third"), WallTime(1001)).unwrap();
+        assert_eq!(o, Observed::Equivocation);
+        assert_eq!(used.bytes(), first.bytes());
+        assert_eq!(t.equivocations().len(), 2);
         assert_eq!(t.observe(&v(3, b"new")), Ok(Observed::Newer));
         assert_eq!(t.highest(&addr), Some(3));
+    }
+
+    #[test]
+    fn the_tracker_is_bounded() {
+        let mut t = SiteTracker::new();
+        for i in 0..(super::TRACKED_SITES as u64 + 10) {
+            let k = IdentityKey::from_secret_bytes(crate::crypto::hash::hash(&i.to_le_bytes()));
+            let addr = super::address::SiteAddress(k.public());
+            let b = build(&k, &[("a".into(), b"x".to_vec())], 1, WallTime(1000), 3600).unwrap();
+            let m = parse(&b.manifest)
+                .unwrap()
+                .verify(&addr, WallTime(1001))
+                .unwrap();
+            t.observe(&m).unwrap();
+        }
+        assert_eq!(t.len(), super::TRACKED_SITES);
     }
 
     #[test]

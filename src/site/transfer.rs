@@ -412,18 +412,17 @@ impl Fetcher {
 
     fn on_manifest(&mut self, record: &Record, tracker: &mut SiteTracker) {
         self.manifest_id = None;
-        let verified = manifest::parse(&record.value).and_then(|u| u.verify(&self.site, self.now));
-        let v = match verified {
-            Ok(v) => v,
+        // Verified, checked against what was seen, and on equivocation the first one.
+        let v = manifest::parse(&record.value)
+            .and_then(|u| u.verify(&self.site, self.now))
+            .and_then(|v| tracker.settle(v, self.now));
+        let v = match v {
+            Ok((v, _)) => v,
             Err(e) => {
                 self.result = Some(Err(TransferError::Manifest(e)));
                 return;
             }
         };
-        if let Err(e) = tracker.observe(&v) {
-            self.result = Some(Err(TransferError::Manifest(e)));
-            return;
-        }
         let wanted: Vec<String> = match &self.path {
             Some(p) => {
                 let p = p.trim_start_matches('/');

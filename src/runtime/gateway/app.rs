@@ -233,6 +233,8 @@ pub struct GatewayCounters {
     pub bytes_out: u64,
     /// Site circuits built.
     pub circuits_built: u64,
+    /// Sites caught signing two manifests with one sequence (the first stays in use).
+    pub equivocations: u64,
 }
 
 /// The gateway application.
@@ -800,7 +802,19 @@ impl App for GatewayApp {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
-                if let Err(e) = c.fetch.on_data(&data, &mut self.tracker, wall) {
+                let proofs = self.tracker.equivocations().len();
+                let site = c.site.encode();
+                let r = c.fetch.on_data(&data, &mut self.tracker, wall);
+                if self.tracker.equivocations().len() > proofs {
+                    // Reported, never silently used (`07-sites.md#rollback-and-equivocation`).
+                    self.counters.equivocations += 1;
+                    eprintln!(
+                        "umbra: site {} signed two different manifests with one sequence; \
+                         keeping the first one seen",
+                        crate::redact::Sensitive(site)
+                    );
+                }
+                if let Err(e) = r {
                     self.on_circuit_lost(node, now, key, &e.to_string());
                     return;
                 }

@@ -116,6 +116,8 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "lookups": s.lookups,
             "invalid_records": s.invalid_records,
             "refused_unknown": s.refused_unknown,
+            "paced": s.paced,
+            "equivocations": s.equivocations,
             "exit_lookups": node.exit_load().0,
             "exit_queued_bytes": node.exit_load().1,
         })
@@ -163,6 +165,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "bytes_out": g.counters.bytes_out,
             "site_circuits": g.sites_open,
             "circuits_built": g.counters.circuits_built,
+            "equivocations": g.counters.equivocations,
         },
         "relay": relay,
         "dht": dht,
