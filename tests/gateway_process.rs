@@ -153,6 +153,16 @@ fn gateway_serves_a_site_by_the_spec_and_keeps_serving_what_it_verified_when_off
     );
     // The status API and metrics.
     let local = format!("localhost:{}", gw.port());
+    // A clearnet page cannot load the dashboard's files or API to detect the gateway
+    // (issue 12, finding 17): every one is same-origin only.
+    for path in ["/", "/dashboard.js", "/api/status", "/metrics"] {
+        let r = request(gw, "GET", path, &local, &[]);
+        assert_eq!(
+            r.header("cross-origin-resource-policy"),
+            "same-origin",
+            "{path}"
+        );
+    }
     let r = request(gw, "GET", "/api/status", &local, &[]);
     let status: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(status["roles"], serde_json::json!(["reader", "gateway"]));

@@ -305,10 +305,12 @@ pub fn site_headers() -> [(&'static str, &'static str); 7] {
     ]
 }
 
-/// Headers on every dashboard response.
-pub fn dashboard_headers() -> [(&'static str, &'static str); 5] {
+/// Headers on every dashboard response. CORP keeps clearnet pages from loading the
+/// dashboard's files or API to learn that a gateway runs here (`08-gateway.md#confinement`).
+pub fn dashboard_headers() -> [(&'static str, &'static str); 6] {
     [
         ("content-security-policy", DASHBOARD_CSP),
+        ("cross-origin-resource-policy", "same-origin"),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "no-referrer"),
         ("x-frame-options", "DENY"),
