@@ -115,3 +115,50 @@ fn idle_sockets_and_connection_floods_are_bounded() {
     assert!(open >= 16, "the burst itself was refused ({open})");
     probe(&bootstrap);
 }
+
+#[test]
+fn refusals_and_failed_accepts_are_logged_once_a_minute() {
+    let dir = tempdir("conn-log");
+    let (mut relays, bootstrap) = start_relays(&dir, 3, 180);
+    // Relay 1 again, with 64 descriptors: a flood from many sources exhausts them.
+    let mut r1 = relays.0.remove(0);
+    let _ = r1.kill();
+    let _ = r1.wait();
+    let log = dir.join("r1-low.log");
+    let _low = procs::Procs(vec![
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64 && exec \"$0\" relay --config \"$1\" --bootstrap \"$2\"")
+            .arg(env!("CARGO_BIN_EXE_umbra"))
+            .arg(dir.join("r1.toml"))
+            .arg(&bootstrap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ]);
+    let target: std::net::SocketAddr = std::fs::read_to_string(dir.join("r1.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    procs::wait_listening(target, "the relay with 64 descriptors");
+    let mut socks = Vec::new();
+    for src in 1..=20 {
+        for _ in 0..20 {
+            socks.push(connect_from(&format!("127.0.70.{src}"), target));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("refusing inbound") || l.contains("accept failed"))
+        .count();
+    eprintln!("{} connections; log:\n{text}", socks.len());
+    assert!(lines >= 1, "the refusals were not reported at all");
+    assert!(lines <= 2, "{lines} log lines for one flood");
+}

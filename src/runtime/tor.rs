@@ -11,7 +11,8 @@
 //! as in a young network) uses up no attempt: it waits with backoff, up to
 //! `bootstrap_timeout_secs` in all. There is no silent fallback to a direct connection;
 //! `allow_direct_fallback` is the user's explicit choice (the driver warns on each use).
-//! Not in this module: the driver's socket handling.
+//! Arti's own error and progress text is scrubbed of addresses before Umbra shows it
+//! ([`crate::redact::scrub`]). Not in this module: the driver's socket handling.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,6 +26,7 @@ use tor_rtcompat::PreferredRuntime;
 
 use super::config::TorSection;
 use super::tor_status::TorStatusHandle;
+use crate::redact::scrub;
 
 /// Why the Tor first hop failed. Every variant says what to check.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -161,7 +163,7 @@ impl TorDialer {
                     loop {
                         let b = c.bootstrap_status();
                         let pct = (b.as_frac() * 100.0).round().clamp(0.0, 100.0) as u8;
-                        let msg = b.to_string();
+                        let msg = scrub(&b.to_string());
                         st.update(|s| {
                             if s.state == "bootstrapping" {
                                 s.percent = pct;
@@ -192,7 +194,7 @@ impl TorDialer {
                     }
                 }
                 Err(e) => {
-                    let e = TorError::Bootstrap(e.to_string());
+                    let e = TorError::Bootstrap(scrub(&e.to_string()));
                     st.update(|s| {
                         s.state = "failed";
                         s.last_error = Some(e.to_string());
@@ -265,7 +267,7 @@ impl TorDialer {
             match tokio::time::timeout(Duration::from_secs(30), client.connect(addr)).await {
                 Ok(Ok(stream)) => return Ok(stream),
                 Ok(Err(e)) if no_path_yet(e.kind()) && path_wait < path_limit => {
-                    last = Some(TorError::Connect(e.to_string()));
+                    last = Some(TorError::Connect(scrub(&e.to_string())));
                     tokio::time::sleep(pause).await;
                     path_wait += pause;
                     pause = (pause * 2).min(Duration::from_secs(8));
@@ -280,9 +282,9 @@ impl TorDialer {
                         | ErrorKind::RemoteNetworkFailed
                         | ErrorKind::ExitPolicyRejected => TorError::ExitRefused {
                             target: crate::redact::Sensitive(target),
-                            cause: e.to_string(),
+                            cause: scrub(&e.to_string()),
                         },
-                        _ => TorError::Connect(e.to_string()),
+                        _ => TorError::Connect(scrub(&e.to_string())),
                     })
                 }
                 Err(_) => last = Some(TorError::Connect("no answer within 30 s".into())),
