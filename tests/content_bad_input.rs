@@ -72,14 +72,18 @@ fn oversized_and_malformed_manifests_are_typed_errors() {
     assert_eq!(lie.sign(&k), Err(SiteError::BlockCount));
 }
 
+/// A DHT node whose directory lists relays 1 to 9 (only they take part,
+/// `06-dht.md#who-takes-part`).
 fn dht(me: u8) -> Dht {
-    Dht::new(
+    let mut d = Dht::new(
         NodeId([me; 32]),
         DhtConfig::default(),
         Box::new(MemoryStore::new(1 << 20)),
         Box::new(SiteValidator),
         Time::ZERO,
-    )
+    );
+    d.set_known((1..=9u8).map(|b| NodeId([b; 32])).collect());
+    d
 }
 
 fn stored_status(d: &mut Dht) -> u8 {
@@ -196,8 +200,8 @@ fn answers_to_requests_never_sent_are_ignored() {
         },
     );
     assert!(d.poll_action().is_none());
-    // The sender is remembered as a contact, but the far-away id it named is not.
-    assert!(d.table().contains(&NodeId([3; 32])));
+    // Answers nobody asked for admit nobody: neither the sender nor the id it named.
+    assert!(!d.table().contains(&NodeId([3; 32])));
     assert!(!d.table().contains(&NodeId([9; 32])));
 }
 
@@ -272,9 +276,10 @@ fn wrong_blocks_are_refetched_and_never_handed_out() {
         value: built.blocks[&key].clone(),
     };
     reply(&mut f, &mut t, ExitReply::Found { id, record: good });
+    let files = f.take_result().expect("finished").expect("verified");
     assert_eq!(
-        f.take_result(),
-        Some(Ok(vec![("a.bin".to_string(), vec![3; 1000])]))
+        f.contents(&files),
+        Ok(vec![("a.bin".to_string(), vec![3; 1000])])
     );
 
     // A block that never comes right: a typed error after the last attempt, no files.

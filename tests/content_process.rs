@@ -8,7 +8,7 @@
 
 mod procs;
 
-use procs::{run, start_relays, tempdir, umbra};
+use procs::{publish_site, run, start_relays, tempdir, umbra};
 use std::io::{BufRead, BufReader};
 
 use std::path::Path;
@@ -186,4 +186,78 @@ fn store_loses_no_acknowledged_record_on_kill_9() {
 
 fn umbra_store_open(path: &Path) -> umbra::runtime::store::RedbStore {
     umbra::runtime::store::RedbStore::open(path, u64::MAX).unwrap()
+}
+
+/// Peak resident memory of `pid` while it runs (sampled every 5 ms), in KiB.
+fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            if let Some(kib) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    peak
+}
+
+/// Issue 12, findings 11 and 12: a manifest that lists one 32 KiB block 3,000 times (a
+/// 98 MB site from one block) is refused past `--max-bytes` before any block is fetched,
+/// leaving nothing behind, and otherwise written block by block, never whole in memory.
+#[test]
+fn fetch_streams_a_site_that_repeats_one_block_and_caps_its_size() {
+    let dir = tempdir("expand");
+    let (_relays, bootstrap) = start_relays(&dir, 5, 40);
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    let block: Vec<u8> = (0..32 * 1024u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..3_000 {
+        std::fs::write(site.join(format!("f{i:04}.bin")), &block).unwrap();
+    }
+    let address = publish_site(&dir, &bootstrap, &site);
+    let fetch = |out: &Path, extra: &[&str]| {
+        let mut c = umbra();
+        c.args(["fetch", "--no-cache"])
+            .arg(&address)
+            .arg("-o")
+            .arg(out)
+            .args(extra)
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    // Past the cap: a clean error, and nothing left in the target's folder.
+    let capped = dir.join("out").join("capped");
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let (ok, _, err) = run(
+        &mut fetch(&capped, &["--max-bytes", "50000000"]),
+        Duration::from_secs(120),
+    );
+    assert!(!ok);
+    assert!(err.contains("more than the limit"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.join("out")).unwrap().count(), 0);
+    // Within the default cap: 98,304,000 bytes written, while the process stays small.
+    let whole = dir.join("out").join("whole");
+    let mut child = fetch(&whole, &[]).spawn().unwrap();
+    let peak = peak_rss_kib(&mut child);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let total: u64 = std::fs::read_dir(&whole)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    eprintln!(
+        "fetched {total} bytes with a peak RSS of {} MiB",
+        peak / 1024
+    );
+    assert_eq!(total, 3_000 * 32 * 1024);
+    assert!(peak < 64 * 1024, "fetch peaked at {} MiB", peak / 1024);
+    let _ = std::fs::remove_dir_all(&dir);
 }

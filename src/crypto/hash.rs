@@ -11,6 +11,27 @@ pub fn hash(data: &[u8]) -> Digest32 {
     *blake3::hash(data).as_bytes()
 }
 
+/// BLAKE3 over data given in pieces (a file written block by block).
+#[derive(Debug, Clone, Default)]
+pub struct Hasher(blake3::Hasher);
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Hasher(blake3::Hasher::new())
+    }
+
+    /// Hash `data` next.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// BLAKE3 of everything given.
+    pub fn finalize(&self) -> Digest32 {
+        *self.0.finalize().as_bytes()
+    }
+}
+
 /// BLAKE3 of `data`, `out.len()` bytes of extended output.
 pub fn hash_xof(data: &[u8], out: &mut [u8]) {
     let mut h = blake3::Hasher::new();

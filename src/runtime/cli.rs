@@ -245,6 +245,10 @@ pub enum Command {
         /// Where to write: a directory for a whole site, a file for one path.
         #[arg(short = 'o', long, value_name = "OUT")]
         out: Option<PathBuf>,
+        /// Refuse a site (or path) whose files add up to more than this many bytes, checked
+        /// on its manifest before any block is fetched.
+        #[arg(long, value_name = "BYTES", default_value_t = crate::site::transfer::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
         /// The relay list.
         #[arg(long, value_name = "FILE")]
         bootstrap: PathBuf,
@@ -339,6 +343,7 @@ pub fn main() -> ExitCode {
             data_dir,
             no_cache,
             out,
+            max_bytes,
             bootstrap,
             timeout,
         } => {
@@ -349,7 +354,7 @@ pub fn main() -> ExitCode {
             let cache = (reader.cache && !no_cache)
                 .then(|| reader_state(data_dir, &reader))
                 .flatten();
-            super::site_cmd::fetch(&target, out, &bootstrap, timeout, cache)
+            super::site_cmd::fetch(&target, out, max_bytes, &bootstrap, timeout, cache)
         }
         Command::StoreWriter { db, count } => super::store::store_writer(&db, count),
         Command::Bench {

@@ -15,7 +15,7 @@ use crate::crypto::keystore;
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeConfig};
 use crate::site::address::SiteAddress;
-use crate::site::transfer::{Fetcher, Publisher};
+use crate::site::transfer::{Fetcher, FileOut, Publisher};
 use crate::site::{Built, SiteTracker, build, manifest};
 use crate::time::Time;
 use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind, StreamFramer};
@@ -111,6 +111,7 @@ enum Mode {
     Fetch {
         site: SiteAddress,
         path: Option<String>,
+        max_bytes: u64,
         fetcher: Option<Box<Fetcher>>,
         tracker: SiteTracker,
         cache: Option<Cache>,
@@ -123,7 +124,7 @@ struct SiteApp {
     stream: Option<StreamHandle>,
     attempts: u32,
     result: Option<i32>,
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<FileOut>,
     address: Option<SiteAddress>,
 }
 
@@ -166,11 +167,13 @@ impl SiteApp {
             Mode::Fetch {
                 site,
                 path,
+                max_bytes,
                 fetcher,
                 cache,
                 ..
             } => {
-                let mut f = Fetcher::new(*site, path.clone(), node.wall(now));
+                let mut f =
+                    Fetcher::new(*site, path.clone(), node.wall(now)).with_max_bytes(*max_bytes);
                 if let Some(c) = cache.as_ref() {
                     let store = c.clone();
                     f = f.with_cache(Box::new(move |h: &[u8; 32]| {
@@ -463,36 +466,85 @@ fn finish(what: &str, r: Result<i32, String>) -> ExitCode {
 }
 
 /// Write the fetched files: into directory `out` for a whole site, or file `out` for one
-/// path. Everything goes to a temporary name first and is renamed into place, so a failed
-/// or interrupted fetch never leaves partial data at `out`.
-fn write_out(files: &[(String, Vec<u8>)], out: &Path, single: bool) -> Result<(), String> {
+/// path (`07-sites.md#fetching`). Everything goes first to a temporary name that did not
+/// exist (random, created exclusively, mode 0700 or 0600, so nobody else's symlink can stand
+/// in for it) and is renamed into place; on any error the temporary is removed, so a failed
+/// fetch leaves nothing behind. Files are written block by block from `fetcher`.
+fn write_out(fetcher: &Fetcher, files: &[FileOut], out: &Path, single: bool) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if out.exists() {
         return Err(format!(
             "{} exists; refusing to overwrite it",
             out.display()
         ));
     }
+    if !single {
+        if let Some((file, under)) = file_and_folder(files) {
+            return Err(format!(
+                "the site lists both {file:?} and {under:?}: a file cannot also be a folder; \
+                 fetch one of them by path instead"
+            ));
+        }
+    }
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(".umbra-fetch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let _ = std::fs::remove_file(&tmp);
-    if single {
-        let (_, content) = files.first().ok_or("nothing fetched")?;
-        std::fs::write(&tmp, content).map_err(|e| e.to_string())?;
-    } else {
-        for (path, content) in files {
-            let p = tmp.join(path);
-            if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(&p, content).map_err(|e| e.to_string())?;
+    let mut r = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut r);
+    let tmp = parent.join(format!(".umbra-fetch-{}", crate::wire::hex::encode(&r)));
+    let create = |p: &Path, mode: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(p)
+    };
+    let result = (|| -> Result<(), String> {
+        if single {
+            let f = files.first().ok_or("nothing fetched")?;
+            let mut w = std::io::BufWriter::new(create(&tmp, 0o600).map_err(|e| e.to_string())?);
+            fetcher.write_file(f, &mut w).map_err(|e| e.to_string())?;
+            w.into_inner().map_err(|e| e.to_string())?;
+            return Ok(());
         }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .map_err(|e| e.to_string())?;
+        for f in files {
+            let p = tmp.join(&f.path);
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", f.path))?;
+            }
+            let file = create(&p, 0o644).map_err(|e| format!("{}: {e}", f.path))?;
+            let mut w = std::io::BufWriter::new(file);
+            fetcher.write_file(f, &mut w).map_err(|e| e.to_string())?;
+            w.into_inner().map_err(|e| format!("{}: {e}", f.path))?;
+        }
+        Ok(())
+    })()
+    .and_then(|()| {
+        std::fs::rename(&tmp, out)
+            .map_err(|e| format!("cannot move the fetched data to {}: {e}", out.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, out)
-        .map_err(|e| format!("cannot move the fetched data to {}: {e}", out.display()))
+    result
+}
+
+/// A path that is a file and also, in another path, a folder: `(a, a/b)`.
+fn file_and_folder(files: &[FileOut]) -> Option<(String, String)> {
+    let paths: std::collections::BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    files.iter().find_map(|f| {
+        f.path
+            .match_indices('/')
+            .map(|(i, _)| &f.path[..i])
+            .find(|prefix| paths.contains(prefix))
+            .map(|prefix| (prefix.to_string(), f.path.clone()))
+    })
 }
 
 /// Open the reader's cache file (which also keeps its guards); `None` when off or in use.
@@ -511,6 +563,7 @@ pub(crate) fn open_cache(what: &str, cache: Option<(PathBuf, u64)>) -> Option<Ca
 pub fn fetch(
     target: &str,
     out: Option<PathBuf>,
+    max_bytes: u64,
     bootstrap: &Path,
     timeout: u64,
     cache: Option<(PathBuf, u64)>,
@@ -536,14 +589,21 @@ pub fn fetch(
         let mut app = SiteApp::new(Mode::Fetch {
             site,
             path,
+            max_bytes,
             fetcher: None,
             tracker: SiteTracker::new(),
             cache: open_cache("fetch", cache),
         });
         let code = run(bootstrap, timeout, &mut app)?;
         if code == 0 {
-            write_out(&app.files, &out, single)?;
-            let bytes: usize = app.files.iter().map(|(_, c)| c.len()).sum();
+            let Mode::Fetch {
+                fetcher: Some(f), ..
+            } = &app.mode
+            else {
+                return Err("nothing fetched".into());
+            };
+            write_out(f, &app.files, &out, single)?;
+            let bytes: u64 = app.files.iter().map(|f| f.size).sum();
             println!(
                 "fetched {} files, {bytes} bytes, every block verified, into {}",
                 app.files.len(),
@@ -553,4 +613,45 @@ pub fn fetch(
         Ok(code)
     })();
     finish("fetch", r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Fetcher, FileOut, write_out};
+    use crate::crypto::keys::IdentityKey;
+    use crate::crypto::rng::UmbraRng;
+    use crate::site::address::SiteAddress;
+    use crate::time::WallTime;
+
+    fn file(path: &str) -> FileOut {
+        FileOut {
+            path: path.into(),
+            blocks: vec![[7; 32]],
+            size: 1,
+            hash: [0; 32],
+        }
+    }
+
+    /// Issue 12, finding 11: `a` and `a/b` in one site, and a write that fails midway, give
+    /// a clean error and leave nothing in the target's folder.
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("umbra-writeout-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let site = SiteAddress(IdentityKey::generate(&mut UmbraRng::from_u64(1)).public());
+        let fetcher = Fetcher::new(site, None, WallTime(0));
+        let out = dir.join("site");
+        let e = write_out(&fetcher, &[file("a"), file("a/b")], &out, false).unwrap_err();
+        assert!(e.contains("\"a\"") && e.contains("\"a/b\""), "{e}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        // The fetcher holds no block 7…: the write fails after the temporary was made.
+        let e = write_out(&fetcher, &[file("x/y")], &out, false).unwrap_err();
+        assert!(e.contains("unavailable"), "{e}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let e = write_out(&fetcher, &[file("one")], &dir.join("one"), true).unwrap_err();
+        assert!(e.contains("unavailable"), "{e}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -170,6 +170,7 @@ impl SiteJob {
                         Some(Proto::Fetch(f)) => {
                             f.on_data(&data, tracker);
                             f.take_result()
+                                .map(|r| r.and_then(|files| f.contents(&files)))
                         }
                         None => None,
                     };

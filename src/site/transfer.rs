@@ -50,6 +50,22 @@ pub enum TransferError {
     /// The exit sent something malformed or unexpected.
     #[error("bad reply from the exit")]
     BadReply,
+    /// The files asked for add up to more than the fetch may write.
+    #[error("the files add up to {size} bytes, more than the limit of {max} (--max-bytes)")]
+    TooLarge {
+        /// Their size, as the manifest declares it.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// The site path.
+        path: String,
+        /// The system's reason.
+        message: String,
+    },
 }
 
 #[derive(Debug)]
@@ -93,7 +109,25 @@ impl Requests {
 pub type BlockCache = Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>;
 
 /// The files of a finished fetch, or why it failed.
-pub type FetchResult = Result<Vec<(String, Vec<u8>)>, TransferError>;
+pub type FetchResult = Result<Vec<FileOut>, TransferError>;
+
+/// A fetched file, as the list of its (verified, held) blocks: written out with
+/// [`Fetcher::write_file`], one block at a time, so a file that lists one block many times
+/// never exists whole in memory (`07-sites.md#fetching`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOut {
+    /// Its path in the site.
+    pub path: String,
+    /// Its blocks, in order.
+    pub blocks: Vec<[u8; 32]>,
+    /// Its size.
+    pub size: u64,
+    /// BLAKE3 of its content.
+    pub hash: [u8; 32],
+}
+
+/// Bytes a fetch writes at most unless told otherwise.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// Publishes a built site: blocks first, then the manifest.
 #[derive(Debug)]
@@ -267,6 +301,7 @@ pub struct Fetcher {
     cache: Option<BlockCache>,
     /// Blocks taken from the local cache instead of the network.
     pub from_cache: usize,
+    max_bytes: u64,
 }
 
 impl Fetcher {
@@ -287,7 +322,15 @@ impl Fetcher {
             manifest_id: None,
             cache: None,
             from_cache: 0,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
+    }
+
+    /// Refuse a site whose requested files add up to more than `max` bytes (checked on the
+    /// manifest, before any block is fetched).
+    pub fn with_max_bytes(mut self, max: u64) -> Fetcher {
+        self.max_bytes = max;
+        self
     }
 
     /// Take blocks from a local cache when it has them (each is verified like any other).
@@ -444,6 +487,18 @@ impl Fetcher {
                 .map(|e| e.path.clone())
                 .collect(),
         };
+        let size: u64 = wanted
+            .iter()
+            .filter_map(|p| v.manifest().entry(p))
+            .map(|e| e.size)
+            .fold(0u64, u64::saturating_add);
+        if size > self.max_bytes {
+            self.result = Some(Err(TransferError::TooLarge {
+                size,
+                max: self.max_bytes,
+            }));
+            return;
+        }
         let mut needed: Vec<[u8; 32]> = wanted
             .iter()
             .filter_map(|p| v.manifest().entry(p))
@@ -484,27 +539,56 @@ impl Fetcher {
             let Some(e) = manifest.manifest().entry(&p) else {
                 continue;
             };
-            let mut content = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
-            for b in &e.blocks {
-                match self.blocks.get(b) {
-                    Some(data) => content.extend_from_slice(data),
-                    None => {
-                        self.result =
-                            Some(Err(TransferError::Block(crate::wire::hex::encode(&b[..8]))));
-                        return;
-                    }
-                }
-            }
-            if content.len() as u64 != e.size || !hash::ct_eq_32(&hash::hash(&content), &e.hash) {
-                self.result = Some(Err(TransferError::Manifest(SiteError::BlockHash)));
+            if let Some(b) = e.blocks.iter().find(|b| !self.blocks.contains_key(*b)) {
+                self.result = Some(Err(TransferError::Block(crate::wire::hex::encode(&b[..8]))));
                 return;
             }
-            files.push((p, content));
+            files.push(FileOut {
+                path: p,
+                blocks: e.blocks.clone(),
+                size: e.size,
+                hash: e.hash,
+            });
         }
         self.result = Some(Ok(files));
     }
 
-    /// `Some` when finished: every requested file, verified.
+    /// Write `f` to `w` one block at a time, checking its size and hash as it goes; an
+    /// `Err` means what was written must be thrown away.
+    pub fn write_file(&self, f: &FileOut, w: &mut dyn std::io::Write) -> Result<(), TransferError> {
+        let mut h = hash::Hasher::new();
+        let mut size = 0u64;
+        for b in &f.blocks {
+            let data = self
+                .blocks
+                .get(b)
+                .ok_or_else(|| TransferError::Block(crate::wire::hex::encode(&b[..8])))?;
+            h.update(data);
+            size += data.len() as u64;
+            w.write_all(data).map_err(|e| TransferError::Write {
+                path: f.path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        if size != f.size || !hash::ct_eq_32(&h.finalize(), &f.hash) {
+            return Err(TransferError::Manifest(SiteError::BlockHash));
+        }
+        Ok(())
+    }
+
+    /// Every file of `files` in memory (small sites, the simulator): [`Fetcher::write_file`]
+    /// into a buffer each.
+    pub fn contents(&self, files: &[FileOut]) -> Result<Vec<(String, Vec<u8>)>, TransferError> {
+        files
+            .iter()
+            .map(|f| {
+                let mut buf = Vec::new();
+                self.write_file(f, &mut buf).map(|()| (f.path.clone(), buf))
+            })
+            .collect()
+    }
+
+    /// `Some` when finished: every requested file, all its blocks held and verified.
     pub fn result(&self) -> Option<&FetchResult> {
         self.result.as_ref()
     }
