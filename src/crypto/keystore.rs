@@ -9,8 +9,12 @@
 //! ```
 //!
 //! Files are created with mode 0600 (written to a temporary file in the same directory,
-//! synced, then renamed, so a crash never leaves half a key). Loading refuses a file that
-//! the group or others can read or write, with an error that says how to fix it.
+//! synced, then linked into place, which fails if the name exists: a key is never
+//! overwritten, even by a race, and a crash never leaves half a key). Loading refuses, with
+//! an error that says how to fix it, a file that the group or others can read or write, a
+//! file owned by another user, and a file in a folder another user could replace it in
+//! (writable by others without the sticky bit, writable by a group other than the user's
+//! own, or owned by another user than the user or root).
 //!
 //! Not in this module: where key files live (the CLI and config decide).
 
@@ -64,6 +68,14 @@ pub enum KeystoreError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The file, or the folder it is in, is not the user's alone.
+    #[error("key file {path}: {why}; refusing to use it")]
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        why: String,
+    },
     /// The file is not a key file of this format.
     #[error("key file {path} is malformed at line {line}")]
     Malformed {
@@ -95,9 +107,9 @@ pub enum KeystoreError {
 impl HasKind for KeystoreError {
     fn kind(&self) -> ErrorKind {
         match self {
-            KeystoreError::Permissions { .. } | KeystoreError::WrongKind { .. } => {
-                ErrorKind::Config
-            }
+            KeystoreError::Permissions { .. }
+            | KeystoreError::Unsafe { .. }
+            | KeystoreError::WrongKind { .. } => ErrorKind::Config,
             KeystoreError::Malformed { .. } => ErrorKind::MalformedInput,
             KeystoreError::Io { .. } => ErrorKind::LocalIo,
         }
@@ -145,14 +157,9 @@ fn decode(path: &Path, text: &str) -> Result<(KeyKind, [u8; 32]), KeystoreError>
     Ok((kind, secret))
 }
 
-/// Write a key file with mode 0600, atomically. Fails if `path` already exists.
+/// Write a key file with mode 0600, atomically. Fails if `path` already exists, also when
+/// it appears while this runs (the file is linked into place, never renamed over).
 pub fn write_key(path: &Path, kind: KeyKind, secret: &[u8; 32]) -> Result<(), KeystoreError> {
-    if path.exists() {
-        return Err(KeystoreError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-        });
-    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -161,7 +168,8 @@ pub fn write_key(path: &Path, kind: KeyKind, secret: &[u8; 32]) -> Result<(), Ke
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp"));
+    // Exclusive create: an existing file or symlink of this name is an error, never followed.
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -169,20 +177,85 @@ pub fn write_key(path: &Path, kind: KeyKind, secret: &[u8; 32]) -> Result<(), Ke
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let _ = fs::remove_file(&tmp);
     let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(encode(kind, secret).as_bytes())
-        .map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+    let written = f
+        .write_all(encode(kind, secret).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(&tmp));
     drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))?;
+    let linked = written.and_then(|()| link_into_place(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    linked?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
 }
 
-/// Read a key file of the given kind, refusing one that others can access.
+/// Give the written file `tmp` its name `path`, failing if `path` exists by then (a hard
+/// link never replaces; a rename would).
+fn link_into_place(tmp: &Path, path: &Path) -> Result<(), KeystoreError> {
+    fs::hard_link(tmp, path).map_err(io_err(path))
+}
+
+/// The user this process runs as (Linux: the owner of /proc/self), if known.
+#[cfg(unix)]
+fn current_ids() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").ok().map(|m| (m.uid(), m.gid()))
+}
+
+/// Refuse a key file another user owns, or one in a folder another user could replace it in.
+#[cfg(unix)]
+fn check_place(path: &Path, meta: &fs::Metadata) -> Result<(), KeystoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let unsafe_ = |why: String| KeystoreError::Unsafe {
+        path: path.to_path_buf(),
+        why,
+    };
+    let Some((uid, gid)) = current_ids() else {
+        return Ok(());
+    };
+    if meta.uid() != uid {
+        return Err(unsafe_(format!(
+            "it belongs to user {}, not to you (user {uid}); fix with `chown {uid} {}`",
+            meta.uid(),
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let d = fs::metadata(dir).map_err(io_err(dir))?;
+    let mode = d.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    let why = if d.uid() != uid && d.uid() != 0 {
+        Some(format!(
+            "its folder {} belongs to user {}",
+            dir.display(),
+            d.uid()
+        ))
+    } else if mode & 0o002 != 0 && !sticky {
+        Some(format!(
+            "anyone can replace it: its folder {} has mode {mode:04o} (fix with `chmod o-w {}`)",
+            dir.display(),
+            dir.display()
+        ))
+    } else if mode & 0o020 != 0 && !sticky && d.gid() != gid {
+        Some(format!(
+            "group {} can replace it: its folder {} has mode {mode:04o} (fix with `chmod g-w {}`)",
+            d.gid(),
+            dir.display(),
+            dir.display()
+        ))
+    } else {
+        None
+    };
+    why.map_or(Ok(()), |w| Err(unsafe_(w)))
+}
+
+/// Read a key file of the given kind, refusing one that others can access or replace.
 pub fn read_key(path: &Path, wanted: KeyKind) -> Result<[u8; 32], KeystoreError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     #[cfg(unix)]
@@ -195,6 +268,7 @@ pub fn read_key(path: &Path, wanted: KeyKind) -> Result<[u8; 32], KeystoreError>
                 mode,
             });
         }
+        check_place(path, &meta)?;
     }
     #[cfg(not(unix))]
     let _ = meta;
@@ -306,6 +380,65 @@ mod tests {
             read_identity(&p),
             Err(KeystoreError::Malformed { line: 3, .. })
         ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn another_users_file_or_an_open_folder_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempdir("place");
+        let p = d.join("identity.key");
+        write_identity(&p, &IdentityKey::from_secret_bytes([5; 32])).unwrap();
+        assert!(read_identity(&p).is_ok());
+        // A folder anyone can write to (no sticky bit): anyone could swap the key.
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = read_identity(&p).unwrap_err();
+        assert!(matches!(err, KeystoreError::Unsafe { .. }), "{err}");
+        assert!(err.to_string().contains("chmod o-w"), "{err}");
+        // With the sticky bit (like /tmp) others cannot replace it.
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(read_identity(&p).is_ok());
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A file that belongs to another user (the tests run as root in CI; elsewhere the
+        // chown itself is refused and this part cannot be shown).
+        let chown = std::process::Command::new("chown")
+            .arg("65534")
+            .arg(&p)
+            .status();
+        if chown.is_ok_and(|s| s.success()) {
+            let err = read_identity(&p).unwrap_err();
+            assert!(err.to_string().contains("belongs to user 65534"), "{err}");
+        } else {
+            assert_ne!(
+                super::current_ids().map(|i| i.0),
+                Some(0),
+                "root could not chown"
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_key_is_never_overwritten_even_by_a_race() {
+        let d = tempdir("race");
+        let p = d.join("identity.key");
+        // The race: another file appears at the name after the key was written to its
+        // temporary. Putting the key in place fails instead of replacing that file.
+        let tmp = d.join(".identity.key.tmp");
+        std::fs::write(&tmp, "the new key").unwrap();
+        std::fs::write(&p, "someone else's").unwrap();
+        assert!(super::link_into_place(&tmp, &p).is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "someone else's");
+        // And the whole write: refused, nothing left behind.
+        std::fs::remove_file(&tmp).unwrap();
+        assert!(write_identity(&p, &IdentityKey::from_secret_bytes([6; 32])).is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "someone else's");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "no temporary left"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
