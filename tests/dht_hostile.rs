@@ -199,3 +199,41 @@ fn a_storer_paces_whole_records_per_asking_relay() {
     // The rest were answered with NODES (as if not held), never queued.
     assert_eq!(d.stats().paced, (20 - burst + 20 - refill) as u64);
 }
+
+/// Issue 12, finding 4: held records are republished spread over the interval, not all at
+/// the same moment (which stalled every other relay for 26–36 s).
+#[test]
+fn republishing_is_spread_over_the_interval() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    d.bootstrap(Time::ZERO, &known);
+    drain(&mut d);
+    for k in 0..100u32 {
+        let value = k.to_le_bytes().to_vec();
+        let r = Record {
+            kind: RecordKind::BLOCK,
+            key: *blake3::hash(&value).as_bytes(),
+            value,
+        };
+        let info = SiteValidator.validate(&r, WALL).unwrap();
+        d.store_mut().put(&r, info, false).unwrap();
+    }
+    let interval = DhtConfig::default().republish_interval;
+    let start = Time::ZERO + interval;
+    d.handle_timeout(start, WALL);
+    drain(&mut d);
+    assert!(
+        d.republish_backlog() >= 98,
+        "{} left",
+        d.republish_backlog()
+    );
+    // Halfway through the interval, about half went out.
+    let mut now = start;
+    while now < start + interval / 2 {
+        now = d.poll_timeout().unwrap().max(now);
+        d.handle_timeout(now, WALL);
+        drain(&mut d);
+    }
+    let left = d.republish_backlog();
+    assert!((45..=55).contains(&left), "{left} left halfway");
+}

@@ -196,6 +196,11 @@ pub struct Dht {
     next_lookup: u64,
     actions: VecDeque<DhtAction>,
     next_republish: Time,
+    /// This round's records still to republish, one every `republish_gap`
+    /// (`06-dht.md#republishing`).
+    republish_queue: VecDeque<(RecordKind, [u8; 32])>,
+    republish_gap: Duration,
+    next_republish_one: Time,
     pacing: pacing::Pacing,
     stats: DhtStats,
 }
@@ -222,6 +227,9 @@ impl Dht {
             next_lookup: 1,
             actions: VecDeque::new(),
             next_republish: now + cfg.republish_interval,
+            republish_queue: VecDeque::new(),
+            republish_gap: Duration::ZERO,
+            next_republish_one: Time::NEVER,
             pacing: pacing::Pacing::default(),
             stats: DhtStats::default(),
         }
@@ -645,7 +653,16 @@ impl Dht {
     /// The earliest RPC deadline or republish time.
     pub fn poll_timeout(&self) -> Option<Time> {
         let rpc = self.pending.values().map(|(_, t)| *t).min();
-        Some(rpc.map_or(self.next_republish, |t| t.min(self.next_republish)))
+        let one = (!self.republish_queue.is_empty()).then_some(self.next_republish_one);
+        [rpc, one, Some(self.next_republish)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Records of this republishing round not yet republished.
+    pub fn republish_backlog(&self) -> usize {
+        self.republish_queue.len()
     }
 
     /// Time out RPCs; republish held records when due (`06-dht.md#republishing`).
@@ -661,13 +678,25 @@ impl Dht {
             self.table.failed(to);
             self.fail_rpc(now, lid, to);
         }
+        // A round starts every interval; its records go out spread evenly over it, never
+        // all at once (a relay holding many would stall every other relay).
         if now >= self.next_republish {
             self.next_republish = now + self.cfg.republish_interval;
             self.store.expire(wall);
-            for (kind, key) in self.store.keys() {
-                if let Some(record) = self.store.get(kind, &key, wall) {
-                    self.start(now, wall, key, Goal::Store(record));
-                }
+            self.republish_queue = self.store.keys().into();
+            let n = u32::try_from(self.republish_queue.len()).unwrap_or(u32::MAX);
+            self.republish_gap = self.cfg.republish_interval / n.saturating_add(1);
+            self.next_republish_one = now;
+        }
+        let mut started = 0;
+        while self.next_republish_one <= now && started < 16 {
+            let Some((kind, key)) = self.republish_queue.pop_front() else {
+                break;
+            };
+            started += 1;
+            self.next_republish_one = self.next_republish_one + self.republish_gap;
+            if let Some(record) = self.store.get(kind, &key, wall) {
+                self.start(now, wall, key, Goal::Store(record));
             }
         }
     }

@@ -13,7 +13,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::dht::highwater::HighWater;
 use crate::dht::store::{
-    PutOutcome, RecordInfo, RecordStore, Replace, StoreError, against_remembered, replacement,
+    PutOutcome, RecordInfo, RecordStore, Replace, StoreError, against_remembered, record_cost,
+    replacement,
 };
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
@@ -161,13 +162,13 @@ impl RedbStore {
                 let Some((info, pinned, value)) = decode(v) else {
                     continue;
                 };
-                used += value.len() as u64;
+                used += record_cost(value.len());
                 meta.insert(
                     (RecordKind(*kind), key),
                     Meta {
                         info,
                         pinned,
-                        size: value.len() as u64,
+                        size: record_cost(value.len()),
                         last_used: 0,
                     },
                 );
@@ -310,7 +311,7 @@ impl RecordStore for RedbStore {
                 return Ok(PutOutcome::Same);
             }
         }
-        let size = record.value.len() as u64;
+        let size = record_cost(record.value.len());
         let old = self.meta.get(&k).map_or(0, |m| m.size);
         // Evict least recently used unpinned records until it fits.
         let mut victims = Vec::new();
@@ -463,7 +464,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("umbra-gone-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("store.redb");
-        let mut s = RedbStore::open(&path, 100).unwrap();
+        let mut s = RedbStore::open(&path, 600).unwrap();
         crate::dht::store::tests::no_rollback_after_eviction(&mut s);
         // A restart remembers the versions of manifests it no longer holds.
         let (r, i) = (
@@ -480,7 +481,7 @@ mod tests {
         );
         s.expire(WallTime(10_000));
         drop(s);
-        let mut s = RedbStore::open(&path, 100).unwrap();
+        let mut s = RedbStore::open(&path, 600).unwrap();
         assert_eq!(s.put(&r, i, false), Err(StoreError::Older));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -506,7 +507,8 @@ mod tests {
             )
         };
         {
-            let mut s = RedbStore::open(&path, 100).unwrap();
+            // Two 40-byte records and their overhead fit; a third does not.
+            let mut s = RedbStore::open(&path, 600).unwrap();
             let (a, ai) = rec(1, 40);
             let (b, bi) = rec(2, 40);
             let (c, ci) = rec(3, 40);
@@ -518,8 +520,8 @@ mod tests {
             assert_eq!(s.put(&d, di, false), Err(StoreError::Quota));
             s.write_state("guards", b"xyz").unwrap();
         }
-        let mut s = RedbStore::open(&path, 100).unwrap();
-        assert_eq!(s.used(), 80);
+        let mut s = RedbStore::open(&path, 600).unwrap();
+        assert_eq!(s.used(), 2 * (40 + crate::dht::store::RECORD_OVERHEAD));
         assert_eq!(
             s.get(RecordKind::BLOCK, &[1; 32], WallTime(0))
                 .unwrap()
