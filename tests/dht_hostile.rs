@@ -237,3 +237,114 @@ fn republishing_is_spread_over_the_interval() {
     let left = d.republish_backlog();
     assert!((45..=55).contains(&left), "{left} left halfway");
 }
+
+/// A store that, like the relay's on-disk one, makes writes durable only on `commit`.
+#[derive(Debug)]
+struct Batched {
+    inner: MemoryStore,
+    pending: usize,
+    commits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl umbra::dht::store::RecordStore for Batched {
+    fn get(&mut self, k: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
+        self.inner.get(k, key, now)
+    }
+    fn info(
+        &self,
+        k: RecordKind,
+        key: &[u8; 32],
+        now: WallTime,
+    ) -> Option<umbra::dht::store::RecordInfo> {
+        self.inner.info(k, key, now)
+    }
+    fn put(
+        &mut self,
+        r: &Record,
+        i: umbra::dht::store::RecordInfo,
+        pinned: bool,
+    ) -> Result<umbra::dht::store::PutOutcome, umbra::dht::store::StoreError> {
+        self.pending += 1;
+        self.inner.put(r, i, pinned)
+    }
+    fn deferred(&self) -> bool {
+        true
+    }
+    fn commit(&mut self) -> Result<(), umbra::dht::store::StoreError> {
+        self.pending = 0;
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+    fn pending(&self) -> usize {
+        self.pending
+    }
+    fn expire(&mut self, now: WallTime) {
+        self.inner.expire(now)
+    }
+    fn keys(&self) -> Vec<(RecordKind, [u8; 32])> {
+        self.inner.keys()
+    }
+    fn used(&self) -> u64 {
+        self.inner.used()
+    }
+    fn count(&self) -> usize {
+        self.inner.count()
+    }
+}
+
+/// Issue 12, finding 4: a flood of STOREs is committed in batches, and each is acknowledged
+/// only once its batch is durable (one commit with fsync per record stalled the relay).
+#[test]
+fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut d = Dht::new(
+        NodeId([0x10; 32]),
+        DhtConfig::default(),
+        Box::new(Batched {
+            inner: MemoryStore::new(1 << 30),
+            pending: 0,
+            commits: commits.clone(),
+        }),
+        Box::new(SiteValidator),
+        Time::ZERO,
+    );
+    d.set_known(known.iter().copied().collect());
+    let acks = |d: &mut Dht| {
+        drain(d)
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    DhtAction::Send {
+                        msg: DhtMsg::Stored { status: 0, .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let mut acked = 0;
+    for k in 0..1_000u32 {
+        let value = k.to_le_bytes()[..3].to_vec();
+        let record = Record {
+            kind: RecordKind::BLOCK,
+            key: *blake3::hash(&value).as_bytes(),
+            value,
+        };
+        d.handle_rpc(Time::ZERO, WALL, id(1), DhtMsg::Store { id: k, record });
+        acked += acks(&mut d);
+        // Never acknowledged ahead of a commit.
+        assert!(acked <= 256 * commits.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    assert!(d.unacknowledged() > 0);
+    let t = d.poll_timeout().unwrap();
+    assert!(t <= Time::ZERO + umbra::dht::COMMIT_DELAY);
+    d.handle_timeout(t, WALL);
+    acked += acks(&mut d);
+    let n = commits.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("1,000 STOREs: {n} commits");
+    assert_eq!(acked, 1_000);
+    assert!(n <= 5, "{n} commits for 1,000 records");
+}

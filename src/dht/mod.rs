@@ -17,6 +17,7 @@ pub mod lookup;
 pub mod pacing;
 pub mod routing;
 pub mod store;
+mod upkeep;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -75,6 +76,11 @@ pub trait RecordValidator: Send + std::fmt::Debug {
     /// Check a record at `now`.
     fn validate(&self, record: &Record, now: WallTime) -> Result<RecordInfo, RecordRefusal>;
 }
+
+/// How long a stored record may wait for its batch's commit (and its acknowledgement).
+pub const COMMIT_DELAY: Duration = Duration::from_millis(20);
+/// Records that make a batch commit at once.
+pub const COMMIT_BATCH: usize = 256;
 
 /// A running lookup's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -179,6 +185,8 @@ pub struct DhtStats {
     pub paced: u64,
     /// Manifest lookups where close nodes held two versions with one sequence.
     pub equivocations: u64,
+    /// Store commits (each makes a batch of records durable).
+    pub commits: u64,
 }
 
 /// The DHT engine of one relay.
@@ -202,6 +210,9 @@ pub struct Dht {
     republish_gap: Duration,
     next_republish_one: Time,
     pacing: pacing::Pacing,
+    /// Stores waiting for the store's next commit before they are acknowledged.
+    unacked: Vec<(NodeId, u32)>,
+    commit_at: Time,
     stats: DhtStats,
 }
 
@@ -231,6 +242,8 @@ impl Dht {
             republish_gap: Duration::ZERO,
             next_republish_one: Time::NEVER,
             pacing: pacing::Pacing::default(),
+            unacked: Vec::new(),
+            commit_at: Time::NEVER,
             stats: DhtStats::default(),
         }
     }
@@ -522,10 +535,22 @@ impl Dht {
                         Err(StoreError::Older | StoreError::Equivocation) => 3,
                     },
                 };
-                self.actions.push_back(DhtAction::Send {
-                    to: from,
-                    msg: DhtMsg::Stored { id, status },
-                });
+                // "Stored" only once durable: a deferred store commits in batches
+                // (`06-dht.md#store`), and the acknowledgement waits for its batch.
+                if status == 0 && self.store.deferred() {
+                    if self.unacked.is_empty() {
+                        self.commit_at = now + COMMIT_DELAY;
+                    }
+                    self.unacked.push((from, id));
+                    if self.store.pending() >= COMMIT_BATCH {
+                        self.commit();
+                    }
+                } else {
+                    self.actions.push_back(DhtAction::Send {
+                        to: from,
+                        msg: DhtMsg::Stored { id, status },
+                    });
+                }
             }
             DhtMsg::Nodes { id, nodes } => {
                 let Some((lid, _)) = self.pending.remove(&(from, id)) else {
@@ -648,56 +673,5 @@ impl Dht {
             }
         }
         self.drive(now, lid);
-    }
-
-    /// The earliest RPC deadline or republish time.
-    pub fn poll_timeout(&self) -> Option<Time> {
-        let rpc = self.pending.values().map(|(_, t)| *t).min();
-        let one = (!self.republish_queue.is_empty()).then_some(self.next_republish_one);
-        [rpc, one, Some(self.next_republish)]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Records of this republishing round not yet republished.
-    pub fn republish_backlog(&self) -> usize {
-        self.republish_queue.len()
-    }
-
-    /// Time out RPCs; republish held records when due (`06-dht.md#republishing`).
-    pub fn handle_timeout(&mut self, now: Time, wall: WallTime) {
-        let late: Vec<((NodeId, u32), LookupId)> = self
-            .pending
-            .iter()
-            .filter(|(_, (_, t))| *t <= now)
-            .map(|(k, (l, _))| (*k, *l))
-            .collect();
-        for ((to, rpc), lid) in late {
-            self.pending.remove(&(to, rpc));
-            self.table.failed(to);
-            self.fail_rpc(now, lid, to);
-        }
-        // A round starts every interval; its records go out spread evenly over it, never
-        // all at once (a relay holding many would stall every other relay).
-        if now >= self.next_republish {
-            self.next_republish = now + self.cfg.republish_interval;
-            self.store.expire(wall);
-            self.republish_queue = self.store.keys().into();
-            let n = u32::try_from(self.republish_queue.len()).unwrap_or(u32::MAX);
-            self.republish_gap = self.cfg.republish_interval / n.saturating_add(1);
-            self.next_republish_one = now;
-        }
-        let mut started = 0;
-        while self.next_republish_one <= now && started < 16 {
-            let Some((kind, key)) = self.republish_queue.pop_front() else {
-                break;
-            };
-            started += 1;
-            self.next_republish_one = self.next_republish_one + self.republish_gap;
-            if let Some(record) = self.store.get(kind, &key, wall) {
-                self.start(now, wall, key, Goal::Store(record));
-            }
-        }
     }
 }

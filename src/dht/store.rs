@@ -71,6 +71,19 @@ pub trait RecordStore: Send + std::fmt::Debug {
     /// What validation learned about the record of `kind` under `key`, if held and not
     /// expired at `now` (no read of the value).
     fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo>;
+    /// Whether `put` may return before its record is durable; then a put may be
+    /// acknowledged only after [`RecordStore::commit`] returned `Ok` (`06-dht.md#store`).
+    fn deferred(&self) -> bool {
+        false
+    }
+    /// Make every write so far durable, in one transaction.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Writes waiting for [`RecordStore::commit`].
+    fn pending(&self) -> usize {
+        0
+    }
     /// Drop expired records.
     fn expire(&mut self, now: WallTime);
     /// Every held (kind, key), for republishing.

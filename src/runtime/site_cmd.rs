@@ -98,6 +98,7 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
         };
         let _ = crate::dht::store::RecordStore::put(&mut *store, &record, info, false);
     }
+    let _ = crate::dht::store::RecordStore::commit(&mut *store);
 }
 
 enum Mode {

@@ -41,6 +41,10 @@ pub struct RedbStore {
     used: u64,
     clock: u64,
     gone: HighWater,
+    /// Writes since the last commit (`None`: remove), applied in one transaction by
+    /// [`RecordStore::commit`]; reads see them at once.
+    batch: BTreeMap<[u8; 33], Option<Vec<u8>>>,
+    gone_batch: BTreeMap<[u8; 32], Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -194,6 +198,8 @@ impl RedbStore {
             used,
             clock: 0,
             gone,
+            batch: BTreeMap::new(),
+            gone_batch: BTreeMap::new(),
         })
     }
 
@@ -235,29 +241,18 @@ impl RedbStore {
         if keys.is_empty() {
             return Ok(());
         }
-        // A manifest that leaves keeps its version in GONE, in the same transaction. (If the
-        // commit fails, memory remembers more than disk: stricter, never looser.)
-        let mut forgotten = Vec::new();
-        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
-        {
-            let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
-            let mut g = txn.open_table(GONE).map_err(|_| StoreError::Backend)?;
-            for (kind, key) in keys {
-                t.remove(&db_key(*kind, key)[..])
-                    .map_err(|_| StoreError::Backend)?;
-                if let (true, Some(m)) =
-                    (*kind == RecordKind::MANIFEST, self.meta.get(&(*kind, *key)))
-                {
-                    g.insert(&key[..], &encode(&m.info, false, &[])[..])
-                        .map_err(|_| StoreError::Backend)?;
-                    forgotten.extend(self.gone.remember(*key, m.info));
+        // A manifest that leaves keeps its version in GONE, committed with the removal.
+        for (kind, key) in keys {
+            self.batch.insert(db_key(*kind, key), None);
+            if let (true, Some(m)) = (*kind == RecordKind::MANIFEST, self.meta.get(&(*kind, *key)))
+            {
+                self.gone_batch
+                    .insert(*key, Some(encode(&m.info, false, &[])));
+                if let Some(forgotten) = self.gone.remember(*key, m.info) {
+                    self.gone_batch.insert(forgotten, None);
                 }
             }
-            for key in &forgotten {
-                g.remove(&key[..]).map_err(|_| StoreError::Backend)?;
-            }
         }
-        txn.commit().map_err(|_| StoreError::Backend)?;
         for k in keys {
             if let Some(m) = self.meta.remove(k) {
                 self.used -= m.size;
@@ -267,7 +262,50 @@ impl RedbStore {
     }
 }
 
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        let _ = RecordStore::commit(self);
+    }
+}
+
 impl RecordStore for RedbStore {
+    fn deferred(&self) -> bool {
+        true
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_empty() && self.gone_batch.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
+        {
+            let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
+            for (k, v) in &self.batch {
+                match v {
+                    Some(v) => t.insert(&k[..], &v[..]).map(|_| ()),
+                    None => t.remove(&k[..]).map(|_| ()),
+                }
+                .map_err(|_| StoreError::Backend)?;
+            }
+            let mut g = txn.open_table(GONE).map_err(|_| StoreError::Backend)?;
+            for (k, v) in &self.gone_batch {
+                match v {
+                    Some(v) => g.insert(&k[..], &v[..]).map(|_| ()),
+                    None => g.remove(&k[..]).map(|_| ()),
+                }
+                .map_err(|_| StoreError::Backend)?;
+            }
+        }
+        txn.commit().map_err(|_| StoreError::Backend)?;
+        self.batch.clear();
+        self.gone_batch.clear();
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
     fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo> {
         let m = self.meta.get(&(kind, *key))?;
         (m.info.expires > now).then_some(m.info)
@@ -281,10 +319,17 @@ impl RecordStore for RedbStore {
             return None;
         }
         m.last_used = clock;
-        let r = self.db.begin_read().ok()?;
-        let t = r.open_table(RECORDS).ok()?;
-        let v = t.get(&db_key(kind, key)[..]).ok()??;
-        let (_, _, value) = decode(v.value())?;
+        let k = db_key(kind, key);
+        let value = match self.batch.get(&k) {
+            Some(Some(v)) => decode(v)?.2,
+            Some(None) => return None,
+            None => {
+                let r = self.db.begin_read().ok()?;
+                let t = r.open_table(RECORDS).ok()?;
+                let v = t.get(&k[..]).ok()??;
+                decode(v.value())?.2
+            }
+        };
         Some(Record {
             kind,
             key: *key,
@@ -336,16 +381,10 @@ impl RecordStore for RedbStore {
             }
         }
         self.delete(&victims)?;
-        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
-        {
-            let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
-            t.insert(
-                &db_key(record.kind, &record.key)[..],
-                &encode(&info, pinned, &record.value)[..],
-            )
-            .map_err(|_| StoreError::Backend)?;
-        }
-        txn.commit().map_err(|_| StoreError::Backend)?;
+        self.batch.insert(
+            db_key(record.kind, &record.key),
+            Some(encode(&info, pinned, &record.value)),
+        );
         self.used = self.used - old + size;
         self.meta.insert(
             k,
@@ -422,7 +461,7 @@ pub fn store_writer(path: &Path, count: u32) -> std::process::ExitCode {
     let mut out = std::io::stdout().lock();
     for i in 0..count {
         let (r, info) = numbered_record(i);
-        if store.put(&r, info, false).is_err() {
+        if store.put(&r, info, false).is_err() || store.commit().is_err() {
             return std::process::ExitCode::FAILURE;
         }
         use std::io::Write;

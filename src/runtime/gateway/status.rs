@@ -117,6 +117,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "invalid_records": s.invalid_records,
             "refused_unknown": s.refused_unknown,
             "paced": s.paced,
+            "commits": s.commits,
             "equivocations": s.equivocations,
             "exit_lookups": node.exit_load().0,
             "exit_queued_bytes": node.exit_load().1,

@@ -1,0 +1,88 @@
+//! The DHT's timers (`protocol-spec/06-dht.md#republishing`, `#store`): RPC deadlines,
+//! batch commits of the record store with their deferred acknowledgements, and
+//! republishing spread over the interval.
+//! Not in this module: lookups and RPC handling (`super`).
+
+use super::{Dht, DhtAction, Goal, LookupId};
+use crate::crypto::keys::NodeId;
+use crate::time::{Time, WallTime};
+use crate::wire::dht_msg::DhtMsg;
+
+impl Dht {
+    /// The earliest RPC deadline or republish time.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let rpc = self.pending.values().map(|(_, t)| *t).min();
+        let one = (!self.republish_queue.is_empty()).then_some(self.next_republish_one);
+        let commit = (!self.unacked.is_empty()).then_some(self.commit_at);
+        [rpc, one, commit, Some(self.next_republish)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Commit the store's batch and send the acknowledgements that waited for it (status 2,
+    /// "not stored", if the commit failed).
+    pub(super) fn commit(&mut self) {
+        let status = match self.store.commit() {
+            Ok(()) => 0,
+            Err(_) => 2,
+        };
+        self.stats.commits += 1;
+        for (to, id) in std::mem::take(&mut self.unacked) {
+            self.actions.push_back(DhtAction::Send {
+                to,
+                msg: DhtMsg::Stored { id, status },
+            });
+        }
+    }
+
+    /// Stores acknowledged only once their batch commits.
+    pub fn unacknowledged(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// Records of this republishing round not yet republished.
+    pub fn republish_backlog(&self) -> usize {
+        self.republish_queue.len()
+    }
+
+    /// Time out RPCs; republish held records when due (`06-dht.md#republishing`).
+    pub fn handle_timeout(&mut self, now: Time, wall: WallTime) {
+        if !self.unacked.is_empty() && now >= self.commit_at {
+            self.commit();
+        }
+        let late: Vec<((NodeId, u32), LookupId)> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(k, (l, _))| (*k, *l))
+            .collect();
+        for ((to, rpc), lid) in late {
+            self.pending.remove(&(to, rpc));
+            self.table.failed(to);
+            self.fail_rpc(now, lid, to);
+        }
+        // A round starts every interval; its records go out spread evenly over it, never
+        // all at once (a relay holding many would stall every other relay).
+        if now >= self.next_republish {
+            self.next_republish = now + self.cfg.republish_interval;
+            self.store.expire(wall);
+            self.commit();
+            self.republish_queue = self.store.keys().into();
+            let n = u32::try_from(self.republish_queue.len()).unwrap_or(u32::MAX);
+            self.republish_gap = self.cfg.republish_interval / n.saturating_add(1);
+            self.next_republish_one = now;
+        }
+        let mut started = 0;
+        while self.next_republish_one <= now && started < 16 {
+            let Some((kind, key)) = self.republish_queue.pop_front() else {
+                break;
+            };
+            started += 1;
+            self.next_republish_one = self.next_republish_one + self.republish_gap;
+            if let Some(record) = self.store.get(kind, &key, wall) {
+                self.start(now, wall, key, Goal::Store(record));
+            }
+        }
+    }
+}
