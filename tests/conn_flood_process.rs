@@ -11,16 +11,7 @@ use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use procs::{connect_from, run, start_relays, tempdir, umbra};
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use procs::{connect_from, probe, relay_listen, rss_kib, start_relays, tempdir};
 
 /// How many of `socks` the relay has not closed.
 fn still_open(socks: &[TcpStream]) -> usize {
@@ -34,37 +25,13 @@ fn still_open(socks: &[TcpStream]) -> usize {
         .count()
 }
 
-fn probe(bootstrap: &std::path::Path) {
-    let (ok, out, err) = run(
-        umbra()
-            .args([
-                "probe",
-                "--echo",
-                "100000",
-                "--timeout",
-                "60",
-                "--bootstrap",
-            ])
-            .arg(bootstrap),
-        Duration::from_secs(90),
-    );
-    assert!(ok, "an honest probe failed:\n{out}{err}");
-}
-
 #[test]
 fn idle_sockets_and_connection_floods_are_bounded() {
     let dir = tempdir("conn-flood");
     let (relays, bootstrap) = start_relays(&dir, 3, 170);
-    let target: std::net::SocketAddr = std::fs::read_to_string(dir.join("r1.toml"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = "))
-        .unwrap()
-        .trim_matches('"')
-        .parse()
-        .unwrap();
+    let target = relay_listen(&dir, 1);
     let pid = relays.0[0].id();
-    probe(&bootstrap);
+    probe(&bootstrap, 100_000);
     std::thread::sleep(Duration::from_millis(500));
     let rss0 = rss_kib(pid);
 
@@ -89,7 +56,7 @@ fn idle_sockets_and_connection_floods_are_bounded() {
         "2,430 idle sockets grew the relay by {grown} MiB"
     );
     // Honest circuits still build while they are held.
-    probe(&bootstrap);
+    probe(&bootstrap, 100_000);
     drop(idle);
     std::thread::sleep(Duration::from_secs(1));
     let kept = rss_kib(pid).saturating_sub(rss0) / 1024;
@@ -113,7 +80,7 @@ fn idle_sockets_and_connection_floods_are_bounded() {
     );
     assert!(open <= 64, "{open} connections from one source");
     assert!(open >= 16, "the burst itself was refused ({open})");
-    probe(&bootstrap);
+    probe(&bootstrap, 100_000);
 }
 
 #[test]
@@ -137,14 +104,7 @@ fn refusals_and_failed_accepts_are_logged_once_a_minute() {
             .spawn()
             .unwrap(),
     ]);
-    let target: std::net::SocketAddr = std::fs::read_to_string(dir.join("r1.toml"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = "))
-        .unwrap()
-        .trim_matches('"')
-        .parse()
-        .unwrap();
+    let target = relay_listen(&dir, 1);
     procs::wait_listening(target, "the relay with 64 descriptors");
     let mut socks = Vec::new();
     for src in 1..=20 {

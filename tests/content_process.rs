@@ -192,15 +192,7 @@ fn umbra_store_open(path: &Path) -> umbra::runtime::store::RedbStore {
 fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
     let mut peak = 0;
     while child.try_wait().unwrap().is_none() {
-        if let Ok(s) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-            if let Some(kib) = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
-        }
+        peak = peak.max(procs::rss_kib(child.id()));
         std::thread::sleep(Duration::from_millis(5));
     }
     peak

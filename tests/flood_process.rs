@@ -16,17 +16,17 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use procs::{
-    connect_from, free_addr, publish_site, request, run, start_relays, tempdir, umbra,
-    wait_listening,
+    connect_from, directory_of, free_addr, probe, publish_site, request, rss_kib, start_relays,
+    tempdir, umbra, wait_listening,
 };
 use umbra::crypto::hop::client_start;
 use umbra::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
 use umbra::crypto::layer::ClientLayers;
 use umbra::crypto::noise::Randomness;
 use umbra::crypto::rng::UmbraRng;
-use umbra::directory::{Descriptor, Directory};
+use umbra::directory::Descriptor;
 use umbra::link::{Established, HandshakeStep, Handshaking, LinkConfig, RelayTarget};
-use umbra::time::{Time, WallTime};
+use umbra::time::Time;
 use umbra::wire::cell::CircId;
 use umbra::wire::dht_msg::{DhtMsg, Record, RecordKind};
 use umbra::wire::relay_msg::{MAX_DATA, RelayContext, RelayMsg};
@@ -180,15 +180,7 @@ fn flood(links: &mut [Link], msg1: impl Fn(usize, u32) -> Vec<u8>) -> (usize, Ve
 fn one_client_cannot_fill_a_relays_circuit_table() {
     let dir = tempdir("flood-table");
     let (_relays, bootstrap) = start_relays(&dir, 3, 140);
-    let now = WallTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    );
-    let (directory, errors) =
-        Directory::from_bootstrap(&std::fs::read_to_string(&bootstrap).unwrap(), now);
-    assert!(errors.is_empty(), "{errors:?}");
+    let directory = directory_of(&bootstrap);
     let target = directory
         .relays()
         .find(|d| d.addr.ip().to_string() == "127.141.0.1")
@@ -279,24 +271,7 @@ fn one_client_cannot_fill_a_relays_circuit_table() {
 
     // 4. With the attacker's 10 links open and its circuits alive, an honest reader's
     // circuit through that relay builds and moves data.
-    let (ok, out, err) = run(
-        umbra()
-            .args([
-                "probe",
-                "--echo",
-                "200000",
-                "--timeout",
-                "60",
-                "--bootstrap",
-            ])
-            .arg(&bootstrap),
-        Duration::from_secs(90),
-    );
-    assert!(
-        ok,
-        "an honest probe through the flooded relay failed:\n{out}\n{err}"
-    );
-    assert!(out.contains("echoed 200000 bytes intact"), "{out}");
+    let out = probe(&bootstrap, 200_000);
     eprintln!("{out}");
 }
 
@@ -327,16 +302,7 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
             .unwrap(),
     ]);
     wait_listening(gw, "its dashboard");
-    let now = WallTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    );
-    let (d, _) = Directory::from_bootstrap(
-        &std::fs::read_to_string(dir.join("r4").join("descriptor")).unwrap(),
-        now,
-    );
+    let d = directory_of(&dir.join("r4").join("descriptor"));
     let desc = d.relays().next().expect("the target's descriptor").clone();
     // Let it join the DHT of the three other listed relays (they answer its lookup).
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -472,15 +438,6 @@ fn build_circuit(link: &mut Link, id: u32, path: &[&Descriptor]) -> ClientLayers
     layers
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn a_get_flood_at_the_exit_stays_bounded() {
     use umbra::wire::dht_msg::{ExitRequest, StreamFramer};
@@ -500,14 +457,7 @@ fn a_get_flood_at_the_exit_stays_bounded() {
     let key = umbra::site::address::SiteAddress::parse(&label)
         .unwrap()
         .dht_key();
-    let now = WallTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    );
-    let (directory, _) =
-        Directory::from_bootstrap(&std::fs::read_to_string(&bootstrap).unwrap(), now);
+    let directory = directory_of(&bootstrap);
     let by_ip = |ip: &str| {
         directory
             .relays()
@@ -591,19 +541,6 @@ fn a_get_flood_at_the_exit_stays_bounded() {
     assert!(grown_mib < 64, "the exit grew by {grown_mib} MiB");
 
     // Honest readers still get circuits through the same exit and storers.
-    let (ok, out, err) = run(
-        umbra()
-            .args([
-                "probe",
-                "--echo",
-                "100000",
-                "--timeout",
-                "60",
-                "--bootstrap",
-            ])
-            .arg(&bootstrap),
-        Duration::from_secs(90),
-    );
-    assert!(ok, "{out}{err}");
+    probe(&bootstrap, 100_000);
     drop(link);
 }

@@ -51,13 +51,4 @@ impl HighWater {
         self.versions.get(key).map(|(i, _)| i)
     }
 
-    /// Versions remembered.
-    pub fn len(&self) -> usize {
-        self.versions.len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.versions.is_empty()
-    }
 }

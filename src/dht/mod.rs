@@ -300,11 +300,12 @@ impl Dht {
         self.next_lookup += 1;
         let seeds = self.table.closest(&target, self.cfg.k);
         let lookup = Lookup::new(target, &seeds, self.cfg.k, self.cfg.alpha);
+        // Held records were validated when stored; their version is in the store's index.
         let best = match &goal {
-            Goal::Value(kind) => self.store.get(*kind, &target, wall).and_then(|r| {
-                let info = self.validator.validate(&r, wall).ok()?;
-                Some((r, info))
-            }),
+            Goal::Value(kind) => self
+                .store
+                .info(*kind, &target, wall)
+                .and_then(|info| Some((self.store.get(*kind, &target, wall)?, info))),
             _ => None,
         };
         self.lookups.insert(

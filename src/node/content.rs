@@ -325,10 +325,9 @@ impl Node {
             ExitRequest::Get { id, kind, .. } => (*id, *kind),
             ExitRequest::Put { id, record } => (*id, record.kind),
         };
-        let (circ_queued, relay_queued) = self
-            .switch
-            .as_ref()
-            .map_or((0, 0), |s| s.service_queued(circ));
+        let (circ_queued, relay_queued) = self.switch.as_ref().map_or((0, 0), |s| {
+            (s.circuit_queued(circ), s.service_queued_total())
+        });
         let reply_room = MAX_SERVICE_QUEUE.saturating_sub(circ_queued) >= MAX_MESSAGE;
         let manifest = kind == RecordKind::MANIFEST;
         if !self.content.load.has_room(circ, manifest)

@@ -251,24 +251,17 @@ impl Switch {
         self.circuits.len()
     }
 
-    /// Bytes exit services have queued towards readers: on `circ`, and on all circuits.
-    pub fn service_queued(&self, circ: CircKey) -> (usize, usize) {
-        let here = self
-            .circuits
+    /// Bytes exit services have queued towards readers on `circ`.
+    pub fn circuit_queued(&self, circ: CircKey) -> usize {
+        self.circuits
             .get(&circ)
             .and_then(|e| e.exit.as_ref())
-            .map_or(0, ExitCirc::queued);
-        (here, self.service_queued)
+            .map_or(0, ExitCirc::queued)
     }
 
     /// Bytes exit services have queued towards readers, all circuits together.
     pub fn service_queued_total(&self) -> usize {
         self.service_queued
-    }
-
-    /// Sources holding circuits here.
-    pub fn sources(&self) -> usize {
-        self.shares.sources()
     }
 
     /// The next action for the node.

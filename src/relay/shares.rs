@@ -95,7 +95,8 @@ impl Shares {
     }
 
     /// Sources holding circuits.
-    pub(super) fn sources(&self) -> usize {
+    #[cfg(test)]
+    fn sources(&self) -> usize {
         self.by_source.len()
     }
 }

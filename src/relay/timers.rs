@@ -57,7 +57,7 @@ impl Switch {
     }
 
     /// The idle limit now: shorter when the table is three-quarters full.
-    pub fn idle_limit(&self) -> Duration {
+    fn idle_limit(&self) -> Duration {
         if self.circuits.len().saturating_mul(4) >= self.limits.max_circuits.saturating_mul(3) {
             self.limits.pressure_idle_timeout
         } else {

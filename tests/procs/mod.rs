@@ -342,3 +342,65 @@ pub fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s
 }
+
+/// Resident memory of process `pid`, in KiB (from /proc).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The address relay `i` of [`start_relays`] in `dir` listens on.
+pub fn relay_listen(dir: &Path, i: usize) -> SocketAddr {
+    std::fs::read_to_string(dir.join(format!("r{i}.toml")))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap()
+}
+
+/// The relays of a bootstrap list (one hex descriptor per line), checked at the real time.
+pub fn directory_of(list: &Path) -> umbra::directory::Directory {
+    let now = umbra::time::WallTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let (d, errors) =
+        umbra::directory::Directory::from_bootstrap(&std::fs::read_to_string(list).unwrap(), now);
+    assert!(errors.is_empty(), "{errors:?}");
+    d
+}
+
+/// `umbra probe` through the relays of `bootstrap`, echoing `bytes`; panics with its output
+/// unless every byte came back intact. Returns what it printed.
+pub fn probe(bootstrap: &Path, bytes: usize) -> String {
+    let (ok, out, err) = run(
+        umbra()
+            .args([
+                "probe",
+                "--echo",
+                &bytes.to_string(),
+                "--timeout",
+                "60",
+                "--bootstrap",
+            ])
+            .arg(bootstrap),
+        Duration::from_secs(90),
+    );
+    assert!(ok, "an honest probe failed:\n{out}\n{err}");
+    assert!(
+        out.contains(&format!("echoed {bytes} bytes intact")),
+        "{out}"
+    );
+    out
+}

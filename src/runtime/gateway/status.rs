@@ -107,6 +107,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "expired_idle": s.expired,
         })
     });
+    let (exit_lookups, exit_queued) = node.exit_load();
     let dht = node.dht().map(|d| {
         let s = d.stats();
         json!({
@@ -119,8 +120,8 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
             "paced": s.paced,
             "commits": s.commits,
             "equivocations": s.equivocations,
-            "exit_lookups": node.exit_load().0,
-            "exit_queued_bytes": node.exit_load().1,
+            "exit_lookups": exit_lookups,
+            "exit_queued_bytes": exit_queued,
         })
     });
     let circuits: Vec<Value> = g
