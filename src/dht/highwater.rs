@@ -50,5 +50,4 @@ impl HighWater {
     pub fn get(&self, key: &[u8; 32]) -> Option<&RecordInfo> {
         self.versions.get(key).map(|(i, _)| i)
     }
-
 }
