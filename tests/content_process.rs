@@ -140,20 +140,28 @@ fn publish_then_fetch_between_processes() {
 
 #[test]
 fn store_loses_no_acknowledged_record_on_kill_9() {
-    let dir = tempdir("kill9");
+    // Each record committed on its own, then (as a relay does) batches on the background
+    // committer, acknowledged once reported durable.
+    for batch in ["0", "64"] {
+        kill_9_while_writing(batch);
+    }
+}
+
+fn kill_9_while_writing(batch: &str) {
+    let dir = tempdir(&format!("kill9-{batch}"));
     let db = dir.join("store.redb");
     for round in 0..3 {
         let mut child = umbra()
             .arg("store-writer")
             .arg("--db")
             .arg(&db)
-            .args(["--count", "100000"])
+            .args(["--count", "100000", "--batch", batch])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut acked = None;
-        let stop_after = 30 + round * 40;
+        let stop_after = 30 + round * 140;
         for line in lines.by_ref() {
             let line = line.unwrap();
             let n: u32 = line.trim_start_matches("ack ").parse().unwrap();
@@ -177,7 +185,7 @@ fn store_loses_no_acknowledged_record_on_kill_9() {
             assert_eq!(
                 got.as_ref().map(|g| &g.value),
                 Some(&r.value),
-                "acknowledged record {i} lost (round {round})"
+                "acknowledged record {i} lost (round {round}, batch {batch})"
             );
         }
     }

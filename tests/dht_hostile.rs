@@ -244,6 +244,8 @@ struct Batched {
     inner: MemoryStore,
     pending: usize,
     commits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Commits hand the batch to a (pretend) background writer: `Started`.
+    background: bool,
 }
 
 impl umbra::dht::store::RecordStore for Batched {
@@ -270,11 +272,16 @@ impl umbra::dht::store::RecordStore for Batched {
     fn deferred(&self) -> bool {
         true
     }
-    fn commit(&mut self) -> Result<(), umbra::dht::store::StoreError> {
+    fn commit(&mut self) -> Result<umbra::dht::store::Commit, umbra::dht::store::StoreError> {
         self.pending = 0;
-        self.commits
+        let n = self
+            .commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        Ok(if self.background {
+            umbra::dht::store::Commit::Started(n as u64 + 1)
+        } else {
+            umbra::dht::store::Commit::Done
+        })
     }
     fn pending(&self) -> usize {
         self.pending
@@ -306,25 +313,12 @@ fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
             inner: MemoryStore::new(1 << 30),
             pending: 0,
             commits: commits.clone(),
+            background: false,
         }),
         Box::new(SiteValidator),
         Time::ZERO,
     );
     d.set_known(known.iter().copied().collect());
-    let acks = |d: &mut Dht| {
-        drain(d)
-            .iter()
-            .filter(|a| {
-                matches!(
-                    a,
-                    DhtAction::Send {
-                        msg: DhtMsg::Stored { status: 0, .. },
-                        ..
-                    }
-                )
-            })
-            .count()
-    };
     let mut acked = 0;
     for k in 0..1_000u32 {
         let value = k.to_le_bytes()[..3].to_vec();
@@ -334,7 +328,7 @@ fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
             value,
         };
         d.handle_rpc(Time::ZERO, WALL, id(1), DhtMsg::Store { id: k, record });
-        acked += acks(&mut d);
+        acked += acks(&mut d, 0);
         // Never acknowledged ahead of a commit.
         assert!(acked <= 256 * commits.load(std::sync::atomic::Ordering::Relaxed));
     }
@@ -342,9 +336,77 @@ fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
     let t = d.poll_timeout().unwrap();
     assert!(t <= Time::ZERO + umbra::dht::COMMIT_DELAY);
     d.handle_timeout(t, WALL);
-    acked += acks(&mut d);
+    acked += acks(&mut d, 0);
     let n = commits.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("1,000 STOREs: {n} commits");
     assert_eq!(acked, 1_000);
     assert!(n <= 5, "{n} commits for 1,000 records");
+}
+
+/// STORED acknowledgements with `status` among the DHT's actions.
+fn acks(d: &mut Dht, status: u8) -> usize {
+    drain(d)
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                DhtAction::Send { msg: DhtMsg::Stored { status: s, .. }, .. } if *s == status
+            )
+        })
+        .count()
+}
+
+fn small_store(k: u32) -> DhtMsg {
+    let value = k.to_le_bytes()[..3].to_vec();
+    DhtMsg::Store {
+        id: k,
+        record: Record {
+            kind: RecordKind::BLOCK,
+            key: *blake3::hash(&value).as_bytes(),
+            value,
+        },
+    }
+}
+
+/// Issue 12, finding 4: commits run off the owner task. A store that hands its batch to a
+/// background writer gets the outcome back through `Dht::durable`; nothing is acknowledged
+/// before that, a durable batch acknowledges its stores (and every batch before it), and a
+/// failed one answers "not stored".
+#[test]
+fn background_commits_acknowledge_only_when_the_driver_reports_them_durable() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut d = Dht::new(
+        NodeId([0x10; 32]),
+        DhtConfig::default(),
+        Box::new(Batched {
+            inner: MemoryStore::new(1 << 30),
+            pending: 0,
+            commits: commits.clone(),
+            background: true,
+        }),
+        Box::new(SiteValidator),
+        Time::ZERO,
+    );
+    d.set_known(known.iter().copied().collect());
+    // Two full batches and a partial one, committed when its delay passes.
+    for k in 0..600u32 {
+        d.handle_rpc(Time::ZERO, WALL, id(1), small_store(k));
+    }
+    let t = d.poll_timeout().unwrap();
+    d.handle_timeout(t, WALL);
+    assert_eq!(commits.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(
+        acks(&mut d, 0),
+        0,
+        "acknowledged before any batch was durable"
+    );
+    assert_eq!(d.unacknowledged(), 600);
+    // Batch 2 durable: batches 1 and 2 (512 stores) are acknowledged.
+    d.durable(2, true);
+    assert_eq!(acks(&mut d, 0), 512);
+    // Batch 3 failed: its stores are answered "not stored".
+    d.durable(3, false);
+    assert_eq!(acks(&mut d, 2), 88);
+    assert_eq!(d.unacknowledged(), 0);
 }

@@ -213,6 +213,8 @@ pub struct Dht {
     /// Stores waiting for the store's next commit before they are acknowledged.
     unacked: Vec<(NodeId, u32)>,
     commit_at: Time,
+    /// Stores whose batch the store is making durable off the owner task, by batch.
+    in_flight: VecDeque<(u64, Vec<(NodeId, u32)>)>,
     stats: DhtStats,
 }
 
@@ -244,6 +246,7 @@ impl Dht {
             pacing: pacing::Pacing::default(),
             unacked: Vec::new(),
             commit_at: Time::NEVER,
+            in_flight: VecDeque::new(),
             stats: DhtStats::default(),
         }
     }

@@ -39,6 +39,16 @@ pub enum PutOutcome {
     Same,
 }
 
+/// What [`RecordStore::commit`] did with the writes so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// They are durable now.
+    Done,
+    /// They are being made durable as batch `n`, off the caller's thread; the driver reports
+    /// the outcome through [`RecordStore::durable`] (`06-dht.md#store`).
+    Started(u64),
+}
+
 /// Why a put was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -76,10 +86,14 @@ pub trait RecordStore: Send + std::fmt::Debug {
     fn deferred(&self) -> bool {
         false
     }
-    /// Make every write so far durable, in one transaction.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        Ok(())
+    /// Make every write so far durable, in one transaction: at once, or as a batch whose
+    /// outcome comes back later through [`RecordStore::durable`].
+    fn commit(&mut self) -> Result<Commit, StoreError> {
+        Ok(Commit::Done)
     }
+    /// Batch `batch` (and every batch before it) is durable (`ok`) or failed; a failed
+    /// batch's writes are kept for the next commit.
+    fn durable(&mut self, _batch: u64, _ok: bool) {}
     /// Writes waiting for [`RecordStore::commit`].
     fn pending(&self) -> usize {
         0

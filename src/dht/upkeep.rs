@@ -3,6 +3,7 @@
 //! republishing spread over the interval.
 //! Not in this module: lookups and RPC handling (`super`).
 
+use super::store::Commit;
 use super::{Dht, DhtAction, Goal, LookupId};
 use crate::crypto::keys::NodeId;
 use crate::time::{Time, WallTime};
@@ -20,15 +21,36 @@ impl Dht {
             .min()
     }
 
-    /// Commit the store's batch and send the acknowledgements that waited for it (status 2,
-    /// "not stored", if the commit failed).
+    /// Commit the store's batch. The acknowledgements that waited for it go out now if the
+    /// store committed at once (status 2, "not stored", if it failed), or when the driver
+    /// reports the batch durable ([`Dht::durable`]).
     pub(super) fn commit(&mut self) {
-        let status = match self.store.commit() {
-            Ok(()) => 0,
-            Err(_) => 2,
-        };
+        let acks = std::mem::take(&mut self.unacked);
+        match self.store.commit() {
+            Ok(Commit::Done) => self.acknowledge(acks, 0),
+            Ok(Commit::Started(batch)) => {
+                if !acks.is_empty() {
+                    self.in_flight.push_back((batch, acks));
+                }
+            }
+            Err(_) => self.acknowledge(acks, 2),
+        }
         self.stats.commits += 1;
-        for (to, id) in std::mem::take(&mut self.unacked) {
+    }
+
+    /// The store's batch `batch` (and every one before it) became durable, or failed: send
+    /// the acknowledgements that waited for it.
+    pub fn durable(&mut self, batch: u64, ok: bool) {
+        self.store.durable(batch, ok);
+        while self.in_flight.front().is_some_and(|(b, _)| *b <= batch) {
+            if let Some((_, acks)) = self.in_flight.pop_front() {
+                self.acknowledge(acks, if ok { 0 } else { 2 });
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, acks: Vec<(NodeId, u32)>, status: u8) {
+        for (to, id) in acks {
             self.actions.push_back(DhtAction::Send {
                 to,
                 msg: DhtMsg::Stored { id, status },
@@ -36,9 +58,9 @@ impl Dht {
         }
     }
 
-    /// Stores acknowledged only once their batch commits.
+    /// Stores acknowledged only once their batch is durable.
     pub fn unacknowledged(&self) -> usize {
-        self.unacked.len()
+        self.unacked.len() + self.in_flight.iter().map(|(_, a)| a.len()).sum::<usize>()
     }
 
     /// Records of this republishing round not yet republished.

@@ -113,6 +113,14 @@ pub enum Input {
         /// The request.
         request: ConnectId,
     },
+    /// The record store's batch `batch` (and every one before it) became durable (`ok`) or
+    /// failed: the driver committed it off the owner task (`06-dht.md#store`).
+    StoreDurable {
+        /// The batch the store's commit named.
+        batch: u64,
+        /// Whether it is durable.
+        ok: bool,
+    },
 }
 
 /// What the node asks of the driver.
@@ -474,6 +482,11 @@ impl Node {
                 if let Some(target) = self.connects.remove(&request) {
                     self.connecting.remove(&target);
                     self.fail_waiters(now, target);
+                }
+            }
+            Input::StoreDurable { batch, ok } => {
+                if let Some(d) = self.dht.as_mut() {
+                    d.durable(batch, ok);
                 }
             }
         }

@@ -268,6 +268,10 @@ pub enum Command {
         /// How many records.
         #[arg(long, default_value_t = 1000)]
         count: u32,
+        /// Commit on the background committer, as a relay does, in batches of this many
+        /// records (0: commit each record on the calling thread).
+        #[arg(long, default_value_t = 0)]
+        batch: u32,
     },
     /// The newcomer's first command: checks Umbra against its test vectors, starts a local
     /// network of relays on loopback, publishes a sample site into it, and serves it to your
@@ -356,7 +360,7 @@ pub fn main() -> ExitCode {
                 .flatten();
             super::site_cmd::fetch(&target, out, max_bytes, &bootstrap, timeout, cache)
         }
-        Command::StoreWriter { db, count } => super::store::store_writer(&db, count),
+        Command::StoreWriter { db, count, batch } => super::store::store_writer(&db, count, batch),
         Command::Bench {
             relays,
             bulk_mib,

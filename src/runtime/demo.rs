@@ -256,13 +256,11 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
         }
     };
     super::gateway::run_with_gateway(
-        node,
-        Instant::now(),
+        Driver::new(node, Instant::now()),
         None,
         (listener, port),
         info,
         shutdown,
-        super::driver::Dialer::Direct,
     )
     .await;
     println!("\nstopped");

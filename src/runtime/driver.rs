@@ -245,6 +245,8 @@ pub struct Driver {
     inbound: BTreeMap<LinkId, std::net::IpAddr>,
     next_link: u64,
     dialer: Dialer,
+    /// Outcomes of the record store's background commits.
+    durable: Option<super::committer::Durable>,
 }
 
 impl Driver {
@@ -261,7 +263,14 @@ impl Driver {
             inbound: BTreeMap::new(),
             next_link: 1,
             dialer: Dialer::Direct,
+            durable: None,
         }
+    }
+
+    /// Feed the outcomes of the record store's background commits to the node.
+    pub fn with_durable(mut self, durable: super::committer::Durable) -> Driver {
+        self.durable = Some(durable);
+        self
     }
 
     /// Dial the relays the node asks for with `dialer` (a reader through Tor).
@@ -364,6 +373,15 @@ impl Driver {
                 () = sleep => {
                     let now = self.now();
                     self.node.handle_timeout(now);
+                }
+                Some((batch, ok)) = async {
+                    match self.durable.as_mut() {
+                        Some(d) => d.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let now = self.now();
+                    self.node.handle(now, Input::StoreDurable { batch, ok });
                 }
                 () = &mut shutdown => return (0, self.node),
             }

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod bench;
 pub mod browse;
 pub mod cli;
+pub mod committer;
 pub mod config;
 pub mod demo;
 pub mod driver;

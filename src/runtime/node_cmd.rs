@@ -101,13 +101,11 @@ pub fn run(
             super::driver::stop_signal().await;
         };
         let node = super::gateway::run_with_gateway(
-            node,
-            Instant::now(),
+            super::driver::Driver::new(node, Instant::now()).with_dialer(dialer),
             None,
             (listener, port),
             info,
             shutdown,
-            dialer,
         )
         .await;
         if let Some(s) = state.as_ref().and_then(|c| c.lock().ok()) {

@@ -165,8 +165,13 @@ fn relay_inner(
             store_quota,
             ..NodeConfig::default()
         };
-        let store = super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)
-            .map_err(|e| e.to_string())?;
+        let mut store =
+            super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)
+                .map_err(|e| e.to_string())?;
+        // Commits (and their syncs) run off the owner task (`06-dht.md#store`).
+        let durable = store
+            .commit_in_background()
+            .map_err(|e| format!("cannot start the store's committer: {e}"))?;
         let mut seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
         let mut node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());
         node.enable_dht(crate::time::Time::ZERO, Some(Box::new(store)));
@@ -183,6 +188,7 @@ fn relay_inner(
         let shutdown = async {
             super::driver::stop_signal().await;
         };
+        let driver = Driver::new(node, epoch).with_durable(durable);
         let mut node = match gateway {
             Some(addr) => {
                 let (gw, port) = super::gateway::bind(addr, false).await?;
@@ -195,19 +201,11 @@ fn relay_inner(
                     started: crate::time::Time::ZERO,
                     tor: None,
                 };
-                super::gateway::run_with_gateway(
-                    node,
-                    epoch,
-                    Some(listener),
-                    (gw, port),
-                    info,
-                    shutdown,
-                    super::driver::Dialer::Direct,
-                )
-                .await
+                super::gateway::run_with_gateway(driver, Some(listener), (gw, port), info, shutdown)
+                    .await
             }
             None => {
-                Driver::new(node, epoch)
+                driver
                     .run_keep(Some(listener), &mut NoApp, shutdown)
                     .await
                     .1

@@ -1,29 +1,30 @@
 //! The on-disk store: `redb` (`protocol-spec/06-dht.md#store`).
 //!
-//! [`RedbStore`] implements the DHT's [`RecordStore`]: every put is one ACID write
-//! transaction, committed (and synced) before the caller acknowledges it, so a `kill -9`
+//! [`RedbStore`] implements the DHT's [`RecordStore`]: puts collect in a batch that reads
+//! see at once; a commit applies the batch in one ACID transaction (and one sync), either
+//! at once or, in a relay, on the background committer ([`super::committer`]) while the owner
+//! task goes on. The DHT acknowledges a put only once its batch is durable, so a `kill -9`
 //! never loses an acknowledged record. A second table keeps small node state (the reader's
 //! guards). Quota and LRU order are kept in memory and rebuilt when the store opens.
 //! Not in this module: validation (the DHT validates before it stores).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::committer::{Batch, Committer, Durable, GONE, RECORDS};
 use crate::dht::highwater::HighWater;
 use crate::dht::store::{
-    PutOutcome, RecordInfo, RecordStore, Replace, StoreError, against_remembered, record_cost,
-    replacement,
+    Commit, PutOutcome, RecordInfo, RecordStore, Replace, StoreError, against_remembered,
+    record_cost, replacement,
 };
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 use crate::wire::{Reader, Writer};
 
-const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
-/// Versions of manifests no longer held (`06-dht.md#store`): key → expires, seq, digest.
-const GONE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("gone");
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -35,16 +36,20 @@ struct Meta {
 
 /// Records and node state in one redb file.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
     meta: BTreeMap<(RecordKind, [u8; 32]), Meta>,
     quota: u64,
     used: u64,
     clock: u64,
     gone: HighWater,
-    /// Writes since the last commit (`None`: remove), applied in one transaction by
-    /// [`RecordStore::commit`]; reads see them at once.
-    batch: BTreeMap<[u8; 33], Option<Vec<u8>>>,
-    gone_batch: BTreeMap<[u8; 32], Option<Vec<u8>>>,
+    /// Writes since the last commit, applied in one transaction by [`RecordStore::commit`];
+    /// reads see them at once.
+    batch: Batch,
+    /// Batches handed to the committer and not yet reported durable, oldest first; reads
+    /// see them too.
+    in_flight: VecDeque<(u64, Arc<Batch>)>,
+    next_batch: u64,
+    committer: Option<Committer>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -192,14 +197,35 @@ impl RedbStore {
             }
         }
         Ok(RedbStore {
-            db,
+            db: Arc::new(db),
             meta,
             quota,
             used,
             clock: 0,
             gone,
-            batch: BTreeMap::new(),
-            gone_batch: BTreeMap::new(),
+            batch: Batch::default(),
+            in_flight: VecDeque::new(),
+            next_batch: 1,
+            committer: None,
+        })
+    }
+
+    /// Commit on a background thread from now on: [`RecordStore::commit`] hands the batch
+    /// over and returns [`Commit::Started`]; the outcomes arrive on the returned channel,
+    /// for the driver to feed to the node.
+    pub fn commit_in_background(&mut self) -> std::io::Result<Durable> {
+        let (c, durable) = Committer::start(self.db.clone())?;
+        self.committer = Some(c);
+        Ok(durable)
+    }
+
+    /// The encoded record under `k` in the newest write not yet durable, if any.
+    fn unwritten(&self, k: &[u8; 33]) -> Option<&Option<Vec<u8>>> {
+        self.batch.records.get(k).or_else(|| {
+            self.in_flight
+                .iter()
+                .rev()
+                .find_map(|(_, b)| b.records.get(k))
         })
     }
 
@@ -243,13 +269,14 @@ impl RedbStore {
         }
         // A manifest that leaves keeps its version in GONE, committed with the removal.
         for (kind, key) in keys {
-            self.batch.insert(db_key(*kind, key), None);
+            self.batch.records.insert(db_key(*kind, key), None);
             if let (true, Some(m)) = (*kind == RecordKind::MANIFEST, self.meta.get(&(*kind, *key)))
             {
-                self.gone_batch
+                self.batch
+                    .gone
                     .insert(*key, Some(encode(&m.info, false, &[])));
                 if let Some(forgotten) = self.gone.remember(*key, m.info) {
-                    self.gone_batch.insert(forgotten, None);
+                    self.batch.gone.insert(forgotten, None);
                 }
             }
         }
@@ -265,6 +292,9 @@ impl RedbStore {
 impl Drop for RedbStore {
     fn drop(&mut self) {
         let _ = RecordStore::commit(self);
+        if let Some(c) = self.committer.as_mut() {
+            c.finish();
+        }
     }
 }
 
@@ -273,37 +303,58 @@ impl RecordStore for RedbStore {
         true
     }
 
-    fn commit(&mut self) -> Result<(), StoreError> {
-        if self.batch.is_empty() && self.gone_batch.is_empty() {
-            return Ok(());
+    fn commit(&mut self) -> Result<Commit, StoreError> {
+        if self.batch.is_empty() {
+            // Nothing new; a refresh acknowledged now must still wait for the writes before it.
+            return Ok(self
+                .in_flight
+                .back()
+                .map_or(Commit::Done, |(n, _)| Commit::Started(*n)));
         }
-        let txn = self.db.begin_write().map_err(|_| StoreError::Backend)?;
-        {
-            let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
-            for (k, v) in &self.batch {
-                match v {
-                    Some(v) => t.insert(&k[..], &v[..]).map(|_| ()),
-                    None => t.remove(&k[..]).map(|_| ()),
-                }
-                .map_err(|_| StoreError::Backend)?;
+        let Some(c) = self.committer.as_ref() else {
+            self.batch.write(&self.db)?;
+            self.batch = Batch::default();
+            return Ok(Commit::Done);
+        };
+        let n = self.next_batch;
+        let batch = Arc::new(std::mem::take(&mut self.batch));
+        if !c.send(n, batch.clone()) {
+            self.batch = Arc::unwrap_or_clone(batch);
+            return Err(StoreError::Backend);
+        }
+        self.next_batch += 1;
+        self.in_flight.push_back((n, batch));
+        Ok(Commit::Started(n))
+    }
+
+    fn durable(&mut self, batch: u64, ok: bool) {
+        while self.in_flight.front().is_some_and(|(n, _)| *n <= batch) {
+            let Some((_, done)) = self.in_flight.pop_front() else {
+                break;
+            };
+            if ok {
+                continue;
             }
-            let mut g = txn.open_table(GONE).map_err(|_| StoreError::Backend)?;
-            for (k, v) in &self.gone_batch {
-                match v {
-                    Some(v) => g.insert(&k[..], &v[..]).map(|_| ()),
-                    None => g.remove(&k[..]).map(|_| ()),
+            // Keep a failed batch's writes for the next commit, unless a later write to the
+            // same key supersedes them.
+            let later = |k: &[u8; 33], b: &Batch| b.records.contains_key(k);
+            for (k, v) in &done.records {
+                if !later(k, &self.batch) && !self.in_flight.iter().any(|(_, b)| later(k, b)) {
+                    self.batch.records.insert(*k, v.clone());
                 }
-                .map_err(|_| StoreError::Backend)?;
+            }
+            for (k, v) in &done.gone {
+                let newer = self.batch.gone.contains_key(k)
+                    || self.in_flight.iter().any(|(_, b)| b.gone.contains_key(k));
+                if !newer {
+                    self.batch.gone.insert(*k, v.clone());
+                }
             }
         }
-        txn.commit().map_err(|_| StoreError::Backend)?;
-        self.batch.clear();
-        self.gone_batch.clear();
-        Ok(())
     }
 
     fn pending(&self) -> usize {
-        self.batch.len()
+        self.batch.records.len()
     }
 
     fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo> {
@@ -320,7 +371,7 @@ impl RecordStore for RedbStore {
         }
         m.last_used = clock;
         let k = db_key(kind, key);
-        let value = match self.batch.get(&k) {
+        let value = match self.unwritten(&k) {
             Some(Some(v)) => decode(v)?.2,
             Some(None) => return None,
             None => {
@@ -381,7 +432,7 @@ impl RecordStore for RedbStore {
             }
         }
         self.delete(&victims)?;
-        self.batch.insert(
+        self.batch.records.insert(
             db_key(record.kind, &record.key),
             Some(encode(&info, pinned, &record.value)),
         );
@@ -449,24 +500,56 @@ pub fn numbered_record(i: u32) -> (Record, RecordInfo) {
     )
 }
 
-/// `umbra store-writer`: put records one by one, printing `ack N` after each commit.
-pub fn store_writer(path: &Path, count: u32) -> std::process::ExitCode {
+/// `umbra store-writer`: put records one by one, printing `ack N` once record N is durable:
+/// after each commit, or (`batch` > 0) after each batch of `batch` records the background
+/// committer reports durable, as a relay acknowledges its STOREs.
+pub fn store_writer(path: &Path, count: u32, batch: u32) -> std::process::ExitCode {
+    let fail = std::process::ExitCode::FAILURE;
     let mut store = match RedbStore::open(path, u64::MAX) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
+            return fail;
+        }
+    };
+    let mut durable = match (batch > 0).then(|| store.commit_in_background()) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return fail;
         }
     };
     let mut out = std::io::stdout().lock();
+    let mut unacked = Vec::new();
     for i in 0..count {
         let (r, info) = numbered_record(i);
-        if store.put(&r, info, false).is_err() || store.commit().is_err() {
-            return std::process::ExitCode::FAILURE;
+        if store.put(&r, info, false).is_err() {
+            return fail;
+        }
+        unacked.push(i);
+        if batch > 0 && i % batch != batch - 1 && i + 1 < count {
+            continue;
+        }
+        match (store.commit(), durable.as_mut()) {
+            (Ok(Commit::Done), _) => {}
+            (Ok(Commit::Started(n)), Some(d)) => loop {
+                match d.blocking_recv() {
+                    Some((m, true)) if m >= n => break,
+                    Some((_, true)) => {}
+                    _ => return fail,
+                }
+            },
+            _ => return fail,
         }
         use std::io::Write;
-        if writeln!(out, "ack {i}").and_then(|()| out.flush()).is_err() {
-            return std::process::ExitCode::FAILURE;
+        for i in unacked.drain(..) {
+            if writeln!(out, "ack {i}").is_err() {
+                return fail;
+            }
+        }
+        if out.flush().is_err() {
+            return fail;
         }
     }
     std::process::ExitCode::SUCCESS
@@ -478,6 +561,48 @@ mod tests {
     use crate::dht::store::{RecordInfo, RecordStore, StoreError};
     use crate::time::WallTime;
     use crate::wire::dht_msg::{Record, RecordKind};
+
+    /// Issue 12, finding 4: commits leave the owner task. A batch handed to the committer is
+    /// readable before it is durable, is reported durable through the channel, survives a
+    /// reopen, and a batch reported failed is kept for the next commit.
+    #[test]
+    fn background_commits_are_readable_at_once_and_durable_when_reported() {
+        use crate::dht::store::Commit;
+        let dir = std::env::temp_dir().join(format!("umbra-bg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("store.redb");
+        let mut s = RedbStore::open(&path, u64::MAX).unwrap();
+        let mut durable = s.commit_in_background().unwrap();
+        let (a, ai) = super::numbered_record(1);
+        let (b, bi) = super::numbered_record(2);
+        s.put(&a, ai, false).unwrap();
+        let Commit::Started(n) = s.commit().unwrap() else {
+            panic!("a background store committed on the caller's thread")
+        };
+        assert_eq!(s.get(a.kind, &a.key, WallTime(0)).unwrap(), a);
+        assert_eq!(durable.blocking_recv(), Some((n, true)));
+        s.durable(n, true);
+        assert_eq!(s.get(a.kind, &a.key, WallTime(0)).unwrap(), a);
+        // Nothing new: no batch to write.
+        assert_eq!(s.commit(), Ok(Commit::Done));
+        s.put(&b, bi, false).unwrap();
+        let Commit::Started(m) = s.commit().unwrap() else {
+            panic!("not started")
+        };
+        assert_eq!(durable.blocking_recv(), Some((m, true)));
+        // Told it failed, the store keeps the batch's writes for the next commit.
+        s.durable(m, false);
+        assert_eq!(s.pending(), 1);
+        let Commit::Started(k) = s.commit().unwrap() else {
+            panic!("not started")
+        };
+        assert!(k > m);
+        drop(s);
+        let mut s = RedbStore::open(&path, u64::MAX).unwrap();
+        assert_eq!(s.get(a.kind, &a.key, WallTime(0)).unwrap(), a);
+        assert_eq!(s.get(b.kind, &b.key, WallTime(0)).unwrap(), b);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn store_files_are_private() {

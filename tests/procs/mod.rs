@@ -92,9 +92,25 @@ pub fn start_relays_with(
     }
     let bootstrap = dir.join("relays.txt");
     std::fs::write(&bootstrap, list).unwrap();
+    (spawn_relays(dir, &addrs, &bootstrap, env), bootstrap)
+}
+
+/// Start again the relays [`start_relays`] made in `dir` (at `addrs`, with their data), e.g.
+/// after killing them; wait until all listen.
+pub fn spawn_relays(
+    dir: &Path,
+    addrs: &[SocketAddr],
+    bootstrap: &Path,
+    env: &[(&str, &str)],
+) -> Procs {
+    let n = addrs.len();
     let mut procs = Procs(Vec::new());
     for i in 1..=n {
-        let log = std::fs::File::create(dir.join(format!("r{i}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("r{i}.log")))
+            .unwrap();
         let child = umbra()
             .args(["relay", "--config"])
             .arg(dir.join(format!("r{i}.toml")))
@@ -107,10 +123,10 @@ pub fn start_relays_with(
             .unwrap();
         procs.0.push(child);
     }
-    for a in &addrs {
+    for a in addrs {
         wait_listening(*a, "a relay");
     }
-    (procs, bootstrap)
+    procs
 }
 
 /// Wait (at most 20 s) until something listens on `addr`.

@@ -303,18 +303,15 @@ pub async fn bind(addr: SocketAddr, fallback: bool) -> Result<(TcpListener, u16)
     Ok((l, port))
 }
 
-/// Run `node` with the gateway on `gateway` (and, for relays, accepting links on
+/// Run `driver`'s node with the gateway on `gateway` (and, for relays, accepting links on
 /// `relay_listener`) until `shutdown` resolves; hands the node back.
 pub async fn run_with_gateway(
-    node: Node,
-    epoch: std::time::Instant,
+    driver: Driver,
     relay_listener: Option<TcpListener>,
     (gateway, port): (TcpListener, u16),
     info: StatusInfo,
     shutdown: impl std::future::Future<Output = ()>,
-    dialer: crate::runtime::driver::Dialer,
 ) -> Node {
-    let driver = Driver::new(node, epoch).with_dialer(dialer);
     let (tx, rx) = mpsc::unbounded_channel();
     spawn_server(gateway, port, tx, driver.waker());
     let mut app = GatewayApp::new(rx, info);
