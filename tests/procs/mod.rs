@@ -115,7 +115,7 @@ pub fn spawn_relays(
             .args(["relay", "--config"])
             .arg(dir.join(format!("r{i}.toml")))
             .arg("--bootstrap")
-            .arg(&bootstrap)
+            .arg(bootstrap)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
