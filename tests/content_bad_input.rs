@@ -113,6 +113,7 @@ fn forged_records_are_refused_by_storers() {
         DhtMsg::Store {
             id: 1,
             record: forged_block,
+            expires: u64::MAX,
         },
     );
     assert_eq!(stored_status(&mut d), 1);
@@ -138,6 +139,7 @@ fn forged_records_are_refused_by_storers() {
         DhtMsg::Store {
             id: 2,
             record: forged,
+            expires: u64::MAX,
         },
     );
     assert_eq!(stored_status(&mut d), 1);
@@ -147,7 +149,16 @@ fn forged_records_are_refused_by_storers() {
         key: mallory.parsed.address().dht_key(),
         value: mallory.manifest,
     };
-    d.handle_rpc(Time::ZERO, NOW, from, DhtMsg::Store { id: 3, record: own });
+    d.handle_rpc(
+        Time::ZERO,
+        NOW,
+        from,
+        DhtMsg::Store {
+            id: 3,
+            record: own,
+            expires: u64::MAX,
+        },
+    );
     assert_eq!(stored_status(&mut d), 0);
     let older = build(
         &key(),
@@ -168,6 +179,7 @@ fn forged_records_are_refused_by_storers() {
                 key: older.parsed.address().dht_key(),
                 value: older.manifest,
             },
+            expires: u64::MAX,
         },
     );
     assert_eq!(stored_status(&mut d), 3, "rollback refused");

@@ -108,7 +108,8 @@ fn publish_then_fetch_between_processes() {
     assert!(ok, "{out}\n{err}");
     assert_eq!(std::fs::read(&one).unwrap(), b"h1 { color: teal }");
 
-    // Change one file and publish again: only its block is new.
+    // Change one file and publish again: every block is sent again (each must live as long
+    // as the new manifest, `06-dht.md#lifetime`): 1 + 1 + 7 blocks of the big file.
     std::fs::write(
         site.join("index.html"),
         "<html><body><h1>Hello again</h1></body></html>",
@@ -116,7 +117,7 @@ fn publish_then_fetch_between_processes() {
     .unwrap();
     let (ok, out, err) = publish();
     assert!(ok, "{out}\n{err}");
-    assert!(err.contains("1 new blocks"), "{err}");
+    assert!(err.contains("3 files, 9 blocks"), "{err}");
     let again = dir.join("again");
     let (ok, _, err) = fetch(&address, Some(&again));
     assert!(ok, "{err}");

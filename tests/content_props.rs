@@ -35,7 +35,11 @@ fn dht_msg() -> impl Strategy<Value = DhtMsg> {
             key,
             kind: RecordKind(k)
         }),
-        (any::<u32>(), record()).prop_map(|(id, record)| DhtMsg::Store { id, record }),
+        (any::<u32>(), record()).prop_map(|(id, record)| DhtMsg::Store {
+            id,
+            record,
+            expires: u64::MAX
+        }),
         (
             any::<u32>(),
             prop::collection::vec(any::<[u8; 32]>(), 0..=20)
@@ -111,7 +115,7 @@ proptest! {
 
     #[test]
     fn exit_messages_round_trip(id: u32, rec in record(), copies: u8, key: [u8; 32]) {
-        for m in [ExitRequest::Get { id, kind: rec.kind, key }, ExitRequest::Put { id, record: rec.clone() }] {
+        for m in [ExitRequest::Get { id, kind: rec.kind, key }, ExitRequest::Put { id, record: rec.clone(), expires: u64::MAX }] {
             prop_assert_eq!(ExitRequest::decode(&m.encode()).unwrap(), m);
         }
         for m in [ExitReply::Found { id, record: rec.clone() }, ExitReply::NotFound { id }, ExitReply::Stored { id, copies }, ExitReply::Refused { id, reason: copies }] {

@@ -78,6 +78,7 @@ fn junk_identities_are_neither_served_nor_admitted() {
             DhtMsg::Store {
                 id: 2,
                 record: block.clone(),
+                expires: u64::MAX,
             },
             DhtMsg::Nodes {
                 id: 3,
@@ -327,7 +328,16 @@ fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
             key: *blake3::hash(&value).as_bytes(),
             value,
         };
-        d.handle_rpc(Time::ZERO, WALL, id(1), DhtMsg::Store { id: k, record });
+        d.handle_rpc(
+            Time::ZERO,
+            WALL,
+            id(1),
+            DhtMsg::Store {
+                id: k,
+                record,
+                expires: u64::MAX,
+            },
+        );
         acked += acks(&mut d, 0);
         // Never acknowledged ahead of a commit.
         assert!(acked <= 256 * commits.load(std::sync::atomic::Ordering::Relaxed));
@@ -365,6 +375,7 @@ fn small_store(k: u32) -> DhtMsg {
             key: *blake3::hash(&value).as_bytes(),
             value,
         },
+        expires: u64::MAX,
     }
 }
 
@@ -409,4 +420,92 @@ fn background_commits_acknowledge_only_when_the_driver_reports_them_durable() {
     d.durable(3, false);
     assert_eq!(acks(&mut d, 2), 88);
     assert_eq!(d.unacknowledged(), 0);
+}
+
+fn block_store(rpc: u32, value: &[u8], expires: WallTime) -> (DhtMsg, [u8; 32]) {
+    let key = *blake3::hash(value).as_bytes();
+    let msg = DhtMsg::Store {
+        id: rpc,
+        record: Record {
+            kind: RecordKind::BLOCK,
+            key,
+            value: value.to_vec(),
+        },
+        expires: expires.0,
+    };
+    (msg, key)
+}
+
+/// Issue 12, finding 4: blocks no live manifest references expire (`06-dht.md#lifetime`).
+/// A block lives until the `expires` its STORE asked for (the manifest's expiry), at most 30
+/// days past that STORE; a later STORE extends it, an earlier one never shortens it; a time
+/// already past is refused; holders republish it with the lifetime it has, never longer; and
+/// the republishing round drops it once expired. Blocks never expired before.
+#[test]
+fn blocks_live_only_as_long_as_the_manifest_they_were_stored_for() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    d.bootstrap(Time::ZERO, &known);
+    drain(&mut d);
+    let held = |d: &Dht, key: &[u8; 32], at: WallTime| {
+        d.store()
+            .info(RecordKind::BLOCK, key, at)
+            .map(|i| i.expires)
+    };
+    let day = 86_400;
+    // Stored for a manifest that expires in 2 days.
+    let (m, a) = block_store(1, b"aaa", WallTime(WALL.0 + 2 * day));
+    d.handle_rpc(Time::ZERO, WALL, id(1), m);
+    assert_eq!(acks(&mut d, 0), 1);
+    assert_eq!(held(&d, &a, WALL), Some(WallTime(WALL.0 + 2 * day)));
+    // An earlier expiry does not shorten it; a later one extends it.
+    let (m, _) = block_store(2, b"aaa", WallTime(WALL.0 + day));
+    d.handle_rpc(Time::ZERO, WALL, id(2), m);
+    assert_eq!(held(&d, &a, WALL), Some(WallTime(WALL.0 + 2 * day)));
+    let (m, _) = block_store(3, b"aaa", WallTime(WALL.0 + 3 * day));
+    d.handle_rpc(Time::ZERO, WALL, id(2), m);
+    assert_eq!(held(&d, &a, WALL), Some(WallTime(WALL.0 + 3 * day)));
+    // Asking for forever gets 30 days.
+    let (m, b) = block_store(4, b"bbb", WallTime(u64::MAX));
+    d.handle_rpc(Time::ZERO, WALL, id(1), m);
+    let max = umbra::dht::store::MAX_BLOCK_LIFETIME;
+    assert_eq!(held(&d, &b, WALL), Some(WallTime(WALL.0 + max)));
+    // A time already past is refused as invalid.
+    let (m, c) = block_store(5, b"ccc", WALL);
+    d.handle_rpc(Time::ZERO, WALL, id(1), m);
+    assert_eq!(acks(&mut d, 1), 1);
+    assert_eq!(held(&d, &c, WALL), None);
+    // Four days on, the round drops `a` and republishes `b` with the time it has left.
+    let later = WallTime(WALL.0 + 4 * day);
+    let t = Time::ZERO + Duration::from_secs(3600);
+    d.handle_timeout(t, later);
+    assert_eq!(held(&d, &a, WallTime(0)), None, "an expired block was kept");
+    assert_eq!(d.store().count(), 1);
+    // The republishing lookup first finds the closest nodes; answer it and see the STOREs.
+    let mut sent = Vec::new();
+    for _ in 0..10 {
+        let out = drain(&mut d);
+        if out.is_empty() {
+            break;
+        }
+        for a in out {
+            if let DhtAction::Send { to, msg } = a {
+                match msg {
+                    DhtMsg::FindNode { id: rpc, .. } => d.handle_rpc(
+                        t,
+                        later,
+                        to,
+                        DhtMsg::Nodes {
+                            id: rpc,
+                            nodes: vec![],
+                        },
+                    ),
+                    DhtMsg::Store { expires, .. } => sent.push(expires),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(!sent.is_empty(), "the held block was not republished");
+    assert!(sent.iter().all(|e| *e == WALL.0 + max), "{sent:?}");
 }

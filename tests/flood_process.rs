@@ -336,6 +336,7 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
             DhtMsg::Store {
                 id: 2,
                 record: block.clone(),
+                expires: u64::MAX,
             },
             DhtMsg::FindValue {
                 id: 3,
@@ -358,6 +359,7 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
                 &DhtMsg::Store {
                     id: 10 + k,
                     record: r,
+                    expires: u64::MAX,
                 }
                 .encode(),
             ));

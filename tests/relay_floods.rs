@@ -245,17 +245,35 @@ fn exit_with_big_manifest() -> (Harness, [u8; 32]) {
     (h, rec.key)
 }
 
-/// On circuit `id` of `c`: BEGIN `streams` `dht` streams, then `gets` GETs of `key` on each,
-/// on each stream the exit accepted, never returning a SENDME. Returns how many it accepted.
-fn get_flood(
+/// The relay messages for the reader among `out`, on circuit `layers`.
+fn relay_msgs(
+    layers: &mut umbra::crypto::layer::ClientLayers,
+    out: &[ChanMsg],
+) -> Vec<umbra::wire::relay_msg::RelayMsg> {
+    use umbra::wire::relay_msg::{RelayContext, RelayMsg};
+    out.iter()
+        .filter_map(|m| match m {
+            ChanMsg::Relay { body, .. } => {
+                let mut b = **body;
+                let (_, off) = layers.open_backward(&mut b).ok()?;
+                RelayMsg::decode(&b[off..off + 512], RelayContext::AtReader).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// On circuit `id` of `c`: BEGIN `streams` `dht` streams, then send `requests` on each
+/// stream the exit accepted, never returning a SENDME. Returns the streams it accepted and
+/// the replies that came back at once.
+fn exit_requests(
     h: &mut Harness,
     c: &mut relay_harness::Client,
     id: u32,
     streams: u16,
-    gets: u32,
-    key: [u8; 32],
-) -> usize {
-    use umbra::wire::dht_msg::{ExitRequest, RecordKind, StreamFramer};
+    requests: &[umbra::wire::dht_msg::ExitRequest],
+) -> (usize, Vec<umbra::wire::dht_msg::ExitReply>) {
+    use umbra::wire::dht_msg::{ExitReply, StreamFramer};
     use umbra::wire::relay_msg::{MAX_DATA, RelayMsg};
     let mut layers = h.create(c, id);
     let begins: Vec<ChanMsg> = (1..=streams)
@@ -271,33 +289,20 @@ fn get_flood(
         })
         .collect();
     let (out, _) = h.send(c, &begins);
-    let mut accepted = Vec::new();
-    for m in &out {
-        if let ChanMsg::Relay { body, .. } = m {
-            let mut b = **body;
-            let (_, off) = layers.open_backward(&mut b).unwrap();
-            let msg = RelayMsg::decode(
-                &b[off..off + 512],
-                umbra::wire::relay_msg::RelayContext::AtReader,
-            )
-            .unwrap();
-            if let RelayMsg::Connected { stream_id } = msg {
-                accepted.push(stream_id);
-            }
-        }
-    }
+    let accepted: Vec<u16> = relay_msgs(&mut layers, &out)
+        .into_iter()
+        .filter_map(|m| match m {
+            RelayMsg::Connected { stream_id } => Some(stream_id),
+            _ => None,
+        })
+        .collect();
+    let mut framer = StreamFramer::default();
+    let mut replies = Vec::new();
     for &s in &accepted {
-        let mut bytes = Vec::new();
-        for g in 0..gets {
-            bytes.extend(StreamFramer::frame(
-                &ExitRequest::Get {
-                    id: g,
-                    kind: RecordKind::MANIFEST,
-                    key,
-                }
-                .encode(),
-            ));
-        }
+        let bytes: Vec<u8> = requests
+            .iter()
+            .flat_map(|r| StreamFramer::frame(&r.encode()))
+            .collect();
         let cells: Vec<ChanMsg> = bytes
             .chunks(MAX_DATA)
             .map(|d| {
@@ -311,9 +316,67 @@ fn get_flood(
                 )
             })
             .collect();
-        h.send(c, &cells);
+        let (out, _) = h.send(c, &cells);
+        for m in relay_msgs(&mut layers, &out) {
+            if let RelayMsg::Data { data, .. } = m {
+                framer.push(&data);
+                while let Ok(Some(msg)) = framer.next_message() {
+                    replies.extend(ExitReply::decode(&msg));
+                }
+            }
+        }
     }
-    accepted.len()
+    (accepted.len(), replies)
+}
+
+/// [`exit_requests`] with `gets` GETs of the manifest `key` on each stream.
+fn get_flood(
+    h: &mut Harness,
+    c: &mut relay_harness::Client,
+    id: u32,
+    streams: u16,
+    gets: u32,
+    key: [u8; 32],
+) -> usize {
+    use umbra::wire::dht_msg::{ExitRequest, RecordKind};
+    let gets: Vec<ExitRequest> = (0..gets)
+        .map(|g| ExitRequest::Get {
+            id: g,
+            kind: RecordKind::MANIFEST,
+            key,
+        })
+        .collect();
+    exit_requests(h, c, id, streams, &gets).0
+}
+
+/// Issue 12, finding 4 (`06-dht.md#lifetime`): an exit refuses, as invalid, a `PUT` asking
+/// storers to keep a record until a time already past, and takes one asking for later.
+#[test]
+fn an_exit_refuses_a_put_whose_expiry_has_passed() {
+    use umbra::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind};
+    let (mut h, _) = exit_with_big_manifest();
+    let mut c = h.connect();
+    let wall = h.relay.wall(h.now).0;
+    let put = |id, expires| ExitRequest::Put {
+        id,
+        record: Record {
+            kind: RecordKind::BLOCK,
+            key: *blake3::hash(b"block").as_bytes(),
+            value: b"block".to_vec(),
+        },
+        expires,
+    };
+    let (accepted, replies) =
+        exit_requests(&mut h, &mut c, 1, 1, &[put(1, wall), put(2, wall + 60)]);
+    assert_eq!(accepted, 1);
+    // The second ran its store (this exit knows no other storers: 0 copies).
+    assert_eq!(
+        replies,
+        [
+            ExitReply::Refused { id: 1, reason: 1 },
+            ExitReply::Stored { id: 2, copies: 0 }
+        ]
+    );
 }
 
 #[test]

@@ -146,7 +146,10 @@ fn publish(
     for s in sites {
         for r in records(s) {
             let from = pick(rng);
-            keys.push((from, w.start(from, r.key, Goal::Store(r))));
+            keys.push((
+                from,
+                w.start(from, r.key, Goal::Store(r, WallTime(u64::MAX))),
+            ));
         }
     }
     let deadline = w.now() + Duration::from_secs(300);

@@ -93,8 +93,9 @@ pub enum Goal {
     Nodes,
     /// A record of this kind.
     Value(RecordKind),
-    /// Store this record on the `replication` closest nodes.
-    Store(Record),
+    /// Store this record on the `replication` closest nodes, until the time given
+    /// (`06-dht.md#lifetime`).
+    Store(Record, WallTime),
 }
 
 /// How a lookup ended (an outcome, not an error).
@@ -350,8 +351,8 @@ impl Dht {
         let found_block =
             matches!(a.goal, Goal::Value(k) if k != RecordKind::MANIFEST) && a.best.is_some();
         if found_block || a.lookup.is_done() {
-            if let Goal::Store(record) = &a.goal {
-                let record = record.clone();
+            if let Goal::Store(record, expires) = &a.goal {
+                let (record, expires) = (record.clone(), expires.0);
                 let targets = a.lookup.closest_answered(self.cfg.replication);
                 if targets.is_empty() {
                     self.finish(id);
@@ -360,7 +361,11 @@ impl Dht {
                 a.storing = Some((targets.iter().copied().collect(), 0));
                 for t in targets {
                     let r = record.clone();
-                    self.send(now, t, id, |rpc| DhtMsg::Store { id: rpc, record: r });
+                    self.send(now, t, id, |rpc| DhtMsg::Store {
+                        id: rpc,
+                        record: r,
+                        expires,
+                    });
                 }
                 return;
             }
@@ -425,8 +430,8 @@ impl Dht {
         };
         self.pending.retain(|_, (l, _)| *l != id);
         let outcome = match (&a.goal, a.best, a.storing) {
-            (Goal::Store(_), _, Some((_, acks))) => LookupOutcome::Stored(acks),
-            (Goal::Store(_), _, None) => LookupOutcome::Stored(0),
+            (Goal::Store(..), _, Some((_, acks))) => LookupOutcome::Stored(acks),
+            (Goal::Store(..), _, None) => LookupOutcome::Stored(0),
             (Goal::Value(_), Some((r, _)), _) => LookupOutcome::Found(r),
             (Goal::Value(_), None, _) => LookupOutcome::NotFound,
             (Goal::Nodes, _, _) => LookupOutcome::Nodes(a.lookup.closest_answered(self.cfg.k)),
@@ -526,14 +531,30 @@ impl Dht {
                 }
                 self.drive(now, lid);
             }
-            DhtMsg::Store { id, record } => {
+            DhtMsg::Store {
+                id,
+                record,
+                expires,
+            } => {
                 self.stats.rpcs_in += 1;
-                let status = match self.validator.validate(&record, wall) {
-                    Err(_) => {
+                // Kept until the time asked, within the lifetime rules (`06-dht.md#lifetime`).
+                let checked =
+                    self.validator
+                        .validate(&record, wall)
+                        .ok()
+                        .and_then(|info| {
+                            store::keep_until(record.kind, info.expires, WallTime(expires), wall)
+                                .map(|until| RecordInfo {
+                                    expires: until,
+                                    ..info
+                                })
+                        });
+                let status = match checked {
+                    None => {
                         self.stats.invalid_records += 1;
                         1
                     }
-                    Ok(info) => match self.store.put(&record, info, false) {
+                    Some(info) => match self.store.put(&record, info, false) {
                         Ok(_) => 0,
                         Err(StoreError::Quota | StoreError::Backend) => 2,
                         Err(StoreError::Older | StoreError::Equivocation) => 3,

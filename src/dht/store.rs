@@ -14,6 +14,31 @@ use crate::wire::dht_msg::{Record, RecordKind};
 /// 242 bytes a record).
 pub const RECORD_OVERHEAD: u64 = 256;
 
+/// The longest a storer keeps a block past the `STORE` that brought it (`06-dht.md#lifetime`):
+/// the lifetime `umbra publish` gives a site.
+pub const MAX_BLOCK_LIFETIME: u64 = 30 * 24 * 3600;
+
+/// Until when a storer keeps a record (`06-dht.md#lifetime`): a manifest until its own signed
+/// `expires` (`signed`); a block until the `expires` its `STORE` asked for, at most
+/// [`MAX_BLOCK_LIFETIME`] from `now`. `None`: the asked time has passed (refused).
+pub fn keep_until(
+    kind: RecordKind,
+    signed: WallTime,
+    asked: WallTime,
+    now: WallTime,
+) -> Option<WallTime> {
+    if asked <= now {
+        return None;
+    }
+    Some(if kind == RecordKind::MANIFEST {
+        signed
+    } else {
+        signed
+            .min(asked)
+            .min(WallTime(now.0.saturating_add(MAX_BLOCK_LIFETIME)))
+    })
+}
+
 /// What a record of `value_len` bytes costs in a quota.
 pub fn record_cost(value_len: usize) -> u64 {
     value_len as u64 + RECORD_OVERHEAD
@@ -235,7 +260,10 @@ impl RecordStore for MemoryStore {
         }
         if let Some(h) = self.map.get_mut(&k) {
             if replacement(Some(&h.info), &info)? == Replace::Same {
+                // The same record again: pin it if asked, and keep it longer if asked, never
+                // shorter (`06-dht.md#lifetime`).
                 h.pinned |= pinned;
+                h.info.expires = h.info.expires.max(info.expires);
                 h.last_used = self.clock;
                 return Ok(PutOutcome::Same);
             }

@@ -102,8 +102,10 @@ impl Dht {
             };
             started += 1;
             self.next_republish_one = self.next_republish_one + self.republish_gap;
-            if let Some(record) = self.store.get(kind, &key, wall) {
-                self.start(now, wall, key, Goal::Store(record));
+            // Republished with the lifetime it has here, never longer (`06-dht.md#lifetime`).
+            let held = self.store.info(kind, &key, wall);
+            if let (Some(info), Some(record)) = (held, self.store.get(kind, &key, wall)) {
+                self.start(now, wall, key, Goal::Store(record, info.expires));
             }
         }
     }

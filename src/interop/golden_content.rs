@@ -316,6 +316,7 @@ fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             DhtMsg::Store {
                 id: 3,
                 record: rec.clone(),
+                expires: 1_700_000_000 + 30 * 86_400,
             }
             .encode(),
         ),
@@ -368,6 +369,7 @@ fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             ExitRequest::Put {
                 id: 8,
                 record: rec.clone(),
+                expires: 1_700_000_000 + 30 * 86_400,
             }
             .encode(),
         ),

@@ -323,7 +323,7 @@ impl Node {
         // Limits first, before any signature is checked (`09-relay.md#limits`).
         let (id, kind) = match &req {
             ExitRequest::Get { id, kind, .. } => (*id, *kind),
-            ExitRequest::Put { id, record } => (*id, record.kind),
+            ExitRequest::Put { id, record, .. } => (*id, record.kind),
         };
         let (circ_queued, relay_queued) = self.switch.as_ref().map_or((0, 0), |s| {
             (s.circuit_queued(circ), s.service_queued_total())
@@ -347,8 +347,15 @@ impl Node {
         let wall = self.wall(now);
         let (goal, key) = match req {
             ExitRequest::Get { key, .. } => (Goal::Value(kind), key),
-            ExitRequest::Put { record, .. } => {
-                if SiteValidator.validate(&record, wall).is_err() {
+            ExitRequest::Put {
+                record, expires, ..
+            } => {
+                // Valid, and asked to live past now (`06-dht.md#lifetime`).
+                let expires = WallTime(expires);
+                let valid = SiteValidator.validate(&record, wall).ok().and_then(|info| {
+                    crate::dht::store::keep_until(record.kind, info.expires, expires, wall)
+                });
+                if valid.is_none() {
                     self.service_reply(
                         circ,
                         stream,
@@ -360,7 +367,7 @@ impl Node {
                     return;
                 }
                 let key = record.key;
-                (Goal::Store(record), key)
+                (Goal::Store(record, expires), key)
             }
         };
         let Some(d) = self.dht.as_mut() else {

@@ -210,7 +210,8 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Sign a folder as a site and store it in the network through a circuit. Prints the
-    /// site's address. Publishing a changed folder again sends only the changed blocks.
+    /// site's address. Relays keep it 30 days; publish again before then (every block is sent
+    /// again, so all of them live as long as the new manifest).
     ///
     /// Example: umbra publish ./my-site --key site.key --bootstrap relays.txt
     Publish {

@@ -1,7 +1,6 @@
 //! `umbra publish` and `umbra fetch`: a reader node that publishes or fetches a site through
 //! a circuit and the exit's `dht` service (`protocol-spec/07-sites.md#publishing`).
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -152,8 +151,7 @@ impl SiteApp {
     fn begin(&mut self, node: &mut Node, now: Time) {
         let bytes = match &mut self.mode {
             Mode::Publish { key, probe, .. } => {
-                // First ask for the current manifest: its blocks need not be sent again,
-                // and the new sequence must be higher.
+                // First ask for the current manifest: the new sequence must be higher.
                 *probe = Some(StreamFramer::default());
                 let key = SiteAddress(key.public()).dht_key();
                 StreamFramer::frame(
@@ -223,20 +221,13 @@ impl SiteApp {
                     let seq = previous
                         .as_ref()
                         .map_or(wall.0, |p| wall.0.max(p.manifest().seq + 1));
-                    let have: BTreeSet<[u8; 32]> = previous
-                        .iter()
-                        .flat_map(|p| {
-                            p.manifest()
-                                .entries
-                                .iter()
-                                .flat_map(|e| e.blocks.iter().copied())
-                        })
-                        .collect();
                     match build(key, files, seq, wall, SITE_LIFETIME) {
                         Ok(b) => {
-                            let p = Publisher::new(&b, &|h| have.contains(h));
+                            // Every block again, known or not: each must now live as long as
+                            // the new manifest (`06-dht.md#lifetime`).
+                            let p = Publisher::new(&b);
                             eprintln!(
-                                "publishing {} files, {} new blocks (sequence {seq})",
+                                "publishing {} files, {} blocks (sequence {seq})",
                                 b.parsed.entries.len(),
                                 p.total - 1
                             );

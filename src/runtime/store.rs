@@ -399,12 +399,17 @@ impl RecordStore for RedbStore {
         if !self.meta.contains_key(&k) && k.0 == RecordKind::MANIFEST {
             against_remembered(self.gone.get(&k.1), &info)?;
         }
+        let (mut info, mut pinned) = (info, pinned);
         if let Some(m) = self.meta.get_mut(&k) {
-            // The same record is rewritten only to pin it.
-            let same = replacement(Some(&m.info), &info)? == Replace::Same;
-            if same && (m.pinned || !pinned) {
-                m.last_used = self.clock;
-                return Ok(PutOutcome::Same);
+            // The same record is rewritten only to pin it or keep it longer, never shorter
+            // (`06-dht.md#lifetime`).
+            if replacement(Some(&m.info), &info)? == Replace::Same {
+                if (m.pinned || !pinned) && info.expires <= m.info.expires {
+                    m.last_used = self.clock;
+                    return Ok(PutOutcome::Same);
+                }
+                pinned |= m.pinned;
+                info.expires = info.expires.max(m.info.expires);
             }
         }
         let size = record_cost(record.value.len());

@@ -5,7 +5,7 @@
 use crate::circuit::ClientEvent;
 use crate::ids::{CircHandle, StreamHandle};
 use crate::site::address::SiteAddress;
-use crate::site::transfer::{Fetcher, Publisher, publisher};
+use crate::site::transfer::{Fetcher, Publisher};
 use crate::site::{Built, SiteTracker};
 use crate::time::Time;
 
@@ -151,7 +151,7 @@ impl SiteJob {
                 ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
                     self.state = SiteJobState::Running;
                     self.proto = Some(match &self.work {
-                        Work::Publish(b) => Proto::Publish(Box::new(publisher(b))),
+                        Work::Publish(b) => Proto::Publish(Box::new(Publisher::new(b))),
                         Work::Fetch(site) => Proto::Fetch(Box::new(Fetcher::new(
                             *site,
                             None,

@@ -129,10 +129,14 @@ pub struct FileOut {
 /// Bytes a fetch writes at most unless told otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
-/// Publishes a built site: blocks first, then the manifest.
+/// Publishes a built site: every block, then the manifest, each stored until the manifest
+/// expires (`06-dht.md#lifetime`). Blocks an earlier publish stored are sent again: the new
+/// expiry must reach them, or they would expire with the earlier manifest.
 #[derive(Debug)]
 pub struct Publisher {
     req: Requests,
+    /// Until when storers keep the records: the manifest's expiry.
+    expires: u64,
     queue: VecDeque<(Record, u32)>,
     manifest: Option<Record>,
     in_flight: BTreeMap<u32, (Record, u32)>,
@@ -146,12 +150,11 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Publish `built`, skipping blocks in `skip` (already stored by an earlier publish).
-    pub fn new(built: &Built, skip: &dyn Fn(&[u8; 32]) -> bool) -> Publisher {
+    /// Publish `built`.
+    pub fn new(built: &Built) -> Publisher {
         let queue: VecDeque<(Record, u32)> = built
             .blocks
             .iter()
-            .filter(|(h, _)| !skip(h))
             .map(|(h, b)| {
                 (
                     Record {
@@ -171,6 +174,7 @@ impl Publisher {
         let total = queue.len() + 1;
         Publisher {
             req: Requests::new(),
+            expires: built.parsed.expires.0,
             queue,
             manifest: Some(manifest),
             in_flight: BTreeMap::new(),
@@ -194,7 +198,12 @@ impl Publisher {
             };
             let (record, attempts) = next;
             let r = record.clone();
-            let id = self.req.send(|id| ExitRequest::Put { id, record: r });
+            let expires = self.expires;
+            let id = self.req.send(|id| ExitRequest::Put {
+                id,
+                record: r,
+                expires,
+            });
             self.in_flight.insert(id, (record, attempts + 1));
         }
         std::mem::take(&mut self.req.outbox)
@@ -597,9 +606,4 @@ impl Fetcher {
     pub fn take_result(&mut self) -> Option<FetchResult> {
         self.result.take()
     }
-}
-
-/// Build a publisher for `built` (all blocks).
-pub fn publisher(built: &Built) -> Publisher {
-    Publisher::new(built, &|_| false)
 }

@@ -83,12 +83,15 @@ pub enum DhtMsg {
         /// The record kind asked for.
         kind: RecordKind,
     },
-    /// Please store this record.
+    /// Please store this record until `expires` (`06-dht.md#lifetime`).
     Store {
         /// Request id.
         id: u32,
         /// The record.
         record: Record,
+        /// When the storer may drop it (Unix seconds): for a block, the expiry of the
+        /// manifest it was published for; ignored for a manifest (its own `expires` rules).
+        expires: u64,
     },
     /// The closest nodes the answerer knows.
     Nodes {
@@ -166,9 +169,14 @@ impl DhtMsg {
             DhtMsg::FindValue { id, key, kind } => {
                 w.u8(FIND_VALUE).u32(*id).bytes(key).u8(kind.0);
             }
-            DhtMsg::Store { id, record } => {
+            DhtMsg::Store {
+                id,
+                record,
+                expires,
+            } => {
                 w.u8(STORE).u32(*id);
                 record.write(&mut w);
+                w.u64(*expires);
             }
             DhtMsg::Nodes { id, nodes } => {
                 w.u8(NODES)
@@ -213,6 +221,7 @@ impl DhtMsg {
             STORE => DhtMsg::Store {
                 id,
                 record: Record::read(&mut r)?,
+                expires: r.u64()?,
             },
             NODES => {
                 let n = usize::from(r.u8()?);
@@ -271,12 +280,14 @@ pub enum ExitRequest {
         /// Key.
         key: [u8; 32],
     },
-    /// Store `record` on the nodes closest to its key.
+    /// Store `record` on the nodes closest to its key, until `expires`.
     Put {
         /// Request id.
         id: u32,
         /// The record.
         record: Record,
+        /// When storers may drop it (Unix seconds; as in [`DhtMsg::Store`]).
+        expires: u64,
     },
 }
 
@@ -320,9 +331,14 @@ impl ExitRequest {
             ExitRequest::Get { id, kind, key } => {
                 w.u8(1).u32(*id).u8(kind.0).bytes(key);
             }
-            ExitRequest::Put { id, record } => {
+            ExitRequest::Put {
+                id,
+                record,
+                expires,
+            } => {
                 w.u8(2).u32(*id);
                 record.write(&mut w);
+                w.u64(*expires);
             }
         }
         w.into_vec()
@@ -342,6 +358,7 @@ impl ExitRequest {
             2 => ExitRequest::Put {
                 id,
                 record: Record::read(&mut r)?,
+                expires: r.u64()?,
             },
             _ => {
                 return Err(DecodeError::InvalidValue {
@@ -483,6 +500,7 @@ mod tests {
             DhtMsg::Store {
                 id: 3,
                 record: rec.clone(),
+                expires: 1_800_000_000,
             },
             DhtMsg::Nodes {
                 id: 4,
@@ -506,6 +524,7 @@ mod tests {
             ExitRequest::Put {
                 id: 2,
                 record: rec.clone(),
+                expires: 1_800_000_000,
             },
         ] {
             assert_eq!(ExitRequest::decode(&m.encode()).unwrap(), m);
