@@ -210,6 +210,7 @@ fn bench_measures_a_local_network_and_writes_every_figure_as_json() {
         "2",
         "--idle-circuits",
         "120",
+        "--store-flood",
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -239,6 +240,10 @@ fn bench_measures_a_local_network_and_writes_every_figure_as_json() {
             assert!(f(&["gateway", site, pass, "total_s"]) > 0.0);
         }
     }
+    // Relay 1 flooded relay 2 with STOREs (issue 12, finding 4): circuits still built.
+    assert!(f(&["store_flood", "stores_sent"]) > 0.0, "{v}");
+    assert_eq!(f(&["store_flood", "samples"]), 30.0, "{v}");
+    assert_eq!(f(&["store_flood", "circuits_failed"]), 0.0, "{v}");
     assert!(f(&["idle_circuits", "circuits_held"]) >= 100.0, "{v}");
     assert!(f(&["idle_circuits", "rss_bytes_per_relay_circuit"]) >= 0.0);
     assert!(

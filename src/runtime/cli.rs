@@ -190,6 +190,11 @@ pub enum Command {
         /// some ports.
         #[arg(long, value_name = "PORT")]
         relay_port: Option<u16>,
+        /// Also build circuits while relay 1 (a directory member, with its own keys) floods
+        /// relay 2 with STOREs as fast as relay 2 reads them. With --relays 3 every circuit
+        /// passes through relay 2.
+        #[arg(long)]
+        store_flood: bool,
     },
     /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
     /// it, checking every byte.
@@ -370,6 +375,7 @@ pub fn main() -> ExitCode {
             json,
             tor_first_hop,
             relay_port,
+            store_flood,
         } => done(
             "bench",
             super::bench::bench(&super::bench::BenchOptions {
@@ -380,6 +386,7 @@ pub fn main() -> ExitCode {
                 json,
                 tor_first_hop,
                 relay_port,
+                store_flood,
             })
             .map(|()| true),
         ),

@@ -172,13 +172,23 @@ pub enum NetEvent {
     Opened(Conn, SocketAddr, Option<ConnectId>),
     /// A requested connection failed.
     ConnectFailed(ConnectId),
-    /// Bytes read from a link.
-    Bytes(LinkId, Vec<u8>),
+    /// Bytes read from a link; the link reads again once its turn is dropped (after the
+    /// owner task handled them).
+    Bytes(LinkId, Vec<u8>, ReadTurn),
     /// A link closed or broke.
     Closed(LinkId),
     /// Something outside the node (the gateway) has work for the [`App`]'s `tick`.
     Wake,
 }
+
+/// One of a link's [`READS_IN_FLIGHT`] reads waiting for the owner task. While a link has
+/// them all out, its reader reads nothing more, so one link flooding the relay can queue at
+/// most that many buffers ahead of every other link's cells (`09-relay.md#connections`).
+#[derive(Debug)]
+pub struct ReadTurn(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+/// Reads one link may have waiting for the owner task.
+const READS_IN_FLIGHT: usize = 2;
 
 /// Wakes the owner task so the [`App`] runs its `tick` (the gateway calls it after queueing
 /// a request or taking a chunk of a response body).
@@ -225,7 +235,7 @@ const NET_QUEUE: usize = 1024;
 /// disconnected rather than buffered for (`protocol-spec/09-relay.md#limits`).
 pub const WRITE_QUEUE_CAP: usize = 32 << 20;
 /// A busy link's read buffer.
-const READ_BUF_MAX: usize = 256 * 1024;
+const READ_BUF_MAX: usize = 64 * 1024;
 
 struct LinkTasks {
     writer: mpsc::UnboundedSender<Vec<u8>>,
@@ -414,7 +424,10 @@ impl Driver {
             NetEvent::ConnectFailed(request) => {
                 self.node.handle(now, Input::ConnectFailed { request })
             }
-            NetEvent::Bytes(link, bytes) => self.node.handle(now, Input::LinkBytes { link, bytes }),
+            NetEvent::Bytes(link, bytes, turn) => {
+                self.node.handle(now, Input::LinkBytes { link, bytes });
+                drop(turn);
+            }
             NetEvent::Closed(link) => {
                 if self.forget(link) {
                     self.node.handle(now, Input::LinkClosed { link });
@@ -461,32 +474,32 @@ impl Driver {
         let link = LinkId(self.next_link);
         self.next_link += 1;
         let tx = self.tx.clone();
+        let turns = Arc::new(tokio::sync::Semaphore::new(READS_IN_FLIGHT));
         let reader = tokio::spawn(async move {
             // Small until the peer sends much: an idle or handshaking connection holds 4 KiB.
             let mut buf = vec![0u8; 4096];
             loop {
+                // Read only with a turn free: the link's earlier reads were handled.
+                let Ok(turn) = turns.clone().acquire_owned().await else {
+                    return;
+                };
                 match rd.read(&mut buf).await {
-                    Ok(n) if n == buf.len() && buf.len() < READ_BUF_MAX => {
-                        if tx
-                            .send(NetEvent::Bytes(link, buf[..n].to_vec()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        buf = vec![0u8; READ_BUF_MAX];
-                    }
                     Ok(0) | Err(_) => {
                         let _ = tx.send(NetEvent::Closed(link)).await;
                         return;
                     }
                     Ok(n) => {
+                        let grow = n == buf.len() && buf.len() < READ_BUF_MAX;
+                        let bytes = buf[..n].to_vec();
                         if tx
-                            .send(NetEvent::Bytes(link, buf[..n].to_vec()))
+                            .send(NetEvent::Bytes(link, bytes, ReadTurn(turn)))
                             .await
                             .is_err()
                         {
                             return;
+                        }
+                        if grow {
+                            buf = vec![0u8; READ_BUF_MAX];
                         }
                     }
                 }

@@ -10,6 +10,7 @@
 //! Not in this module: protocol logic, or C tor (`benches/compare-tor.sh` runs both).
 
 mod apps;
+mod flood;
 mod http;
 mod procs;
 
@@ -43,6 +44,8 @@ pub struct BenchOptions {
     /// Every relay on this port (on its own address) instead of a free one: Tor exits
     /// accept only some ports.
     pub relay_port: Option<u16>,
+    /// Also build circuits while relay 1 floods relay 2 with `STORE`s.
+    pub store_flood: bool,
 }
 
 const MB: f64 = 1e6;
@@ -154,6 +157,11 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
     if !opts.skip_gateway {
         eprintln!("[bench] sites of 100 files through the gateway, cold and cached");
         out["gateway"] = net.gateway_fetches(dir)?;
+    }
+
+    if opts.store_flood {
+        eprintln!("[bench] 30 circuits while relay 1 floods relay 2 with STOREs");
+        out["store_flood"] = store_flood(&rt, &net, dir)?;
     }
 
     if opts.idle_circuits > 0 {
@@ -301,6 +309,38 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
         "hop_handshakes_per_relay_cpu_s": relay_circuits as f64 / cpu_at.max(1e-9),
         "circuit_build_median_ms_while_held": percentile(&builds, 50.0),
         "circuit_build_samples_while_held": builds.len(),
+    }))
+}
+
+/// Circuits built one by one while relay 1, a directory member, sends relay 2 `STORE`s of
+/// 3-byte blocks as fast as relay 2 reads them (issue 12, finding 4). With three relays every
+/// circuit passes through relay 2.
+fn store_flood(rt: &tokio::runtime::Runtime, net: &Network, dir: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(dir.join("r2").join("descriptor"))
+        .map_err(|e| format!("cannot read relay 2's descriptor: {e}"))?;
+    let (d, _) = crate::directory::Directory::from_bootstrap(&text, wall_now());
+    let target = d
+        .relays()
+        .next()
+        .ok_or("relay 2's descriptor is invalid")?
+        .clone();
+    let target_pid = net.relay_pids().get(1).copied().unwrap_or(0);
+    let cpu0 = procs::cpu_seconds(target_pid);
+    let flood = flood::StoreFlood::start(&dir.join("r1"), &target)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let mut builds = CircuitBench::new(5, 30, 0, 1);
+    let built = run_reader(rt, net, &mut builds, 120);
+    let (sent, secs) = flood.stop()?;
+    built?;
+    let cpu = procs::cpu_seconds(target_pid) - cpu0;
+    Ok(json!({
+        "stores_sent": sent,
+        "stores_per_s": sent as f64 / secs.max(1e-9),
+        "target_cpu_percent": cpu * 100.0 / secs.max(1e-9),
+        "circuit_build_median_ms": percentile(&builds.sequential_ms, 50.0),
+        "circuit_build_p99_ms": percentile(&builds.sequential_ms, 99.0),
+        "circuits_failed": builds.failed,
+        "samples": builds.sequential_ms.len(),
     }))
 }
 
@@ -481,6 +521,31 @@ fn print_table(r: &Value) {
             "MB/s",
         );
     }
+    row(
+        "STOREs per second, relay 1 flooding relay 2",
+        &["store_flood", "stores_per_s"],
+        "/s",
+    );
+    row(
+        "  relay 2's CPU while flooded (one core = 100)",
+        &["store_flood", "target_cpu_percent"],
+        "%",
+    );
+    row(
+        "  circuit build through relay 2, median, while flooded",
+        &["store_flood", "circuit_build_median_ms"],
+        "ms",
+    );
+    row(
+        "  circuit build through relay 2, p99, while flooded",
+        &["store_flood", "circuit_build_p99_ms"],
+        "ms",
+    );
+    row(
+        "  circuits that failed while flooded",
+        &["store_flood", "circuits_failed"],
+        "",
+    );
     row(
         "idle circuits held (3 relays each)",
         &["idle_circuits", "circuits_held"],
