@@ -57,6 +57,8 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
         top.as_str().is_some_and(|h| h.starts_with("view.")),
         "the site is the top-level document: {top}"
     );
+    // The gateway asks once per site before it loads a site in this mode.
+    browser.agree_to_read_here();
     browser.enter_frame(0);
     browser.wait_for(
         "return !!document.getElementById('intro') && document.getElementById('intro').textContent.includes('signed peer-to-peer site');",
@@ -101,6 +103,7 @@ fn chromium_reads_the_demo_site_confined_to_its_origin_and_the_dashboard_is_live
         "{mine}"
     );
     browser.goto(&format!("{second_url}/"));
+    browser.agree_to_read_here();
     browser.enter_frame(0);
     browser.wait_for(
         "return !!document.getElementById('second');",

@@ -7,7 +7,10 @@
 //! `_top`, with `ping`), and resource hints (`prefetch`, `preconnect`, `prerender`,
 //! `preload`, `modulepreload`). A listener on loopback stands in for the clearnet: it
 //! records every connection. In every reading mode the README offers (`.localhost`, and the
-//! gateway as HTTP proxy with the loopback bypass removed) the canary must see nothing. Two
+//! gateway as HTTP proxy with the loopback bypass removed) the canary must see nothing: in
+//! `.localhost` mode, nothing at all until the reader agrees to read the site there, and
+//! after that no request (Chromium's connection hints still open bare connections, which is
+//! why the mode asks first). Two
 //! controls show the canary would see a leak: the same pages served from an ordinary origin
 //! do reach it, and so does the frame page's "open it anyway" button, the one way out, which
 //! the reader must click.
@@ -287,10 +290,36 @@ fn no_page_action_of_a_hostile_site_reaches_the_clearnet() {
     let label = publish_site(&tmp, &demo.bootstrap, &folder);
     let driver = webdriver::Driver::start();
 
-    // 1. The default mode: http://<address>.localhost:PORT/ as a newcomer opens it.
+    // 1. http://<address>.localhost:PORT/ as a newcomer opens it. Until the reader agrees to
+    // read this site in this mode, the frame page loads nothing of it: every hostile page,
+    // connection hints included, reaches nothing at all.
     let b = driver.session(&tmp.join("profile"), &[]);
     let base = format!("http://{label}.localhost:{}", demo.port);
+    for page in [
+        "index", "meta", "location", "top", "hints", "open", "form", "links",
+    ] {
+        b.goto(&format!("{base}/{page}.html"));
+        b.wait_for(
+            "const c = document.getElementById('umbra-consent'); return !!c && !c.hidden;",
+            Duration::from_secs(10),
+            "the gateway's read-here question",
+        );
+        let src = b.run("return document.getElementById('umbra-site').getAttribute('src');");
+        assert_eq!(
+            src,
+            json!(null),
+            "{page}: the site loaded without the reader's consent"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        canary.hits(),
+        Vec::<String>::new(),
+        ".localhost mode before consent: the canary saw a connection"
+    );
+    // The reader agrees, once for this site.
     b.goto(&format!("{base}/index.html"));
+    b.agree_to_read_here();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         b.top();

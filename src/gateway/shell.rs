@@ -15,6 +15,13 @@
 //! navigation, the frame page's script shows the reader where the site tried to go and
 //! offers to open it in a new tab: the only way out, one the reader must click.
 //!
+//! One thing no page policy governs is a browser's connection hints: a site's
+//! `<link rel=preconnect>` makes Chromium open a bare TCP connection to the server it names,
+//! which learns the reader's address from it. So the frame page loads a site only once the
+//! reader has agreed, for that site, to read it in this mode; until then it shows what the
+//! mode does not protect and the anonymous way (`umbra browse`). The answer is kept in the
+//! frame page origin's own storage, which is the site's alone.
+//!
 //! Which requests count as top-level navigations: `Sec-Fetch-Dest: document`, or, from a
 //! browser that sends no Fetch Metadata, a request whose `Accept` asks for `text/html`
 //! (browsers send that on every navigation). Such browsers get the frame page and then a
@@ -112,6 +119,17 @@ pub fn shell_page(site: &SiteAddress, port: u16, target: &str) -> String {
          <p><button id=\"umbra-leave-open\" type=\"button\">Open that server in a new tab \
          anyway</button> \
          <button id=\"umbra-leave-stay\" type=\"button\">Stay on Umbra</button></p></div>\
+         <div id=\"umbra-consent\" role=\"dialog\" aria-labelledby=\"umbra-consent-title\" \
+         hidden><h1 id=\"umbra-consent-title\">Read this site here?</h1>\
+         <p>In this mode the site runs confined to its own frame: it cannot move this tab, \
+         open windows or send a request to another server. But a hostile site can still make \
+         your browser open a bare connection to a server it names (a connection hint), and \
+         that server learns your IP address. <strong>This mode is not anonymous against the \
+         site you open.</strong></p>\
+         <p>To read anonymously, open it with <code>umbra browse {address}</code>: a browser \
+         profile whose only way out is the gateway.</p>\
+         <p><button id=\"umbra-consent-yes\" type=\"button\">Read it here anyway</button> \
+         (remembered for this site in this browser)</p></div>\
          <iframe id=\"umbra-site\" title=\"{short}… (an Umbra site)\" data-src=\"{src}\" \
          sandbox=\"allow-scripts allow-same-origin allow-forms allow-modals\" \
          referrerpolicy=\"no-referrer\" allow=\"\"></iframe>\
@@ -119,6 +137,7 @@ pub fn shell_page(site: &SiteAddress, port: u16, target: &str) -> String {
          (the site's scripts stay confined). Open <code>{src}</code> in proxy mode instead.\
          </p></noscript></body></html>\n",
         src = escape_html(&src),
+        address = site,
     )
 }
 
@@ -176,6 +195,10 @@ mod tests {
         );
         assert!(!page.contains("allow-top-navigation") && !page.contains("allow-popups"));
         assert!(page.contains("/a.html?x=&quot;&lt;b&gt;&quot;"), "{page}");
+        // The site loads only after the reader agreed; the frame has no src until then.
+        assert!(page.contains("id=\"umbra-consent\""), "{page}");
+        assert!(!page.contains(" src=\"http"), "{page}");
+        assert!(page.contains(&format!("umbra browse {a}")), "{page}");
         // The site may be framed by its frame page only.
         let v = view_origin(&a, 8470);
         assert!(site_csp(Some(&v)).ends_with(&format!("frame-ancestors {v} 'self'")));

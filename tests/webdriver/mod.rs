@@ -240,6 +240,26 @@ impl Session {
             .map(|_| ())
     }
 
+    /// On a `.localhost` frame page (the top document): wait for the gateway's question
+    /// whether to read the site in this mode, and agree (`08-gateway.md#the-frame`). Later
+    /// visits to the same site load it at once.
+    #[allow(dead_code)]
+    pub fn agree_to_read_here(&self) {
+        self.top();
+        self.wait_for(
+            "const c = document.getElementById('umbra-consent'); return !!c && !c.hidden;",
+            Duration::from_secs(30),
+            "the gateway's read-here question",
+        );
+        self.click("#umbra-consent-yes")
+            .expect("click \"Read it here anyway\"");
+        self.wait_for(
+            "const f = document.getElementById('umbra-site'); return !f.hidden && !!f.getAttribute('src');",
+            Duration::from_secs(10),
+            "the site's frame to load",
+        );
+    }
+
     /// Run `script`, returning its error instead of failing (the page may be gone).
     pub fn try_run(&self, script: &str) -> Result<Value, String> {
         self.cmd(
