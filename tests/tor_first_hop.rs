@@ -8,8 +8,8 @@
 //! - the guard's own record: every link Umbra relays accepted from outside the Umbra
 //!   network came from a socket owned by a Tor exit process, none from the reader's.
 //!
-//! `.ci/run` runs it inside `unshare -n` (a namespace with only loopback). It fails, and
-//! says what to install, when `tor` is missing.
+//! `scripts/test` (which `.ci/run` calls) runs it inside `unshare -n` (a namespace with only
+//! loopback). It fails, and says what to install, when `tor` is missing.
 
 #![cfg(feature = "tor")]
 #![allow(clippy::disallowed_methods)]
@@ -146,7 +146,7 @@ fn start_tor(dir: &Path) -> TorNet {
         assert!(
             found,
             "`{tool}` is not installed: this test needs Debian's tor package \
-             (apt-get install -y tor; .ci/run installs it)"
+             (apt-get install -y tor; `bash scripts/test` installs it)"
         );
     }
     let scripts = shared_bench();

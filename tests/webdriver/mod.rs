@@ -23,7 +23,7 @@ pub fn require_chromium() {
         assert!(
             Path::new(p).exists(),
             "{p} is missing: the browser tests need Debian's `chromium` and `chromium-driver` \
-             packages (`apt-get install -y chromium chromium-driver`; .ci/run installs them)"
+             packages (`apt-get install -y chromium chromium-driver`; `bash scripts/test` installs them)"
         );
     }
 }
