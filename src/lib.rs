@@ -39,7 +39,7 @@
 )]
 #![deny(clippy::wildcard_imports, clippy::enum_glob_use)]
 
-pub mod circuit;
+pub(crate) mod circuit;
 pub mod crypto;
 pub mod dht;
 pub mod directory;

@@ -129,3 +129,23 @@ fn every_module_has_docs() {
         );
     }
 }
+
+/// Drivers (the tokio runtime, the simulator) and the reader's apps above the node see the
+/// node's events and calls only, never the circuit machine beneath it (`NodeEvent`, not
+/// `circuit::ClientEvent`).
+#[test]
+fn drivers_and_apps_import_node_not_circuit() {
+    for (path, text) in src_files() {
+        let above_node =
+            path.starts_with("runtime/") || path.starts_with("sim/") || path.starts_with("app/");
+        if !above_node {
+            continue;
+        }
+        for line in code_lines(&text) {
+            assert!(
+                !line.contains("crate::circuit"),
+                "{path} reaches past the node into the circuit machine: {line}"
+            );
+        }
+    }
+}

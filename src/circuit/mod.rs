@@ -215,21 +215,6 @@ impl ClientCircuits {
         self.actions.pop_front()
     }
 
-    /// Circuits open or being built.
-    pub fn len(&self) -> usize {
-        self.circs.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.circs.is_empty()
-    }
-
-    /// Whether `circ` is built.
-    pub fn is_built(&self, circ: CircHandle) -> bool {
-        self.circs.get(&circ).is_some_and(ClientCirc::built)
-    }
-
     /// Whether the circuit with this id on this link is ours.
     pub fn owns(&self, link: LinkId, circ_id: CircId) -> bool {
         self.by_link.contains_key(&(link, circ_id))

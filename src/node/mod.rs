@@ -9,11 +9,13 @@
 //! Not in this module: sockets, clocks, tasks (the runtime and the simulator drive it).
 
 mod content;
+mod event;
 mod exit_load;
 mod links;
 mod routing;
 
 pub use content::{DhtObserved, SiteValidator};
+pub use event::{CircuitFailure, NodeEvent};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -148,7 +150,7 @@ pub enum Output {
         link: LinkId,
     },
     /// Something the application hears.
-    Event(ClientEvent),
+    Event(NodeEvent),
 }
 
 /// A failure the node handled (closing what it affected), kept for logs and tests.
@@ -493,7 +495,7 @@ impl Node {
         self.pump(now);
     }
 
-    /// Request a 3-hop circuit; [`ClientEvent::Built`] or [`ClientEvent::Failed`] follows.
+    /// Request a 3-hop circuit; [`NodeEvent::Built`] or [`NodeEvent::Failed`] follows.
     pub fn build_circuit(&mut self, now: Time) -> CircHandle {
         let handle = CircHandle(self.next_circ);
         self.next_circ += 1;
@@ -572,9 +574,9 @@ impl Node {
             Err(e) => {
                 self.record(NodeError::Path(e));
                 self.builds.remove(&handle);
-                self.outputs.push_back(Output::Event(ClientEvent::Failed {
+                self.outputs.push_back(Output::Event(NodeEvent::Failed {
                     circ: handle,
-                    failure: crate::circuit::CircuitFailure::NoPath,
+                    failure: CircuitFailure::NoPath,
                     hop: None,
                 }));
             }
@@ -687,6 +689,6 @@ impl Node {
             }
             _ => {}
         }
-        self.outputs.push_back(Output::Event(ev));
+        self.outputs.push_back(Output::Event(ev.into()));
     }
 }

@@ -18,10 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::admission::Admission;
-use crate::circuit::ClientEvent;
 use crate::crypto::rng::UmbraRng;
 use crate::ids::{ConnectId, LinkId};
-use crate::node::{Input, Node, Output};
+use crate::node::{Input, Node, NodeEvent, Output};
 use crate::redact::Sensitive;
 use crate::time::{Time, WallTime};
 
@@ -208,7 +207,7 @@ pub trait App {
     /// The node was started; issue first commands.
     fn start(&mut self, node: &mut Node, now: Time);
     /// An event for the application.
-    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent);
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent);
     /// Called after every batch of work: push data as back-pressure allows.
     fn tick(&mut self, node: &mut Node, now: Time);
     /// `Some(code)` when the application is finished.
@@ -221,7 +220,7 @@ pub struct NoApp;
 
 impl App for NoApp {
     fn start(&mut self, _: &mut Node, _: Time) {}
-    fn on_event(&mut self, _: &mut Node, _: Time, _: ClientEvent) {}
+    fn on_event(&mut self, _: &mut Node, _: Time, _: NodeEvent) {}
     fn tick(&mut self, _: &mut Node, _: Time) {}
     fn finished(&self) -> Option<i32> {
         None

@@ -5,9 +5,8 @@
 //! module: the driver loop.
 
 use super::driver::App;
-use crate::circuit::ClientEvent;
 use crate::ids::{CircHandle, StreamHandle};
-use crate::node::Node;
+use crate::node::{Node, NodeEvent};
 use crate::time::Time;
 
 /// Bytes the probe keeps queued in the node at most.
@@ -65,12 +64,12 @@ impl App for Probe {
         self.circ = Some(node.build_circuit(now));
     }
 
-    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
         if self.result.is_some() {
             return;
         }
         match event {
-            ClientEvent::Built { circ, path } if Some(circ) == self.circ => {
+            NodeEvent::Built { circ, path } if Some(circ) == self.circ => {
                 self.built = Some(now);
                 if !self.quiet {
                     println!(
@@ -84,13 +83,13 @@ impl App for Probe {
                     Err(e) => self.fail(&e.to_string()),
                 }
             }
-            ClientEvent::Failed { failure, .. } | ClientEvent::Closed { failure, .. } => {
+            NodeEvent::Failed { failure, .. } | NodeEvent::Closed { failure, .. } => {
                 self.fail(&failure.to_string())
             }
-            ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
+            NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
                 self.opened = Some(now);
             }
-            ClientEvent::StreamData { stream, data } if Some(stream) == self.stream => {
+            NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
                 for (k, b) in data.iter().enumerate() {
                     if *b != pattern(self.received + k as u64) {
                         self.fail(&format!(
@@ -115,7 +114,7 @@ impl App for Probe {
                     self.result = Some(0);
                 }
             }
-            ClientEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
+            NodeEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
                 self.fail(&format!("stream ended (reason {reason})"))
             }
             _ => {}

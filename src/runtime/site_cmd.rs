@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::driver::{App, Driver, os_rng, wall_now};
 use super::relay_cmd::load_bootstrap;
-use crate::circuit::ClientEvent;
 use crate::crypto::keystore;
 use crate::ids::{CircHandle, StreamHandle};
-use crate::node::{Node, NodeConfig};
+use crate::node::{Node, NodeConfig, NodeEvent};
 use crate::site::address::SiteAddress;
 use crate::site::transfer::{Fetcher, FileOut, Publisher};
 use crate::site::{Built, SiteTracker, build, manifest};
@@ -309,29 +308,29 @@ impl App for SiteApp {
         self.circ = Some(node.build_circuit(now));
     }
 
-    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
         if self.result.is_some() {
             return;
         }
         match event {
-            ClientEvent::Built { circ, .. } if Some(circ) == self.circ => {
+            NodeEvent::Built { circ, .. } if Some(circ) == self.circ => {
                 match node.open_stream(now, circ, b"dht") {
                     Ok(s) => self.stream = Some(s),
                     Err(e) => self.restart(node, now, &e.to_string()),
                 }
             }
-            ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
+            NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
                 self.begin(node, now)
             }
-            ClientEvent::StreamData { stream, data } if Some(stream) == self.stream => {
+            NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
                 self.on_data(node, now, &data)
             }
-            ClientEvent::Failed { circ, failure, .. } | ClientEvent::Closed { circ, failure }
+            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure }
                 if Some(circ) == self.circ =>
             {
                 self.restart(node, now, &failure.to_string())
             }
-            ClientEvent::StreamEnded { stream, .. } if Some(stream) == self.stream => {
+            NodeEvent::StreamEnded { stream, .. } if Some(stream) == self.stream => {
                 self.restart(node, now, "the exit closed the stream")
             }
             _ => {}

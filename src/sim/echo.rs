@@ -1,9 +1,9 @@
 //! An echo client for simulated readers: build a circuit, open an `echo` stream, send a
 //! payload, check every byte that comes back. Used by the scenarios in `tests/`.
 
-use crate::circuit::ClientEvent;
 use crate::crypto::keys::NodeId;
 use crate::ids::{CircHandle, StreamHandle};
+use crate::node::NodeEvent;
 use crate::time::Time;
 
 use super::World;
@@ -79,14 +79,14 @@ impl EchoJob {
 
     fn react(&mut self, world: &mut World) {
         let now = world.now();
-        let events: Vec<ClientEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
+        let events: Vec<NodeEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
         self.cursor += events.len();
         for ev in events {
             if self.over() {
                 return;
             }
             match ev {
-                ClientEvent::Built { circ, path } if circ == self.circ => {
+                NodeEvent::Built { circ, path } if circ == self.circ => {
                     self.path = path;
                     self.built_at = Some(now);
                     match world.node_mut(self.reader).open_stream(now, circ, b"echo") {
@@ -98,14 +98,13 @@ impl EchoJob {
                     }
                     world.after_command(self.reader);
                 }
-                ClientEvent::Failed { circ, failure, .. }
-                | ClientEvent::Closed { circ, failure }
+                NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure }
                     if circ == self.circ =>
                 {
                     self.state = JobState::Failed(failure.to_string());
                     self.finished_at = Some(now);
                 }
-                ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
+                NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
                     self.state = JobState::Echoing;
                     let r = world
                         .node_mut(self.reader)
@@ -115,7 +114,7 @@ impl EchoJob {
                         self.state = JobState::Failed(e.to_string());
                     }
                 }
-                ClientEvent::StreamData { stream, data } if Some(stream) == self.stream => {
+                NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
                     let end = self.received + data.len();
                     if self.payload.get(self.received..end) != Some(&data[..]) {
                         self.state = JobState::Corrupted;
@@ -129,7 +128,7 @@ impl EchoJob {
                         world.after_command(self.reader);
                     }
                 }
-                ClientEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
+                NodeEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
                     self.state = JobState::Failed(format!("stream ended ({reason})"));
                 }
                 _ => {}

@@ -16,12 +16,11 @@ use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::circuit::ClientEvent;
 use crate::crypto::keys::{IdentityKey, LinkKeypair, NodeId};
 use crate::crypto::rng::UmbraRng;
 use crate::directory::{Descriptor, Directory, Roles};
 use crate::ids::{ConnectId, LinkId};
-use crate::node::{Input, Node, NodeConfig, Output, RelayKeys};
+use crate::node::{Input, Node, NodeConfig, NodeEvent, Output, RelayKeys};
 use crate::relay::Misbehaviour;
 use crate::time::{Time, WallTime};
 use queue::{EventQueue, TimerSlot};
@@ -78,7 +77,7 @@ pub struct SimNode {
     /// Whether it is running.
     pub up: bool,
     /// Application events it produced, in order.
-    pub events: Vec<ClientEvent>,
+    pub events: Vec<NodeEvent>,
     keys: Option<RelayKeys>,
     /// Extra delay on everything this node sends (a hostile or congested node).
     pub extra_delay: Duration,

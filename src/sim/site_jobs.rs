@@ -2,8 +2,8 @@
 //! service (`protocol-spec/07-sites.md#publishing`). A job that loses its circuit starts
 //! over on a new one, up to [`JOB_ATTEMPTS`] times.
 
-use crate::circuit::ClientEvent;
 use crate::ids::{CircHandle, StreamHandle};
+use crate::node::NodeEvent;
 use crate::site::address::SiteAddress;
 use crate::site::transfer::{Fetcher, Publisher};
 use crate::site::{Built, SiteTracker};
@@ -127,7 +127,7 @@ impl SiteJob {
     }
 
     fn react(&mut self, world: &mut World) {
-        let events: Vec<ClientEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
+        let events: Vec<NodeEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
         self.cursor += events.len();
         for ev in events {
             if self.over() {
@@ -135,20 +135,19 @@ impl SiteJob {
             }
             let now = world.now();
             match ev {
-                ClientEvent::Built { circ, .. } if circ == self.circ => {
+                NodeEvent::Built { circ, .. } if circ == self.circ => {
                     match world.node_mut(self.reader).open_stream(now, circ, b"dht") {
                         Ok(s) => self.stream = Some(s),
                         Err(e) => self.retry(world, e.to_string()),
                     }
                     world.after_command(self.reader);
                 }
-                ClientEvent::Failed { circ, failure, .. }
-                | ClientEvent::Closed { circ, failure }
+                NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure }
                     if circ == self.circ =>
                 {
                     self.retry(world, failure.to_string());
                 }
-                ClientEvent::StreamOpened { stream } if Some(stream) == self.stream => {
+                NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
                     self.state = SiteJobState::Running;
                     self.proto = Some(match &self.work {
                         Work::Publish(b) => Proto::Publish(Box::new(Publisher::new(b))),
@@ -160,7 +159,7 @@ impl SiteJob {
                     });
                     self.pump(world);
                 }
-                ClientEvent::StreamData { stream, data } if Some(stream) == self.stream => {
+                NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
                     let tracker = &mut self.tracker;
                     let outcome = match self.proto.as_mut() {
                         Some(Proto::Publish(p)) => {
@@ -186,7 +185,7 @@ impl SiteJob {
                         None => self.pump(world),
                     }
                 }
-                ClientEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
+                NodeEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
                     self.retry(world, format!("stream ended ({reason})"));
                 }
                 _ => {}

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::circuit::ClientEvent;
 use crate::ids::{CircHandle, StreamHandle};
-use crate::node::Node;
+use crate::node::{Node, NodeEvent};
 use crate::runtime::driver::App;
 use crate::runtime::probe::{IN_FLIGHT, pattern};
 use crate::time::Time;
@@ -111,9 +110,9 @@ impl App for CircuitBench {
         self.launch(node, now);
     }
 
-    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
         match event {
-            ClientEvent::Built { circ, .. } => {
+            NodeEvent::Built { circ, .. } => {
                 let Some((start, phase)) = self.pending.remove(&circ) else {
                     return;
                 };
@@ -131,7 +130,7 @@ impl App for CircuitBench {
                 }
                 node.close_circuit(now, circ);
             }
-            ClientEvent::Failed { circ, .. } if self.pending.remove(&circ).is_some() => {
+            NodeEvent::Failed { circ, .. } if self.pending.remove(&circ).is_some() => {
                 self.failed += 1;
             }
             _ => {}
@@ -217,12 +216,12 @@ impl App for BulkBench {
         }
     }
 
-    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
         if self.result.is_some() {
             return;
         }
         match event {
-            ClientEvent::Built { circ, .. } => {
+            NodeEvent::Built { circ, .. } => {
                 let Some(s) = self.streams.iter_mut().find(|s| s.circ == circ) else {
                     return;
                 };
@@ -234,7 +233,7 @@ impl App for BulkBench {
                     Err(e) => self.fail(format!("open stream: {e}")),
                 }
             }
-            ClientEvent::StreamOpened { stream } => {
+            NodeEvent::StreamOpened { stream } => {
                 if let Some(s) = self.streams.iter_mut().find(|s| s.data == Some(stream)) {
                     s.leg = Leg::Sending;
                 }
@@ -247,7 +246,7 @@ impl App for BulkBench {
                     self.span = Some((now, now));
                 }
             }
-            ClientEvent::StreamData { stream, data } => {
+            NodeEvent::StreamData { stream, data } => {
                 let Some(s) = self.streams.iter_mut().find(|s| s.ping == Some(stream)) else {
                     return;
                 };
@@ -264,7 +263,7 @@ impl App for BulkBench {
                     self.result = Some(0);
                 }
             }
-            ClientEvent::Failed { circ, failure, .. } | ClientEvent::Closed { circ, failure } => {
+            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure } => {
                 if self
                     .streams
                     .iter()
@@ -273,7 +272,7 @@ impl App for BulkBench {
                     self.fail(format!("circuit: {failure}"))
                 }
             }
-            ClientEvent::StreamEnded { reason, .. } => {
+            NodeEvent::StreamEnded { reason, .. } => {
                 self.fail(format!("stream ended early (reason {reason})"))
             }
         }
@@ -359,10 +358,10 @@ impl App for IdleCircuits {
         self.tick(node, now);
     }
 
-    fn on_event(&mut self, _: &mut Node, _: Time, event: ClientEvent) {
+    fn on_event(&mut self, _: &mut Node, _: Time, event: NodeEvent) {
         let counter = match event {
-            ClientEvent::Built { .. } => &self.counts.built,
-            ClientEvent::Failed { .. } => &self.counts.failed,
+            NodeEvent::Built { .. } => &self.counts.built,
+            NodeEvent::Failed { .. } => &self.counts.failed,
             _ => return,
         };
         self.in_flight = self.in_flight.saturating_sub(1);

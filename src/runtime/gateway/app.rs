@@ -16,13 +16,12 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::status::{Sample, StatusInfo};
-use crate::circuit::ClientEvent;
 use crate::crypto::keys::NodeId;
 use crate::gateway::fetch::{FetchEvent, SiteFetch};
 use crate::gateway::range::{self, Plan};
 use crate::gateway::{error_page, site_headers};
 use crate::ids::{CircHandle, StreamHandle};
-use crate::node::Node;
+use crate::node::{Node, NodeEvent};
 use crate::runtime::driver::App;
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
@@ -766,9 +765,9 @@ impl App for GatewayApp {
         self.sample(node, now);
     }
 
-    fn on_event(&mut self, node: &mut Node, now: Time, event: ClientEvent) {
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
         match event {
-            ClientEvent::Built { circ, path } => {
+            NodeEvent::Built { circ, path } => {
                 let Some(key) = self.by_circ.get(&circ).copied() else {
                     return;
                 };
@@ -784,7 +783,7 @@ impl App for GatewayApp {
                     Err(e) => self.on_circuit_lost(node, now, key, &e.to_string()),
                 }
             }
-            ClientEvent::StreamOpened { stream } => {
+            NodeEvent::StreamOpened { stream } => {
                 if let Some(c) = self
                     .by_stream
                     .get(&stream)
@@ -794,7 +793,7 @@ impl App for GatewayApp {
                     c.failures = 0;
                 }
             }
-            ClientEvent::StreamData { stream, data } => {
+            NodeEvent::StreamData { stream, data } => {
                 let Some(key) = self.by_stream.get(&stream).copied() else {
                     return;
                 };
@@ -826,12 +825,12 @@ impl App for GatewayApp {
                     self.on_fetch_event(now, key, ev);
                 }
             }
-            ClientEvent::StreamEnded { stream, .. } => {
+            NodeEvent::StreamEnded { stream, .. } => {
                 if let Some(key) = self.by_stream.get(&stream).copied() {
                     self.on_circuit_lost(node, now, key, "the exit closed the stream");
                 }
             }
-            ClientEvent::Failed { circ, failure, .. } | ClientEvent::Closed { circ, failure } => {
+            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure } => {
                 if let Some(key) = self.by_circ.get(&circ).copied() {
                     self.on_circuit_lost(node, now, key, &failure.to_string());
                 }
