@@ -22,15 +22,17 @@
 //! | [`relay`] | the relay switch, per-hop layers, limits, exit services | 04, 09 |
 //! | [`dht`] | sans-IO Kademlia: routing table, lookups, record stores | 06 |
 //! | [`site`] | addresses, signed manifests, rollback tracking, publish/fetch machines | 07 |
-//! | [`node`] | the sans-IO node composing all of the above | 09 |
+//! | [`node`] | the sans-IO node composing all of the above; its events (`NodeEvent`) | 09 |
+//! | [`app`] | the reader's apps over a node, sans-IO: the `App` trait, `ServiceSession`, echo | 05, 07 |
 //! | [`gateway`] | the browser gateway's routing, confinement headers, ranges, per-site fetching | 08 |
 //! | [`sim`] | deterministic simulators over real nodes and real DHT engines | README#determinism |
 //! | [`interop`] | vector runners: bundled public vectors, Umbra's goldens, external files | interop/README.md |
 //! | `runtime` | \[feature `runtime`\] CLI, tokio driver, redb store, configuration | — |
 //!
-//! Dependency direction: `runtime` and `sim` → `node` → (link, circuit, relay, dht, site,
-//! directory) → crypto → wire → error, time, ids, flow. Siblings never import each other;
-//! `node` composes them.
+//! Dependency direction: `runtime` and `sim` → `app` → `node` → (link, circuit, relay, dht,
+//! site, directory) → crypto → wire → error, time, ids, flow. Siblings never import each
+//! other; `node` composes them; apps and drivers see `node` only (the circuit machine is
+//! crate-private).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -39,6 +41,7 @@
 )]
 #![deny(clippy::wildcard_imports, clippy::enum_glob_use)]
 
+pub mod app;
 pub(crate) mod circuit;
 pub mod crypto;
 pub mod dht;

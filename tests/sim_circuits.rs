@@ -7,17 +7,20 @@ use common::seed;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use umbra::app::echo::{Echo, EchoState};
 use umbra::node::NodeError;
 use umbra::relay::{Misbehaviour, Observation, PrevKind, RelayError};
-use umbra::sim::echo::{EchoJob, JobState};
-use umbra::sim::run_jobs;
-use umbra::sim::{NetModel, World};
+use umbra::sim::{AppId, NetModel, World};
 use umbra::time::Time;
 
-fn payload(n: usize, salt: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
-        .collect()
+/// Start the echo app on reader `r`: `n` bytes through a fresh circuit.
+fn echo(w: &mut World, r: usize, n: u64) -> AppId {
+    w.spawn(r, Box::new(Echo::new(n)))
+}
+
+/// The echo apps `ids`, to read their results.
+fn echoes<'a>(w: &'a World, ids: &[AppId]) -> Vec<&'a Echo> {
+    ids.iter().map(|&id| w.app::<Echo>(id).unwrap()).collect()
 }
 
 fn secs(s: u64) -> Time {
@@ -71,12 +74,11 @@ fn assert_no_relay_saw_both_ends(world: &World) {
 #[test]
 fn small_world_echo() {
     let mut w = World::new(seed(1), 12, 3, NetModel::default());
-    let mut jobs: Vec<EchoJob> = (12..15)
-        .map(|r| EchoJob::start(&mut w, r, payload(20_000, r as u8)))
-        .collect();
-    run_jobs(&mut w, &mut jobs, secs(60));
-    for j in &jobs {
-        assert_eq!(j.state, JobState::Done, "{j:?}");
+    let ids: Vec<AppId> = (12..15).map(|r| echo(&mut w, r, 20_000)).collect();
+    w.run_apps(&ids, secs(60));
+    let jobs = echoes(&w, &ids);
+    for j in jobs.iter().copied() {
+        assert_eq!(j.state, EchoState::Done, "{j:?}");
         assert_eq!(j.path.len(), 3);
     }
     assert_no_relay_saw_both_ends(&w);
@@ -85,17 +87,16 @@ fn small_world_echo() {
 #[test]
 fn thousand_relays_hundred_readers_every_circuit_echoes() {
     let mut w = World::new(seed(2), 1000, 100, NetModel::default());
-    let mut jobs: Vec<EchoJob> = (1000..1100)
-        .map(|r| EchoJob::start(&mut w, r, payload(8_000, r as u8)))
-        .collect();
-    run_jobs(&mut w, &mut jobs, secs(120));
-    let done = jobs.iter().filter(|j| j.state == JobState::Done).count();
+    let ids: Vec<AppId> = (1000..1100).map(|r| echo(&mut w, r, 8_000)).collect();
+    w.run_apps(&ids, secs(120));
+    let jobs = echoes(&w, &ids);
+    let done = jobs.iter().filter(|j| j.state == EchoState::Done).count();
     assert_eq!(
         done,
         100,
         "{:?}",
         jobs.iter()
-            .filter(|j| j.state != JobState::Done)
+            .filter(|j| j.state != EchoState::Done)
             .collect::<Vec<_>>()
     );
     let mut build_ms: Vec<u128> = jobs
@@ -123,7 +124,7 @@ fn ten_percent_relay_churn_circuits_complete_after_retries() {
         },
     );
     // Readers ask for circuits in four waves while 100 relays (10%) stop at random moments.
-    let mut jobs = Vec::new();
+    let mut ids = Vec::new();
     let mut rng = umbra::crypto::rng::UmbraRng::from_u64(s ^ 0x5eed);
     let mut kill_at: Vec<(u64, usize)> = (0..100)
         .map(|_| (rng.below(20_000), rng.below(1000) as usize))
@@ -132,11 +133,7 @@ fn ten_percent_relay_churn_circuits_complete_after_retries() {
     let mut kills = kill_at.into_iter().peekable();
     for wave in 0..4u64 {
         for r in 1000..1100 {
-            jobs.push(EchoJob::start(
-                &mut w,
-                r,
-                payload(4_000, (r + wave as usize) as u8),
-            ));
+            ids.push(echo(&mut w, r, 4_000));
         }
         let until = Time::ZERO + Duration::from_millis(5_000 * (wave + 1));
         while let Some(&(t, victim)) = kills.peek() {
@@ -144,26 +141,26 @@ fn ten_percent_relay_churn_circuits_complete_after_retries() {
             if at > until {
                 break;
             }
-            run_jobs(&mut w, &mut jobs, at);
+            w.run_apps(&ids, at);
             w.kill(victim);
             kills.next();
         }
-        run_jobs(&mut w, &mut jobs, until);
+        w.run_apps(&ids, until);
     }
-    run_jobs(&mut w, &mut jobs, secs(200));
+    w.run_apps(&ids, secs(200));
+    let jobs = echoes(&w, &ids);
     let total = jobs.len();
     let built = jobs.iter().filter(|j| j.built_at.is_some()).count();
-    let echoed = jobs.iter().filter(|j| j.state == JobState::Done).count();
+    let echoed = jobs.iter().filter(|j| j.state == EchoState::Done).count();
     eprintln!("churn: {built}/{total} circuits built after retries, {echoed} echoed completely");
-    for j in &jobs {
-        assert_ne!(
-            j.state,
-            JobState::Corrupted,
+    for j in jobs.iter().copied() {
+        assert!(
+            !matches!(j.state, EchoState::Corrupted(_)),
             "an altered byte reached the reader"
         );
-        if j.built_at.is_some() && j.state != JobState::Done {
+        if j.built_at.is_some() && j.state != EchoState::Done {
             // Only churn may break a built circuit: its link or a hop went away.
-            let JobState::Failed(why) = &j.state else {
+            let EchoState::Failed(why) = &j.state else {
                 panic!("{j:?} never finished")
             };
             assert!(
@@ -192,10 +189,9 @@ fn tampering_relay_is_caught_at_the_next_hop() {
             },
         );
     }
-    let mut jobs: Vec<EchoJob> = (40..70)
-        .map(|r| EchoJob::start(&mut w, r, payload(6_000, r as u8)))
-        .collect();
-    run_jobs(&mut w, &mut jobs, secs(120));
+    let ids: Vec<AppId> = (40..70).map(|r| echo(&mut w, r, 6_000)).collect();
+    w.run_apps(&ids, secs(120));
+    let jobs = echoes(&w, &ids);
     let tampered: u64 = hostile
         .iter()
         .map(|&h| w.nodes()[h].node.relay_stats().unwrap().tampered)
@@ -221,13 +217,12 @@ fn tampering_relay_is_caught_at_the_next_hop() {
     // already torn the circuit down.
     assert!(caught + late >= tampered, "{caught} + {late} < {tampered}");
     assert!(caught >= 1);
-    for j in &jobs {
-        assert_ne!(
-            j.state,
-            JobState::Corrupted,
+    for j in jobs.iter().copied() {
+        assert!(
+            !matches!(j.state, EchoState::Corrupted(_)),
             "an altered byte reached the reader"
         );
-        if j.state == JobState::Done {
+        if j.state == EchoState::Done {
             // A completed circuit never forwarded through a hostile relay as guard or middle.
             for (i, hop) in j.path.iter().enumerate().take(2) {
                 let idx = w.index_of(*hop).unwrap();
@@ -266,17 +261,15 @@ fn dropping_replaying_and_delaying_relays_never_corrupt_and_spare_other_circuits
     for h in 6..9 {
         w.set_extra_delay(h, Duration::from_secs(3));
     }
-    let mut jobs: Vec<EchoJob> = (60..100)
-        .map(|r| EchoJob::start(&mut w, r, payload(30_000, r as u8)))
-        .collect();
-    run_jobs(&mut w, &mut jobs, secs(180));
+    let ids: Vec<AppId> = (60..100).map(|r| echo(&mut w, r, 30_000)).collect();
+    w.run_apps(&ids, secs(180));
+    let jobs = echoes(&w, &ids);
     let mut through_bad = 0;
     let mut clean_done = 0;
     let mut clean = 0;
-    for j in &jobs {
-        assert_ne!(
-            j.state,
-            JobState::Corrupted,
+    for j in jobs.iter().copied() {
+        assert!(
+            !matches!(j.state, EchoState::Corrupted(_)),
             "an altered byte reached the reader"
         );
         let forwards_through_hostile = j
@@ -289,12 +282,12 @@ fn dropping_replaying_and_delaying_relays_never_corrupt_and_spare_other_circuits
             // 30 kB needs ~60 forward cells: a dropping or replaying hop is always caught.
             assert_ne!(
                 j.state,
-                JobState::Done,
+                EchoState::Done,
                 "a circuit through a dropping/replaying relay completed: {j:?}"
             );
         } else if j.built_at.is_some() {
             clean += 1;
-            clean_done += usize::from(j.state == JobState::Done);
+            clean_done += usize::from(j.state == EchoState::Done);
         }
     }
     eprintln!(
@@ -313,12 +306,11 @@ fn partitioned_and_restarted_relays_are_routed_around_then_used_again() {
     for &i in &cut {
         w.partition(i);
     }
-    let mut jobs: Vec<EchoJob> = (16..20)
-        .map(|r| EchoJob::start(&mut w, r, payload(5_000, r as u8)))
-        .collect();
-    run_jobs(&mut w, &mut jobs, secs(120));
-    for j in &jobs {
-        assert_eq!(j.state, JobState::Done, "{j:?}");
+    let ids: Vec<AppId> = (16..20).map(|r| echo(&mut w, r, 5_000)).collect();
+    w.run_apps(&ids, secs(120));
+    let jobs = echoes(&w, &ids);
+    for j in jobs.iter().copied() {
+        assert_eq!(j.state, EchoState::Done, "{j:?}");
         for hop in &j.path {
             assert!(
                 !cut.contains(&w.index_of(*hop).unwrap()),
@@ -336,14 +328,15 @@ fn partitioned_and_restarted_relays_are_routed_around_then_used_again() {
         w.restart(i);
     }
     let back: Vec<usize> = (0..8).collect();
-    let mut jobs: Vec<EchoJob> = (20..24)
+    let ids: Vec<AppId> = (20..24)
         .flat_map(|r| [r, r])
-        .map(|r| EchoJob::start(&mut w, r, payload(5_000, r as u8)))
+        .map(|r| echo(&mut w, r, 5_000))
         .collect();
     let t = w.now();
-    run_jobs(&mut w, &mut jobs, t + Duration::from_secs(120));
+    w.run_apps(&ids, t + Duration::from_secs(120));
+    let jobs = echoes(&w, &ids);
     assert!(
-        jobs.iter().all(|j| j.state == JobState::Done),
+        jobs.iter().all(|j| j.state == EchoState::Done),
         "{:?}",
         jobs.iter().map(|j| &j.state).collect::<Vec<_>>()
     );

@@ -11,11 +11,22 @@ use std::time::Duration;
 use umbra::crypto::keys::IdentityKey;
 use umbra::crypto::rng::UmbraRng;
 use umbra::dht::DhtConfig;
-use umbra::sim::run_jobs;
 use umbra::sim::site_jobs::{SiteJob, SiteJobState, Work};
-use umbra::sim::{NetModel, World};
+use umbra::sim::{AppId, NetModel, World};
 use umbra::site::build;
 use umbra::time::Time;
+
+/// Start a site job on reader `r`.
+fn job(w: &mut World, r: usize, work: Work) -> AppId {
+    w.spawn(r, Box::new(SiteJob::new(work)))
+}
+
+/// The site jobs `ids`, to read their results.
+fn jobs_of<'a>(w: &'a World, ids: &[AppId]) -> Vec<&'a SiteJob> {
+    ids.iter()
+        .map(|&id| w.app::<SiteJob>(id).unwrap())
+        .collect()
+}
 
 fn at(secs: u64) -> Time {
     Time::ZERO + Duration::from_secs(secs)
@@ -62,24 +73,22 @@ fn publish_leave_fetch_small_world() {
         let files = site_files(&mut rng, p);
         let built = build(&key, &files, 1, w.nodes()[80].node.wall(w.now()), 86_400).unwrap();
         sites.push((built.parsed.address(), files));
-        jobs.push(SiteJob::start(
-            &mut w,
-            80 + p,
-            Work::Publish(Box::new(built)),
-        ));
+        jobs.push(job(&mut w, 80 + p, Work::Publish(Box::new(built))));
     }
-    run_jobs(&mut w, &mut jobs, at(300));
-    for j in &jobs {
+    w.run_apps(&jobs, at(300));
+    let done = jobs_of(&w, &jobs);
+    for j in &done {
         assert_eq!(j.state, SiteJobState::Done, "publish: {j:?}");
     }
     // Publishers leave; other readers fetch every site.
-    let mut fetches: Vec<SiteJob> = sites
+    let fetches: Vec<AppId> = sites
         .iter()
         .enumerate()
-        .map(|(i, (addr, _))| SiteJob::start(&mut w, 84 + i, Work::Fetch(*addr)))
+        .map(|(i, (addr, _))| job(&mut w, 84 + i, Work::Fetch(*addr)))
         .collect();
-    run_jobs(&mut w, &mut fetches, at(600));
-    for (j, (_, files)) in fetches.iter().zip(&sites) {
+    w.run_apps(&fetches, at(600));
+    let fetched = jobs_of(&w, &fetches);
+    for (j, (_, files)) in fetched.iter().zip(&sites) {
         assert_eq!(j.state, SiteJobState::Done, "fetch: {:?}", j.last_error);
         let mut want = files.clone();
         want.sort();
@@ -119,15 +128,12 @@ fn full_stack_publish_leave_churn_fetch() {
         )
         .unwrap();
         sites.push((built.parsed.address(), files));
-        jobs.push(SiteJob::start(
-            &mut w,
-            relays + p,
-            Work::Publish(Box::new(built)),
-        ));
+        jobs.push(job(&mut w, relays + p, Work::Publish(Box::new(built))));
     }
-    run_jobs(&mut w, &mut jobs, at(400));
+    w.run_apps(&jobs, at(400));
+    let done = jobs_of(&w, &jobs);
     assert!(
-        jobs.iter().all(|j| j.state == SiteJobState::Done),
+        done.iter().all(|j| j.state == SiteJobState::Done),
         "publish failed"
     );
     // Publishers leave; 20% of relays leave over 30 minutes; storers republish every 5.
@@ -142,13 +148,14 @@ fn full_stack_publish_leave_churn_fetch() {
     }
     w.run_until(base + Duration::from_secs(1900));
     let t0 = w.now();
-    let mut fetches: Vec<SiteJob> = sites
+    let fetches: Vec<AppId> = sites
         .iter()
         .enumerate()
-        .map(|(i, (addr, _))| SiteJob::start(&mut w, relays + 10 + i, Work::Fetch(*addr)))
+        .map(|(i, (addr, _))| job(&mut w, relays + 10 + i, Work::Fetch(*addr)))
         .collect();
-    run_jobs(&mut w, &mut fetches, t0 + Duration::from_secs(600));
-    for (j, (_, files)) in fetches.iter().zip(&sites) {
+    w.run_apps(&fetches, t0 + Duration::from_secs(600));
+    let fetched = jobs_of(&w, &fetches);
+    for (j, (_, files)) in fetched.iter().zip(&sites) {
         assert_eq!(
             j.state,
             SiteJobState::Done,

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{Driver, NoApp, os_rng, wall_now};
+use super::driver::{Driver, os_rng, wall_now};
 use super::gateway::status::StatusInfo;
-use super::probe::Probe;
 use super::relay_cmd::signed_descriptor;
+use crate::app::NoApp;
+use crate::app::echo::Echo;
 use crate::crypto::keys::{IdentityKey, LinkKeypair};
 use crate::directory::Directory;
 use crate::node::{Node, NodeConfig, RelayKeys};
@@ -181,11 +182,11 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
     };
     if opts.echo > 0 {
         let node = Node::new(reader_cfg(), None, dir.clone(), os_rng());
-        let mut app = Probe::new(opts.echo, false);
-        let code = Driver::new(node, Instant::now())
+        let mut app = Echo::new(opts.echo);
+        let _ = Driver::new(node, Instant::now())
             .run(None, &mut app, tokio::time::sleep(Duration::from_secs(60)))
             .await;
-        if code != 0 || super::driver::App::finished(&app).is_none() {
+        if super::probe::report(&app, false) != 0 {
             return Err("the echo through a 3-hop circuit did not complete".into());
         }
     }

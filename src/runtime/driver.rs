@@ -18,9 +18,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::admission::Admission;
+use crate::app::App;
 use crate::crypto::rng::UmbraRng;
 use crate::ids::{ConnectId, LinkId};
-use crate::node::{Input, Node, NodeEvent, Output};
+use crate::node::{Input, Node, Output};
 use crate::redact::Sensitive;
 use crate::time::{Time, WallTime};
 
@@ -199,31 +200,6 @@ impl Waker {
     /// tick anyway.
     pub fn wake(&self) {
         let _ = self.0.try_send(NetEvent::Wake);
-    }
-}
-
-/// The application on top of the node (a probe, later the gateway).
-pub trait App {
-    /// The node was started; issue first commands.
-    fn start(&mut self, node: &mut Node, now: Time);
-    /// An event for the application.
-    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent);
-    /// Called after every batch of work: push data as back-pressure allows.
-    fn tick(&mut self, node: &mut Node, now: Time);
-    /// `Some(code)` when the application is finished.
-    fn finished(&self) -> Option<i32>;
-}
-
-/// An application that does nothing (a relay).
-#[derive(Debug, Default)]
-pub struct NoApp;
-
-impl App for NoApp {
-    fn start(&mut self, _: &mut Node, _: Time) {}
-    fn on_event(&mut self, _: &mut Node, _: Time, _: NodeEvent) {}
-    fn tick(&mut self, _: &mut Node, _: Time) {}
-    fn finished(&self) -> Option<i32> {
-        None
     }
 }
 

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{Driver, NoApp, os_rng, wall_now};
-use super::probe::Probe;
+use super::driver::{Driver, os_rng, wall_now};
+use crate::app::echo::Echo;
+use crate::app::{App, NoApp};
 use crate::crypto::keys::{IdentityKey, LinkKeypair};
 use crate::crypto::keystore;
 use crate::directory::{Descriptor, Directory, Roles};
@@ -238,9 +239,9 @@ pub fn probe(
                 ..NodeConfig::default()
             };
             let node = Node::new(cfg, None, Arc::new(dir), os_rng());
-            let mut app = Probe::new(bytes, false);
+            let mut app = Echo::new(bytes);
             let limit = tokio::time::sleep(Duration::from_secs(timeout));
-            let code = Driver::new(node, epoch)
+            let _ = Driver::new(node, epoch)
                 .with_dialer(dialer)
                 .run(None, &mut app, limit)
                 .await;
@@ -251,11 +252,10 @@ pub fn probe(
                     t.links, t.retries
                 );
             }
-            if app_result_missing(code, &app) {
-                eprintln!("umbra probe: FAILED: timed out after {timeout} s");
-                return Ok(1);
+            if app.finished().is_none() {
+                eprintln!("umbra probe: timed out after {timeout} s");
             }
-            Ok(code)
+            Ok(super::probe::report(&app, app.finished().is_none()))
         })
     })();
     match result {
@@ -266,9 +266,4 @@ pub fn probe(
             ExitCode::FAILURE
         }
     }
-}
-
-fn app_result_missing(code: i32, app: &Probe) -> bool {
-    use super::driver::App;
-    code == 0 && app.finished().is_none()
 }

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{App, Driver, os_rng, wall_now};
+use super::driver::{Driver, os_rng, wall_now};
 use super::relay_cmd::load_bootstrap;
+use crate::app::App;
 use crate::crypto::keystore;
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeConfig, NodeEvent};

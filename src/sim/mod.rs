@@ -3,11 +3,12 @@
 //! A single-threaded discrete-event [`World`] over real [`Node`]s: a `(time, sequence)`
 //! event queue, a seeded network model (per-link latency, bandwidth, loss as retransmission
 //! delay, partitions, churn), and hostile-node hooks ([`Misbehaviour`]). Everything random
-//! comes from the world's seed, so a run is replayed exactly from it. Not in this module:
+//! comes from the world's seed, so a run is replayed exactly from it. Readers run the same
+//! [`App`]s as the tokio driver ([`World::spawn`]): the world hands each node's events to the
+//! apps on it and calls their `tick` after every batch of work. Not in this module:
 //! scenarios and assertions (they live in `tests/`), or any real I/O.
 
 pub mod dht_world;
-pub mod echo;
 pub mod queue;
 pub mod site_jobs;
 
@@ -16,11 +17,12 @@ use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::app::App;
 use crate::crypto::keys::{IdentityKey, LinkKeypair, NodeId};
 use crate::crypto::rng::UmbraRng;
 use crate::directory::{Descriptor, Directory, Roles};
 use crate::ids::{ConnectId, LinkId};
-use crate::node::{Input, Node, NodeConfig, NodeEvent, Output, RelayKeys};
+use crate::node::{Input, Node, NodeConfig, Output, RelayKeys};
 use crate::relay::Misbehaviour;
 use crate::time::{Time, WallTime};
 use queue::{EventQueue, TimerSlot};
@@ -76,8 +78,8 @@ pub struct SimNode {
     pub addr: SocketAddr,
     /// Whether it is running.
     pub up: bool,
-    /// Application events it produced, in order.
-    pub events: Vec<NodeEvent>,
+    /// The apps running on it (indices into the world's apps).
+    apps: Vec<usize>,
     keys: Option<RelayKeys>,
     /// Extra delay on everything this node sends (a hostile or congested node).
     pub extra_delay: Duration,
@@ -97,9 +99,25 @@ pub struct World {
     cfg: NodeConfig,
     partitioned: BTreeSet<usize>,
     directory: Arc<Directory>,
+    /// Every app spawned, by [`AppId`].
+    apps: Apps,
     /// Events processed.
     pub processed: u64,
 }
+
+/// The world's apps (shown by count).
+#[derive(Default)]
+struct Apps(Vec<Box<dyn App>>);
+
+impl std::fmt::Debug for Apps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} apps", self.0.len())
+    }
+}
+
+/// An app spawned on a node of the [`World`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AppId(pub usize);
 
 /// Descriptor validity used for simulated relays.
 const WALL_START: u64 = 1_800_000_000;
@@ -154,6 +172,7 @@ impl World {
             cfg,
             partitioned: BTreeSet::new(),
             directory,
+            apps: Apps::default(),
             processed: 0,
         };
         for (keys, addr) in relay_keys {
@@ -173,7 +192,7 @@ impl World {
             node,
             addr,
             up: true,
-            events: Vec::new(),
+            apps: Vec::new(),
             keys,
             extra_delay: Duration::ZERO,
             timer: TimerSlot::default(),
@@ -319,9 +338,86 @@ impl World {
         Duration::from_micros(lo + self.rng.below(hi.saturating_sub(lo) + 1))
     }
 
-    /// Route every output of node `i`, then re-arm its timer.
+    /// Start `app` on node `i`; its results are read back with [`World::app`].
+    pub fn spawn(&mut self, i: usize, app: Box<dyn App>) -> AppId {
+        let id = self.apps.0.len();
+        self.apps.0.push(app);
+        self.nodes[i].apps.push(id);
+        let now = self.now();
+        self.apps.0[id].start(&mut self.nodes[i].node, now);
+        self.drain(i);
+        AppId(id)
+    }
+
+    /// The app `id`, as the type it was spawned with.
+    pub fn app<T: App>(&self, id: AppId) -> Option<&T> {
+        let app: &dyn std::any::Any = self.apps.0.get(id.0)?.as_ref();
+        app.downcast_ref::<T>()
+    }
+
+    /// Whether app `id` finished, and how (`App::finished`).
+    pub fn finished(&self, id: AppId) -> Option<i32> {
+        self.apps.0.get(id.0).and_then(|a| a.finished())
+    }
+
+    /// Run until every app of `ids` finished or `deadline` passes.
+    pub fn run_apps(&mut self, ids: &[AppId], deadline: Time) {
+        loop {
+            if ids.iter().all(|&id| self.finished(id).is_some()) || self.now() > deadline {
+                return;
+            }
+            if !self.step() {
+                return;
+            }
+        }
+    }
+
+    /// Route every output of node `i`, hand its events to its apps and let them push data
+    /// (`tick`) until the node has nothing more to say, then re-arm its timer.
     fn drain(&mut self, i: usize) {
+        let mut ticked = false;
+        loop {
+            let (any, events) = self.route(i);
+            let now = self.now();
+            for ev in &events {
+                for k in 0..self.nodes[i].apps.len() {
+                    let a = self.nodes[i].apps[k];
+                    self.apps.0[a].on_event(&mut self.nodes[i].node, now, ev.clone());
+                }
+            }
+            if !events.is_empty() {
+                ticked = false;
+            }
+            if !ticked && !self.nodes[i].apps.is_empty() {
+                for k in 0..self.nodes[i].apps.len() {
+                    let a = self.nodes[i].apps[k];
+                    self.apps.0[a].tick(&mut self.nodes[i].node, now);
+                }
+                ticked = true;
+                continue;
+            }
+            if !any {
+                break;
+            }
+        }
+        let want = self.nodes[i].node.poll_timeout();
+        if let Some((t, generation)) = self.nodes[i].timer.rearm(want) {
+            self.schedule(
+                t,
+                Event::Timer {
+                    node: i,
+                    generation,
+                },
+            );
+        }
+    }
+
+    /// Route node `i`'s outputs to the network; whether there were any, and its events.
+    fn route(&mut self, i: usize) -> (bool, Vec<crate::node::NodeEvent>) {
+        let mut any = false;
+        let mut events = Vec::new();
         while let Some(out) = self.nodes[i].node.poll_output() {
+            any = true;
             match out {
                 Output::Connect { request, addr } => self.connect(i, request, addr),
                 Output::Send { link, bytes } => self.send(i, link, bytes),
@@ -340,19 +436,10 @@ impl World {
                         );
                     }
                 }
-                Output::Event(ev) => self.nodes[i].events.push(ev),
+                Output::Event(ev) => events.push(ev),
             }
         }
-        let want = self.nodes[i].node.poll_timeout();
-        if let Some((t, generation)) = self.nodes[i].timer.rearm(want) {
-            self.schedule(
-                t,
-                Event::Timer {
-                    node: i,
-                    generation,
-                },
-            );
-        }
+        (any, events)
     }
 
     fn connect(&mut self, i: usize, request: ConnectId, addr: SocketAddr) {
@@ -486,32 +573,6 @@ impl World {
             self.step();
         }
         self.queue.advance_to(deadline);
-    }
-}
-
-/// A scripted application on a simulated reader (echo, publish, fetch).
-pub trait Job {
-    /// React to the reader's new events.
-    fn poll(&mut self, world: &mut World);
-    /// Whether the job finished (either way).
-    fn is_over(&self) -> bool;
-}
-
-/// Run the world until every job is over or `deadline` passes, polling jobs as events come.
-pub fn run_jobs<J: Job>(world: &mut World, jobs: &mut [J], deadline: Time) {
-    loop {
-        for j in jobs.iter_mut() {
-            j.poll(world);
-        }
-        if jobs.iter().all(J::is_over) || world.now() > deadline {
-            return;
-        }
-        if !world.step() {
-            for j in jobs.iter_mut() {
-                j.poll(world);
-            }
-            return;
-        }
     }
 }
 

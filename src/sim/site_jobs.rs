@@ -1,15 +1,15 @@
 //! Simulated readers publishing and fetching sites through circuits and the exits' `dht`
-//! service (`protocol-spec/07-sites.md#publishing`). A job that loses its circuit starts
-//! over on a new one, up to [`JOB_ATTEMPTS`] times.
+//! service (`protocol-spec/07-sites.md#publishing`), as an [`App`] the [`super::World`]
+//! runs. A job that loses its circuit, or whose exit refuses or forges, starts over on a
+//! fresh one through its [`ServiceSession`], up to [`JOB_ATTEMPTS`] circuits.
 
-use crate::ids::{CircHandle, StreamHandle};
-use crate::node::NodeEvent;
+use crate::app::App;
+use crate::app::session::{ServiceSession, SessionEvent};
+use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
 use crate::site::transfer::{Fetcher, Publisher};
 use crate::site::{Built, SiteTracker};
 use crate::time::Time;
-
-use super::World;
 
 /// Circuits a job may use.
 pub const JOB_ATTEMPTS: u32 = 4;
@@ -45,14 +45,9 @@ pub enum SiteJobState {
 /// A publish or fetch by one simulated reader.
 #[derive(Debug)]
 pub struct SiteJob {
-    /// The reader's node index.
-    pub reader: usize,
     work: Work,
     proto: Option<Proto>,
-    circ: CircHandle,
-    stream: Option<StreamHandle>,
-    cursor: usize,
-    attempts: u32,
+    session: ServiceSession,
     /// The state.
     pub state: SiteJobState,
     /// When it started.
@@ -67,22 +62,14 @@ pub struct SiteJob {
 }
 
 impl SiteJob {
-    /// Start `work` on `reader`.
-    pub fn start(world: &mut World, reader: usize, work: Work) -> SiteJob {
-        let now = world.now();
-        let cursor = world.nodes()[reader].events.len();
-        let circ = world.node_mut(reader).build_circuit(now);
-        world.after_command(reader);
+    /// A job doing `work`.
+    pub fn new(work: Work) -> SiteJob {
         SiteJob {
-            reader,
             work,
             proto: None,
-            circ,
-            stream: None,
-            cursor,
-            attempts: 1,
+            session: ServiceSession::new(b"dht", JOB_ATTEMPTS),
             state: SiteJobState::Connecting,
-            started: now,
+            started: Time::ZERO,
             finished: None,
             files: Vec::new(),
             tracker: SiteTracker::new(),
@@ -94,112 +81,94 @@ impl SiteJob {
         matches!(self.state, SiteJobState::Done | SiteJobState::Failed(_))
     }
 
-    fn retry(&mut self, world: &mut World, why: String) {
-        self.last_error = Some(why.clone());
-        if self.attempts >= JOB_ATTEMPTS {
-            self.state = SiteJobState::Failed(why);
-            self.finished = Some(world.now());
-            return;
+    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Built { .. } => {}
+            SessionEvent::Opened => {
+                self.state = SiteJobState::Running;
+                self.proto = Some(match &self.work {
+                    Work::Publish(b) => Proto::Publish(Box::new(Publisher::new(b))),
+                    Work::Fetch(site) => {
+                        Proto::Fetch(Box::new(Fetcher::new(*site, None, node.wall(now))))
+                    }
+                });
+                self.pump(node, now);
+            }
+            SessionEvent::Data(data) => {
+                let tracker = &mut self.tracker;
+                let outcome = match self.proto.as_mut() {
+                    Some(Proto::Publish(p)) => {
+                        p.on_data(&data);
+                        p.result().map(|r| r.clone().map(|()| Vec::new()))
+                    }
+                    Some(Proto::Fetch(f)) => {
+                        f.on_data(&data, tracker);
+                        f.take_result()
+                            .map(|r| r.and_then(|files| f.contents(&files)))
+                    }
+                    None => None,
+                };
+                match outcome {
+                    Some(Ok(files)) => {
+                        self.files = files;
+                        self.state = SiteJobState::Done;
+                        self.finished = Some(now);
+                        self.session.finish(node, now);
+                    }
+                    Some(Err(e)) => {
+                        let ev = self.session.retry(node, now, e.to_string());
+                        self.on_session(node, now, ev);
+                    }
+                    None => self.pump(node, now),
+                }
+            }
+            SessionEvent::Retrying { why, .. } => {
+                self.last_error = Some(why);
+                self.proto = None;
+                self.state = SiteJobState::Connecting;
+            }
+            SessionEvent::GaveUp { why } => {
+                self.last_error = Some(why.clone());
+                self.state = SiteJobState::Failed(why);
+                self.finished = Some(now);
+            }
         }
-        self.attempts += 1;
-        let now = world.now();
-        world.node_mut(self.reader).close_circuit(now, self.circ);
-        self.circ = world.node_mut(self.reader).build_circuit(now);
-        world.after_command(self.reader);
-        self.stream = None;
-        self.proto = None;
-        self.state = SiteJobState::Connecting;
     }
 
-    fn pump(&mut self, world: &mut World) {
-        let (Some(stream), Some(proto)) = (self.stream, self.proto.as_mut()) else {
-            return;
+    fn pump(&mut self, node: &mut Node, now: Time) {
+        let bytes = match self.proto.as_mut() {
+            Some(Proto::Publish(p)) => p.poll_send(),
+            Some(Proto::Fetch(f)) => f.poll_send(),
+            None => return,
         };
-        let bytes = match proto {
-            Proto::Publish(p) => p.poll_send(),
-            Proto::Fetch(f) => f.poll_send(),
-        };
-        if !bytes.is_empty() {
-            let now = world.now();
-            let _ = world.node_mut(self.reader).stream_send(now, stream, &bytes);
-            world.after_command(self.reader);
-        }
-    }
-
-    fn react(&mut self, world: &mut World) {
-        let events: Vec<NodeEvent> = world.nodes()[self.reader].events[self.cursor..].to_vec();
-        self.cursor += events.len();
-        for ev in events {
-            if self.over() {
-                return;
-            }
-            let now = world.now();
-            match ev {
-                NodeEvent::Built { circ, .. } if circ == self.circ => {
-                    match world.node_mut(self.reader).open_stream(now, circ, b"dht") {
-                        Ok(s) => self.stream = Some(s),
-                        Err(e) => self.retry(world, e.to_string()),
-                    }
-                    world.after_command(self.reader);
-                }
-                NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure }
-                    if circ == self.circ =>
-                {
-                    self.retry(world, failure.to_string());
-                }
-                NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
-                    self.state = SiteJobState::Running;
-                    self.proto = Some(match &self.work {
-                        Work::Publish(b) => Proto::Publish(Box::new(Publisher::new(b))),
-                        Work::Fetch(site) => Proto::Fetch(Box::new(Fetcher::new(
-                            *site,
-                            None,
-                            world.nodes()[self.reader].node.wall(now),
-                        ))),
-                    });
-                    self.pump(world);
-                }
-                NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
-                    let tracker = &mut self.tracker;
-                    let outcome = match self.proto.as_mut() {
-                        Some(Proto::Publish(p)) => {
-                            p.on_data(&data);
-                            p.result().map(|r| r.clone().map(|()| Vec::new()))
-                        }
-                        Some(Proto::Fetch(f)) => {
-                            f.on_data(&data, tracker);
-                            f.take_result()
-                                .map(|r| r.and_then(|files| f.contents(&files)))
-                        }
-                        None => None,
-                    };
-                    match outcome {
-                        Some(Ok(files)) => {
-                            self.files = files;
-                            self.state = SiteJobState::Done;
-                            self.finished = Some(now);
-                            world.node_mut(self.reader).close_circuit(now, self.circ);
-                            world.after_command(self.reader);
-                        }
-                        Some(Err(e)) => self.retry(world, e.to_string()),
-                        None => self.pump(world),
-                    }
-                }
-                NodeEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
-                    self.retry(world, format!("stream ended ({reason})"));
-                }
-                _ => {}
-            }
+        if let Some(ev) = self.session.send(node, now, &bytes) {
+            self.on_session(node, now, ev);
         }
     }
 }
 
-impl super::Job for SiteJob {
-    fn poll(&mut self, world: &mut World) {
-        self.react(world);
+impl App for SiteJob {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.started = now;
+        self.session.start(node, now);
     }
 
-    fn is_over(&self) -> bool {
-        self.over()
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        if self.over() {
+            return;
+        }
+        if let Some(ev) = self.session.on_event(node, now, event) {
+            self.on_session(node, now, ev);
+        }
+    }
+
+    fn tick(&mut self, _: &mut Node, _: Time) {}
+
+    fn finished(&self) -> Option<i32> {
+        match self.state {
+            SiteJobState::Done => Some(0),
+            SiteJobState::Failed(_) => Some(1),
+            _ => None,
+        }
     }
 }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::app::App;
+use crate::app::echo::{IN_FLIGHT, pattern};
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeEvent};
-use crate::runtime::driver::App;
-use crate::runtime::probe::{IN_FLIGHT, pattern};
 use crate::time::Time;
 
 /// Which part of a [`CircuitBench`] a circuit was launched in.

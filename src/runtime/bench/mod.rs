@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 use self::apps::{BulkBench, CircuitBench, IdleCircuits, IdleCounts};
 use self::procs::{Network, rss_bytes, steal_percent, steal_ticks};
-use super::driver::{App, Dialer, Driver, os_rng, wall_now};
+use super::driver::{Dialer, Driver, os_rng, wall_now};
+use crate::app::App;
 use crate::node::{Node, NodeConfig};
 
 /// What `umbra bench` runs.

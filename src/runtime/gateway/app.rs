@@ -16,13 +16,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::status::{Sample, StatusInfo};
+use crate::app::App;
 use crate::crypto::keys::NodeId;
 use crate::gateway::fetch::{FetchEvent, SiteFetch};
 use crate::gateway::range::{self, Plan};
 use crate::gateway::{error_page, site_headers};
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeEvent};
-use crate::runtime::driver::App;
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
 use crate::site::manifest::Verified;

@@ -1,0 +1,180 @@
+//! One way for apps to reach an exit service (`protocol-spec/05-streams.md#services`): build
+//! a circuit, open a stream to a named service at its last hop, hand the app what comes
+//! back, and when the circuit or stream is lost start again on a fresh circuit, within a
+//! budget of attempts. Every app that talks to an exit (echo, publish, fetch, the gateway)
+//! uses it, so they all retry the same way.
+//!
+//! Not in this module: what is said on the stream (the app's protocol), path choice and
+//! circuit building (`node`).
+
+use crate::ids::{CircHandle, StreamHandle};
+use crate::node::{Node, NodeEvent};
+use crate::time::Time;
+
+/// What a session tells its app about one node event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The circuit is built (through `path`, guard first); the stream is being opened.
+    Built {
+        /// The relays of the circuit.
+        path: Vec<crate::crypto::keys::NodeId>,
+    },
+    /// The stream is open: start (or start over) the protocol on it.
+    Opened,
+    /// Bytes from the service.
+    Data(Vec<u8>),
+    /// The circuit or stream was lost; a fresh circuit is being built (attempt `attempt`).
+    Retrying {
+        /// Why the last attempt ended.
+        why: String,
+        /// The attempt now starting (2 for the first retry).
+        attempt: u32,
+    },
+    /// The last attempt was lost too: the session is over.
+    GaveUp {
+        /// Why the last attempt ended.
+        why: String,
+    },
+}
+
+/// A circuit and a stream to one service, rebuilt when lost.
+#[derive(Debug)]
+pub struct ServiceSession {
+    service: Vec<u8>,
+    max_attempts: u32,
+    attempts: u32,
+    circ: Option<CircHandle>,
+    stream: Option<StreamHandle>,
+    open: bool,
+    over: bool,
+}
+
+impl ServiceSession {
+    /// A session to `service` that may use `max_attempts` circuits (at least one).
+    pub fn new(service: &[u8], max_attempts: u32) -> ServiceSession {
+        ServiceSession {
+            service: service.to_vec(),
+            max_attempts: max_attempts.max(1),
+            attempts: 0,
+            circ: None,
+            stream: None,
+            open: false,
+            over: false,
+        }
+    }
+
+    /// Build the first circuit.
+    pub fn start(&mut self, node: &mut Node, now: Time) {
+        self.attempts = 1;
+        self.circ = Some(node.build_circuit(now));
+    }
+
+    /// The stream, once asked for.
+    pub fn stream(&self) -> Option<StreamHandle> {
+        self.stream
+    }
+
+    /// The circuit being used.
+    pub fn circuit(&self) -> Option<CircHandle> {
+        self.circ
+    }
+
+    /// Whether the stream is open now.
+    pub fn is_open(&self) -> bool {
+        self.open && !self.over
+    }
+
+    /// Circuits used so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// What `event` means for this session (`None`: not its business).
+    pub fn on_event(
+        &mut self,
+        node: &mut Node,
+        now: Time,
+        event: NodeEvent,
+    ) -> Option<SessionEvent> {
+        if self.over {
+            return None;
+        }
+        match event {
+            NodeEvent::Built { circ, path } if Some(circ) == self.circ => {
+                match node.open_stream(now, circ, &self.service) {
+                    Ok(s) => {
+                        self.stream = Some(s);
+                        Some(SessionEvent::Built { path })
+                    }
+                    Err(e) => Some(self.lost(node, now, e.to_string())),
+                }
+            }
+            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure }
+                if Some(circ) == self.circ =>
+            {
+                Some(self.lost(node, now, failure.to_string()))
+            }
+            NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
+                self.open = true;
+                Some(SessionEvent::Opened)
+            }
+            NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
+                Some(SessionEvent::Data(data))
+            }
+            NodeEvent::StreamEnded { stream, reason } if Some(stream) == self.stream => {
+                Some(self.lost(node, now, format!("stream ended (reason {reason})")))
+            }
+            _ => None,
+        }
+    }
+
+    /// Send `bytes` on the open stream; an error (the stream is gone) ends this attempt.
+    pub fn send(&mut self, node: &mut Node, now: Time, bytes: &[u8]) -> Option<SessionEvent> {
+        let stream = self.stream.filter(|_| self.is_open())?;
+        if bytes.is_empty() {
+            return None;
+        }
+        match node.stream_send(now, stream, bytes) {
+            Ok(()) => None,
+            Err(e) => Some(self.lost(node, now, e.to_string())),
+        }
+    }
+
+    /// Bytes queued in the node for the stream (back-pressure).
+    pub fn queued(&self, node: &Node) -> usize {
+        self.stream.map_or(0, |s| node.stream_queued(s))
+    }
+
+    /// The app's protocol failed on this circuit (a refusal, a forged record): start over
+    /// on a fresh one if the budget allows.
+    pub fn retry(&mut self, node: &mut Node, now: Time, why: String) -> SessionEvent {
+        self.lost(node, now, why)
+    }
+
+    /// The app is done: close the circuit; the session hears nothing more.
+    pub fn finish(&mut self, node: &mut Node, now: Time) {
+        if let Some(c) = self.circ.take() {
+            node.close_circuit(now, c);
+        }
+        self.over = true;
+        self.open = false;
+    }
+
+    fn lost(&mut self, node: &mut Node, now: Time, why: String) -> SessionEvent {
+        if let Some(c) = self.circ.take() {
+            node.close_circuit(now, c);
+        }
+        self.stream = None;
+        self.open = false;
+        if self.attempts >= self.max_attempts {
+            self.over = true;
+            return SessionEvent::GaveUp { why };
+        }
+        self.attempts += 1;
+        self.circ = Some(node.build_circuit(now));
+        SessionEvent::Retrying {
+            why,
+            attempt: self.attempts,
+        }
+    }
+}
