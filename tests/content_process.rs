@@ -108,8 +108,9 @@ fn publish_then_fetch_between_processes() {
     assert!(ok, "{out}\n{err}");
     assert_eq!(std::fs::read(&one).unwrap(), b"h1 { color: teal }");
 
-    // Change one file and publish again: every block is sent again (each must live as long
-    // as the new manifest, `06-dht.md#lifetime`): 1 + 1 + 7 blocks of the big file.
+    // Change one file and publish again (9 blocks: 1 + 1 + 7 of the big file). The 8 the
+    // previous manifest listed are refreshed (their storers keep them as long as the new
+    // manifest, `06-dht.md#lifetime`) instead of sent again; only the changed one is sent.
     std::fs::write(
         site.join("index.html"),
         "<html><body><h1>Hello again</h1></body></html>",
@@ -118,6 +119,8 @@ fn publish_then_fetch_between_processes() {
     let (ok, out, err) = publish();
     assert!(ok, "{out}\n{err}");
     assert!(err.contains("3 files, 9 blocks"), "{err}");
+    assert!(err.contains("8 known to the network"), "{err}");
+    assert!(err.contains("8 of 9 blocks were still held"), "{err}");
     let again = dir.join("again");
     let (ok, _, err) = fetch(&address, Some(&again));
     assert!(ok, "{err}");

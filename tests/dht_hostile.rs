@@ -509,3 +509,41 @@ fn blocks_live_only_as_long_as_the_manifest_they_were_stored_for() {
     assert!(!sent.is_empty(), "the held block was not republished");
     assert!(sent.iter().all(|e| *e == WALL.0 + max), "{sent:?}");
 }
+
+/// `TOUCH` (`06-dht.md#lifetime`): a storer keeps a held block longer when asked (never
+/// shorter, at most 30 days from now), answers "not held" for one it does not hold, and a
+/// past time is invalid. Publishers use it to skip blocks the network still holds.
+#[test]
+fn touch_keeps_a_held_block_longer_and_reports_one_not_held() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    let day = 86_400;
+    let (m, a) = block_store(1, b"aaa", WallTime(WALL.0 + day));
+    d.handle_rpc(Time::ZERO, WALL, id(1), m);
+    assert_eq!(acks(&mut d, 0), 1);
+    let touch = |rpc, key, expires| DhtMsg::Touch {
+        id: rpc,
+        key,
+        kind: RecordKind::BLOCK,
+        expires,
+    };
+    let held = |d: &Dht| {
+        d.store()
+            .info(RecordKind::BLOCK, &a, WALL)
+            .map(|i| i.expires)
+    };
+    d.handle_rpc(Time::ZERO, WALL, id(2), touch(2, a, WALL.0 + 5 * day));
+    assert_eq!(acks(&mut d, 0), 1);
+    assert_eq!(held(&d), Some(WallTime(WALL.0 + 5 * day)));
+    d.handle_rpc(Time::ZERO, WALL, id(2), touch(3, a, WALL.0 + 2 * day));
+    assert_eq!(acks(&mut d, 0), 1, "a shorter time is still \"kept\"");
+    assert_eq!(held(&d), Some(WallTime(WALL.0 + 5 * day)), "never shorter");
+    d.handle_rpc(Time::ZERO, WALL, id(2), touch(4, a, u64::MAX));
+    assert_eq!(acks(&mut d, 0), 1);
+    let max = umbra::dht::store::MAX_BLOCK_LIFETIME;
+    assert_eq!(held(&d), Some(WallTime(WALL.0 + max)));
+    d.handle_rpc(Time::ZERO, WALL, id(3), touch(5, [0x42; 32], WALL.0 + day));
+    assert_eq!(acks(&mut d, 4), 1, "a block not held is reported so");
+    d.handle_rpc(Time::ZERO, WALL, id(3), touch(6, a, WALL.0));
+    assert_eq!(acks(&mut d, 1), 1, "a past time is invalid");
+}

@@ -8,17 +8,36 @@ use common::seed;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use umbra::app::publish::{Publish, PublishState};
 use umbra::crypto::keys::IdentityKey;
 use umbra::crypto::rng::UmbraRng;
 use umbra::dht::DhtConfig;
 use umbra::sim::site_jobs::{SiteJob, SiteJobState, Work};
 use umbra::sim::{AppId, NetModel, World};
-use umbra::site::build;
+use umbra::site::address::SiteAddress;
 use umbra::time::Time;
 
 /// Start a site job on reader `r`.
 fn job(w: &mut World, r: usize, work: Work) -> AppId {
     w.spawn(r, Box::new(SiteJob::new(work)))
+}
+
+/// Start the publish app on reader `r`: the site of `key` made of `files`.
+fn publish(w: &mut World, r: usize, key: IdentityKey, files: Vec<(String, Vec<u8>)>) -> AppId {
+    w.spawn(r, Box::new(Publish::new(key, files, 86_400)))
+}
+
+/// Every publish app of `ids` finished with its site stored.
+fn assert_published(w: &World, ids: &[AppId]) {
+    for &id in ids {
+        let p = w.app::<Publish>(id).unwrap();
+        assert!(
+            matches!(p.state, PublishState::Done(_)),
+            "publish: {:?} ({:?})",
+            p.state,
+            p.last_error
+        );
+    }
 }
 
 /// The site jobs `ids`, to read their results.
@@ -71,15 +90,11 @@ fn publish_leave_fetch_small_world() {
     for p in 0..4usize {
         let key = IdentityKey::generate(&mut rng);
         let files = site_files(&mut rng, p);
-        let built = build(&key, &files, 1, w.nodes()[80].node.wall(w.now()), 86_400).unwrap();
-        sites.push((built.parsed.address(), files));
-        jobs.push(job(&mut w, 80 + p, Work::Publish(Box::new(built))));
+        sites.push((SiteAddress(key.public()), files.clone()));
+        jobs.push(publish(&mut w, 80 + p, key, files));
     }
     w.run_apps(&jobs, at(300));
-    let done = jobs_of(&w, &jobs);
-    for j in &done {
-        assert_eq!(j.state, SiteJobState::Done, "publish: {j:?}");
-    }
+    assert_published(&w, &jobs);
     // Publishers leave; other readers fetch every site.
     let fetches: Vec<AppId> = sites
         .iter()
@@ -119,23 +134,11 @@ fn full_stack_publish_leave_churn_fetch() {
     for p in 0..10usize {
         let key = IdentityKey::generate(&mut rng);
         let files = site_files(&mut rng, p);
-        let built = build(
-            &key,
-            &files,
-            1,
-            w.nodes()[relays].node.wall(w.now()),
-            86_400,
-        )
-        .unwrap();
-        sites.push((built.parsed.address(), files));
-        jobs.push(job(&mut w, relays + p, Work::Publish(Box::new(built))));
+        sites.push((SiteAddress(key.public()), files.clone()));
+        jobs.push(publish(&mut w, relays + p, key, files));
     }
     w.run_apps(&jobs, at(400));
-    let done = jobs_of(&w, &jobs);
-    assert!(
-        done.iter().all(|j| j.state == SiteJobState::Done),
-        "publish failed"
-    );
+    assert_published(&w, &jobs);
     // Publishers leave; 20% of relays leave over 30 minutes; storers republish every 5.
     let mut order: Vec<usize> = (0..relays).collect();
     for i in (1..relays).rev() {

@@ -17,6 +17,7 @@ use crate::node::{Node, NodeEvent};
 use crate::time::Time;
 
 pub mod echo;
+pub mod publish;
 pub mod session;
 
 /// An application on top of a node. `Any` lets a driver hand a finished app's results back

@@ -17,6 +17,7 @@ pub mod lookup;
 pub mod pacing;
 pub mod routing;
 pub mod store;
+mod storing;
 mod upkeep;
 
 use core::time::Duration;
@@ -27,7 +28,7 @@ use crate::time::{Time, WallTime};
 use crate::wire::dht_msg::{DhtMsg, MAX_NODES, Record, RecordKind};
 use lookup::Lookup;
 use routing::RoutingTable;
-use store::{RecordInfo, RecordStore, StoreError};
+use store::{RecordInfo, RecordStore};
 
 /// DHT parameters (`06-dht.md#parameters`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,9 @@ pub enum Goal {
     /// Store this record on the `replication` closest nodes, until the time given
     /// (`06-dht.md#lifetime`).
     Store(Record, WallTime),
+    /// Make the `replication` closest nodes that hold the record of this kind under the
+    /// target keep it until the time given; the outcome counts those that did.
+    Refresh(RecordKind, WallTime),
 }
 
 /// How a lookup ended (an outcome, not an error).
@@ -351,8 +355,9 @@ impl Dht {
         let found_block =
             matches!(a.goal, Goal::Value(k) if k != RecordKind::MANIFEST) && a.best.is_some();
         if found_block || a.lookup.is_done() {
-            if let Goal::Store(record, expires) = &a.goal {
-                let (record, expires) = (record.clone(), expires.0);
+            if matches!(a.goal, Goal::Store(..) | Goal::Refresh(..)) {
+                let goal = a.goal.clone();
+                let key = *a.lookup.target();
                 let targets = a.lookup.closest_answered(self.cfg.replication);
                 if targets.is_empty() {
                     self.finish(id);
@@ -360,12 +365,24 @@ impl Dht {
                 }
                 a.storing = Some((targets.iter().copied().collect(), 0));
                 for t in targets {
-                    let r = record.clone();
-                    self.send(now, t, id, |rpc| DhtMsg::Store {
-                        id: rpc,
-                        record: r,
-                        expires,
-                    });
+                    let msg = |rpc| match &goal {
+                        Goal::Store(record, expires) => DhtMsg::Store {
+                            id: rpc,
+                            record: record.clone(),
+                            expires: expires.0,
+                        },
+                        Goal::Refresh(kind, expires) => DhtMsg::Touch {
+                            id: rpc,
+                            key,
+                            kind: *kind,
+                            expires: expires.0,
+                        },
+                        _ => DhtMsg::FindNode {
+                            id: rpc,
+                            target: key,
+                        },
+                    };
+                    self.send(now, t, id, msg);
                 }
                 return;
             }
@@ -430,8 +447,10 @@ impl Dht {
         };
         self.pending.retain(|_, (l, _)| *l != id);
         let outcome = match (&a.goal, a.best, a.storing) {
-            (Goal::Store(..), _, Some((_, acks))) => LookupOutcome::Stored(acks),
-            (Goal::Store(..), _, None) => LookupOutcome::Stored(0),
+            (Goal::Store(..) | Goal::Refresh(..), _, Some((_, acks))) => {
+                LookupOutcome::Stored(acks)
+            }
+            (Goal::Store(..) | Goal::Refresh(..), _, None) => LookupOutcome::Stored(0),
             (Goal::Value(_), Some((r, _)), _) => LookupOutcome::Found(r),
             (Goal::Value(_), None, _) => LookupOutcome::NotFound,
             (Goal::Nodes, _, _) => LookupOutcome::Nodes(a.lookup.closest_answered(self.cfg.k)),
@@ -535,48 +554,13 @@ impl Dht {
                 id,
                 record,
                 expires,
-            } => {
-                self.stats.rpcs_in += 1;
-                // Kept until the time asked, within the lifetime rules (`06-dht.md#lifetime`).
-                let checked =
-                    self.validator
-                        .validate(&record, wall)
-                        .ok()
-                        .and_then(|info| {
-                            store::keep_until(record.kind, info.expires, WallTime(expires), wall)
-                                .map(|until| RecordInfo {
-                                    expires: until,
-                                    ..info
-                                })
-                        });
-                let status = match checked {
-                    None => {
-                        self.stats.invalid_records += 1;
-                        1
-                    }
-                    Some(info) => match self.store.put(&record, info, false) {
-                        Ok(_) => 0,
-                        Err(StoreError::Quota | StoreError::Backend) => 2,
-                        Err(StoreError::Older | StoreError::Equivocation) => 3,
-                    },
-                };
-                // "Stored" only once durable: a deferred store commits in batches
-                // (`06-dht.md#store`), and the acknowledgement waits for its batch.
-                if status == 0 && self.store.deferred() {
-                    if self.unacked.is_empty() {
-                        self.commit_at = now + COMMIT_DELAY;
-                    }
-                    self.unacked.push((from, id));
-                    if self.store.pending() >= COMMIT_BATCH {
-                        self.commit();
-                    }
-                } else {
-                    self.actions.push_back(DhtAction::Send {
-                        to: from,
-                        msg: DhtMsg::Stored { id, status },
-                    });
-                }
-            }
+            } => self.on_store(now, wall, from, id, &record, WallTime(expires)),
+            DhtMsg::Touch {
+                id,
+                key,
+                kind,
+                expires,
+            } => self.on_touch(now, wall, from, id, kind, key, WallTime(expires)),
             DhtMsg::Nodes { id, nodes } => {
                 let Some((lid, _)) = self.pending.remove(&(from, id)) else {
                     return;

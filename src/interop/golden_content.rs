@@ -356,6 +356,16 @@ fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             .encode(),
         ),
         (
+            "TOUCH",
+            DhtMsg::Touch {
+                id: 15,
+                key: rec.key,
+                kind: RecordKind::BLOCK,
+                expires: 1_700_000_000 + 30 * 86_400,
+            }
+            .encode(),
+        ),
+        (
             "exit GET",
             ExitRequest::Get {
                 id: 7,
@@ -369,6 +379,16 @@ fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             ExitRequest::Put {
                 id: 8,
                 record: rec.clone(),
+                expires: 1_700_000_000 + 30 * 86_400,
+            }
+            .encode(),
+        ),
+        (
+            "exit REFRESH",
+            ExitRequest::Refresh {
+                id: 16,
+                kind: RecordKind::BLOCK,
+                key: rec.key,
                 expires: 1_700_000_000 + 30 * 86_400,
             }
             .encode(),
@@ -407,7 +427,8 @@ pub fn check_rpcs(v: &Value) -> Summary {
         let r = (|| {
             let bytes = hex_field(c, "bytes")?;
             let name = name_of(c);
-            let again = if name.starts_with("exit GET") || name.starts_with("exit PUT") {
+            let request = ["exit GET", "exit PUT", "exit REFRESH"];
+            let again = if request.iter().any(|r| name.starts_with(r)) {
                 ExitRequest::decode(&bytes).map(|m| m.encode())
             } else if name.starts_with("exit ") {
                 ExitReply::decode(&bytes).map(|m| m.encode())

@@ -324,6 +324,7 @@ impl Node {
         let (id, kind) = match &req {
             ExitRequest::Get { id, kind, .. } => (*id, *kind),
             ExitRequest::Put { id, record, .. } => (*id, record.kind),
+            ExitRequest::Refresh { id, kind, .. } => (*id, *kind),
         };
         let (circ_queued, relay_queued) = self.switch.as_ref().map_or((0, 0), |s| {
             (s.circuit_queued(circ), s.service_queued_total())
@@ -368,6 +369,25 @@ impl Node {
                 }
                 let key = record.key;
                 (Goal::Store(record, expires), key)
+            }
+            ExitRequest::Refresh {
+                kind, key, expires, ..
+            } => {
+                // Only the kinds a storer keeps, and a time still to come.
+                let expires = WallTime(expires);
+                let known = kind == RecordKind::BLOCK || kind == RecordKind::MANIFEST;
+                if !known || expires <= wall {
+                    self.service_reply(
+                        circ,
+                        stream,
+                        &ExitReply::Refused {
+                            id,
+                            reason: refusal::INVALID,
+                        },
+                    );
+                    return;
+                }
+                (Goal::Refresh(kind, expires), key)
             }
         };
         let Some(d) = self.dht.as_mut() else {

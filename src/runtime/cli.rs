@@ -215,8 +215,8 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Sign a folder as a site and store it in the network through a circuit. Prints the
-    /// site's address. Relays keep it 30 days; publish again before then (every block is sent
-    /// again, so all of them live as long as the new manifest).
+    /// site's address. Relays keep it 30 days; publish again before then (blocks the network
+    /// still holds are kept without sending them again; new ones are sent).
     ///
     /// Example: umbra publish ./my-site --key site.key --bootstrap relays.txt
     Publish {

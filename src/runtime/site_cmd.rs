@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use super::driver::{Driver, os_rng, wall_now};
 use super::relay_cmd::load_bootstrap;
 use crate::app::App;
+use crate::app::publish::{Publish, PublishState};
 use crate::crypto::keystore;
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeConfig, NodeEvent};
+use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
-use crate::site::transfer::{Fetcher, FileOut, Publisher};
-use crate::site::{Built, SiteTracker, build, manifest};
+use crate::site::transfer::{Fetcher, FileOut};
 use crate::time::Time;
-use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind, StreamFramer};
+use crate::wire::dht_msg::RecordKind;
 
 /// Circuits a command may use before giving up.
 const ATTEMPTS: u32 = 4;
@@ -101,13 +102,6 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
 }
 
 enum Mode {
-    Publish {
-        key: crate::crypto::keys::IdentityKey,
-        files: Vec<(String, Vec<u8>)>,
-        built: Option<Box<Built>>,
-        publisher: Option<Box<Publisher>>,
-        probe: Option<StreamFramer>,
-    },
     Fetch {
         site: SiteAddress,
         path: Option<String>,
@@ -125,7 +119,6 @@ struct SiteApp {
     attempts: u32,
     result: Option<i32>,
     files: Vec<FileOut>,
-    address: Option<SiteAddress>,
 }
 
 impl SiteApp {
@@ -150,19 +143,6 @@ impl SiteApp {
 
     fn begin(&mut self, node: &mut Node, now: Time) {
         let bytes = match &mut self.mode {
-            Mode::Publish { key, probe, .. } => {
-                // First ask for the current manifest: the new sequence must be higher.
-                *probe = Some(StreamFramer::default());
-                let key = SiteAddress(key.public()).dht_key();
-                StreamFramer::frame(
-                    &ExitRequest::Get {
-                        id: 0,
-                        kind: RecordKind::MANIFEST,
-                        key,
-                    }
-                    .encode(),
-                )
-            }
             Mode::Fetch {
                 site,
                 path,
@@ -198,58 +178,6 @@ impl SiteApp {
         let mut out = Vec::new();
         let mut outcome: Option<Result<(), String>> = None;
         match &mut self.mode {
-            Mode::Publish {
-                key,
-                files,
-                built,
-                publisher,
-                probe,
-            } => {
-                if let Some(framer) = probe.as_mut() {
-                    framer.push(data);
-                    let Ok(Some(msg)) = framer.next_message() else {
-                        return;
-                    };
-                    let address = SiteAddress(key.public());
-                    let previous = match ExitReply::decode(&msg) {
-                        Ok(ExitReply::Found { record, .. }) => manifest::parse(&record.value)
-                            .ok()
-                            .and_then(|u| u.verify(&address, node.wall(now)).ok()),
-                        _ => None,
-                    };
-                    let wall = node.wall(now);
-                    let seq = previous
-                        .as_ref()
-                        .map_or(wall.0, |p| wall.0.max(p.manifest().seq + 1));
-                    match build(key, files, seq, wall, SITE_LIFETIME) {
-                        Ok(b) => {
-                            // Every block again, known or not: each must now live as long as
-                            // the new manifest (`06-dht.md#lifetime`).
-                            let p = Publisher::new(&b);
-                            eprintln!(
-                                "publishing {} files, {} blocks (sequence {seq})",
-                                b.parsed.entries.len(),
-                                p.total - 1
-                            );
-                            *built = Some(Box::new(b));
-                            *publisher = Some(Box::new(p));
-                            *probe = None;
-                        }
-                        Err(e) => outcome = Some(Err(format!("cannot build the site: {e}"))),
-                    }
-                } else if let Some(p) = publisher.as_mut() {
-                    p.on_data(data);
-                    progress("publishing", p.stored, p.total);
-                    match p.result() {
-                        Some(Ok(())) => outcome = Some(Ok(())),
-                        Some(Err(e)) => outcome = Some(Err(e.to_string())),
-                        None => {}
-                    }
-                }
-                if let Some(p) = publisher.as_mut() {
-                    out = p.poll_send();
-                }
-            }
             Mode::Fetch {
                 fetcher,
                 tracker,
@@ -285,15 +213,6 @@ impl SiteApp {
         match outcome {
             Some(Ok(())) => {
                 eprintln!();
-                if let Mode::Publish {
-                    built: Some(b),
-                    publisher: Some(p),
-                    ..
-                } = &self.mode
-                {
-                    self.address = Some(b.parsed.address());
-                    eprintln!("stored every record on at least {} nodes", p.min_copies);
-                }
                 self.result = Some(0);
             }
             Some(Err(e)) => self.restart(node, now, &e),
@@ -396,19 +315,107 @@ impl SiteApp {
             attempts: 0,
             result: None,
             files: Vec::new(),
-            address: None,
         }
     }
 }
 
-fn publish_app(key: crate::crypto::keys::IdentityKey, files: Vec<(String, Vec<u8>)>) -> SiteApp {
-    SiteApp::new(Mode::Publish {
-        key,
-        files,
-        built: None,
-        publisher: None,
-        probe: None,
-    })
+/// `umbra publish`'s view of the publish app: it draws progress and says what was done.
+struct PublishCli {
+    app: Publish,
+    told: bool,
+    shown: Option<(usize, usize)>,
+}
+
+impl PublishCli {
+    fn new(key: crate::crypto::keys::IdentityKey, files: Vec<(String, Vec<u8>)>) -> Self {
+        PublishCli {
+            app: Publish::new(key, files, SITE_LIFETIME),
+            told: false,
+            shown: None,
+        }
+    }
+
+    fn draw(&mut self) {
+        if let (false, Some(plan)) = (self.told, self.app.plan()) {
+            self.told = true;
+            eprintln!(
+                "publishing {} files, {} blocks (sequence {}; {} known to the network, kept \
+                 without sending them again where enough storers still hold them)",
+                plan.files, plan.blocks, plan.seq, plan.known
+            );
+        }
+        let p = self.app.progress();
+        if p != self.shown {
+            self.shown = p;
+            if let Some((done, total)) = p {
+                progress("publishing", done, total);
+            }
+        }
+    }
+
+    /// The address, once every record is stored; the failure otherwise.
+    fn outcome(&self) -> Result<SiteAddress, String> {
+        match &self.app.state {
+            PublishState::Done(p) => {
+                eprintln!(
+                    "\nstored every record on at least {} nodes; {} of {} blocks were still \
+                     held and kept without sending them again",
+                    p.min_copies, p.refreshed, p.blocks
+                );
+                Ok(p.address)
+            }
+            PublishState::Failed(why) => Err(format!("FAILED: {why}")),
+            _ => Err(match &self.app.last_error {
+                Some(e) => format!("did not finish (last error: {e})"),
+                None => "did not finish".into(),
+            }),
+        }
+    }
+}
+
+impl App for PublishCli {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.app.start(node, now);
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        let before = self.app.last_error.clone();
+        self.app.on_event(node, now, event);
+        if self.app.last_error != before {
+            if let (Some(e), None) = (&self.app.last_error, self.app.finished()) {
+                eprintln!("\numbra: {e}; retrying on a new circuit");
+            }
+        }
+        self.draw();
+    }
+
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        self.app.tick(node, now);
+    }
+
+    fn finished(&self) -> Option<i32> {
+        self.app.finished()
+    }
+}
+
+/// Run `app` on a fresh reader over `dir` until it finishes or `timeout` seconds pass.
+async fn drive_publish(
+    dir: crate::directory::Directory,
+    timeout: u64,
+    app: &mut PublishCli,
+) -> Result<SiteAddress, String> {
+    let cfg = NodeConfig {
+        wall_at_zero: wall_now(),
+        ..NodeConfig::default()
+    };
+    let node = Node::new(cfg, None, Arc::new(dir), os_rng());
+    let _ = Driver::new(node, Instant::now())
+        .run(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
+        .await;
+    if app.finished().is_none() {
+        return Err(format!("timed out after {timeout} s"));
+    }
+    app.outcome()
 }
 
 /// Publish `files` as the site of `key` through the relays of `dir`, from inside a running
@@ -419,13 +426,7 @@ pub async fn publish_files(
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
 ) -> Result<SiteAddress, String> {
-    let mut app = publish_app(key, files);
-    match drive(dir, timeout, &mut app).await? {
-        0 => app
-            .address
-            .ok_or_else(|| "publishing finished without an address".into()),
-        _ => Err("publishing failed".into()),
-    }
+    drive_publish(dir, timeout, &mut PublishCli::new(key, files)).await
 }
 
 /// `umbra publish`.
@@ -436,12 +437,18 @@ pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCo
         if files.is_empty() {
             return Err(format!("{}: no files to publish", dir.display()));
         }
-        let mut app = publish_app(key, files);
-        let code = run(bootstrap, timeout, &mut app)?;
-        if let Some(a) = app.address {
-            println!("{a}");
-        }
-        Ok(code)
+        let list = load_bootstrap(bootstrap)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let address = rt.block_on(drive_publish(
+            list,
+            timeout,
+            &mut PublishCli::new(key, files),
+        ))?;
+        println!("{address}");
+        Ok(0)
     })();
     finish("publish", r)
 }

@@ -1,14 +1,15 @@
-//! Simulated readers publishing and fetching sites through circuits and the exits' `dht`
-//! service (`protocol-spec/07-sites.md#publishing`), as an [`App`] the [`super::World`]
-//! runs. A job that loses its circuit, or whose exit refuses or forges, starts over on a
-//! fresh one through its [`ServiceSession`], up to [`JOB_ATTEMPTS`] circuits.
+//! Simulated readers fetching sites through circuits and the exits' `dht` service
+//! (`protocol-spec/07-sites.md#fetching`), as an [`App`] the [`super::World`] runs; they
+//! publish with [`crate::app::publish::Publish`]. A job that loses its circuit, or whose
+//! exit refuses or forges, starts over on a fresh one through its [`ServiceSession`], up to
+//! [`JOB_ATTEMPTS`] circuits.
 
 use crate::app::App;
 use crate::app::session::{ServiceSession, SessionEvent};
 use crate::node::{Node, NodeEvent};
+use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
-use crate::site::transfer::{Fetcher, Publisher};
-use crate::site::{Built, SiteTracker};
+use crate::site::transfer::Fetcher;
 use crate::time::Time;
 
 /// Circuits a job may use.
@@ -17,16 +18,8 @@ pub const JOB_ATTEMPTS: u32 = 4;
 /// What a job does.
 #[derive(Debug)]
 pub enum Work {
-    /// Publish a built site.
-    Publish(Box<Built>),
     /// Fetch a site (every file).
     Fetch(SiteAddress),
-}
-
-#[derive(Debug)]
-enum Proto {
-    Publish(Box<Publisher>),
-    Fetch(Box<Fetcher>),
 }
 
 /// Where a site job is.
@@ -42,11 +35,11 @@ pub enum SiteJobState {
     Failed(String),
 }
 
-/// A publish or fetch by one simulated reader.
+/// A fetch by one simulated reader.
 #[derive(Debug)]
 pub struct SiteJob {
     work: Work,
-    proto: Option<Proto>,
+    proto: Option<Box<Fetcher>>,
     session: ServiceSession,
     /// The state.
     pub state: SiteJobState,
@@ -86,28 +79,17 @@ impl SiteJob {
             SessionEvent::Built { .. } => {}
             SessionEvent::Opened => {
                 self.state = SiteJobState::Running;
-                self.proto = Some(match &self.work {
-                    Work::Publish(b) => Proto::Publish(Box::new(Publisher::new(b))),
-                    Work::Fetch(site) => {
-                        Proto::Fetch(Box::new(Fetcher::new(*site, None, node.wall(now))))
-                    }
-                });
+                let Work::Fetch(site) = &self.work;
+                self.proto = Some(Box::new(Fetcher::new(*site, None, node.wall(now))));
                 self.pump(node, now);
             }
             SessionEvent::Data(data) => {
                 let tracker = &mut self.tracker;
-                let outcome = match self.proto.as_mut() {
-                    Some(Proto::Publish(p)) => {
-                        p.on_data(&data);
-                        p.result().map(|r| r.clone().map(|()| Vec::new()))
-                    }
-                    Some(Proto::Fetch(f)) => {
-                        f.on_data(&data, tracker);
-                        f.take_result()
-                            .map(|r| r.and_then(|files| f.contents(&files)))
-                    }
-                    None => None,
-                };
+                let outcome = self.proto.as_mut().and_then(|f| {
+                    f.on_data(&data, tracker);
+                    f.take_result()
+                        .map(|r| r.and_then(|files| f.contents(&files)))
+                });
                 match outcome {
                     Some(Ok(files)) => {
                         self.files = files;
@@ -136,11 +118,10 @@ impl SiteJob {
     }
 
     fn pump(&mut self, node: &mut Node, now: Time) {
-        let bytes = match self.proto.as_mut() {
-            Some(Proto::Publish(p)) => p.poll_send(),
-            Some(Proto::Fetch(f)) => f.poll_send(),
-            None => return,
+        let Some(f) = self.proto.as_mut() else {
+            return;
         };
+        let bytes = f.poll_send();
         if let Some(ev) = self.session.send(node, now, &bytes) {
             self.on_session(node, now, ev);
         }

@@ -1,18 +1,17 @@
-//! Publishing and fetching over a `dht` stream (`protocol-spec/07-sites.md#publishing`,
-//! `#fetching`).
+//! Fetching over a `dht` stream (`protocol-spec/07-sites.md#fetching`).
 //!
-//! Pure client state machines: they produce the bytes to write on the stream to the exit's
-//! `dht` service and consume the bytes that come back. [`Publisher`] stores every block,
-//! then the manifest (so no reader ever finds a manifest whose blocks are missing).
-//! [`Fetcher`] gets the manifest, verifies it against the address, refuses rollback, then
-//! gets and verifies every block; nothing is handed out until every file verified.
-//! Not in this module: circuits and streams (the caller moves the bytes).
+//! A pure client state machine: it produces the bytes to write on the stream to the exit's
+//! `dht` service and consumes the bytes that come back. [`Fetcher`] gets the manifest,
+//! verifies it against the address, refuses rollback, then gets and verifies every block;
+//! nothing is handed out until every file verified.
+//! Not in this module: circuits and streams (the caller moves the bytes); publishing
+//! (`crate::app::publish`).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::address::SiteAddress;
 use super::manifest::{self, Verified};
-use super::{Built, SiteError, SiteTracker, verify_block};
+use super::{SiteError, SiteTracker, verify_block};
 use crate::crypto::hash;
 use crate::time::WallTime;
 use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind, StreamFramer};
@@ -128,144 +127,6 @@ pub struct FileOut {
 
 /// Bytes a fetch writes at most unless told otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
-
-/// Publishes a built site: every block, then the manifest, each stored until the manifest
-/// expires (`06-dht.md#lifetime`). Blocks an earlier publish stored are sent again: the new
-/// expiry must reach them, or they would expire with the earlier manifest.
-#[derive(Debug)]
-pub struct Publisher {
-    req: Requests,
-    /// Until when storers keep the records: the manifest's expiry.
-    expires: u64,
-    queue: VecDeque<(Record, u32)>,
-    manifest: Option<Record>,
-    in_flight: BTreeMap<u32, (Record, u32)>,
-    /// Fewest storers any record reached.
-    pub min_copies: u8,
-    /// Records stored.
-    pub stored: usize,
-    /// Records in all.
-    pub total: usize,
-    result: Option<Result<(), TransferError>>,
-}
-
-impl Publisher {
-    /// Publish `built`.
-    pub fn new(built: &Built) -> Publisher {
-        let queue: VecDeque<(Record, u32)> = built
-            .blocks
-            .iter()
-            .map(|(h, b)| {
-                (
-                    Record {
-                        kind: RecordKind::BLOCK,
-                        key: *h,
-                        value: b.clone(),
-                    },
-                    0,
-                )
-            })
-            .collect();
-        let manifest = Record {
-            kind: RecordKind::MANIFEST,
-            key: built.parsed.address().dht_key(),
-            value: built.manifest.clone(),
-        };
-        let total = queue.len() + 1;
-        Publisher {
-            req: Requests::new(),
-            expires: built.parsed.expires.0,
-            queue,
-            manifest: Some(manifest),
-            in_flight: BTreeMap::new(),
-            min_copies: u8::MAX,
-            stored: 0,
-            total,
-            result: None,
-        }
-    }
-
-    /// Bytes to write on the stream now.
-    pub fn poll_send(&mut self) -> Vec<u8> {
-        while self.result.is_none() && self.in_flight.len() < MAX_IN_FLIGHT {
-            let next = match self.queue.pop_front() {
-                Some(r) => r,
-                None if self.in_flight.is_empty() => match self.manifest.take() {
-                    Some(m) => (m, 0),
-                    None => break,
-                },
-                None => break,
-            };
-            let (record, attempts) = next;
-            let r = record.clone();
-            let expires = self.expires;
-            let id = self.req.send(|id| ExitRequest::Put {
-                id,
-                record: r,
-                expires,
-            });
-            self.in_flight.insert(id, (record, attempts + 1));
-        }
-        std::mem::take(&mut self.req.outbox)
-    }
-
-    /// Bytes read from the stream.
-    pub fn on_data(&mut self, data: &[u8]) {
-        let replies = match self.req.replies(data) {
-            Ok(r) => r,
-            Err(e) => {
-                self.result = Some(Err(e));
-                return;
-            }
-        };
-        for r in replies {
-            match r {
-                ExitReply::Stored { id, copies } => {
-                    let Some((record, attempts)) = self.in_flight.remove(&id) else {
-                        continue;
-                    };
-                    if copies == 0 {
-                        if attempts >= MAX_ATTEMPTS {
-                            self.result = Some(Err(TransferError::NotStored));
-                        } else if record.kind == RecordKind::MANIFEST {
-                            self.manifest = Some(record);
-                        } else {
-                            self.queue.push_back((record, attempts));
-                        }
-                        continue;
-                    }
-                    self.min_copies = self.min_copies.min(copies);
-                    self.stored += 1;
-                    if self.stored == self.total {
-                        self.result = Some(Ok(()));
-                    }
-                }
-                // Busy (`06-dht.md#exit-requests`): the exit is at a limit; try again.
-                ExitReply::Refused { id, reason: BUSY } => {
-                    let Some((record, attempts)) = self.in_flight.remove(&id) else {
-                        continue;
-                    };
-                    if attempts >= MAX_ATTEMPTS {
-                        self.result = Some(Err(TransferError::Refused(BUSY)));
-                    } else if record.kind == RecordKind::MANIFEST {
-                        self.manifest = Some(record);
-                    } else {
-                        self.queue.push_back((record, attempts));
-                    }
-                }
-                ExitReply::Refused { reason, .. } => {
-                    self.result = Some(Err(TransferError::Refused(reason)))
-                }
-                _ => self.result = Some(Err(TransferError::BadReply)),
-            }
-        }
-    }
-
-    /// `Some` when finished.
-    pub fn result(&self) -> Option<&Result<(), TransferError>> {
-        self.result.as_ref()
-    }
-}
 
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

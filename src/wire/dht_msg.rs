@@ -124,6 +124,18 @@ pub enum DhtMsg {
         /// The record kind asked for.
         kind: RecordKind,
     },
+    /// Keep the record of `kind` under `key`, if held, until `expires` (`06-dht.md#lifetime`);
+    /// answered with `STORED` (status 0 kept, 4 not held).
+    Touch {
+        /// Request id.
+        id: u32,
+        /// The key.
+        key: [u8; 32],
+        /// The record kind.
+        kind: RecordKind,
+        /// Until when (Unix seconds).
+        expires: u64,
+    },
     /// The version held: its sequence and the BLAKE3 of its value.
     Seq {
         /// Request id.
@@ -143,6 +155,7 @@ const VALUE: u8 = 5;
 const STORED: u8 = 6;
 const FIND_SEQ: u8 = 7;
 const SEQ: u8 = 8;
+const TOUCH: u8 = 9;
 
 impl DhtMsg {
     /// The request id.
@@ -155,6 +168,7 @@ impl DhtMsg {
             | DhtMsg::Value { id, .. }
             | DhtMsg::Stored { id, .. }
             | DhtMsg::FindSeq { id, .. }
+            | DhtMsg::Touch { id, .. }
             | DhtMsg::Seq { id, .. } => *id,
         }
     }
@@ -198,6 +212,14 @@ impl DhtMsg {
             }
             DhtMsg::Seq { id, seq, digest } => {
                 w.u8(SEQ).u32(*id).u64(*seq).bytes(digest);
+            }
+            DhtMsg::Touch {
+                id,
+                key,
+                kind,
+                expires,
+            } => {
+                w.u8(TOUCH).u32(*id).bytes(key).u8(kind.0).u64(*expires);
             }
         }
         w.into_vec()
@@ -256,6 +278,12 @@ impl DhtMsg {
                 seq: r.u64()?,
                 digest: r.array()?,
             },
+            TOUCH => DhtMsg::Touch {
+                id,
+                key: r.array()?,
+                kind: RecordKind(r.u8()?),
+                expires: r.u64()?,
+            },
             _ => {
                 return Err(DecodeError::InvalidValue {
                     field: "dht message type",
@@ -279,6 +307,18 @@ pub enum ExitRequest {
         kind: RecordKind,
         /// Key.
         key: [u8; 32],
+    },
+    /// Make the nodes closest to `key` that hold its record of `kind` keep it until
+    /// `expires` (`06-dht.md#lifetime`); nothing is sent for a record nobody holds.
+    Refresh {
+        /// Request id.
+        id: u32,
+        /// Kind.
+        kind: RecordKind,
+        /// Key.
+        key: [u8; 32],
+        /// Until when (Unix seconds).
+        expires: u64,
     },
     /// Store `record` on the nodes closest to its key, until `expires`.
     Put {
@@ -331,6 +371,14 @@ impl ExitRequest {
             ExitRequest::Get { id, kind, key } => {
                 w.u8(1).u32(*id).u8(kind.0).bytes(key);
             }
+            ExitRequest::Refresh {
+                id,
+                kind,
+                key,
+                expires,
+            } => {
+                w.u8(3).u32(*id).u8(kind.0).bytes(key).u64(*expires);
+            }
             ExitRequest::Put {
                 id,
                 record,
@@ -354,6 +402,12 @@ impl ExitRequest {
                 id,
                 kind: RecordKind(r.u8()?),
                 key: r.array()?,
+            },
+            3 => ExitRequest::Refresh {
+                id,
+                kind: RecordKind(r.u8()?),
+                key: r.array()?,
+                expires: r.u64()?,
             },
             2 => ExitRequest::Put {
                 id,
@@ -511,6 +565,12 @@ mod tests {
                 record: rec.clone(),
             },
             DhtMsg::Stored { id: 6, status: 0 },
+            DhtMsg::Touch {
+                id: 9,
+                key: [7; 32],
+                kind: RecordKind::BLOCK,
+                expires: 1_800_000_000,
+            },
         ];
         for m in msgs {
             assert_eq!(DhtMsg::decode(&m.encode()).unwrap(), m);
@@ -524,6 +584,12 @@ mod tests {
             ExitRequest::Put {
                 id: 2,
                 record: rec.clone(),
+                expires: 1_800_000_000,
+            },
+            ExitRequest::Refresh {
+                id: 3,
+                kind: RecordKind::BLOCK,
+                key: [9; 32],
                 expires: 1_800_000_000,
             },
         ] {

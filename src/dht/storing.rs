@@ -1,0 +1,115 @@
+//! The storer's side of the DHT (`protocol-spec/06-dht.md#store`, `#lifetime`): `STORE`
+//! (validate, keep until the time asked within the lifetime rules) and `TOUCH` (keep a held
+//! record longer), each answered `STORED` only once the store made it durable.
+//! Not in this module: lookups (`super`), the record store itself (`super::store`).
+
+use super::store::{self, RecordInfo, StoreError};
+use super::{COMMIT_BATCH, COMMIT_DELAY, Dht, DhtAction};
+use crate::crypto::keys::NodeId;
+use crate::time::{Time, WallTime};
+use crate::wire::dht_msg::{DhtMsg, Record, RecordKind};
+
+/// `STORED` statuses (`06-dht.md#rpcs`).
+mod status {
+    pub const STORED: u8 = 0;
+    pub const INVALID: u8 = 1;
+    pub const NOT_STORED: u8 = 2;
+    pub const OLDER: u8 = 3;
+    pub const NOT_HELD: u8 = 4;
+}
+
+impl Dht {
+    /// A `STORE` from `from`: kept until `expires` within the lifetime rules.
+    pub(super) fn on_store(
+        &mut self,
+        now: Time,
+        wall: WallTime,
+        from: NodeId,
+        id: u32,
+        record: &Record,
+        expires: WallTime,
+    ) {
+        self.stats.rpcs_in += 1;
+        let checked = self.validator.validate(record, wall).ok().and_then(|info| {
+            store::keep_until(record.kind, info.expires, expires, wall).map(|until| RecordInfo {
+                expires: until,
+                ..info
+            })
+        });
+        let st = match checked {
+            None => {
+                self.stats.invalid_records += 1;
+                status::INVALID
+            }
+            Some(info) => self.put_status(record, info),
+        };
+        self.answer_store(now, from, id, st);
+    }
+
+    /// A `TOUCH` from `from`: keep the record held under `key` until `expires` (a block at
+    /// most 30 days from now; a manifest lives by its own expiry and is only confirmed).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_touch(
+        &mut self,
+        now: Time,
+        wall: WallTime,
+        from: NodeId,
+        id: u32,
+        kind: RecordKind,
+        key: [u8; 32],
+        expires: WallTime,
+    ) {
+        self.stats.rpcs_in += 1;
+        let st = match self.store.info(kind, &key, wall) {
+            None => status::NOT_HELD,
+            Some(held) => match store::keep_until(kind, held.expires, expires, wall) {
+                None => status::INVALID,
+                Some(_) if kind == RecordKind::MANIFEST => status::STORED,
+                Some(_) => {
+                    // A block's kept time is the later of the two, never shorter.
+                    let until = store::keep_until(kind, WallTime(u64::MAX), expires, wall)
+                        .unwrap_or(held.expires);
+                    match self.store.get(kind, &key, wall) {
+                        Some(record) if until > held.expires => self.put_status(
+                            &record,
+                            RecordInfo {
+                                expires: until,
+                                ..held
+                            },
+                        ),
+                        Some(_) => status::STORED,
+                        None => status::NOT_HELD,
+                    }
+                }
+            },
+        };
+        self.answer_store(now, from, id, st);
+    }
+
+    fn put_status(&mut self, record: &Record, info: RecordInfo) -> u8 {
+        match self.store.put(record, info, false) {
+            Ok(_) => status::STORED,
+            Err(StoreError::Quota | StoreError::Backend) => status::NOT_STORED,
+            Err(StoreError::Older | StoreError::Equivocation) => status::OLDER,
+        }
+    }
+
+    /// Answer a `STORE` or `TOUCH`: "stored" only once durable, so with a deferred store
+    /// the answer waits for its batch's commit (`06-dht.md#store`).
+    fn answer_store(&mut self, now: Time, from: NodeId, id: u32, st: u8) {
+        if st == status::STORED && self.store.deferred() {
+            if self.unacked.is_empty() {
+                self.commit_at = now + COMMIT_DELAY;
+            }
+            self.unacked.push((from, id));
+            if self.store.pending() >= COMMIT_BATCH {
+                self.commit();
+            }
+        } else {
+            self.actions.push_back(DhtAction::Send {
+                to: from,
+                msg: DhtMsg::Stored { id, status: st },
+            });
+        }
+    }
+}
