@@ -21,10 +21,10 @@
 //! | [`circuit`] | the reader's circuits: telescoping build, streams | 04, 05 |
 //! | [`relay`] | the relay switch, per-hop layers, limits, exit services | 04, 09 |
 //! | [`dht`] | sans-IO Kademlia: routing table, lookups, record stores | 06 |
-//! | [`site`] | addresses, signed manifests, rollback tracking, publish/fetch machines | 07 |
+//! | [`site`] | addresses, signed manifests, building a site, rollback tracking | 07 |
 //! | [`node`] | the sans-IO node composing all of the above; its events (`NodeEvent`) | 09 |
-//! | [`app`] | the reader's apps over a node, sans-IO: the `App` trait, `ServiceSession`, echo | 05, 07 |
-//! | [`gateway`] | the browser gateway's routing, confinement headers, ranges, per-site fetching | 08 |
+//! | [`app`] | the reader's apps over a node, sans-IO: the `App` trait, `ServiceSession`, echo, the publisher, the one fetch engine and a site's files | 05, 07, 08 |
+//! | [`gateway`] | the browser gateway's routing, confinement headers, ranges | 08 |
 //! | [`sim`] | deterministic simulators over real nodes and real DHT engines | README#determinism |
 //! | [`interop`] | vector runners: bundled public vectors, Umbra's goldens, external files | interop/README.md |
 //! | `runtime` | \[feature `runtime`\] CLI, tokio driver, redb store, configuration | — |

@@ -2,13 +2,14 @@
 //! oversized manifests, forged records, junk answers and wrong blocks are each refused with a
 //! typed error, and the reader keeps going through honest sources.
 
+use umbra::app::fetch::TransferError;
+use umbra::app::site_files::Fetcher;
 use umbra::crypto::keys::{IdentityKey, NodeId};
 use umbra::dht::store::MemoryStore;
 use umbra::dht::{Dht, DhtAction, DhtConfig};
 use umbra::node::SiteValidator;
 use umbra::site::address::SiteAddress;
 use umbra::site::manifest::{Entry, MAX_ENTRIES, MAX_MANIFEST, Manifest, parse};
-use umbra::site::transfer::{Fetcher, TransferError};
 use umbra::site::{SiteError, SiteTracker, build};
 use umbra::time::{Time, WallTime};
 use umbra::wire::dht_msg::{DhtMsg, ExitReply, ExitRequest, Record, RecordKind, StreamFramer};
@@ -341,18 +342,39 @@ fn a_manifest_for_another_site_is_refused_by_the_reader() {
     let mut f = Fetcher::new(victim, None, NOW);
     let _ = f.poll_send();
     let mut t = SiteTracker::new();
-    reply(
-        &mut f,
-        &mut t,
-        ExitReply::Found {
-            id: 1,
-            record: Record {
-                kind: RecordKind::MANIFEST,
-                key: victim.dht_key(),
-                value: built.manifest,
+    // The policy (`08-gateway.md#fetching`): a forged answer is asked again on the same
+    // stream (another lookup may reach honest storers), at most 4 times, then reported.
+    let mut id = 1;
+    for attempt in 1..=umbra::app::fetch::MAX_ATTEMPTS {
+        let next = reply(
+            &mut f,
+            &mut t,
+            ExitReply::Found {
+                id,
+                record: Record {
+                    kind: RecordKind::MANIFEST,
+                    key: victim.dht_key(),
+                    value: built.manifest.clone(),
+                },
             },
-        },
-    );
+        );
+        if attempt < umbra::app::fetch::MAX_ATTEMPTS {
+            let [
+                ExitRequest::Get {
+                    id: again, kind, ..
+                },
+            ] = next[..]
+            else {
+                panic!("attempt {attempt}: not asked again: {next:?}")
+            };
+            assert_eq!(kind, RecordKind::MANIFEST);
+            assert!(
+                f.result().is_none(),
+                "given up after {attempt} forged answers"
+            );
+            id = again;
+        }
+    }
     assert_eq!(
         f.take_result(),
         Some(Err(TransferError::Manifest(SiteError::WrongKey)))

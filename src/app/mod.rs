@@ -17,8 +17,10 @@ use crate::node::{Node, NodeEvent};
 use crate::time::Time;
 
 pub mod echo;
+pub mod fetch;
 pub mod publish;
 pub mod session;
+pub mod site_files;
 
 /// An application on top of a node. `Any` lets a driver hand a finished app's results back
 /// by type (the simulator's scenarios read them).

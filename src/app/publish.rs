@@ -16,18 +16,20 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::App;
+use super::fetch::{MAX_ATTEMPTS, TransferError};
 use super::session::{ServiceSession, SessionEvent};
 use crate::crypto::keys::IdentityKey;
 use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
 use crate::site::manifest;
-use crate::site::transfer::{MAX_ATTEMPTS, MAX_IN_FLIGHT, TransferError};
 use crate::site::{Built, build};
 use crate::time::Time;
 use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind, StreamFramer};
 
 /// Circuits a publish may use.
 pub const CIRCUITS: u32 = 4;
+/// Stores outstanding on one stream.
+pub const MAX_IN_FLIGHT: usize = 16;
 /// Storers that must still hold a known block for a publish to skip sending it again.
 pub const REFRESH_MIN_COPIES: u8 = 4;
 /// `REFUSED` reason 2: the exit is at a limit; ask again (`06-dht.md#exit-requests`).

@@ -9,7 +9,6 @@
 //! Not in this module: sockets and HTTP parsing (`runtime/gateway`), circuits (`node`),
 //! manifest verification (`site`).
 
-pub mod fetch;
 pub mod range;
 pub mod shell;
 

@@ -253,7 +253,7 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Refuse a site (or path) whose files add up to more than this many bytes, checked
         /// on its manifest before any block is fetched.
-        #[arg(long, value_name = "BYTES", default_value_t = crate::site::transfer::DEFAULT_MAX_BYTES)]
+        #[arg(long, value_name = "BYTES", default_value_t = crate::app::site_files::DEFAULT_MAX_BYTES)]
         max_bytes: u64,
         /// The relay list.
         #[arg(long, value_name = "FILE")]

@@ -11,12 +11,12 @@ use super::driver::{Driver, os_rng, wall_now};
 use super::relay_cmd::load_bootstrap;
 use crate::app::App;
 use crate::app::publish::{Publish, PublishState};
+use crate::app::site_files::{Fetcher, FileOut};
 use crate::crypto::keystore;
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeConfig, NodeEvent};
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
-use crate::site::transfer::{Fetcher, FileOut};
 use crate::time::Time;
 use crate::wire::dht_msg::RecordKind;
 

@@ -6,10 +6,10 @@
 
 use crate::app::App;
 use crate::app::session::{ServiceSession, SessionEvent};
+use crate::app::site_files::Fetcher;
 use crate::node::{Node, NodeEvent};
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
-use crate::site::transfer::Fetcher;
 use crate::time::Time;
 
 /// Circuits a job may use.

@@ -10,7 +10,6 @@
 
 pub mod address;
 pub mod manifest;
-pub mod transfer;
 
 use std::collections::BTreeMap;
 

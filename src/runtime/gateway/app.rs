@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::status::{Sample, StatusInfo};
 use crate::app::App;
+use crate::app::fetch::{FetchEvent, SiteFetch};
 use crate::crypto::keys::NodeId;
-use crate::gateway::fetch::{FetchEvent, SiteFetch};
 use crate::gateway::range::{self, Plan};
 use crate::gateway::{error_page, site_headers};
 use crate::ids::{CircHandle, StreamHandle};
@@ -455,13 +455,11 @@ impl GatewayApp {
                 });
                 if stale.is_none() {
                     let (status, title) = match e {
-                        crate::site::transfer::TransferError::SiteNotFound => {
-                            (404, "Site not found")
-                        }
+                        crate::app::fetch::TransferError::SiteNotFound => (404, "Site not found"),
                         _ => (502, "Site refused"),
                     };
                     let detail = match e {
-                        crate::site::transfer::TransferError::SiteNotFound => {
+                        crate::app::fetch::TransferError::SiteNotFound => {
                             "No node of the network holds this site. It may never have been \
                              published, or its publisher let it expire."
                                 .to_string()

@@ -1,24 +1,120 @@
-//! One site's requests over one `dht` stream (`protocol-spec/08-gateway.md#fetching`).
+//! The one fetch engine (`protocol-spec/08-gateway.md#fetching`, `07-sites.md#fetching`):
+//! a site's manifest and blocks over one `dht` stream, for the gateway, `umbra fetch` and the
+//! simulator alike.
 //!
-//! [`SiteFetch`] multiplexes the gateway's wants — the site's manifest and any of its blocks,
-//! asked for by any number of browser requests at once — onto one stream to an exit's `dht`
-//! service: each record is asked for once however many requests wait on it, at most
-//! [`MAX_IN_FLIGHT`] are outstanding, answers are verified (the manifest against the address
-//! and the reader's rollback tracker, each block against its hash) and handed out as
-//! [`FetchEvent`]s. A lost stream requeues everything outstanding. Not in this module: which
-//! blocks to want (the gateway's request table) and the circuit.
+//! [`SiteFetch`] multiplexes wants — the site's manifest and any of its blocks, asked for by
+//! any number of callers at once — onto one stream to an exit's `dht` service: each record is
+//! asked for once however many wait on it, at most [`MAX_IN_FLIGHT`] are outstanding, answers
+//! are verified (the manifest against the address and the reader's rollback tracker, each
+//! block against its hash) and handed out as [`FetchEvent`]s. One policy for bad answers:
+//!
+//! - a manifest that is forged, expired, older than one seen, or not found, a block that is
+//!   missing or does not match its hash, and a `REFUSED` busy: asked again on the same stream
+//!   (another lookup may reach honest storers), at most [`MAX_ATTEMPTS`] times, then reported;
+//! - any other `REFUSED` (invalid, no DHT here): reported at once, since this exit will not
+//!   help; the caller moves to a fresh circuit;
+//! - a malformed reply: the stream is of no further use (`Err` from [`SiteFetch::on_data`]).
+//!
+//! A lost stream requeues everything outstanding ([`SiteFetch::reset`]). Not in this module:
+//! which blocks to want (the gateway's request table, [`super::site_files::Fetcher`]) and
+//! the circuit ([`super::session`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::site::address::SiteAddress;
 use crate::site::manifest::{self, Verified};
-use crate::site::transfer::{MAX_ATTEMPTS, Requests, TransferError};
-use crate::site::{SiteTracker, verify_block};
+use crate::site::{SiteError, SiteTracker, verify_block};
 use crate::time::WallTime;
-use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind};
+use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind, StreamFramer};
 
-/// Requests outstanding on one stream (the exit allows 64).
+/// Requests outstanding on one stream (the exit runs at most 32 lookups per circuit).
 pub const MAX_IN_FLIGHT: usize = 32;
+
+/// Attempts per record before giving up.
+pub const MAX_ATTEMPTS: u32 = 4;
+/// `REFUSED` reason 2: the exit is at a limit; the request may be sent again
+/// (`06-dht.md#exit-requests`).
+pub(crate) const BUSY: u8 = 2;
+
+/// Why a transfer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The site's manifest was not found.
+    #[error("site not found")]
+    SiteNotFound,
+    /// The manifest was refused.
+    #[error("manifest refused: {0}")]
+    Manifest(SiteError),
+    /// A block could not be fetched intact.
+    #[error("block {0} unavailable")]
+    Block(String),
+    /// The requested path is not in the site.
+    #[error("no such path in the site")]
+    NoSuchPath,
+    /// The exit refused a request.
+    #[error("exit refused a request (reason {0})")]
+    Refused(u8),
+    /// A record could not be stored on any node.
+    #[error("no node accepted a record")]
+    NotStored,
+    /// The exit sent something malformed or unexpected.
+    #[error("bad reply from the exit")]
+    BadReply,
+    /// The files asked for add up to more than the fetch may write.
+    #[error("the files add up to {size} bytes, more than the limit of {max} (--max-bytes)")]
+    TooLarge {
+        /// Their size, as the manifest declares it.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// The site path.
+        path: String,
+        /// The system's reason.
+        message: String,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Requests {
+    framer: StreamFramer,
+    next_id: u32,
+    pub(crate) outbox: Vec<u8>,
+}
+
+impl Requests {
+    pub(crate) fn new() -> Self {
+        Requests {
+            framer: StreamFramer::default(),
+            next_id: 1,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub(crate) fn send(&mut self, make: impl FnOnce(u32) -> ExitRequest) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.outbox.extend(StreamFramer::frame(&make(id).encode()));
+        id
+    }
+
+    pub(crate) fn replies(&mut self, data: &[u8]) -> Result<Vec<ExitReply>, TransferError> {
+        self.framer.push(data);
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .framer
+            .next_message()
+            .map_err(|_| TransferError::BadReply)?
+        {
+            out.push(ExitReply::decode(&m).map_err(|_| TransferError::BadReply)?);
+        }
+        Ok(out)
+    }
+}
 
 /// What a record request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -153,6 +249,12 @@ impl SiteFetch {
                 ExitReply::NotFound { id } => (id, None),
                 ExitReply::Refused { id, reason } => {
                     if let Some((w, attempts)) = self.in_flight.remove(&id) {
+                        // Busy is worth asking again; anything else this exit will not do.
+                        let attempts = if reason == BUSY {
+                            attempts
+                        } else {
+                            MAX_ATTEMPTS
+                        };
                         self.fail_or_retry(w, attempts, TransferError::Refused(reason));
                     }
                     continue;

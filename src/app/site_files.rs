@@ -1,0 +1,308 @@
+//! A site's files: the whole site or one path, fetched over the one fetch engine
+//! ([`super::fetch::SiteFetch`]) and verified (`protocol-spec/07-sites.md#fetching`).
+//!
+//! [`Fetcher`] wants the manifest, checks the requested files against a size cap before any
+//! block is fetched, takes blocks from the reader's cache when it has them (verified like any
+//! other), wants the rest, and hands out the files only when every block of every one of
+//! them verified. Files are written one block at a time ([`Fetcher::write_file`]), checking
+//! each file's size and hash as they go, so a manifest that lists one block many times never
+//! makes the whole file exist in memory.
+//! Not in this module: the retry policy for bad answers (`super::fetch`), circuits
+//! (`super::session`), files on disk (the CLI).
+
+use std::collections::BTreeMap;
+
+use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use crate::crypto::hash;
+use crate::site::address::SiteAddress;
+use crate::site::manifest::Verified;
+use crate::site::{SiteError, SiteTracker, verify_block};
+use crate::time::WallTime;
+
+/// A local source of blocks by hash (a reader's cache).
+pub type BlockCache = Box<dyn FnMut(&[u8; 32]) -> Option<Vec<u8>> + Send>;
+
+/// The files of a finished fetch, or why it failed.
+pub type FetchResult = Result<Vec<FileOut>, TransferError>;
+
+/// A fetched file, as the list of its (verified, held) blocks: written out with
+/// [`Fetcher::write_file`], one block at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOut {
+    /// Its path in the site.
+    pub path: String,
+    /// Its blocks, in order.
+    pub blocks: Vec<[u8; 32]>,
+    /// Its size.
+    pub size: u64,
+    /// BLAKE3 of its content.
+    pub hash: [u8; 32],
+}
+
+/// Bytes a fetch writes at most unless told otherwise.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+#[derive(Debug)]
+enum FetchState {
+    Manifest,
+    Blocks {
+        manifest: Box<Verified>,
+        wanted: Vec<String>,
+    },
+    Done,
+}
+
+/// Fetches a site (or one path of it) and verifies everything.
+pub struct Fetcher {
+    site: SiteAddress,
+    path: Option<String>,
+    now: WallTime,
+    fetch: SiteFetch,
+    state: FetchState,
+    blocks: BTreeMap<[u8; 32], Vec<u8>>,
+    /// Blocks still needed.
+    pub remaining: usize,
+    /// Blocks in all (known once the manifest arrived).
+    pub total: usize,
+    result: Option<FetchResult>,
+    cache: Option<BlockCache>,
+    /// Blocks taken from the local cache instead of the network.
+    pub from_cache: usize,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Fetcher({:?}, {}/{} blocks)",
+            self.site,
+            self.total - self.remaining,
+            self.total
+        )
+    }
+}
+
+impl Fetcher {
+    /// Fetch `site` (every file, or only `path`), checking validity at `now`.
+    pub fn new(site: SiteAddress, path: Option<String>, now: WallTime) -> Fetcher {
+        let mut fetch = SiteFetch::new(site);
+        fetch.want_manifest();
+        Fetcher {
+            site,
+            path,
+            now,
+            fetch,
+            state: FetchState::Manifest,
+            blocks: BTreeMap::new(),
+            remaining: 0,
+            total: 0,
+            result: None,
+            cache: None,
+            from_cache: 0,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Refuse a site whose requested files add up to more than `max` bytes (checked on the
+    /// manifest, before any block is fetched).
+    pub fn with_max_bytes(mut self, max: u64) -> Fetcher {
+        self.max_bytes = max;
+        self
+    }
+
+    /// Take blocks from a local cache when it has them (each is verified like any other).
+    pub fn with_cache(mut self, cache: BlockCache) -> Fetcher {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Every block this fetch holds, verified (for the caller's cache).
+    pub fn blocks(&self) -> &BTreeMap<[u8; 32], Vec<u8>> {
+        &self.blocks
+    }
+
+    /// The stream was lost: what was outstanding is asked again on the next one.
+    pub fn reset(&mut self) {
+        self.fetch.reset();
+    }
+
+    /// Bytes to write on the stream now.
+    pub fn poll_send(&mut self) -> Vec<u8> {
+        if self.result.is_some() {
+            return Vec::new();
+        }
+        self.fetch.poll_send()
+    }
+
+    /// Bytes read from the stream; `tracker` remembers manifests (rollback refused).
+    pub fn on_data(&mut self, data: &[u8], tracker: &mut SiteTracker) {
+        if self.result.is_some() {
+            return;
+        }
+        if let Err(e) = self.fetch.on_data(data, tracker, self.now) {
+            self.result = Some(Err(e));
+            return;
+        }
+        while let Some(ev) = self.fetch.poll_event() {
+            if self.result.is_some() {
+                return;
+            }
+            match ev {
+                FetchEvent::Manifest(Ok(v)) => self.on_manifest(*v),
+                FetchEvent::Manifest(Err(e)) | FetchEvent::Block(_, Err(e)) => {
+                    self.result = Some(Err(e));
+                }
+                FetchEvent::Block(h, Ok(data)) => {
+                    if self.blocks.insert(h, data).is_none() {
+                        self.remaining = self.remaining.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        if self.result.is_none()
+            && matches!(self.state, FetchState::Blocks { .. })
+            && self.remaining == 0
+        {
+            self.assemble();
+        }
+    }
+
+    fn on_manifest(&mut self, v: Verified) {
+        if !matches!(self.state, FetchState::Manifest) {
+            return;
+        }
+        let wanted: Vec<String> = match &self.path {
+            Some(p) => {
+                let p = p.trim_start_matches('/');
+                let p = if p.is_empty() || p.ends_with('/') {
+                    format!("{p}index.html")
+                } else {
+                    p.to_string()
+                };
+                if v.manifest().entry(&p).is_none() {
+                    self.result = Some(Err(TransferError::NoSuchPath));
+                    return;
+                }
+                vec![p]
+            }
+            None => v
+                .manifest()
+                .entries
+                .iter()
+                .map(|e| e.path.clone())
+                .collect(),
+        };
+        let size: u64 = wanted
+            .iter()
+            .filter_map(|p| v.manifest().entry(p))
+            .map(|e| e.size)
+            .fold(0u64, u64::saturating_add);
+        if size > self.max_bytes {
+            self.result = Some(Err(TransferError::TooLarge {
+                size,
+                max: self.max_bytes,
+            }));
+            return;
+        }
+        let mut needed: Vec<[u8; 32]> = wanted
+            .iter()
+            .filter_map(|p| v.manifest().entry(p))
+            .flat_map(|e| e.blocks.iter().copied())
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        self.total = needed.len();
+        if let Some(cache) = self.cache.as_mut() {
+            needed.retain(|h| match cache(h) {
+                Some(data) if verify_block(h, &data).is_ok() => {
+                    self.blocks.insert(*h, data);
+                    self.from_cache += 1;
+                    false
+                }
+                _ => true,
+            });
+        }
+        self.remaining = needed.len();
+        for h in needed {
+            self.fetch.want_block(h);
+        }
+        self.state = FetchState::Blocks {
+            manifest: Box::new(v),
+            wanted,
+        };
+        if self.remaining == 0 {
+            self.assemble();
+        }
+    }
+
+    fn assemble(&mut self) {
+        let FetchState::Blocks { manifest, wanted } =
+            std::mem::replace(&mut self.state, FetchState::Done)
+        else {
+            return;
+        };
+        let mut files = Vec::with_capacity(wanted.len());
+        for p in wanted {
+            let Some(e) = manifest.manifest().entry(&p) else {
+                continue;
+            };
+            if let Some(b) = e.blocks.iter().find(|b| !self.blocks.contains_key(*b)) {
+                self.result = Some(Err(TransferError::Block(crate::wire::hex::encode(&b[..8]))));
+                return;
+            }
+            files.push(FileOut {
+                path: p,
+                blocks: e.blocks.clone(),
+                size: e.size,
+                hash: e.hash,
+            });
+        }
+        self.result = Some(Ok(files));
+    }
+
+    /// Write `f` to `w` one block at a time, checking its size and hash as it goes; an
+    /// `Err` means what was written must be thrown away.
+    pub fn write_file(&self, f: &FileOut, w: &mut dyn std::io::Write) -> Result<(), TransferError> {
+        let mut h = hash::Hasher::new();
+        let mut size = 0u64;
+        for b in &f.blocks {
+            let data = self
+                .blocks
+                .get(b)
+                .ok_or_else(|| TransferError::Block(crate::wire::hex::encode(&b[..8])))?;
+            h.update(data);
+            size += data.len() as u64;
+            w.write_all(data).map_err(|e| TransferError::Write {
+                path: f.path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        if size != f.size || !hash::ct_eq_32(&h.finalize(), &f.hash) {
+            return Err(TransferError::Manifest(SiteError::BlockHash));
+        }
+        Ok(())
+    }
+
+    /// Every file of `files` in memory (small sites, the simulator): [`Fetcher::write_file`]
+    /// into a buffer each.
+    pub fn contents(&self, files: &[FileOut]) -> Result<Vec<(String, Vec<u8>)>, TransferError> {
+        files
+            .iter()
+            .map(|f| {
+                let mut buf = Vec::new();
+                self.write_file(f, &mut buf).map(|()| (f.path.clone(), buf))
+            })
+            .collect()
+    }
+
+    /// `Some` when finished: every requested file, all its blocks held and verified.
+    pub fn result(&self) -> Option<&FetchResult> {
+        self.result.as_ref()
+    }
+
+    /// The result, taken (`None` until finished, and after it was taken).
+    pub fn take_result(&mut self) -> Option<FetchResult> {
+        self.result.take()
+    }
+}
