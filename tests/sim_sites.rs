@@ -9,17 +9,17 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use umbra::app::publish::{Publish, PublishState};
+use umbra::app::site_files::{FetchSite, FetchState};
 use umbra::crypto::keys::IdentityKey;
 use umbra::crypto::rng::UmbraRng;
 use umbra::dht::DhtConfig;
-use umbra::sim::site_jobs::{SiteJob, SiteJobState, Work};
 use umbra::sim::{AppId, NetModel, World};
 use umbra::site::address::SiteAddress;
 use umbra::time::Time;
 
-/// Start a site job on reader `r`.
-fn job(w: &mut World, r: usize, work: Work) -> AppId {
-    w.spawn(r, Box::new(SiteJob::new(work)))
+/// Start fetching `site` on reader `r`.
+fn fetch(w: &mut World, r: usize, site: SiteAddress) -> AppId {
+    w.spawn(r, Box::new(FetchSite::site(site)))
 }
 
 /// Start the publish app on reader `r`: the site of `key` made of `files`.
@@ -40,10 +40,10 @@ fn assert_published(w: &World, ids: &[AppId]) {
     }
 }
 
-/// The site jobs `ids`, to read their results.
-fn jobs_of<'a>(w: &'a World, ids: &[AppId]) -> Vec<&'a SiteJob> {
+/// The fetch apps `ids`, to read their results.
+fn fetches_of<'a>(w: &'a World, ids: &[AppId]) -> Vec<&'a FetchSite> {
     ids.iter()
-        .map(|&id| w.app::<SiteJob>(id).unwrap())
+        .map(|&id| w.app::<FetchSite>(id).unwrap())
         .collect()
 }
 
@@ -99,15 +99,15 @@ fn publish_leave_fetch_small_world() {
     let fetches: Vec<AppId> = sites
         .iter()
         .enumerate()
-        .map(|(i, (addr, _))| job(&mut w, 84 + i, Work::Fetch(*addr)))
+        .map(|(i, (addr, _))| fetch(&mut w, 84 + i, *addr))
         .collect();
     w.run_apps(&fetches, at(600));
-    let fetched = jobs_of(&w, &fetches);
+    let fetched = fetches_of(&w, &fetches);
     for (j, (_, files)) in fetched.iter().zip(&sites) {
-        assert_eq!(j.state, SiteJobState::Done, "fetch: {:?}", j.last_error);
+        assert_eq!(j.state, FetchState::Done, "fetch: {:?}", j.last_error);
         let mut want = files.clone();
         want.sort();
-        let mut got = j.files.clone();
+        let mut got = j.contents().unwrap();
         got.sort();
         assert_eq!(got, want, "fetched files differ from the published ones");
     }
@@ -154,20 +154,20 @@ fn full_stack_publish_leave_churn_fetch() {
     let fetches: Vec<AppId> = sites
         .iter()
         .enumerate()
-        .map(|(i, (addr, _))| job(&mut w, relays + 10 + i, Work::Fetch(*addr)))
+        .map(|(i, (addr, _))| fetch(&mut w, relays + 10 + i, *addr))
         .collect();
     w.run_apps(&fetches, t0 + Duration::from_secs(600));
-    let fetched = jobs_of(&w, &fetches);
+    let fetched = fetches_of(&w, &fetches);
     for (j, (_, files)) in fetched.iter().zip(&sites) {
         assert_eq!(
             j.state,
-            SiteJobState::Done,
+            FetchState::Done,
             "fetch after churn: {:?}",
             j.last_error
         );
         let mut want = files.clone();
         want.sort();
-        let mut got = j.files.clone();
+        let mut got = j.contents().unwrap();
         got.sort();
         assert_eq!(got, want);
     }

@@ -7,16 +7,22 @@
 //! them verified. Files are written one block at a time ([`Fetcher::write_file`]), checking
 //! each file's size and hash as they go, so a manifest that lists one block many times never
 //! makes the whole file exist in memory.
-//! Not in this module: the retry policy for bad answers (`super::fetch`), circuits
-//! (`super::session`), files on disk (the CLI).
+//! [`FetchSite`] is the app around it: the fetch over a circuit, started over on a fresh
+//! one when a circuit is lost or an exit fails it.
+//! Not in this module: the retry policy for bad answers (`super::fetch`), files on disk
+//! (the CLI).
 
 use std::collections::BTreeMap;
 
+use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use super::session::{ServiceSession, SessionEvent};
 use crate::crypto::hash;
+use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
 use crate::site::manifest::Verified;
 use crate::site::{SiteError, SiteTracker, verify_block};
+use crate::time::Time;
 use crate::time::WallTime;
 
 /// A local source of blocks by hash (a reader's cache).
@@ -43,7 +49,7 @@ pub struct FileOut {
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Debug)]
-enum FetchState {
+enum Phase {
     Manifest,
     Blocks {
         manifest: Box<Verified>,
@@ -58,7 +64,7 @@ pub struct Fetcher {
     path: Option<String>,
     now: WallTime,
     fetch: SiteFetch,
-    state: FetchState,
+    state: Phase,
     blocks: BTreeMap<[u8; 32], Vec<u8>>,
     /// Blocks still needed.
     pub remaining: usize,
@@ -93,7 +99,7 @@ impl Fetcher {
             path,
             now,
             fetch,
-            state: FetchState::Manifest,
+            state: Phase::Manifest,
             blocks: BTreeMap::new(),
             remaining: 0,
             total: 0,
@@ -161,7 +167,7 @@ impl Fetcher {
             }
         }
         if self.result.is_none()
-            && matches!(self.state, FetchState::Blocks { .. })
+            && matches!(self.state, Phase::Blocks { .. })
             && self.remaining == 0
         {
             self.assemble();
@@ -169,7 +175,7 @@ impl Fetcher {
     }
 
     fn on_manifest(&mut self, v: Verified) {
-        if !matches!(self.state, FetchState::Manifest) {
+        if !matches!(self.state, Phase::Manifest) {
             return;
         }
         let wanted: Vec<String> = match &self.path {
@@ -227,7 +233,7 @@ impl Fetcher {
         for h in needed {
             self.fetch.want_block(h);
         }
-        self.state = FetchState::Blocks {
+        self.state = Phase::Blocks {
             manifest: Box::new(v),
             wanted,
         };
@@ -237,8 +243,7 @@ impl Fetcher {
     }
 
     fn assemble(&mut self) {
-        let FetchState::Blocks { manifest, wanted } =
-            std::mem::replace(&mut self.state, FetchState::Done)
+        let Phase::Blocks { manifest, wanted } = std::mem::replace(&mut self.state, Phase::Done)
         else {
             return;
         };
@@ -304,5 +309,174 @@ impl Fetcher {
     /// The result, taken (`None` until finished, and after it was taken).
     pub fn take_result(&mut self) -> Option<FetchResult> {
         self.result.take()
+    }
+}
+
+/// Where a site fetch is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchState {
+    /// Reaching the exit.
+    Connecting,
+    /// Fetching the manifest and blocks.
+    Fetching,
+    /// Every file asked for verified.
+    Done,
+    /// Gave up (why).
+    Failed(String),
+}
+
+/// The fetch app: a site (or one path of it) over a [`ServiceSession`], asked again on a
+/// fresh circuit (up to [`CIRCUITS`]) when a circuit is lost or an exit fails the fetch.
+/// `umbra fetch` and the simulator run it.
+pub struct FetchSite {
+    make: Box<dyn FnMut(WallTime) -> Fetcher + Send>,
+    fetcher: Option<Fetcher>,
+    tracker: SiteTracker,
+    session: ServiceSession,
+    files: Vec<FileOut>,
+    /// Where it is.
+    pub state: FetchState,
+    /// The last failure that made it start over on a fresh circuit.
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for FetchSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchSite")
+            .field("state", &self.state)
+            .field("fetcher", &self.fetcher)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Circuits a fetch may use.
+pub const CIRCUITS: u32 = 4;
+
+impl FetchSite {
+    /// Fetch with fetchers made by `make` (given the wall time when a stream opens): the
+    /// site, the path, the size cap and the cache are the caller's.
+    pub fn new(make: Box<dyn FnMut(WallTime) -> Fetcher + Send>) -> FetchSite {
+        FetchSite {
+            make,
+            fetcher: None,
+            tracker: SiteTracker::new(),
+            session: ServiceSession::new(b"dht", CIRCUITS),
+            files: Vec::new(),
+            state: FetchState::Connecting,
+            last_error: None,
+        }
+    }
+
+    /// Fetch every file of `site`.
+    pub fn site(site: SiteAddress) -> FetchSite {
+        FetchSite::new(Box::new(move |now| Fetcher::new(site, None, now)))
+    }
+
+    /// The files fetched, once done.
+    pub fn files(&self) -> &[FileOut] {
+        &self.files
+    }
+
+    /// The fetcher holding the verified blocks (to write the files out).
+    pub fn fetcher(&self) -> Option<&Fetcher> {
+        self.fetcher.as_ref()
+    }
+
+    /// Blocks verified so far, and in all, once the manifest is known.
+    pub fn progress(&self) -> Option<(usize, usize)> {
+        self.fetcher
+            .as_ref()
+            .filter(|f| f.total > 0)
+            .map(|f| (f.total - f.remaining, f.total))
+    }
+
+    /// The files' contents in memory (small sites, the simulator).
+    pub fn contents(&self) -> Result<Vec<(String, Vec<u8>)>, TransferError> {
+        match &self.fetcher {
+            Some(f) => f.contents(&self.files),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn over(&self) -> bool {
+        matches!(self.state, FetchState::Done | FetchState::Failed(_))
+    }
+
+    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Built { .. } => {}
+            SessionEvent::Opened => {
+                self.state = FetchState::Fetching;
+                match self.fetcher.as_mut() {
+                    // A lost circuit: what was outstanding is asked again.
+                    Some(f) => f.reset(),
+                    None => self.fetcher = Some((self.make)(node.wall(now))),
+                }
+                self.pump(node, now);
+            }
+            SessionEvent::Data(data) => {
+                let Some(f) = self.fetcher.as_mut() else {
+                    return;
+                };
+                f.on_data(&data, &mut self.tracker);
+                match f.take_result() {
+                    Some(Ok(files)) => {
+                        self.files = files;
+                        self.state = FetchState::Done;
+                        self.session.finish(node, now);
+                    }
+                    Some(Err(e)) => {
+                        // This exit failed the fetch: start over on a fresh circuit.
+                        self.fetcher = None;
+                        let ev = self.session.retry(node, now, e.to_string());
+                        self.on_session(node, now, ev);
+                    }
+                    None => self.pump(node, now),
+                }
+            }
+            SessionEvent::Retrying { why, .. } => {
+                self.last_error = Some(why);
+                self.state = FetchState::Connecting;
+            }
+            SessionEvent::GaveUp { why } => {
+                self.last_error = Some(why.clone());
+                self.state = FetchState::Failed(why);
+            }
+        }
+    }
+
+    fn pump(&mut self, node: &mut Node, now: Time) {
+        let Some(f) = self.fetcher.as_mut() else {
+            return;
+        };
+        let bytes = f.poll_send();
+        if let Some(ev) = self.session.send(node, now, &bytes) {
+            self.on_session(node, now, ev);
+        }
+    }
+}
+
+impl App for FetchSite {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.session.start(node, now);
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        if self.over() {
+            return;
+        }
+        if let Some(ev) = self.session.on_event(node, now, event) {
+            self.on_session(node, now, ev);
+        }
+    }
+
+    fn tick(&mut self, _: &mut Node, _: Time) {}
+
+    fn finished(&self) -> Option<i32> {
+        match self.state {
+            FetchState::Done => Some(0),
+            FetchState::Failed(_) => Some(1),
+            _ => None,
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! `umbra publish` and `umbra fetch`: a reader node that publishes or fetches a site through
-//! a circuit and the exit's `dht` service (`protocol-spec/07-sites.md#publishing`).
+//! `umbra publish` and `umbra fetch`: files, the cache, progress and messages around the
+//! publish and fetch apps (`crate::app::publish`, `crate::app::site_files`), run on a reader
+//! node by the tokio driver (`protocol-spec/07-sites.md#publishing`, `#fetching`).
+//! Not in this module: the protocol, retries and verification (the apps).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,17 +13,13 @@ use super::driver::{Driver, os_rng, wall_now};
 use super::relay_cmd::load_bootstrap;
 use crate::app::App;
 use crate::app::publish::{Publish, PublishState};
-use crate::app::site_files::{Fetcher, FileOut};
+use crate::app::site_files::{FetchSite, FetchState, Fetcher, FileOut};
 use crate::crypto::keystore;
-use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeConfig, NodeEvent};
-use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
 use crate::time::Time;
 use crate::wire::dht_msg::RecordKind;
 
-/// Circuits a command may use before giving up.
-const ATTEMPTS: u32 = 4;
 /// How long a published manifest is valid.
 const SITE_LIFETIME: u64 = 30 * 24 * 3600;
 
@@ -101,221 +99,70 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
     let _ = crate::dht::store::RecordStore::commit(&mut *store);
 }
 
-enum Mode {
-    Fetch {
-        site: SiteAddress,
-        path: Option<String>,
-        max_bytes: u64,
-        fetcher: Option<Box<Fetcher>>,
-        tracker: SiteTracker,
-        cache: Option<Cache>,
-    },
+/// `umbra fetch`'s view of the fetch app: it draws progress and says what happened.
+struct FetchCli {
+    app: FetchSite,
+    shown: Option<(usize, usize)>,
 }
 
-struct SiteApp {
-    mode: Mode,
-    circ: Option<CircHandle>,
-    stream: Option<StreamHandle>,
-    attempts: u32,
-    result: Option<i32>,
-    files: Vec<FileOut>,
-}
-
-impl SiteApp {
-    fn restart(&mut self, node: &mut Node, now: Time, why: &str) {
-        if self.attempts >= ATTEMPTS {
-            eprintln!("\numbra: FAILED: {why}");
-            self.result = Some(1);
-            return;
-        }
-        eprintln!("\numbra: {why}; retrying on a new circuit");
-        if let Some(c) = self.circ.take() {
-            node.close_circuit(now, c);
-        }
-        self.start(node, now);
-    }
-
-    fn send(&mut self, node: &mut Node, now: Time, bytes: Vec<u8>) {
-        if let (Some(s), false) = (self.stream, bytes.is_empty()) {
-            let _ = node.stream_send(now, s, &bytes);
-        }
-    }
-
-    fn begin(&mut self, node: &mut Node, now: Time) {
-        let bytes = match &mut self.mode {
-            Mode::Fetch {
-                site,
-                path,
-                max_bytes,
-                fetcher,
-                cache,
-                ..
-            } => {
-                let mut f =
-                    Fetcher::new(*site, path.clone(), node.wall(now)).with_max_bytes(*max_bytes);
-                if let Some(c) = cache.as_ref() {
-                    let store = c.clone();
-                    f = f.with_cache(Box::new(move |h: &[u8; 32]| {
-                        let mut s = store.lock().ok()?;
-                        crate::dht::store::RecordStore::get(
-                            &mut *s,
-                            RecordKind::BLOCK,
-                            h,
-                            crate::time::WallTime(0),
-                        )
-                        .map(|r| r.value)
-                    }));
-                }
-                let b = f.poll_send();
-                *fetcher = Some(Box::new(f));
-                b
-            }
-        };
-        self.send(node, now, bytes);
-    }
-
-    fn on_data(&mut self, node: &mut Node, now: Time, data: &[u8]) {
-        let mut out = Vec::new();
-        let mut outcome: Option<Result<(), String>> = None;
-        match &mut self.mode {
-            Mode::Fetch {
-                fetcher,
-                tracker,
-                cache,
-                ..
-            } => {
-                if let Some(f) = fetcher.as_mut() {
-                    f.on_data(data, tracker);
-                    if f.total > 0 {
-                        progress("fetching", f.total - f.remaining, f.total);
-                    }
-                    match f.take_result() {
-                        Some(Ok(files)) => {
-                            if let Some(c) = cache.as_ref() {
-                                remember(c, f.blocks());
-                                if f.from_cache > 0 {
-                                    eprintln!(
-                                        "\n{} of {} blocks came from the local cache",
-                                        f.from_cache, f.total
-                                    );
-                                }
-                            }
-                            self.files = files;
-                            outcome = Some(Ok(()));
-                        }
-                        Some(Err(e)) => outcome = Some(Err(e.to_string())),
-                        None => out = f.poll_send(),
-                    }
-                }
-            }
-        }
-        self.send(node, now, out);
-        match outcome {
-            Some(Ok(())) => {
-                eprintln!();
-                self.result = Some(0);
-            }
-            Some(Err(e)) => self.restart(node, now, &e),
-            None => {}
-        }
-    }
-}
-
-impl App for SiteApp {
+impl App for FetchCli {
     fn start(&mut self, node: &mut Node, now: Time) {
-        self.attempts += 1;
-        self.stream = None;
-        self.circ = Some(node.build_circuit(now));
+        self.app.start(node, now);
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        if self.result.is_some() {
-            return;
+        let before = self.app.last_error.clone();
+        self.app.on_event(node, now, event);
+        if self.app.last_error != before {
+            if let (Some(e), None) = (&self.app.last_error, self.app.finished()) {
+                eprintln!("\numbra: {e}; retrying on a new circuit");
+            }
         }
-        match event {
-            NodeEvent::Built { circ, .. } if Some(circ) == self.circ => {
-                match node.open_stream(now, circ, b"dht") {
-                    Ok(s) => self.stream = Some(s),
-                    Err(e) => self.restart(node, now, &e.to_string()),
-                }
+        let p = self.app.progress();
+        if p != self.shown {
+            self.shown = p;
+            if let Some((done, total)) = p {
+                progress("fetching", done, total);
             }
-            NodeEvent::StreamOpened { stream } if Some(stream) == self.stream => {
-                self.begin(node, now)
-            }
-            NodeEvent::StreamData { stream, data } if Some(stream) == self.stream => {
-                self.on_data(node, now, &data)
-            }
-            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure }
-                if Some(circ) == self.circ =>
-            {
-                self.restart(node, now, &failure.to_string())
-            }
-            NodeEvent::StreamEnded { stream, .. } if Some(stream) == self.stream => {
-                self.restart(node, now, "the exit closed the stream")
-            }
-            _ => {}
         }
     }
 
-    fn tick(&mut self, _: &mut Node, _: Time) {}
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        self.app.tick(node, now);
+    }
 
     fn finished(&self) -> Option<i32> {
-        self.result
+        self.app.finished()
     }
 }
 
-fn run(bootstrap: &Path, timeout: u64, app: &mut SiteApp) -> Result<i32, String> {
-    let dir = load_bootstrap(bootstrap)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(drive(dir, timeout, app))
-}
-
-/// Run `app` on a fresh reader node over `dir` until it finishes or `timeout` seconds pass.
-async fn drive(
+/// Run `app` on a fresh reader over `dir` until it finishes or `timeout` seconds pass; the
+/// reader's guards come from and go back to `state` (`09-relay.md#guards`).
+async fn drive_fetch(
     dir: crate::directory::Directory,
     timeout: u64,
-    app: &mut SiteApp,
-) -> Result<i32, String> {
+    app: &mut FetchCli,
+    state: Option<&Cache>,
+) -> Result<(), String> {
     let cfg = NodeConfig {
         wall_at_zero: wall_now(),
         ..NodeConfig::default()
     };
     let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
-    // A reader with a data directory keeps its guards across runs (`09-relay.md#guards`).
-    let state = match &app.mode {
-        Mode::Fetch { cache: Some(c), .. } => Some(c.clone()),
-        _ => None,
-    };
-    if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
+    if let Some(g) = state.and_then(|c| c.lock().ok()?.load_guards()) {
         node.set_guards(g);
     }
-    let (code, node) = Driver::new(node, Instant::now())
+    let (_, node) = Driver::new(node, Instant::now())
         .run_keep(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
         .await;
-    if let Some(c) = state {
-        if let Ok(s) = c.lock() {
-            let _ = s.save_guards(node.guards());
-        }
+    if let Some(s) = state.and_then(|c| c.lock().ok()) {
+        let _ = s.save_guards(node.guards());
     }
-    if app.result.is_none() {
-        return Err(format!("timed out after {timeout} s"));
-    }
-    Ok(code)
-}
-
-impl SiteApp {
-    fn new(mode: Mode) -> SiteApp {
-        SiteApp {
-            mode,
-            circ: None,
-            stream: None,
-            attempts: 0,
-            result: None,
-            files: Vec::new(),
-        }
+    eprintln!();
+    match &app.app.state {
+        FetchState::Done => Ok(()),
+        FetchState::Failed(why) => Err(format!("FAILED: {why}")),
+        _ => Err(format!("timed out after {timeout} s")),
     }
 }
 
@@ -585,31 +432,54 @@ pub fn fetch(
             ),
             None => PathBuf::from(&site.encode()[..16]),
         });
-        let mut app = SiteApp::new(Mode::Fetch {
-            site,
-            path,
-            max_bytes,
-            fetcher: None,
-            tracker: SiteTracker::new(),
-            cache: open_cache("fetch", cache),
-        });
-        let code = run(bootstrap, timeout, &mut app)?;
-        if code == 0 {
-            let Mode::Fetch {
-                fetcher: Some(f), ..
-            } = &app.mode
-            else {
-                return Err("nothing fetched".into());
-            };
-            write_out(f, &app.files, &out, single)?;
-            let bytes: u64 = app.files.iter().map(|f| f.size).sum();
-            println!(
-                "fetched {} files, {bytes} bytes, every block verified, into {}",
-                app.files.len(),
-                out.display()
-            );
+        let cache = open_cache("fetch", cache);
+        let reader_cache = cache.clone();
+        let make = move |now| {
+            let f = Fetcher::new(site, path.clone(), now).with_max_bytes(max_bytes);
+            match reader_cache.clone() {
+                Some(store) => f.with_cache(Box::new(move |h: &[u8; 32]| {
+                    let mut s = store.lock().ok()?;
+                    crate::dht::store::RecordStore::get(
+                        &mut *s,
+                        RecordKind::BLOCK,
+                        h,
+                        crate::time::WallTime(0),
+                    )
+                    .map(|r| r.value)
+                })),
+                None => f,
+            }
+        };
+        let mut app = FetchCli {
+            app: FetchSite::new(Box::new(make)),
+            shown: None,
+        };
+        let list = load_bootstrap(bootstrap)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(drive_fetch(list, timeout, &mut app, cache.as_ref()))?;
+        let (Some(f), files) = (app.app.fetcher(), app.app.files()) else {
+            return Err("nothing fetched".into());
+        };
+        if let Some(c) = cache.as_ref() {
+            remember(c, f.blocks());
+            if f.from_cache > 0 {
+                eprintln!(
+                    "{} of {} blocks came from the local cache",
+                    f.from_cache, f.total
+                );
+            }
         }
-        Ok(code)
+        write_out(f, files, &out, single)?;
+        let bytes: u64 = files.iter().map(|f| f.size).sum();
+        println!(
+            "fetched {} files, {bytes} bytes, every block verified, into {}",
+            files.len(),
+            out.display()
+        );
+        Ok(0)
     })();
     finish("fetch", r)
 }

@@ -10,7 +10,6 @@
 
 pub mod dht_world;
 pub mod queue;
-pub mod site_jobs;
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
