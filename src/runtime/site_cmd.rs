@@ -3,7 +3,6 @@
 //! node by the tokio driver (`protocol-spec/07-sites.md#publishing`, `#fetching`).
 //! Not in this module: the protocol, retries and verification (the apps).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,22 +22,33 @@ use crate::wire::dht_msg::RecordKind;
 /// How long a published manifest is valid.
 const SITE_LIFETIME: u64 = 30 * 24 * 3600;
 
-fn progress(label: &str, done: usize, total: usize) {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return;
+/// A progress bar on stderr (`indicatif`), hidden when stderr is not a terminal.
+#[derive(Default)]
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn show(&mut self, label: &'static str, done: usize, total: usize) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+            {
+                bar.set_style(style.progress_chars("#>."));
+            }
+            bar.set_message(label);
+            bar
+        });
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     }
-    let width = 30;
-    let filled = (done * width)
-        .checked_div(total)
-        .unwrap_or(width)
-        .min(width);
-    eprint!(
-        "\r{label} [{}{}] {done}/{total}",
-        "#".repeat(filled),
-        ".".repeat(width - filled)
-    );
-    let _ = std::io::stderr().flush();
+
+    fn done(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
 }
 
 /// Read every regular file under `dir` (dotfiles skipped), paths relative with `/`.
@@ -103,6 +113,7 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
 struct FetchCli {
     app: FetchSite,
     shown: Option<(usize, usize)>,
+    bar: Progress,
 }
 
 impl App for FetchCli {
@@ -122,8 +133,11 @@ impl App for FetchCli {
         if p != self.shown {
             self.shown = p;
             if let Some((done, total)) = p {
-                progress("fetching", done, total);
+                self.bar.show("fetching", done, total);
             }
+        }
+        if self.app.finished().is_some() {
+            self.bar.done();
         }
     }
 
@@ -171,6 +185,7 @@ struct PublishCli {
     app: Publish,
     told: bool,
     shown: Option<(usize, usize)>,
+    bar: Progress,
 }
 
 impl PublishCli {
@@ -179,6 +194,7 @@ impl PublishCli {
             app: Publish::new(key, files, SITE_LIFETIME),
             told: false,
             shown: None,
+            bar: Progress::default(),
         }
     }
 
@@ -195,8 +211,11 @@ impl PublishCli {
         if p != self.shown {
             self.shown = p;
             if let Some((done, total)) = p {
-                progress("publishing", done, total);
+                self.bar.show("publishing", done, total);
             }
+        }
+        if self.app.finished().is_some() {
+            self.bar.done();
         }
     }
 
@@ -453,6 +472,7 @@ pub fn fetch(
         let mut app = FetchCli {
             app: FetchSite::new(Box::new(make)),
             shown: None,
+            bar: Progress::default(),
         };
         let list = load_bootstrap(bootstrap)?;
         let rt = tokio::runtime::Builder::new_current_thread()
