@@ -18,6 +18,7 @@ use crate::time::Time;
 
 pub mod echo;
 pub mod fetch;
+pub mod gateway;
 pub mod publish;
 pub mod session;
 pub mod site_files;

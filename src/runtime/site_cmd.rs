@@ -202,10 +202,16 @@ impl PublishCli {
         if let (false, Some(plan)) = (self.told, self.app.plan()) {
             self.told = true;
             eprintln!(
-                "publishing {} files, {} blocks (sequence {}; {} known to the network, kept \
-                 without sending them again where enough storers still hold them)",
-                plan.files, plan.blocks, plan.seq, plan.known
+                "publishing {} files, {} blocks (sequence {})",
+                plan.files, plan.blocks, plan.seq
             );
+            if plan.known > 0 {
+                eprintln!(
+                    "{} known to the network: kept without sending them again where enough \
+                     storers still hold them",
+                    plan.known
+                );
+            }
         }
         let p = self.app.progress();
         if p != self.shown {

@@ -354,6 +354,12 @@ impl World {
         app.downcast_ref::<T>()
     }
 
+    /// The app `id`, to call it (then [`World::after_command`] on its node).
+    pub fn app_mut<T: App>(&mut self, id: AppId) -> Option<&mut T> {
+        let app: &mut dyn std::any::Any = self.apps.0.get_mut(id.0)?.as_mut();
+        app.downcast_mut::<T>()
+    }
+
     /// Whether app `id` finished, and how (`App::finished`).
     pub fn finished(&self, id: AppId) -> Option<i32> {
         self.apps.0.get(id.0).and_then(|a| a.finished())

@@ -3,21 +3,18 @@
 //!
 //! Node ids are shown shortened and site addresses shortened, as logs redact them: the
 //! dashboard is for seeing what the node does, not a record of whom it talked to. Not in
-//! this module: collecting the figures (the node and [`super::app::GatewayApp`]).
+//! this module: collecting the figures (the node and the gateway core's
+//! [`GatewaySnapshot`]).
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::app::GatewayCounters;
+use crate::app::gateway::{GatewaySnapshot, Sample};
 use crate::crypto::keys::NodeId;
 use crate::node::Node;
 use crate::site::address::SiteAddress;
 use crate::time::Time;
-
-/// Seconds of bandwidth history kept for the graph.
-pub const GRAPH_SECONDS: usize = 120;
 
 /// The dashboard page.
 pub const DASHBOARD_HTML: &str = include_str!("../../../assets/dashboard/index.html");
@@ -25,19 +22,6 @@ pub const DASHBOARD_HTML: &str = include_str!("../../../assets/dashboard/index.h
 pub const DASHBOARD_JS: &str = include_str!("../../../assets/dashboard/dashboard.js");
 /// The dashboard's style sheet.
 pub const DASHBOARD_CSS: &str = include_str!("../../../assets/dashboard/dashboard.css");
-
-/// Bytes per second by subsystem, over one second.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sample {
-    /// Own circuits.
-    pub own: u64,
-    /// Relayed for others.
-    pub relayed: u64,
-    /// DHT traffic.
-    pub dht: u64,
-    /// Records served to others.
-    pub seeding: u64,
-}
 
 /// Fixed facts about this node for the status document.
 #[derive(Debug, Clone)]
@@ -56,21 +40,6 @@ pub struct StatusInfo {
     pub tor: Option<crate::runtime::tor_status::TorStatusHandle>,
 }
 
-/// What the gateway adds to the status document.
-#[derive(Debug)]
-pub struct GatewayView<'a> {
-    /// Own circuits: purpose and hops.
-    pub circuits: Vec<(String, Vec<NodeId>)>,
-    /// Bandwidth history, oldest first.
-    pub samples: &'a VecDeque<Sample>,
-    /// Request counters.
-    pub counters: GatewayCounters,
-    /// Bytes in the block cache.
-    pub cache_used: u64,
-    /// Sites with an open circuit.
-    pub sites_open: usize,
-}
-
 /// A node id as shown: its first 4 hex digits.
 pub fn short_id(id: &NodeId) -> String {
     format!("{:02x}{:02x}…", id.0[0], id.0[1])
@@ -83,7 +52,7 @@ pub fn short_site(site: &SiteAddress) -> String {
 }
 
 /// The status document.
-pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayView<'_>) -> String {
+pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySnapshot) -> String {
     let traffic = node.traffic();
     let series = |f: fn(&Sample) -> u64| -> Vec<u64> { g.samples.iter().map(f).collect() };
     let serving: Vec<Value> = node
@@ -127,8 +96,8 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
     let circuits: Vec<Value> = g
         .circuits
         .iter()
-        .map(|(purpose, hops)| {
-            json!({ "purpose": purpose, "hops": hops.iter().map(short_id).collect::<Vec<_>>() })
+        .map(|hops| {
+            json!({ "purpose": "site", "hops": hops.iter().map(short_id).collect::<Vec<_>>() })
         })
         .collect();
     json!({
@@ -177,7 +146,8 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewayVie
 }
 
 /// Prometheus text exposition of the node's counters.
-pub fn metrics(node: &Node, g: GatewayCounters, cache_used: u64, sites_open: usize) -> String {
+pub fn metrics(node: &Node, snapshot: &GatewaySnapshot) -> String {
+    let (g, cache_used, sites_open) = (snapshot.counters, snapshot.cache_used, snapshot.sites_open);
     let t = node.traffic();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {

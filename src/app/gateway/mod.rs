@@ -1,0 +1,668 @@
+//! The gateway's core, sans-IO (`protocol-spec/08-gateway.md#fetching`): what the reader's
+//! gateway decides, with no tokio and no HTTP, so the simulator runs the same code as
+//! `umbra run`.
+//!
+//! [`GatewayCore`] takes browser requests by id ([`GatewayCore::request`]), keeps one circuit
+//! and `dht` stream per site (so an exit never links two sites a reader visits), multiplexes
+//! manifest and block requests over it with the one fetch engine ([`SiteFetch`]), and answers
+//! each request with [`ReplyPart`]s ([`GatewayCore::poll_reply`]): a head, then the body's
+//! chunks in order as blocks verify, only as many as the request's room allows
+//! ([`GatewayCore::room`]: a slow browser slows the fetch, it never buffers a whole file).
+//! Verified blocks stay in an in-memory cache of bounded size. A plain
+//! [`GatewaySnapshot`] feeds the dashboard.
+//!
+//! Not in this module: HTTP, channels and rendering (`runtime/gateway/`), the routing and
+//! header rules (`crate::gateway`).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod cache;
+mod reply;
+mod snapshot;
+
+pub use cache::BlockCache;
+use reply::security_headers;
+pub use reply::{Body, Head, ReplyPart, RequestId, SiteRequest, page, site_error};
+pub use snapshot::{GRAPH_SECONDS, GatewayCounters, GatewaySnapshot, Sample};
+
+use super::App;
+use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use crate::crypto::keys::NodeId;
+use crate::gateway::range::{self, Plan};
+use crate::ids::{CircHandle, StreamHandle};
+use crate::node::{Node, NodeEvent};
+use crate::site::SiteTracker;
+use crate::site::address::SiteAddress;
+use crate::site::manifest::Verified;
+use crate::time::Time;
+use crate::wire::hex;
+
+/// How long a fetched manifest is used before it is asked for again.
+const MANIFEST_TTL: Duration = Duration::from_secs(30);
+/// Blocks fetched ahead of the one a response is waiting for.
+const READ_AHEAD: usize = 24;
+/// Circuit failures in a row after which a site's waiting requests fail.
+const MAX_CIRCUIT_FAILURES: u32 = 3;
+/// Site circuits kept open at most; idle ones beyond this are closed first.
+const MAX_SITE_CIRCUITS: usize = 16;
+/// Sites whose verified manifest is remembered (so their cached pages stay readable
+/// offline); the least recently used idle one is forgotten beyond this.
+const MAX_SITES_KEPT: usize = 64;
+/// A site circuit idle this long is closed.
+const IDLE_CIRCUIT: Duration = Duration::from_secs(300);
+/// Chunks the caller can take of a new body before it says otherwise ([`GatewayCore::room`]).
+pub const INITIAL_ROOM: usize = 8;
+
+#[derive(Debug)]
+struct SiteConn {
+    site: SiteAddress,
+    circ: Option<CircHandle>,
+    stream: Option<StreamHandle>,
+    ready: bool,
+    fetch: SiteFetch,
+    manifest: Option<(Arc<Verified>, Time)>,
+    refreshing: bool,
+    failures: u32,
+    last_used: Time,
+    path: Vec<NodeId>,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Manifest,
+    Streaming {
+        blocks: Vec<[u8; 32]>,
+        plan: Plan,
+        next: usize,
+        /// The status and headers, held until the first block verified: a site that cannot
+        /// deliver any of the file gets an error page, not a 200 with a broken body.
+        head: Option<Head>,
+    },
+}
+
+#[derive(Debug)]
+struct Active {
+    site: [u8; 32],
+    path: String,
+    range: Option<String>,
+    if_none_match: Option<String>,
+    head: bool,
+    /// Whether the head went out.
+    answered: bool,
+    /// Body chunks the caller can take now.
+    room: usize,
+    stage: Stage,
+}
+
+/// The gateway's core.
+#[derive(Debug)]
+pub struct GatewayCore {
+    conns: BTreeMap<[u8; 32], SiteConn>,
+    by_circ: BTreeMap<CircHandle, [u8; 32]>,
+    by_stream: BTreeMap<StreamHandle, [u8; 32]>,
+    requests: BTreeMap<u64, Active>,
+    next_request: u64,
+    cache: BlockCache,
+    tracker: SiteTracker,
+    counters: GatewayCounters,
+    samples: VecDeque<Sample>,
+    out: VecDeque<(RequestId, ReplyPart)>,
+    last_sample: Option<(Time, crate::node::Traffic)>,
+    last_housekeeping: Time,
+}
+
+impl GatewayCore {
+    /// A gateway caching `cache_quota` bytes of verified blocks.
+    pub fn new(cache_quota: u64) -> Self {
+        GatewayCore {
+            conns: BTreeMap::new(),
+            by_circ: BTreeMap::new(),
+            by_stream: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            next_request: 1,
+            cache: BlockCache::new(cache_quota),
+            tracker: SiteTracker::new(),
+            counters: GatewayCounters::default(),
+            samples: VecDeque::new(),
+            out: VecDeque::new(),
+            last_sample: None,
+            last_housekeeping: Time::ZERO,
+        }
+    }
+
+    fn conn(&mut self, now: Time, site: SiteAddress) -> [u8; 32] {
+        let key = site.0.to_bytes();
+        let c = self.conns.entry(key).or_insert_with(|| SiteConn {
+            site,
+            circ: None,
+            stream: None,
+            ready: false,
+            fetch: SiteFetch::new(site),
+            manifest: None,
+            refreshing: false,
+            failures: 0,
+            last_used: now,
+            path: Vec::new(),
+        });
+        c.last_used = now;
+        key
+    }
+
+    /// Close idle site circuits (idle too long, or the least recently used beyond
+    /// [`MAX_SITE_CIRCUITS`]); forget idle sites beyond [`MAX_SITES_KEPT`].
+    fn close_idle(&mut self, node: &mut Node, now: Time) {
+        let busy: BTreeSet<[u8; 32]> = self.requests.values().map(|r| r.site).collect();
+        let mut idle: Vec<(Time, [u8; 32])> = self
+            .conns
+            .iter()
+            .filter(|(k, c)| !busy.contains(*k) && c.fetch.outstanding() == 0)
+            .map(|(k, c)| (c.last_used, *k))
+            .collect();
+        idle.sort();
+        let open = self.conns.values().filter(|c| c.circ.is_some()).count();
+        let mut excess_circuits = open.saturating_sub(MAX_SITE_CIRCUITS);
+        let mut excess_sites = self.conns.len().saturating_sub(MAX_SITES_KEPT);
+        for (used, key) in idle {
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if c.circ.is_some()
+                && (excess_circuits > 0 || now.saturating_since(used) > IDLE_CIRCUIT)
+            {
+                excess_circuits = excess_circuits.saturating_sub(1);
+                drop_circuit(c, &mut self.by_circ, &mut self.by_stream, node, now);
+            }
+            if excess_sites > 0 {
+                excess_sites -= 1;
+                self.conns.remove(&key);
+            }
+        }
+    }
+
+    /// A browser's request; its answer comes out of [`GatewayCore::poll_reply`].
+    pub fn request(&mut self, now: Time, req: SiteRequest) -> RequestId {
+        self.counters.requests += 1;
+        let key = self.conn(now, req.site);
+        let id = self.next_request;
+        self.next_request += 1;
+        self.requests.insert(
+            id,
+            Active {
+                site: key,
+                path: req.path,
+                range: req.range,
+                if_none_match: req.if_none_match,
+                head: req.head,
+                answered: false,
+                room: INITIAL_ROOM,
+                stage: Stage::Manifest,
+            },
+        );
+        RequestId(id)
+    }
+
+    /// The caller can take `chunks` chunks of request `id`'s body now (before its head too;
+    /// [`INITIAL_ROOM`] until said).
+    pub fn room(&mut self, id: RequestId, chunks: usize) {
+        if let Some(r) = self.requests.get_mut(&id.0) {
+            r.room = chunks;
+        }
+    }
+
+    /// The browser went away: forget request `id`.
+    pub fn cancel(&mut self, id: RequestId) {
+        self.requests.remove(&id.0);
+    }
+
+    /// Requests not yet fully answered.
+    pub fn pending(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// The next piece of an answer.
+    pub fn poll_reply(&mut self) -> Option<(RequestId, ReplyPart)> {
+        self.out.pop_front()
+    }
+
+    fn answer(&mut self, id: u64, head: Head) {
+        self.out.push_back((RequestId(id), ReplyPart::Head(head)));
+    }
+
+    fn fail_site(&mut self, key: &[u8; 32], status: u16, title: &str, detail: &str) {
+        let ids: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| &r.site == key)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.fail_request(id, status, title, detail);
+        }
+    }
+
+    fn fail_request(&mut self, id: u64, status: u16, title: &str, detail: &str) {
+        let Some(mut r) = self.requests.remove(&id) else {
+            return;
+        };
+        self.counters.errors += 1;
+        if !r.answered {
+            r.answered = true;
+            self.answer(id, site_error(status, title, detail));
+        } else {
+            // Headers went out already: abort the body so the browser sees a failed
+            // transfer, never a silently short file.
+            self.out
+                .push_back((RequestId(id), ReplyPart::Abort(detail.to_string())));
+        }
+    }
+
+    fn on_circuit_lost(&mut self, node: &mut Node, now: Time, key: [u8; 32], why: &str) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        drop_circuit(c, &mut self.by_circ, &mut self.by_stream, node, now);
+        c.fetch.reset();
+        c.failures += 1;
+        if c.failures < MAX_CIRCUIT_FAILURES {
+            // `flush` builds the next circuit if anything is still wanted.
+            return;
+        }
+        // The network is unreachable for this site. What the reader already verified stays
+        // usable: the manifest (until it expires) and every cached block. Only requests
+        // that need the network fail; the next request that does tries circuits again.
+        c.failures = 0;
+        c.refreshing = false;
+        c.fetch = SiteFetch::new(c.site);
+        let has_manifest = c.manifest.is_some();
+        if let Some((_, at)) = c.manifest.as_mut() {
+            *at = now;
+        }
+        let site = c.site;
+        let cache = &self.cache;
+        let stuck: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.site == key)
+            .filter(|(_, r)| match &r.stage {
+                Stage::Manifest => !has_manifest,
+                Stage::Streaming {
+                    blocks, plan, next, ..
+                } => blocks[*next..plan.end_block.min(blocks.len())]
+                    .iter()
+                    .any(|h| !cache.contains(h)),
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            self.fail_request(
+                id,
+                502,
+                "Site unreachable",
+                &format!(
+                    "Umbra could not reach {site} through {MAX_CIRCUIT_FAILURES} circuits in a \
+                     row ({why}). The network may be partitioned or too few relays are online."
+                ),
+            );
+        }
+    }
+
+    fn on_fetch_event(&mut self, now: Time, key: [u8; 32], ev: FetchEvent) {
+        match ev {
+            FetchEvent::Manifest(Ok(m)) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.manifest = Some((Arc::new(*m), now));
+                    c.refreshing = false;
+                }
+            }
+            FetchEvent::Manifest(Err(e)) => {
+                let stale = self.conns.get_mut(&key).and_then(|c| {
+                    c.refreshing = false;
+                    c.manifest.as_mut().map(|(_, at)| *at = now)
+                });
+                if stale.is_none() {
+                    let (status, title) = match e {
+                        TransferError::SiteNotFound => (404, "Site not found"),
+                        _ => (502, "Site refused"),
+                    };
+                    let detail = match e {
+                        TransferError::SiteNotFound => {
+                            "No node of the network holds this site. It may never have been \
+                             published, or its publisher let it expire."
+                                .to_string()
+                        }
+                        other => format!("The site's manifest could not be used: {other}."),
+                    };
+                    self.fail_site(&key, status, title, &detail);
+                }
+            }
+            FetchEvent::Block(h, Ok(data)) => self.cache.put(h, Arc::from(data)),
+            FetchEvent::Block(h, Err(e)) => {
+                let ids: Vec<u64> = self
+                    .requests
+                    .iter()
+                    .filter(|(_, r)| match &r.stage {
+                        Stage::Streaming { blocks, .. } => r.site == key && blocks.contains(&h),
+                        Stage::Manifest => false,
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.fail_request(id, 502, "Block unavailable", &e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Start the response of a request whose site's manifest is known.
+    fn respond(&mut self, id: u64, m: &Verified) {
+        let Some(r) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let mut path = r.path.clone();
+        if path.is_empty() || path.ends_with('/') {
+            path.push_str("index.html");
+        }
+        let Some(entry) = m.manifest().entry(&path) else {
+            let dir_index = format!("{path}/index.html");
+            if m.manifest().entry(&dir_index).is_some() {
+                let mut headers = security_headers();
+                headers.push(("location", format!("/{path}/")));
+                self.requests.remove(&id);
+                self.answer(id, page(301, headers, Vec::new()));
+                return;
+            }
+            self.fail_request(
+                id,
+                404,
+                "Not in this site",
+                &format!("The site has no file at /{path}."),
+            );
+            return;
+        };
+        let etag = format!("\"{}\"", hex::encode(&entry.hash[..16]));
+        let mut headers = security_headers();
+        let media = if entry
+            .media_type
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            entry.media_type.clone()
+        } else {
+            "application/octet-stream".to_string()
+        };
+        headers.push(("etag", etag.clone()));
+        headers.push(("accept-ranges", "bytes".into()));
+        headers.push(("cache-control", "no-cache".into()));
+        if r.if_none_match
+            .as_deref()
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        {
+            self.requests.remove(&id);
+            self.answer(id, page(304, headers, Vec::new()));
+            return;
+        }
+        let plan = Plan::new(range::parse(r.range.as_deref(), entry.size), entry.size);
+        headers.push((
+            "content-type",
+            if plan.status == 416 {
+                "text/plain".into()
+            } else {
+                media
+            },
+        ));
+        match plan.status {
+            416 => {
+                headers.push(("content-range", format!("bytes */{}", entry.size)));
+                self.requests.remove(&id);
+                self.answer(id, page(416, headers, "range not satisfiable\n"));
+                return;
+            }
+            206 => headers.push((
+                "content-range",
+                format!(
+                    "bytes {}-{}/{}",
+                    plan.start,
+                    plan.start + plan.len - 1,
+                    entry.size
+                ),
+            )),
+            _ => {}
+        }
+        if r.head || plan.len == 0 {
+            headers.push(("content-length", plan.len.to_string()));
+            self.requests.remove(&id);
+            self.answer(id, page(plan.status, headers, Vec::new()));
+            return;
+        }
+        r.stage = Stage::Streaming {
+            blocks: entry.blocks.clone(),
+            plan,
+            next: plan.first_block,
+            head: Some(Head {
+                status: plan.status,
+                headers,
+                body: Body::Stream { len: plan.len },
+            }),
+        };
+    }
+
+    /// Move every request as far as it can go; ask for what it needs next.
+    fn advance(&mut self, now: Time, wall: crate::time::WallTime) {
+        let ids: Vec<u64> = self.requests.keys().copied().collect();
+        for id in ids {
+            let Some(r) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            let site = r.site;
+            if matches!(r.stage, Stage::Manifest) {
+                let Some(c) = self.conns.get_mut(&site) else {
+                    continue;
+                };
+                if c.manifest
+                    .as_ref()
+                    .is_some_and(|(m, _)| m.manifest().expires <= wall)
+                {
+                    // A manifest kept while offline is never used past its signed expiry.
+                    c.manifest = None;
+                }
+                let usable = match &c.manifest {
+                    Some((m, at)) if now.saturating_since(*at) < MANIFEST_TTL || c.refreshing => {
+                        Some(m.clone())
+                    }
+                    _ => None,
+                };
+                match usable {
+                    // Responding starts the stream: fall through to ask for its blocks now.
+                    Some(m) => self.respond(id, &m),
+                    None => {
+                        c.refreshing = true;
+                        c.fetch.want_manifest();
+                        continue;
+                    }
+                }
+            }
+            let Some(r) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            let Active {
+                stage,
+                answered,
+                room,
+                ..
+            } = r;
+            let Stage::Streaming {
+                blocks,
+                plan,
+                next,
+                head,
+            } = stage
+            else {
+                continue;
+            };
+            let end = plan.end_block.min(blocks.len());
+            if head.is_some() && blocks.get(*next).is_some_and(|h| self.cache.contains(h)) {
+                if let Some(h) = head.take() {
+                    *answered = true;
+                    self.out.push_back((RequestId(id), ReplyPart::Head(h)));
+                }
+            }
+            while head.is_none() && *next < end && *room > 0 {
+                let Some(data) = self.cache.get(&blocks[*next]) else {
+                    break;
+                };
+                let part = data[plan.slice(*next, data.len())].to_vec();
+                self.counters.bytes_out += part.len() as u64;
+                self.out.push_back((RequestId(id), ReplyPart::Chunk(part)));
+                *room -= 1;
+                *next += 1;
+            }
+            if *next >= end {
+                self.requests.remove(&id);
+                continue;
+            }
+            let ahead: Vec<[u8; 32]> = blocks[*next..end.min(*next + READ_AHEAD)]
+                .iter()
+                .filter(|h| !self.cache.contains(h))
+                .copied()
+                .collect();
+            if let Some(c) = self.conns.get_mut(&site) {
+                c.last_used = now;
+                for h in ahead {
+                    if !c.fetch.is_wanted(&h) {
+                        c.fetch.want_block(h);
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, node: &mut Node, now: Time) {
+        for (key, c) in &mut self.conns {
+            if c.circ.is_none() && c.fetch.outstanding() > 0 {
+                let circ = node.build_circuit(now);
+                c.circ = Some(circ);
+                self.by_circ.insert(circ, *key);
+            }
+            if let (true, Some(s)) = (c.ready, c.stream) {
+                let bytes = c.fetch.poll_send();
+                if !bytes.is_empty() {
+                    let _ = node.stream_send(now, s, &bytes);
+                }
+            }
+        }
+    }
+}
+
+impl App for GatewayCore {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.sample(node, now);
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        match event {
+            NodeEvent::Built { circ, path } => {
+                let Some(key) = self.by_circ.get(&circ).copied() else {
+                    return;
+                };
+                self.counters.circuits_built += 1;
+                match node.open_stream(now, circ, b"dht") {
+                    Ok(s) => {
+                        self.by_stream.insert(s, key);
+                        if let Some(c) = self.conns.get_mut(&key) {
+                            c.stream = Some(s);
+                            c.path = path;
+                        }
+                    }
+                    Err(e) => self.on_circuit_lost(node, now, key, &e.to_string()),
+                }
+            }
+            NodeEvent::StreamOpened { stream } => {
+                if let Some(c) = self
+                    .by_stream
+                    .get(&stream)
+                    .and_then(|k| self.conns.get_mut(k))
+                {
+                    c.ready = true;
+                    c.failures = 0;
+                }
+            }
+            NodeEvent::StreamData { stream, data } => {
+                let Some(key) = self.by_stream.get(&stream).copied() else {
+                    return;
+                };
+                let wall = node.wall(now);
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                let proofs = self.tracker.equivocations().len();
+                let site = c.site.encode();
+                let r = c.fetch.on_data(&data, &mut self.tracker, wall);
+                if self.tracker.equivocations().len() > proofs {
+                    // Reported, never silently used (`07-sites.md#rollback-and-equivocation`).
+                    self.counters.equivocations += 1;
+                    eprintln!(
+                        "umbra: site {} signed two different manifests with one sequence; \
+                         keeping the first one seen",
+                        crate::redact::Sensitive(site)
+                    );
+                }
+                if let Err(e) = r {
+                    self.on_circuit_lost(node, now, key, &e.to_string());
+                    return;
+                }
+                let mut events = Vec::new();
+                while let Some(ev) = c.fetch.poll_event() {
+                    events.push(ev);
+                }
+                for ev in events {
+                    self.on_fetch_event(now, key, ev);
+                }
+            }
+            NodeEvent::StreamEnded { stream, .. } => {
+                if let Some(key) = self.by_stream.get(&stream).copied() {
+                    self.on_circuit_lost(node, now, key, "the exit closed the stream");
+                }
+            }
+            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure } => {
+                if let Some(key) = self.by_circ.get(&circ).copied() {
+                    self.on_circuit_lost(node, now, key, &failure.to_string());
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        let wall = node.wall(now);
+        self.advance(now, wall);
+        self.flush(node, now);
+        if now.saturating_since(self.last_housekeeping) >= Duration::from_secs(1) {
+            self.last_housekeeping = now;
+            self.close_idle(node, now);
+        }
+    }
+
+    fn finished(&self) -> Option<i32> {
+        // The gateway serves until the driver's shutdown future resolves.
+        None
+    }
+}
+
+/// Close a site's circuit (its verified manifest stays).
+fn drop_circuit(
+    c: &mut SiteConn,
+    by_circ: &mut BTreeMap<CircHandle, [u8; 32]>,
+    by_stream: &mut BTreeMap<StreamHandle, [u8; 32]>,
+    node: &mut Node,
+    now: Time,
+) {
+    if let Some(circ) = c.circ.take() {
+        by_circ.remove(&circ);
+        node.close_circuit(now, circ);
+    }
+    if let Some(s) = c.stream.take() {
+        by_stream.remove(&s);
+    }
+    c.ready = false;
+}

@@ -1,0 +1,351 @@
+//! The reader's gateway core in the simulator (issue 13; `protocol-spec/08-gateway.md`):
+//! the same `GatewayCore` `umbra run` drives, here by request id with no tokio and no HTTP,
+//! over real nodes. Publishers publish with the real publisher; browsing readers ask their
+//! gateways for pages while relays churn; every byte served must be a byte published, and no
+//! DHT node may see a reader's address. Replay a run with `UMBRA_SIM_SEED=<seed>`.
+
+mod common;
+
+use common::seed;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use umbra::app::gateway::{Body, GatewayCore, ReplyPart, RequestId, SiteRequest};
+use umbra::app::publish::{Publish, PublishState};
+use umbra::crypto::keys::IdentityKey;
+use umbra::crypto::rng::UmbraRng;
+use umbra::dht::DhtConfig;
+use umbra::sim::{AppId, NetModel, World};
+use umbra::site::address::SiteAddress;
+use umbra::time::Time;
+
+fn at(secs: u64) -> Time {
+    Time::ZERO + Duration::from_secs(secs)
+}
+
+/// A site: an index page and a larger file of several blocks.
+fn site_files(rng: &mut UmbraRng, n: usize) -> Vec<(String, Vec<u8>)> {
+    let len = 40_000 + rng.below(60_000) as usize;
+    let mut big = vec![0u8; len];
+    for (i, b) in big.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(17).wrapping_add(n as u8);
+    }
+    vec![
+        (
+            "index.html".to_string(),
+            format!("<h1>site {n}</h1>").into_bytes(),
+        ),
+        ("data/big.bin".to_string(), big),
+    ]
+}
+
+/// One browser request, as the gateway answers it.
+#[derive(Debug, Default, Clone)]
+struct Answer {
+    status: Option<u16>,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    len: Option<u64>,
+    aborted: bool,
+}
+
+impl Answer {
+    fn complete(&self) -> bool {
+        self.aborted
+            || match self.len {
+                Some(len) => self.body.len() as u64 >= len,
+                None => self.status.is_some(),
+            }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A reader's gateway and the answers it gave.
+struct Browser {
+    node: usize,
+    app: AppId,
+    answers: std::collections::BTreeMap<RequestId, Answer>,
+}
+
+impl Browser {
+    fn ask(
+        &mut self,
+        w: &mut World,
+        site: SiteAddress,
+        path: &str,
+        range: Option<&str>,
+    ) -> RequestId {
+        self.ask_with(
+            w,
+            SiteRequest {
+                site,
+                path: path.into(),
+                range: range.map(str::to_string),
+                if_none_match: None,
+                head: false,
+            },
+            1 << 20,
+        )
+    }
+
+    /// Ask with `room` chunks of room for the body.
+    fn ask_with(&mut self, w: &mut World, req: SiteRequest, room: usize) -> RequestId {
+        let now = w.now();
+        let core = w.app_mut::<GatewayCore>(self.app).unwrap();
+        let id = core.request(now, req);
+        core.room(id, room);
+        self.answers.insert(id, Answer::default());
+        w.after_command(self.node);
+        id
+    }
+
+    /// Take what the gateway answered so far.
+    fn collect(&mut self, w: &mut World) {
+        let core = w.app_mut::<GatewayCore>(self.app).unwrap();
+        while let Some((id, part)) = core.poll_reply() {
+            let a = self.answers.entry(id).or_default();
+            match part {
+                ReplyPart::Head(h) => {
+                    a.status = Some(h.status);
+                    a.headers = h.headers;
+                    match h.body {
+                        Body::Full(b) => a.body = b,
+                        Body::Stream { len } => a.len = Some(len),
+                    }
+                }
+                ReplyPart::Chunk(c) => a.body.extend_from_slice(&c),
+                ReplyPart::Abort(_) => a.aborted = true,
+            }
+        }
+    }
+}
+
+/// Run until every answer of every browser is complete, or `deadline`.
+fn run_browsers(w: &mut World, browsers: &mut [Browser], deadline: Time) {
+    loop {
+        for b in browsers.iter_mut() {
+            b.collect(w);
+        }
+        if browsers
+            .iter()
+            .all(|b| b.answers.values().all(Answer::complete))
+            || w.now() > deadline
+        {
+            return;
+        }
+        if !w.step() {
+            return;
+        }
+    }
+}
+
+fn run_world(relays: usize, publishers: usize, readers: usize, churn: usize, s: u64) {
+    let mut w = World::new(s, relays, publishers + readers, NetModel::default());
+    w.enable_dht(DhtConfig::default(), 4);
+    w.run_until(at(30));
+    let mut rng = UmbraRng::from_u64(s);
+    // Publishers publish with the real publisher, then leave.
+    let mut sites = Vec::new();
+    let mut jobs = Vec::new();
+    for p in 0..publishers {
+        let key = IdentityKey::generate(&mut rng);
+        let files = site_files(&mut rng, p);
+        sites.push((SiteAddress(key.public()), files.clone()));
+        jobs.push(w.spawn(relays + p, Box::new(Publish::new(key, files, 86_400))));
+    }
+    w.run_apps(&jobs, at(600));
+    for &j in &jobs {
+        let p = w.app::<Publish>(j).unwrap();
+        assert!(
+            matches!(p.state, PublishState::Done(_)),
+            "publish: {:?} ({:?})",
+            p.state,
+            p.last_error
+        );
+    }
+    for p in 0..publishers {
+        w.kill(relays + p);
+    }
+    // Relays leave while readers browse.
+    let mut victims: Vec<usize> = (0..relays).collect();
+    for i in (1..relays).rev() {
+        victims.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    // Half of the leaving relays go before the readers start, half while they browse.
+    let (before, during) = victims[..churn].split_at(churn / 2);
+    for v in before {
+        w.kill(*v);
+    }
+    // Each browsing reader asks its own gateway core for two pages of two sites, one of
+    // them a range.
+    let mut browsers: Vec<Browser> = (0..readers)
+        .map(|r| {
+            let node = relays + publishers + r;
+            let app = w.spawn(node, Box::new(GatewayCore::new(64 << 20)));
+            Browser {
+                node,
+                app,
+                answers: Default::default(),
+            }
+        })
+        .collect();
+    let mut expect = Vec::new();
+    for (r, b) in browsers.iter_mut().enumerate() {
+        let (site, files) = &sites[r % publishers];
+        let id = b.ask(&mut w, *site, "", None);
+        expect.push((r, id, files[0].1.clone(), 200));
+        let (site2, files2) = &sites[(r * 7 + 3) % publishers];
+        let id = b.ask(&mut w, *site2, "data/big.bin", Some("bytes=1000-39999"));
+        expect.push((r, id, files2[1].1[1000..40_000].to_vec(), 206));
+    }
+    let t0 = w.now();
+    for (k, v) in during.iter().enumerate() {
+        run_browsers(
+            &mut w,
+            &mut browsers,
+            t0 + Duration::from_millis(200 * k as u64),
+        );
+        w.kill(*v);
+    }
+    run_browsers(&mut w, &mut browsers, t0 + Duration::from_secs(900));
+    let mut served = 0;
+    for (r, id, want, status) in expect {
+        let a = &browsers[r].answers[&id];
+        assert_eq!(a.status, Some(status), "reader {r}: {a:?}");
+        assert!(!a.aborted, "reader {r}: a body was aborted");
+        assert_eq!(
+            a.body, want,
+            "reader {r}: served bytes differ from the published ones"
+        );
+        assert!(a.header("etag").is_some());
+        served += 1;
+    }
+    eprintln!(
+        "{readers} readers got {served} pages from {publishers} sites over {relays} relays \
+         ({churn} gone), {} events",
+        w.processed
+    );
+    // No DHT node ever saw a reader's (or publisher's) address: they ask through circuits.
+    let hidden: BTreeSet<_> = (relays..relays + publishers + readers)
+        .map(|i| w.nodes()[i].addr)
+        .collect();
+    let mut seen = 0;
+    for n in w.nodes() {
+        for o in n.node.dht_observations() {
+            seen += 1;
+            assert!(
+                !hidden.contains(&o.from),
+                "a DHT node saw a reader's address"
+            );
+        }
+    }
+    assert!(seen > 0, "no DHT traffic observed: the check tests nothing");
+}
+
+#[test]
+fn gateway_cores_serve_verified_pages_small_world() {
+    run_world(60, 4, 8, 6, seed(21));
+}
+
+/// Issue 13's scenario: 1,000 relays (100 leave), 20 publishers, 100 browsing readers, each
+/// with the real gateway core.
+#[test]
+fn hundred_browsing_readers_twenty_publishers_thousand_churning_relays() {
+    run_world(1000, 20, 100, 100, seed(22));
+}
+
+/// The core answers by HTTP's rules, by request id with no HTTP server: a missing path is a
+/// 404 page, a matching `If-None-Match` a 304, a range past the end a 416, `HEAD` a head
+/// alone; a body goes out only as far as the caller has room, and a cancelled request gets
+/// nothing more.
+#[test]
+fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
+    let s = seed(23);
+    let mut w = World::new(s, 40, 2, NetModel::default());
+    w.enable_dht(DhtConfig::default(), 4);
+    w.run_until(at(30));
+    let mut rng = UmbraRng::from_u64(s);
+    let key = IdentityKey::generate(&mut rng);
+    let files = site_files(&mut rng, 0);
+    let site = SiteAddress(key.public());
+    let p = w.spawn(40, Box::new(Publish::new(key, files.clone(), 86_400)));
+    w.run_apps(&[p], at(300));
+    assert!(matches!(
+        w.app::<Publish>(p).unwrap().state,
+        PublishState::Done(_)
+    ));
+    let mut b = Browser {
+        node: 41,
+        app: w.spawn(41, Box::new(GatewayCore::new(64 << 20))),
+        answers: Default::default(),
+    };
+    let req = |path: &str, range: Option<&str>, inm: Option<String>, head: bool| SiteRequest {
+        site,
+        path: path.into(),
+        range: range.map(str::to_string),
+        if_none_match: inm,
+        head,
+    };
+    let first = b.ask(&mut w, site, "", None);
+    let t = w.now();
+    run_browsers(
+        &mut w,
+        std::slice::from_mut(&mut b),
+        t + Duration::from_secs(120),
+    );
+    let etag = b.answers[&first].header("etag").unwrap().to_string();
+    assert_eq!(b.answers[&first].body, files[0].1);
+    let missing = b.ask_with(&mut w, req("nope.html", None, None, false), 8);
+    let same = b.ask_with(&mut w, req("", None, Some(etag), false), 8);
+    let past = b.ask_with(
+        &mut w,
+        req("data/big.bin", Some("bytes=999999-"), None, false),
+        8,
+    );
+    let head = b.ask_with(&mut w, req("data/big.bin", None, None, true), 8);
+    // No room: the head comes (once the first block verified), the body waits.
+    let slow = b.ask_with(&mut w, req("data/big.bin", None, None, false), 0);
+    let t = w.now();
+    w.run_until(t + Duration::from_secs(60));
+    b.collect(&mut w);
+    assert_eq!(b.answers[&missing].status, Some(404));
+    assert_eq!(b.answers[&same].status, Some(304));
+    assert_eq!(b.answers[&past].status, Some(416));
+    assert_eq!(b.answers[&head].status, Some(200));
+    assert!(b.answers[&head].body.is_empty() && b.answers[&head].len.is_none());
+    assert_eq!(
+        b.answers[&head].header("content-length"),
+        Some(files[1].1.len().to_string().as_str())
+    );
+    assert_eq!(b.answers[&slow].status, Some(200));
+    assert_eq!(b.answers[&slow].len, Some(files[1].1.len() as u64));
+    assert!(
+        b.answers[&slow].body.is_empty(),
+        "a body went out with no room for it"
+    );
+    // One chunk of room: one block's worth, no more (the file has two or more blocks).
+    assert!(files[1].1.len() > 32_768);
+    w.app_mut::<GatewayCore>(b.app).unwrap().room(slow, 1);
+    w.after_command(41);
+    let t = w.now();
+    w.run_until(t + Duration::from_secs(10));
+    b.collect(&mut w);
+    assert_eq!(b.answers[&slow].body.len(), 32_768);
+    assert_eq!(b.answers[&slow].body[..], files[1].1[..32_768]);
+    // The browser goes away: nothing more comes, and the core forgets the request.
+    let core = w.app_mut::<GatewayCore>(b.app).unwrap();
+    core.cancel(slow);
+    core.room(slow, 100);
+    w.after_command(41);
+    let t = w.now();
+    w.run_until(t + Duration::from_secs(10));
+    b.collect(&mut w);
+    assert_eq!(b.answers[&slow].body.len(), 32_768);
+    assert_eq!(w.app::<GatewayCore>(b.app).unwrap().pending(), 0);
+}
