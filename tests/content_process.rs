@@ -179,7 +179,7 @@ fn kill_9_while_writing(batch: &str) {
         let acked = acked.expect("the writer acknowledged nothing");
         let mut store = umbra_store_open(&db);
         for i in 0..=acked {
-            let (r, _) = umbra::runtime::store::numbered_record(i);
+            let (r, _) = umbra::runtime::store_writer::numbered_record(i);
             let got = umbra::dht::store::RecordStore::get(
                 &mut store,
                 r.kind,

@@ -366,7 +366,9 @@ pub fn main() -> ExitCode {
                 .flatten();
             super::site_cmd::fetch(&target, out, max_bytes, &bootstrap, timeout, cache)
         }
-        Command::StoreWriter { db, count, batch } => super::store::store_writer(&db, count, batch),
+        Command::StoreWriter { db, count, batch } => {
+            super::store_writer::store_writer(&db, count, batch)
+        }
         Command::Bench {
             relays,
             bulk_mib,

@@ -20,6 +20,7 @@ pub mod probe;
 pub mod relay_cmd;
 pub mod site_cmd;
 pub mod store;
+pub mod store_writer;
 #[cfg(feature = "tor")]
 pub mod tor;
 pub mod tor_status;
