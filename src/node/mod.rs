@@ -9,13 +9,14 @@
 //! Not in this module: sockets, clocks, tasks (the runtime and the simulator drive it).
 
 mod content;
-mod event;
 mod exit_load;
 mod links;
 mod routing;
 
+/// What the application above the node hears: circuits built, failed or closed, streams
+/// opened, fed and ended. Apps and drivers name it so, never through the circuit machine.
+pub use crate::circuit::{CircuitFailure, ClientEvent as NodeEvent};
 pub use content::{DhtObserved, SiteValidator};
-pub use event::{CircuitFailure, NodeEvent};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -689,6 +690,6 @@ impl Node {
             }
             _ => {}
         }
-        self.outputs.push_back(Output::Event(ev.into()));
+        self.outputs.push_back(Output::Event(ev));
     }
 }

@@ -379,6 +379,6 @@ impl Node {
 
 impl From<ClientEvent> for Output {
     fn from(e: ClientEvent) -> Output {
-        Output::Event(e.into())
+        Output::Event(e)
     }
 }

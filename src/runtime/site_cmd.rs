@@ -109,36 +109,107 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
     let _ = crate::dht::store::RecordStore::commit(&mut *store);
 }
 
-/// `umbra fetch`'s view of the fetch app: it draws progress and says what happened.
-struct FetchCli {
-    app: FetchSite,
+/// What the CLI shows of a publish or fetch app while it runs.
+trait Watched: App {
+    /// The bar's label.
+    const LABEL: &'static str;
+    /// Done and total, once known.
+    fn progress(&self) -> Option<(usize, usize)>;
+    /// The failure that made it start over on a fresh circuit.
+    fn last_error(&self) -> Option<&String>;
+    /// Lines to print once, when there is something to say before the bar.
+    fn plan(&self) -> Option<Vec<String>> {
+        None
+    }
+}
+
+impl Watched for Publish {
+    const LABEL: &'static str = "publishing";
+    fn progress(&self) -> Option<(usize, usize)> {
+        Publish::progress(self)
+    }
+    fn last_error(&self) -> Option<&String> {
+        self.last_error.as_ref()
+    }
+    fn plan(&self) -> Option<Vec<String>> {
+        let plan = Publish::plan(self)?;
+        let mut lines = vec![format!(
+            "publishing {} files, {} blocks (sequence {})",
+            plan.files, plan.blocks, plan.seq
+        )];
+        if plan.known > 0 {
+            lines.push(format!(
+                "{} known to the network: kept without sending them again where enough \
+                 storers still hold them",
+                plan.known
+            ));
+        }
+        Some(lines)
+    }
+}
+
+impl Watched for FetchSite {
+    const LABEL: &'static str = "fetching";
+    fn progress(&self) -> Option<(usize, usize)> {
+        FetchSite::progress(self)
+    }
+    fn last_error(&self) -> Option<&String> {
+        self.last_error.as_ref()
+    }
+}
+
+/// The CLI's view of an app: it draws progress and says when it starts over.
+struct Shown<A> {
+    app: A,
+    told: bool,
     shown: Option<(usize, usize)>,
     bar: Progress,
 }
 
-impl App for FetchCli {
-    fn start(&mut self, node: &mut Node, now: Time) {
-        self.app.start(node, now);
+impl<A: Watched> Shown<A> {
+    fn new(app: A) -> Self {
+        Shown {
+            app,
+            told: false,
+            shown: None,
+            bar: Progress::default(),
+        }
     }
 
-    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        let before = self.app.last_error.clone();
-        self.app.on_event(node, now, event);
-        if self.app.last_error != before {
-            if let (Some(e), None) = (&self.app.last_error, self.app.finished()) {
-                eprintln!("\numbra: {e}; retrying on a new circuit");
+    fn draw(&mut self) {
+        if let (false, Some(lines)) = (self.told, self.app.plan()) {
+            self.told = true;
+            for l in lines {
+                eprintln!("{l}");
             }
         }
         let p = self.app.progress();
         if p != self.shown {
             self.shown = p;
             if let Some((done, total)) = p {
-                self.bar.show("fetching", done, total);
+                self.bar.show(A::LABEL, done, total);
             }
         }
         if self.app.finished().is_some() {
             self.bar.done();
         }
+    }
+}
+
+impl<A: Watched> App for Shown<A> {
+    fn start(&mut self, node: &mut Node, now: Time) {
+        self.app.start(node, now);
+    }
+
+    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        let before = self.app.last_error().cloned();
+        self.app.on_event(node, now, event);
+        if self.app.last_error() != before.as_ref() {
+            if let (Some(e), None) = (self.app.last_error(), self.app.finished()) {
+                eprintln!("\numbra: {e}; retrying on a new circuit");
+            }
+        }
+        self.draw();
     }
 
     fn tick(&mut self, node: &mut Node, now: Time) {
@@ -150,12 +221,13 @@ impl App for FetchCli {
     }
 }
 
-/// Run `app` on a fresh reader over `dir` until it finishes or `timeout` seconds pass; the
-/// reader's guards come from and go back to `state` (`09-relay.md#guards`).
-async fn drive_fetch(
+/// Run `app` on a fresh reader over `dir` until it finishes or `timeout` seconds pass
+/// (`Err` then); the reader's guards come from and go back to `state`
+/// (`09-relay.md#guards`).
+async fn drive<A: Watched>(
     dir: crate::directory::Directory,
     timeout: u64,
-    app: &mut FetchCli,
+    app: &mut Shown<A>,
     state: Option<&Cache>,
 ) -> Result<(), String> {
     let cfg = NodeConfig {
@@ -173,121 +245,40 @@ async fn drive_fetch(
         let _ = s.save_guards(node.guards());
     }
     eprintln!();
-    match &app.app.state {
-        FetchState::Done => Ok(()),
-        FetchState::Failed(why) => Err(format!("FAILED: {why}")),
-        _ => Err(format!("timed out after {timeout} s")),
+    match app.finished() {
+        Some(_) => Ok(()),
+        None => Err(format!("timed out after {timeout} s")),
     }
 }
 
-/// `umbra publish`'s view of the publish app: it draws progress and says what was done.
-struct PublishCli {
-    app: Publish,
-    told: bool,
-    shown: Option<(usize, usize)>,
-    bar: Progress,
-}
-
-impl PublishCli {
-    fn new(key: crate::crypto::keys::IdentityKey, files: Vec<(String, Vec<u8>)>) -> Self {
-        PublishCli {
-            app: Publish::new(key, files, SITE_LIFETIME),
-            told: false,
-            shown: None,
-            bar: Progress::default(),
-        }
-    }
-
-    fn draw(&mut self) {
-        if let (false, Some(plan)) = (self.told, self.app.plan()) {
-            self.told = true;
+/// What a publish did: the address, or the failure.
+fn published(app: &Publish) -> Result<SiteAddress, String> {
+    match &app.state {
+        PublishState::Done(p) => {
             eprintln!(
-                "publishing {} files, {} blocks (sequence {})",
-                plan.files, plan.blocks, plan.seq
+                "stored every record on at least {} nodes; {} of {} blocks were still held \
+                 and kept without sending them again",
+                p.min_copies, p.refreshed, p.blocks
             );
-            if plan.known > 0 {
-                eprintln!(
-                    "{} known to the network: kept without sending them again where enough \
-                     storers still hold them",
-                    plan.known
-                );
-            }
+            Ok(p.address)
         }
-        let p = self.app.progress();
-        if p != self.shown {
-            self.shown = p;
-            if let Some((done, total)) = p {
-                self.bar.show("publishing", done, total);
-            }
-        }
-        if self.app.finished().is_some() {
-            self.bar.done();
-        }
-    }
-
-    /// The address, once every record is stored; the failure otherwise.
-    fn outcome(&self) -> Result<SiteAddress, String> {
-        match &self.app.state {
-            PublishState::Done(p) => {
-                eprintln!(
-                    "\nstored every record on at least {} nodes; {} of {} blocks were still \
-                     held and kept without sending them again",
-                    p.min_copies, p.refreshed, p.blocks
-                );
-                Ok(p.address)
-            }
-            PublishState::Failed(why) => Err(format!("FAILED: {why}")),
-            _ => Err(match &self.app.last_error {
-                Some(e) => format!("did not finish (last error: {e})"),
-                None => "did not finish".into(),
-            }),
-        }
+        PublishState::Failed(why) => Err(format!("FAILED: {why}")),
+        _ => Err(match &app.last_error {
+            Some(e) => format!("did not finish (last error: {e})"),
+            None => "did not finish".into(),
+        }),
     }
 }
 
-impl App for PublishCli {
-    fn start(&mut self, node: &mut Node, now: Time) {
-        self.app.start(node, now);
-    }
-
-    fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        let before = self.app.last_error.clone();
-        self.app.on_event(node, now, event);
-        if self.app.last_error != before {
-            if let (Some(e), None) = (&self.app.last_error, self.app.finished()) {
-                eprintln!("\numbra: {e}; retrying on a new circuit");
-            }
-        }
-        self.draw();
-    }
-
-    fn tick(&mut self, node: &mut Node, now: Time) {
-        self.app.tick(node, now);
-    }
-
-    fn finished(&self) -> Option<i32> {
-        self.app.finished()
-    }
-}
-
-/// Run `app` on a fresh reader over `dir` until it finishes or `timeout` seconds pass.
-async fn drive_publish(
+async fn publish_in(
     dir: crate::directory::Directory,
+    key: crate::crypto::keys::IdentityKey,
+    files: Vec<(String, Vec<u8>)>,
     timeout: u64,
-    app: &mut PublishCli,
 ) -> Result<SiteAddress, String> {
-    let cfg = NodeConfig {
-        wall_at_zero: wall_now(),
-        ..NodeConfig::default()
-    };
-    let node = Node::new(cfg, None, Arc::new(dir), os_rng());
-    let _ = Driver::new(node, Instant::now())
-        .run(None, app, tokio::time::sleep(Duration::from_secs(timeout)))
-        .await;
-    if app.finished().is_none() {
-        return Err(format!("timed out after {timeout} s"));
-    }
-    app.outcome()
+    let mut app = Shown::new(Publish::new(key, files, SITE_LIFETIME));
+    drive(dir, timeout, &mut app, None).await?;
+    published(&app.app)
 }
 
 /// Publish `files` as the site of `key` through the relays of `dir`, from inside a running
@@ -298,7 +289,7 @@ pub async fn publish_files(
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
 ) -> Result<SiteAddress, String> {
-    drive_publish(dir, timeout, &mut PublishCli::new(key, files)).await
+    publish_in(dir, key, files, timeout).await
 }
 
 /// `umbra publish`.
@@ -314,11 +305,7 @@ pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCo
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let address = rt.block_on(drive_publish(
-            list,
-            timeout,
-            &mut PublishCli::new(key, files),
-        ))?;
+        let address = rt.block_on(publish_in(list, key, files, timeout))?;
         println!("{address}");
         Ok(0)
     })();
@@ -475,17 +462,16 @@ pub fn fetch(
                 None => f,
             }
         };
-        let mut app = FetchCli {
-            app: FetchSite::new(Box::new(make)),
-            shown: None,
-            bar: Progress::default(),
-        };
+        let mut app = Shown::new(FetchSite::new(Box::new(make)));
         let list = load_bootstrap(bootstrap)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        rt.block_on(drive_fetch(list, timeout, &mut app, cache.as_ref()))?;
+        rt.block_on(drive(list, timeout, &mut app, cache.as_ref()))?;
+        if let FetchState::Failed(why) = &app.app.state {
+            return Err(format!("FAILED: {why}"));
+        }
         let (Some(f), files) = (app.app.fetcher(), app.app.files()) else {
             return Err("nothing fetched".into());
         };
