@@ -301,10 +301,9 @@ impl umbra::dht::store::RecordStore for Batched {
     }
 }
 
-/// Issue 12, finding 4: a flood of STOREs is committed in batches, and each is acknowledged
-/// only once its batch is durable (one commit with fsync per record stalled the relay).
-#[test]
-fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
+/// A relay whose store commits in batches (`background`: handed to a pretend background
+/// writer), and its commit counter.
+fn batched_relay(background: bool) -> (Dht, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let known: Vec<NodeId> = (1..=4).map(id).collect();
     let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut d = Dht::new(
@@ -314,12 +313,20 @@ fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
             inner: MemoryStore::new(1 << 30),
             pending: 0,
             commits: commits.clone(),
-            background: false,
+            background,
         }),
         Box::new(SiteValidator),
         Time::ZERO,
     );
     d.set_known(known.iter().copied().collect());
+    (d, commits)
+}
+
+/// Issue 12, finding 4: a flood of STOREs is committed in batches, and each is acknowledged
+/// only once its batch is durable (one commit with fsync per record stalled the relay).
+#[test]
+fn stores_commit_in_batches_and_are_acknowledged_only_when_durable() {
+    let (mut d, commits) = batched_relay(false);
     let mut acked = 0;
     for k in 0..1_000u32 {
         let value = k.to_le_bytes()[..3].to_vec();
@@ -385,21 +392,7 @@ fn small_store(k: u32) -> DhtMsg {
 /// failed one answers "not stored".
 #[test]
 fn background_commits_acknowledge_only_when_the_driver_reports_them_durable() {
-    let known: Vec<NodeId> = (1..=4).map(id).collect();
-    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut d = Dht::new(
-        NodeId([0x10; 32]),
-        DhtConfig::default(),
-        Box::new(Batched {
-            inner: MemoryStore::new(1 << 30),
-            pending: 0,
-            commits: commits.clone(),
-            background: true,
-        }),
-        Box::new(SiteValidator),
-        Time::ZERO,
-    );
-    d.set_known(known.iter().copied().collect());
+    let (mut d, commits) = batched_relay(true);
     // Two full batches and a partial one, committed when its delay passes.
     for k in 0..600u32 {
         d.handle_rpc(Time::ZERO, WALL, id(1), small_store(k));

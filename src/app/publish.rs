@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::App;
 use super::fetch::{MAX_ATTEMPTS, TransferError};
-use super::session::{ServiceSession, SessionEvent};
+use super::session::{self, OnSession, ServiceSession, SessionEvent};
 use crate::crypto::keys::IdentityKey;
 use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
@@ -350,7 +350,7 @@ impl Publish {
         matches!(self.state, PublishState::Done(_) | PublishState::Failed(_))
     }
 
-    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
+    fn react(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
         match ev {
             SessionEvent::Built { .. } => {}
             SessionEvent::Opened => match self.uploader.as_mut() {
@@ -369,7 +369,7 @@ impl Publish {
                     };
                     let bytes = StreamFramer::frame(&get.encode());
                     if let Some(ev) = self.session.send(node, now, &bytes) {
-                        self.on_session(node, now, ev);
+                        self.react(node, now, ev);
                     }
                 }
             },
@@ -466,7 +466,7 @@ impl Publish {
 
     fn retry(&mut self, node: &mut Node, now: Time, why: String) {
         let ev = self.session.retry(node, now, why);
-        self.on_session(node, now, ev);
+        self.react(node, now, ev);
     }
 
     fn pump(&mut self, node: &mut Node, now: Time) {
@@ -474,9 +474,7 @@ impl Publish {
             return;
         };
         let bytes = u.poll_send();
-        if let Some(ev) = self.session.send(node, now, &bytes) {
-            self.on_session(node, now, ev);
-        }
+        session::send(self, node, now, &bytes);
     }
 }
 
@@ -486,12 +484,7 @@ impl App for Publish {
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        if self.over() {
-            return;
-        }
-        if let Some(ev) = self.session.on_event(node, now, event) {
-            self.on_session(node, now, ev);
-        }
+        session::feed(self, node, now, event);
     }
 
     fn tick(&mut self, _: &mut Node, _: Time) {}
@@ -502,6 +495,20 @@ impl App for Publish {
             PublishState::Failed(_) => Some(1),
             _ => None,
         }
+    }
+}
+
+impl OnSession for Publish {
+    fn session(&mut self) -> &mut ServiceSession {
+        &mut self.session
+    }
+
+    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
+        self.react(node, now, ev);
+    }
+
+    fn is_over(&self) -> bool {
+        self.over()
     }
 }
 

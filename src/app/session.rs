@@ -178,3 +178,30 @@ impl ServiceSession {
         }
     }
 }
+
+/// An app built on one [`ServiceSession`], reacting to what it reports.
+pub trait OnSession {
+    /// Its session.
+    fn session(&mut self) -> &mut ServiceSession;
+    /// React to what the session reports.
+    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent);
+    /// Whether the app is over (it hears nothing more).
+    fn is_over(&self) -> bool;
+}
+
+/// Hand a node event to `app`'s session and `app` what it makes of it.
+pub fn feed<A: OnSession>(app: &mut A, node: &mut Node, now: Time, event: NodeEvent) {
+    if app.is_over() {
+        return;
+    }
+    if let Some(ev) = app.session().on_event(node, now, event) {
+        app.on_session(node, now, ev);
+    }
+}
+
+/// Send `bytes` on `app`'s stream; a lost stream is reported to `app`.
+pub fn send<A: OnSession>(app: &mut A, node: &mut Node, now: Time, bytes: &[u8]) {
+    if let Some(ev) = app.session().send(node, now, bytes) {
+        app.on_session(node, now, ev);
+    }
+}

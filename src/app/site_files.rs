@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
-use super::session::{ServiceSession, SessionEvent};
+use super::session::{self, OnSession, ServiceSession, SessionEvent};
 use crate::crypto::hash;
 use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
@@ -402,7 +402,7 @@ impl FetchSite {
         matches!(self.state, FetchState::Done | FetchState::Failed(_))
     }
 
-    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
+    fn react(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
         match ev {
             SessionEvent::Built { .. } => {}
             SessionEvent::Opened => {
@@ -429,7 +429,7 @@ impl FetchSite {
                         // This exit failed the fetch: start over on a fresh circuit.
                         self.fetcher = None;
                         let ev = self.session.retry(node, now, e.to_string());
-                        self.on_session(node, now, ev);
+                        self.react(node, now, ev);
                     }
                     None => self.pump(node, now),
                 }
@@ -450,9 +450,7 @@ impl FetchSite {
             return;
         };
         let bytes = f.poll_send();
-        if let Some(ev) = self.session.send(node, now, &bytes) {
-            self.on_session(node, now, ev);
-        }
+        session::send(self, node, now, &bytes);
     }
 }
 
@@ -462,12 +460,7 @@ impl App for FetchSite {
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        if self.over() {
-            return;
-        }
-        if let Some(ev) = self.session.on_event(node, now, event) {
-            self.on_session(node, now, ev);
-        }
+        session::feed(self, node, now, event);
     }
 
     fn tick(&mut self, _: &mut Node, _: Time) {}
@@ -478,5 +471,19 @@ impl App for FetchSite {
             FetchState::Failed(_) => Some(1),
             _ => None,
         }
+    }
+}
+
+impl OnSession for FetchSite {
+    fn session(&mut self) -> &mut ServiceSession {
+        &mut self.session
+    }
+
+    fn on_session(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
+        self.react(node, now, ev);
+    }
+
+    fn is_over(&self) -> bool {
+        self.over()
     }
 }

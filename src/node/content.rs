@@ -265,6 +265,11 @@ impl Node {
         }
     }
 
+    /// Answer request `id` with `REFUSED` and `reason` (`06-dht.md#exit-requests`).
+    fn refuse(&mut self, circ: CircKey, stream: u16, id: u32, reason: u8) {
+        self.service_reply(circ, stream, &ExitReply::Refused { id, reason });
+    }
+
     /// Queue `reply` on the stream. A reply that does not fit the circuit's queue
     /// (`09-relay.md#limits`) becomes `REFUSED` `BUSY`, which always fits.
     fn service_reply(&mut self, circ: CircKey, stream: u16, reply: &ExitReply) {
@@ -305,14 +310,7 @@ impl Node {
             let Ok(req) = r else {
                 // A malformed request ends the stream's usefulness: refuse and forget it.
                 self.content.framers.remove(&(circ, stream));
-                self.service_reply(
-                    circ,
-                    stream,
-                    &ExitReply::Refused {
-                        id: 0,
-                        reason: refusal::INVALID,
-                    },
-                );
+                self.refuse(circ, stream, 0, refusal::INVALID);
                 return;
             };
             self.start_exit_request(now, circ, stream, req);
@@ -335,14 +333,7 @@ impl Node {
             || !reply_room
             || relay_queued >= MAX_RELAY_QUEUED
         {
-            self.service_reply(
-                circ,
-                stream,
-                &ExitReply::Refused {
-                    id,
-                    reason: refusal::BUSY,
-                },
-            );
+            self.refuse(circ, stream, id, refusal::BUSY);
             return;
         }
         let wall = self.wall(now);
@@ -357,15 +348,7 @@ impl Node {
                     crate::dht::store::keep_until(record.kind, info.expires, expires, wall)
                 });
                 if valid.is_none() {
-                    self.service_reply(
-                        circ,
-                        stream,
-                        &ExitReply::Refused {
-                            id,
-                            reason: refusal::INVALID,
-                        },
-                    );
-                    return;
+                    return self.refuse(circ, stream, id, refusal::INVALID);
                 }
                 let key = record.key;
                 (Goal::Store(record, expires), key)
@@ -377,28 +360,13 @@ impl Node {
                 let expires = WallTime(expires);
                 let known = kind == RecordKind::BLOCK || kind == RecordKind::MANIFEST;
                 if !known || expires <= wall {
-                    self.service_reply(
-                        circ,
-                        stream,
-                        &ExitReply::Refused {
-                            id,
-                            reason: refusal::INVALID,
-                        },
-                    );
-                    return;
+                    return self.refuse(circ, stream, id, refusal::INVALID);
                 }
                 (Goal::Refresh(kind, expires), key)
             }
         };
         let Some(d) = self.dht.as_mut() else {
-            self.service_reply(
-                circ,
-                stream,
-                &ExitReply::Refused {
-                    id,
-                    reason: refusal::NO_DHT,
-                },
-            );
+            self.refuse(circ, stream, id, refusal::NO_DHT);
             return;
         };
         let lookup = d.start(now, wall, key, goal);
