@@ -11,7 +11,7 @@
 //! or retrying (the node decides), and relay-side processing (`relay/`).
 
 use core::time::Duration;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::crypto::CryptoError;
 use crate::crypto::hop::{ClientHop, client_start};
@@ -192,6 +192,9 @@ impl ClientCirc {
 #[derive(Debug)]
 pub struct ClientCircuits {
     circs: BTreeMap<CircHandle, ClientCirc>,
+    /// Build deadlines, earliest first; an entry whose circuit was built or closed meanwhile
+    /// is dropped when its time comes (so the next deadline is O(log n), not a scan).
+    deadlines: BTreeSet<(Time, CircHandle)>,
     by_link: BTreeMap<(LinkId, CircId), CircHandle>,
     actions: VecDeque<ClientAction>,
     build_timeout: Duration,
@@ -203,6 +206,7 @@ impl ClientCircuits {
     pub fn new(build_timeout: Duration, rng: UmbraRng) -> Self {
         ClientCircuits {
             circs: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             by_link: BTreeMap::new(),
             actions: VecDeque::new(),
             build_timeout,
@@ -257,6 +261,7 @@ impl ClientCircuits {
             },
         });
         self.by_link.insert((link, circ_id), handle);
+        self.deadlines.insert((now + self.build_timeout, handle));
         self.circs.insert(
             handle,
             ClientCirc {
@@ -689,25 +694,25 @@ impl ClientCircuits {
         self.actions.push_back(ClientAction::Event(event));
     }
 
-    /// The earliest build deadline.
+    /// The earliest build deadline (possibly of a circuit built since: one early wake-up).
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.circs
-            .values()
-            .filter(|c| !c.built())
-            .map(|c| c.deadline)
-            .min()
+        self.deadlines.first().map(|(t, _)| *t)
     }
 
     /// Fail builds past their deadline (`04-circuits.md#build`).
     pub fn handle_timeout(&mut self, now: Time) {
-        let late: Vec<CircHandle> = self
-            .circs
-            .iter()
-            .filter(|(_, c)| !c.built() && c.deadline <= now)
-            .map(|(h, _)| *h)
-            .collect();
-        for h in late {
-            self.fail(h, CircuitFailure::Timeout, true);
+        while let Some(&(t, h)) = self.deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if self
+                .circs
+                .get(&h)
+                .is_some_and(|c| !c.built() && c.deadline <= now)
+            {
+                self.fail(h, CircuitFailure::Timeout, true);
+            }
         }
     }
 }

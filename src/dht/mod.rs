@@ -205,6 +205,9 @@ pub struct Dht {
     known: BTreeSet<NodeId>,
     lookups: BTreeMap<LookupId, Active>,
     pending: BTreeMap<(NodeId, u32), (LookupId, Time)>,
+    /// RPC deadlines, earliest first; an entry answered meanwhile is dropped when its time
+    /// comes (the next deadline is O(log n), not a scan).
+    rpc_deadlines: BTreeSet<(Time, NodeId, u32)>,
     next_rpc: u32,
     next_lookup: u64,
     actions: VecDeque<DhtAction>,
@@ -241,6 +244,7 @@ impl Dht {
             known: BTreeSet::new(),
             lookups: BTreeMap::new(),
             pending: BTreeMap::new(),
+            rpc_deadlines: BTreeSet::new(),
             next_rpc: 1,
             next_lookup: 1,
             actions: VecDeque::new(),
@@ -334,8 +338,9 @@ impl Dht {
     fn send(&mut self, now: Time, to: NodeId, lookup: LookupId, make: impl FnOnce(u32) -> DhtMsg) {
         let rpc = self.next_rpc;
         self.next_rpc = self.next_rpc.wrapping_add(1).max(1);
-        self.pending
-            .insert((to, rpc), (lookup, now + self.cfg.rpc_timeout));
+        let deadline = now + self.cfg.rpc_timeout;
+        self.pending.insert((to, rpc), (lookup, deadline));
+        self.rpc_deadlines.insert((deadline, to, rpc));
         self.stats.rpcs_out += 1;
         self.actions
             .push_back(DhtAction::Send { to, msg: make(rpc) });

@@ -4,7 +4,7 @@
 //! Not in this module: lookups and RPC handling (`super`).
 
 use super::store::Commit;
-use super::{Dht, DhtAction, Goal, LookupId};
+use super::{Dht, DhtAction, Goal};
 use crate::crypto::keys::NodeId;
 use crate::time::{Time, WallTime};
 use crate::wire::dht_msg::DhtMsg;
@@ -12,7 +12,8 @@ use crate::wire::dht_msg::DhtMsg;
 impl Dht {
     /// The earliest RPC deadline or republish time.
     pub fn poll_timeout(&self) -> Option<Time> {
-        let rpc = self.pending.values().map(|(_, t)| *t).min();
+        // Possibly the deadline of an RPC answered since: one early wake-up.
+        let rpc = self.rpc_deadlines.first().map(|(t, _, _)| *t);
         let one = (!self.republish_queue.is_empty()).then_some(self.next_republish_one);
         let commit = (!self.unacked.is_empty()).then_some(self.commit_at);
         [rpc, one, commit, Some(self.next_republish)]
@@ -73,16 +74,18 @@ impl Dht {
         if !self.unacked.is_empty() && now >= self.commit_at {
             self.commit();
         }
-        let late: Vec<((NodeId, u32), LookupId)> = self
-            .pending
-            .iter()
-            .filter(|(_, (_, t))| *t <= now)
-            .map(|(k, (l, _))| (*k, *l))
-            .collect();
-        for ((to, rpc), lid) in late {
-            self.pending.remove(&(to, rpc));
-            self.table.failed(to);
-            self.fail_rpc(now, lid, to);
+        while let Some(&(t, to, rpc)) = self.rpc_deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.rpc_deadlines.pop_first();
+            // Only if still unanswered, and this is its deadline (ids wrap).
+            let late = self.pending.get(&(to, rpc)).filter(|(_, d)| *d == t);
+            if let Some(&(lid, _)) = late {
+                self.pending.remove(&(to, rpc));
+                self.table.failed(to);
+                self.fail_rpc(now, lid, to);
+            }
         }
         // A round starts every interval; its records go out spread evenly over it, never
         // all at once (a relay holding many would stall every other relay).
