@@ -112,14 +112,16 @@ impl Uploader {
         self.framer = StreamFramer::default();
         self.outbox.clear();
         for (_, (item, attempts)) in std::mem::take(&mut self.in_flight).into_iter().rev() {
-            self.requeue(item, attempts);
+            self.requeue(item, attempts, true);
         }
     }
 
-    fn requeue(&mut self, item: Item, attempts: u32) {
+    /// Ask for `item` again, first or last; the manifest always waits for the blocks.
+    fn requeue(&mut self, item: Item, attempts: u32, first: bool) {
         match item {
             Item::Put(r) if r.kind == RecordKind::MANIFEST => self.manifest = Some(r),
-            item => self.queue.push_front((item, attempts)),
+            item if first => self.queue.push_front((item, attempts)),
+            item => self.queue.push_back((item, attempts)),
         }
     }
 
@@ -213,23 +215,16 @@ impl Uploader {
             (item @ Item::Put(_), Ok(_) | Err(BUSY)) => {
                 if attempts >= MAX_ATTEMPTS {
                     // Kept for the next circuit; this one gives up.
-                    self.requeue_back(item, 0);
+                    self.requeue(item, 0, false);
                     self.result = Some(Err(TransferError::NotStored));
                 } else {
-                    self.requeue_back(item, attempts);
+                    self.requeue(item, attempts, false);
                 }
             }
             (item @ Item::Put(_), Err(reason)) => {
-                self.requeue_back(item, 0);
+                self.requeue(item, 0, false);
                 self.result = Some(Err(TransferError::Refused(reason)));
             }
-        }
-    }
-
-    fn requeue_back(&mut self, item: Item, attempts: u32) {
-        match item {
-            Item::Put(r) if r.kind == RecordKind::MANIFEST => self.manifest = Some(r),
-            item => self.queue.push_back((item, attempts)),
         }
     }
 

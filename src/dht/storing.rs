@@ -60,27 +60,24 @@ impl Dht {
         expires: WallTime,
     ) {
         self.stats.rpcs_in += 1;
-        let st = match self.store.info(kind, &key, wall) {
-            None => status::NOT_HELD,
-            Some(held) => match store::keep_until(kind, held.expires, expires, wall) {
-                None => status::INVALID,
-                Some(_) if kind == RecordKind::MANIFEST => status::STORED,
-                Some(_) => {
-                    // A block's kept time is the later of the two, never shorter.
-                    let until = store::keep_until(kind, WallTime(u64::MAX), expires, wall)
-                        .unwrap_or(held.expires);
-                    match self.store.get(kind, &key, wall) {
-                        Some(record) if until > held.expires => self.put_status(
-                            &record,
-                            RecordInfo {
-                                expires: until,
-                                ..held
-                            },
-                        ),
-                        Some(_) => status::STORED,
-                        None => status::NOT_HELD,
-                    }
-                }
+        // The time it may be kept, ignoring what is held: a block's is capped at 30 days.
+        let asked = store::keep_until(kind, WallTime(u64::MAX), expires, wall);
+        let st = match (self.store.info(kind, &key, wall), asked) {
+            (None, _) => status::NOT_HELD,
+            (Some(_), None) => status::INVALID,
+            // A manifest lives by its own signed expiry: only confirmed.
+            (Some(_), Some(_)) if kind == RecordKind::MANIFEST => status::STORED,
+            // Longer, never shorter.
+            (Some(held), Some(until)) if until <= held.expires => status::STORED,
+            (Some(held), Some(until)) => match self.store.get(kind, &key, wall) {
+                Some(record) => self.put_status(
+                    &record,
+                    RecordInfo {
+                        expires: until,
+                        ..held
+                    },
+                ),
+                None => status::NOT_HELD,
             },
         };
         self.answer_store(now, from, id, st);

@@ -35,23 +35,51 @@ impl Batch {
         let txn = db.begin_write().map_err(|_| StoreError::Backend)?;
         {
             let mut t = txn.open_table(RECORDS).map_err(|_| StoreError::Backend)?;
-            for (k, v) in &self.records {
-                match v {
-                    Some(v) => t.insert(&k[..], &v[..]).map(|_| ()),
-                    None => t.remove(&k[..]).map(|_| ()),
-                }
-                .map_err(|_| StoreError::Backend)?;
-            }
+            apply(&mut t, &self.records)?;
             let mut g = txn.open_table(GONE).map_err(|_| StoreError::Backend)?;
-            for (k, v) in &self.gone {
-                match v {
-                    Some(v) => g.insert(&k[..], &v[..]).map(|_| ()),
-                    None => g.remove(&k[..]).map(|_| ()),
-                }
-                .map_err(|_| StoreError::Backend)?;
-            }
+            apply(&mut g, &self.gone)?;
         }
         txn.commit().map_err(|_| StoreError::Backend)
+    }
+
+    /// This failed batch's writes, kept in `pending` for the next commit, except those a
+    /// `later` batch (or `pending` itself) already superseded.
+    pub fn keep_under<'a>(&self, pending: &mut Batch, later: impl Iterator<Item = &'a Batch>) {
+        let later: Vec<&Batch> = later.collect();
+        keep(
+            &self.records,
+            &mut pending.records,
+            later.iter().map(|b| &b.records),
+        );
+        keep(&self.gone, &mut pending.gone, later.iter().map(|b| &b.gone));
+    }
+}
+
+type Writes<const N: usize> = BTreeMap<[u8; N], Option<Vec<u8>>>;
+
+fn apply<const N: usize>(
+    t: &mut redb::Table<&[u8], &[u8]>,
+    writes: &Writes<N>,
+) -> Result<(), StoreError> {
+    for (k, v) in writes {
+        match v {
+            Some(v) => t.insert(&k[..], &v[..]).map(|_| ()),
+            None => t.remove(&k[..]).map(|_| ()),
+        }
+        .map_err(|_| StoreError::Backend)?;
+    }
+    Ok(())
+}
+
+fn keep<'a, const N: usize>(
+    failed: &Writes<N>,
+    pending: &mut Writes<N>,
+    later: impl Iterator<Item = &'a Writes<N>> + Clone,
+) {
+    for (k, v) in failed {
+        if !pending.contains_key(k) && !later.clone().any(|b| b.contains_key(k)) {
+            pending.insert(*k, v.clone());
+        }
     }
 }
 

@@ -337,19 +337,7 @@ impl RecordStore for RedbStore {
             }
             // Keep a failed batch's writes for the next commit, unless a later write to the
             // same key supersedes them.
-            let later = |k: &[u8; 33], b: &Batch| b.records.contains_key(k);
-            for (k, v) in &done.records {
-                if !later(k, &self.batch) && !self.in_flight.iter().any(|(_, b)| later(k, b)) {
-                    self.batch.records.insert(*k, v.clone());
-                }
-            }
-            for (k, v) in &done.gone {
-                let newer = self.batch.gone.contains_key(k)
-                    || self.in_flight.iter().any(|(_, b)| b.gone.contains_key(k));
-                if !newer {
-                    self.batch.gone.insert(*k, v.clone());
-                }
-            }
+            done.keep_under(&mut self.batch, self.in_flight.iter().map(|(_, b)| &**b));
         }
     }
 
