@@ -349,3 +349,56 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
     assert_eq!(b.answers[&slow].body.len(), 32_768);
     assert_eq!(w.app::<GatewayCore>(b.app).unwrap().pending(), 0);
 }
+
+/// When every circuit to a site fails (`08-gateway.md#fetching`: three in a row), requests
+/// that need the network get a 502 page saying so, while what the reader already verified
+/// (the manifest, cached blocks) is still served; nothing hangs.
+#[test]
+fn an_unreachable_site_fails_after_three_circuits_and_cached_pages_stay_readable() {
+    let s = seed(24);
+    let mut w = World::new(s, 40, 2, NetModel::default());
+    w.enable_dht(DhtConfig::default(), 4);
+    w.run_until(at(30));
+    let mut rng = UmbraRng::from_u64(s);
+    let key = IdentityKey::generate(&mut rng);
+    let files = site_files(&mut rng, 0);
+    let site = SiteAddress(key.public());
+    let p = w.spawn(40, Box::new(Publish::new(key, files.clone(), 86_400)));
+    w.run_apps(&[p], at(300));
+    let mut b = Browser {
+        node: 41,
+        app: w.spawn(41, Box::new(GatewayCore::new(64 << 20))),
+        answers: Default::default(),
+    };
+    let first = b.ask(&mut w, site, "", None);
+    let t = w.now();
+    run_browsers(
+        &mut w,
+        std::slice::from_mut(&mut b),
+        t + Duration::from_secs(120),
+    );
+    assert_eq!(b.answers[&first].body, files[0].1);
+    for relay in 0..40 {
+        w.kill(relay);
+    }
+    // Past the manifest's freshness: the gateway must try the network again, and cannot.
+    let t = w.now();
+    w.run_until(t + Duration::from_secs(60));
+    let cached = b.ask(&mut w, site, "", None);
+    let uncached = b.ask(&mut w, site, "data/big.bin", None);
+    let t = w.now();
+    run_browsers(
+        &mut w,
+        std::slice::from_mut(&mut b),
+        t + Duration::from_secs(600),
+    );
+    assert!(
+        b.answers[&uncached].complete(),
+        "a request for an unreachable site hung"
+    );
+    assert_eq!(b.answers[&uncached].status, Some(502));
+    let page = String::from_utf8_lossy(&b.answers[&uncached].body).to_string();
+    assert!(page.contains("3 circuits in a"), "{page}");
+    assert_eq!(b.answers[&cached].status, Some(200));
+    assert_eq!(b.answers[&cached].body, files[0].1);
+}

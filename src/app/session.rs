@@ -63,10 +63,38 @@ impl ServiceSession {
         }
     }
 
-    /// Build the first circuit.
+    /// Build the first circuit. After [`ServiceSession::close`] or after the session gave up,
+    /// this starts it again with a whole budget.
     pub fn start(&mut self, node: &mut Node, now: Time) {
+        if let Some(c) = self.circ.take() {
+            node.close_circuit(now, c);
+        }
+        self.stream = None;
+        self.open = false;
+        self.over = false;
         self.attempts = 1;
         self.circ = Some(node.build_circuit(now));
+    }
+
+    /// Close the circuit without ending the session: it is idle until started again (the
+    /// gateway closes circuits of sites nobody reads).
+    pub fn close(&mut self, node: &mut Node, now: Time) {
+        if let Some(c) = self.circ.take() {
+            node.close_circuit(now, c);
+        }
+        self.stream = None;
+        self.open = false;
+    }
+
+    /// The current circuit served: the budget counts failures in a row from here on, so a
+    /// long-lived session (the gateway's per-site one) is not worn out by rare losses.
+    pub fn succeeded(&mut self) {
+        self.attempts = 1;
+    }
+
+    /// Whether a circuit is being built or used.
+    pub fn is_active(&self) -> bool {
+        self.circ.is_some() && !self.over
     }
 
     /// The stream, once asked for.

@@ -2,8 +2,9 @@
 //! gateway decides, with no tokio and no HTTP, so the simulator runs the same code as
 //! `umbra run`.
 //!
-//! [`GatewayCore`] takes browser requests by id ([`GatewayCore::request`]), keeps one circuit
-//! and `dht` stream per site (so an exit never links two sites a reader visits), multiplexes
+//! [`GatewayCore`] takes browser requests by id ([`GatewayCore::request`]), keeps one
+//! [`ServiceSession`] (a circuit and `dht` stream; three failures in a row and it gives up) per
+//! site (so an exit never links two sites a reader visits), multiplexes
 //! manifest and block requests over it with the one fetch engine ([`SiteFetch`]), and answers
 //! each request with [`ReplyPart`]s ([`GatewayCore::poll_reply`]): a head, then the body's
 //! chunks in order as blocks verify, only as many as the request's room allows
@@ -29,6 +30,7 @@ pub use snapshot::{GRAPH_SECONDS, GatewayCounters, GatewaySnapshot, Sample};
 
 use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use super::session::{ServiceSession, SessionEvent};
 use crate::crypto::keys::NodeId;
 use crate::gateway::range::{self, Plan};
 use crate::ids::{CircHandle, StreamHandle};
@@ -58,13 +60,13 @@ pub const INITIAL_ROOM: usize = 8;
 #[derive(Debug)]
 struct SiteConn {
     site: SiteAddress,
-    circ: Option<CircHandle>,
-    stream: Option<StreamHandle>,
-    ready: bool,
+    /// The site's circuit and `dht` stream; its budget counts circuit failures in a row.
+    session: ServiceSession,
+    /// The session's handles as entered in the gateway's routing maps.
+    routed: (Option<CircHandle>, Option<StreamHandle>),
     fetch: SiteFetch,
     manifest: Option<(Arc<Verified>, Time)>,
     refreshing: bool,
-    failures: u32,
     last_used: Time,
     path: Vec<NodeId>,
 }
@@ -136,13 +138,11 @@ impl GatewayCore {
         let key = site.0.to_bytes();
         let c = self.conns.entry(key).or_insert_with(|| SiteConn {
             site,
-            circ: None,
-            stream: None,
-            ready: false,
+            session: ServiceSession::new(b"dht", MAX_CIRCUIT_FAILURES),
+            routed: (None, None),
             fetch: SiteFetch::new(site),
             manifest: None,
             refreshing: false,
-            failures: 0,
             last_used: now,
             path: Vec::new(),
         });
@@ -161,24 +161,57 @@ impl GatewayCore {
             .map(|(k, c)| (c.last_used, *k))
             .collect();
         idle.sort();
-        let open = self.conns.values().filter(|c| c.circ.is_some()).count();
+        let open = self
+            .conns
+            .values()
+            .filter(|c| c.session.is_active())
+            .count();
         let mut excess_circuits = open.saturating_sub(MAX_SITE_CIRCUITS);
         let mut excess_sites = self.conns.len().saturating_sub(MAX_SITES_KEPT);
         for (used, key) in idle {
             let Some(c) = self.conns.get_mut(&key) else {
                 continue;
             };
-            if c.circ.is_some()
+            if c.session.is_active()
                 && (excess_circuits > 0 || now.saturating_since(used) > IDLE_CIRCUIT)
             {
                 excess_circuits = excess_circuits.saturating_sub(1);
-                drop_circuit(c, &mut self.by_circ, &mut self.by_stream, node, now);
+                c.session.close(node, now);
             }
-            if excess_sites > 0 {
+            let forget = excess_sites > 0;
+            if forget {
                 excess_sites -= 1;
+                c.session.close(node, now);
+            }
+            self.reroute(key);
+            if forget {
                 self.conns.remove(&key);
             }
         }
+    }
+
+    /// Bring the routing maps in line with site `key`'s session handles.
+    fn reroute(&mut self, key: [u8; 32]) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let handles = (c.session.circuit(), c.session.stream());
+        if handles == c.routed {
+            return;
+        }
+        if let Some(old) = c.routed.0 {
+            self.by_circ.remove(&old);
+        }
+        if let Some(old) = c.routed.1 {
+            self.by_stream.remove(&old);
+        }
+        if let Some(new) = handles.0 {
+            self.by_circ.insert(new, key);
+        }
+        if let Some(new) = handles.1 {
+            self.by_stream.insert(new, key);
+        }
+        c.routed = handles;
     }
 
     /// A browser's request; its answer comes out of [`GatewayCore::poll_reply`].
@@ -258,21 +291,47 @@ impl GatewayCore {
         }
     }
 
-    fn on_circuit_lost(&mut self, node: &mut Node, now: Time, key: [u8; 32], why: &str) {
+    /// What site `key`'s session reports.
+    fn on_session(&mut self, node: &mut Node, now: Time, key: [u8; 32], ev: SessionEvent) {
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
-        drop_circuit(c, &mut self.by_circ, &mut self.by_stream, node, now);
-        c.fetch.reset();
-        c.failures += 1;
-        if c.failures < MAX_CIRCUIT_FAILURES {
-            // `flush` builds the next circuit if anything is still wanted.
-            return;
+        match ev {
+            SessionEvent::Built { path } => {
+                self.counters.circuits_built += 1;
+                c.path = path;
+            }
+            SessionEvent::Opened => c.session.succeeded(),
+            SessionEvent::Data(data) => self.on_data(node, now, key, &data),
+            SessionEvent::Retrying { .. } => {
+                // The session is building the next circuit; the fetch asks again for
+                // everything outstanding once its stream opens.
+                c.fetch.reset();
+                if c.fetch.outstanding() == 0 {
+                    c.session.close(node, now);
+                }
+            }
+            SessionEvent::GaveUp { why } => self.unreachable(now, key, &why),
         }
-        // The network is unreachable for this site. What the reader already verified stays
-        // usable: the manifest (until it expires) and every cached block. Only requests
-        // that need the network fail; the next request that does tries circuits again.
-        c.failures = 0;
+        self.reroute(key);
+    }
+
+    /// The fetch protocol failed on site `key`'s circuit: try a fresh one.
+    fn retry(&mut self, node: &mut Node, now: Time, key: [u8; 32], why: String) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            let ev = c.session.retry(node, now, why);
+            self.on_session(node, now, key, ev);
+        }
+    }
+
+    /// Site `key`'s last circuits all failed: the network is unreachable for this site.
+    /// What the reader already verified stays usable: the manifest (until it expires) and
+    /// every cached block. Only requests that need the network fail; the next request that
+    /// does tries circuits again.
+    fn unreachable(&mut self, now: Time, key: [u8; 32], why: &str) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
         c.refreshing = false;
         c.fetch = SiteFetch::new(c.site);
         let has_manifest = c.manifest.is_some();
@@ -539,18 +598,55 @@ impl GatewayCore {
     }
 
     fn flush(&mut self, node: &mut Node, now: Time) {
-        for (key, c) in &mut self.conns {
-            if c.circ.is_none() && c.fetch.outstanding() > 0 {
-                let circ = node.build_circuit(now);
-                c.circ = Some(circ);
-                self.by_circ.insert(circ, *key);
+        let keys: Vec<[u8; 32]> = self.conns.keys().copied().collect();
+        for key in keys {
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if !c.session.is_active() && c.fetch.outstanding() > 0 {
+                c.session.start(node, now);
             }
-            if let (true, Some(s)) = (c.ready, c.stream) {
+            let lost = if c.session.is_open() {
                 let bytes = c.fetch.poll_send();
-                if !bytes.is_empty() {
-                    let _ = node.stream_send(now, s, &bytes);
-                }
+                c.session.send(node, now, &bytes)
+            } else {
+                None
+            };
+            self.reroute(key);
+            if let Some(ev) = lost {
+                self.on_session(node, now, key, ev);
             }
+        }
+    }
+
+    /// Bytes from site `key`'s exit: the fetch protocol's answers.
+    fn on_data(&mut self, node: &mut Node, now: Time, key: [u8; 32], data: &[u8]) {
+        let wall = node.wall(now);
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let proofs = self.tracker.equivocations().len();
+        let site = c.site.encode();
+        let r = c.fetch.on_data(data, &mut self.tracker, wall);
+        if self.tracker.equivocations().len() > proofs {
+            // Reported, never silently used (`07-sites.md#rollback-and-equivocation`).
+            self.counters.equivocations += 1;
+            eprintln!(
+                "umbra: site {} signed two different manifests with one sequence; \
+                 keeping the first one seen",
+                crate::redact::Sensitive(site)
+            );
+        }
+        if let Err(e) = r {
+            self.retry(node, now, key, e.to_string());
+            return;
+        }
+        let mut events = Vec::new();
+        while let Some(ev) = c.fetch.poll_event() {
+            events.push(ev);
+        }
+        for ev in events {
+            self.on_fetch_event(now, key, ev);
         }
     }
 }
@@ -561,75 +657,24 @@ impl App for GatewayCore {
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        match event {
-            NodeEvent::Built { circ, path } => {
-                let Some(key) = self.by_circ.get(&circ).copied() else {
-                    return;
-                };
-                self.counters.circuits_built += 1;
-                match node.open_stream(now, circ, b"dht") {
-                    Ok(s) => {
-                        self.by_stream.insert(s, key);
-                        if let Some(c) = self.conns.get_mut(&key) {
-                            c.stream = Some(s);
-                            c.path = path;
-                        }
-                    }
-                    Err(e) => self.on_circuit_lost(node, now, key, &e.to_string()),
-                }
-            }
-            NodeEvent::StreamOpened { stream } => {
-                if let Some(c) = self
-                    .by_stream
-                    .get(&stream)
-                    .and_then(|k| self.conns.get_mut(k))
-                {
-                    c.ready = true;
-                    c.failures = 0;
-                }
-            }
-            NodeEvent::StreamData { stream, data } => {
-                let Some(key) = self.by_stream.get(&stream).copied() else {
-                    return;
-                };
-                let wall = node.wall(now);
-                let Some(c) = self.conns.get_mut(&key) else {
-                    return;
-                };
-                let proofs = self.tracker.equivocations().len();
-                let site = c.site.encode();
-                let r = c.fetch.on_data(&data, &mut self.tracker, wall);
-                if self.tracker.equivocations().len() > proofs {
-                    // Reported, never silently used (`07-sites.md#rollback-and-equivocation`).
-                    self.counters.equivocations += 1;
-                    eprintln!(
-                        "umbra: site {} signed two different manifests with one sequence; \
-                         keeping the first one seen",
-                        crate::redact::Sensitive(site)
-                    );
-                }
-                if let Err(e) = r {
-                    self.on_circuit_lost(node, now, key, &e.to_string());
-                    return;
-                }
-                let mut events = Vec::new();
-                while let Some(ev) = c.fetch.poll_event() {
-                    events.push(ev);
-                }
-                for ev in events {
-                    self.on_fetch_event(now, key, ev);
-                }
-            }
-            NodeEvent::StreamEnded { stream, .. } => {
-                if let Some(key) = self.by_stream.get(&stream).copied() {
-                    self.on_circuit_lost(node, now, key, "the exit closed the stream");
-                }
-            }
-            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure } => {
-                if let Some(key) = self.by_circ.get(&circ).copied() {
-                    self.on_circuit_lost(node, now, key, &failure.to_string());
-                }
-            }
+        let key = match &event {
+            NodeEvent::Built { circ, .. }
+            | NodeEvent::Failed { circ, .. }
+            | NodeEvent::Closed { circ, .. } => self.by_circ.get(circ),
+            NodeEvent::StreamOpened { stream }
+            | NodeEvent::StreamData { stream, .. }
+            | NodeEvent::StreamEnded { stream, .. } => self.by_stream.get(stream),
+        };
+        let Some(key) = key.copied() else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let ev = c.session.on_event(node, now, event);
+        self.reroute(key);
+        if let Some(ev) = ev {
+            self.on_session(node, now, key, ev);
         }
     }
 
@@ -647,22 +692,4 @@ impl App for GatewayCore {
         // The gateway serves until the driver's shutdown future resolves.
         None
     }
-}
-
-/// Close a site's circuit (its verified manifest stays).
-fn drop_circuit(
-    c: &mut SiteConn,
-    by_circ: &mut BTreeMap<CircHandle, [u8; 32]>,
-    by_stream: &mut BTreeMap<StreamHandle, [u8; 32]>,
-    node: &mut Node,
-    now: Time,
-) {
-    if let Some(circ) = c.circ.take() {
-        by_circ.remove(&circ);
-        node.close_circuit(now, circ);
-    }
-    if let Some(s) = c.stream.take() {
-        by_stream.remove(&s);
-    }
-    c.ready = false;
 }

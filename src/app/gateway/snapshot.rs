@@ -82,7 +82,10 @@ impl GatewayCore {
     }
 
     pub(super) fn open_circuits(&self) -> usize {
-        self.conns.values().filter(|c| c.circ.is_some()).count()
+        self.conns
+            .values()
+            .filter(|c| c.session.is_active())
+            .count()
     }
 
     /// What the dashboard and `/metrics` show, sampled now.
@@ -92,7 +95,7 @@ impl GatewayCore {
             circuits: self
                 .conns
                 .values()
-                .filter(|c| c.ready)
+                .filter(|c| c.session.is_open())
                 .map(|c| c.path.clone())
                 .collect(),
             samples: self.samples.iter().copied().collect(),
