@@ -16,6 +16,7 @@ use std::any::Any;
 use crate::node::{Node, NodeEvent};
 use crate::time::Time;
 
+pub mod bench;
 pub mod echo;
 pub mod fetch;
 pub mod gateway;

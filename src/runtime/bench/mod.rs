@@ -9,7 +9,6 @@
 //! every process is killed and the temporary directory removed at the end.
 //! Not in this module: protocol logic, or C tor (`benches/compare-tor.sh` runs both).
 
-mod apps;
 mod flood;
 mod http;
 mod procs;
@@ -21,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use self::apps::{BulkBench, CircuitBench, IdleCircuits, IdleCounts};
 use self::procs::{Network, rss_bytes, steal_percent, steal_ticks};
 use super::driver::{Dialer, Driver, os_rng, wall_now};
 use crate::app::App;
+use crate::app::bench::{BulkBench, CircuitBench, IdleCircuits, IdleCounts};
 use crate::node::{Node, NodeConfig};
 
 /// What `umbra bench` runs.

@@ -1,13 +1,19 @@
-//! The reader-side halves of `umbra bench`: [`App`]s that build circuits and move bytes on
-//! the real driver, recording when each step happened. They measure; the caller reports.
-//! Not in this module: processes, CPU or memory readings (see `bench/mod.rs`).
+//! The reader-side halves of `umbra bench` (`docs/performance.md`): [`App`]s that build
+//! circuits and move bytes on the real driver, recording when each step happened. They
+//! measure; the caller reports. [`CircuitBench`] and [`IdleCircuits`] measure circuit
+//! building itself, so they use circuits and no service; [`BulkBench`] reaches the exit's
+//! `discard` service through a [`ServiceSession`] with a budget of one circuit (a lost
+//! circuit fails the measurement rather than being hidden by a retry).
+//!
+//! Not in this module: processes, CPU or memory readings, the table (`runtime/bench/`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::app::App;
-use crate::app::echo::{IN_FLIGHT, pattern};
+use super::App;
+use super::echo::{IN_FLIGHT, pattern};
+use super::session::{ServiceSession, SessionEvent};
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeEvent};
 use crate::time::Time;
@@ -162,9 +168,10 @@ enum Leg {
 
 #[derive(Debug)]
 struct BulkStream {
-    circ: CircHandle,
+    /// The circuit and its `discard` stream.
+    session: ServiceSession,
     leg: Leg,
-    data: Option<StreamHandle>,
+    /// The one-byte echo stream opened on the same circuit once every byte went out.
     ping: Option<StreamHandle>,
     sent: u64,
 }
@@ -206,10 +213,11 @@ impl BulkBench {
 impl App for BulkBench {
     fn start(&mut self, node: &mut Node, now: Time) {
         for _ in 0..self.count {
+            let mut session = ServiceSession::new(crate::relay::exit::DISCARD, 1);
+            session.start(node, now);
             self.streams.push(BulkStream {
-                circ: node.build_circuit(now),
+                session,
                 leg: Leg::Building,
-                data: None,
                 ping: None,
                 sent: 0,
             });
@@ -220,61 +228,54 @@ impl App for BulkBench {
         if self.result.is_some() {
             return;
         }
-        match event {
-            NodeEvent::Built { circ, .. } => {
-                let Some(s) = self.streams.iter_mut().find(|s| s.circ == circ) else {
-                    return;
-                };
-                match node.open_stream(now, circ, crate::relay::exit::DISCARD) {
-                    Ok(h) => {
-                        s.data = Some(h);
-                        s.leg = Leg::Opening;
-                    }
-                    Err(e) => self.fail(format!("open stream: {e}")),
-                }
-            }
-            NodeEvent::StreamOpened { stream } => {
-                if let Some(s) = self.streams.iter_mut().find(|s| s.data == Some(stream)) {
-                    s.leg = Leg::Sending;
-                }
-                if self
-                    .streams
-                    .iter()
-                    .all(|s| s.leg != Leg::Building && s.leg != Leg::Opening)
-                    && self.span.is_none()
-                {
-                    self.span = Some((now, now));
-                }
-            }
-            NodeEvent::StreamData { stream, data } => {
-                let Some(s) = self.streams.iter_mut().find(|s| s.ping == Some(stream)) else {
-                    return;
-                };
+        if let NodeEvent::StreamData { stream, data } = &event {
+            if let Some(s) = self.streams.iter_mut().find(|s| s.ping == Some(*stream)) {
                 if data.first() != Some(&0x5a) {
                     self.fail("the ping came back altered".into());
                     return;
                 }
                 s.leg = Leg::Done;
-                node.close_circuit(now, s.circ);
+                s.session.finish(node, now);
                 if self.streams.iter().all(|s| s.leg == Leg::Done) {
                     if let Some((start, _)) = self.span {
                         self.span = Some((start, now));
                     }
                     self.result = Some(0);
                 }
+                return;
             }
-            NodeEvent::Failed { circ, failure, .. } | NodeEvent::Closed { circ, failure } => {
-                if self
-                    .streams
-                    .iter()
-                    .any(|s| s.circ == circ && s.leg != Leg::Done)
-                {
-                    self.fail(format!("circuit: {failure}"))
+        }
+        if let NodeEvent::StreamEnded { stream, reason } = &event {
+            if self.streams.iter().any(|s| s.ping == Some(*stream)) {
+                self.fail(format!("the ping stream ended early (reason {reason})"));
+                return;
+            }
+        }
+        let mut outcome = None;
+        for s in &mut self.streams {
+            if let Some(ev) = s.session.on_event(node, now, event.clone()) {
+                match ev {
+                    SessionEvent::Built { .. } => s.leg = Leg::Opening,
+                    SessionEvent::Opened => s.leg = Leg::Sending,
+                    SessionEvent::Data(_) => {}
+                    SessionEvent::Retrying { why, .. } | SessionEvent::GaveUp { why } => {
+                        outcome = Some(why)
+                    }
                 }
+                break;
             }
-            NodeEvent::StreamEnded { reason, .. } => {
-                self.fail(format!("stream ended early (reason {reason})"))
-            }
+        }
+        if let Some(why) = outcome {
+            self.fail(why);
+            return;
+        }
+        if self
+            .streams
+            .iter()
+            .all(|s| s.leg != Leg::Building && s.leg != Leg::Opening)
+            && self.span.is_none()
+        {
+            self.span = Some((now, now));
         }
     }
 
@@ -284,21 +285,25 @@ impl App for BulkBench {
         }
         let mut failure = None;
         for s in &mut self.streams {
-            let Some(data) = s.data else { continue };
             while s.leg == Leg::Sending
                 && s.sent < self.bytes_each
-                && node.stream_queued(data) < IN_FLIGHT
+                && s.session.queued(node) < IN_FLIGHT
             {
                 let n = (self.bytes_each - s.sent).min(self.chunk.len() as u64) as usize;
-                if let Err(e) = node.stream_send(now, data, &self.chunk[..n]) {
-                    failure = Some(format!("send: {e}"));
+                if let Some(SessionEvent::GaveUp { why }) =
+                    s.session.send(node, now, &self.chunk[..n])
+                {
+                    failure = Some(format!("send: {why}"));
                     break;
                 }
                 s.sent += n as u64;
             }
-            if s.leg == Leg::Sending && s.sent == self.bytes_each && node.stream_queued(data) == 0 {
+            let Some(circ) = s.session.circuit() else {
+                continue;
+            };
+            if s.leg == Leg::Sending && s.sent == self.bytes_each && s.session.queued(node) == 0 {
                 // Every byte is in cells ahead of this BEGIN on the same circuit.
-                match node.open_stream(now, s.circ, crate::relay::exit::ECHO) {
+                match node.open_stream(now, circ, crate::relay::exit::ECHO) {
                     Ok(h) => {
                         s.ping = Some(h);
                         s.leg = Leg::Pinging;
