@@ -15,6 +15,7 @@
 pub mod highwater;
 pub mod lookup;
 pub mod pacing;
+pub mod record_index;
 pub mod routing;
 pub mod store;
 mod storing;

@@ -1,11 +1,12 @@
-//! Record storage (`protocol-spec/06-dht.md#store`): the [`RecordStore`] trait and an
-//! in-memory implementation with a quota, pinned records that are never evicted, and
-//! least-recently-used eviction of the rest. The on-disk store (redb) implements the same
-//! trait in the runtime.
+//! Record storage (`protocol-spec/06-dht.md#store`): the [`RecordStore`] trait, the
+//! replacement rule, and an in-memory implementation. Quota, least-recently-used eviction,
+//! pinning, expiry and the memory of manifest versions are one policy,
+//! [`super::record_index::RecordIndex`], which this store and the runtime's on-disk (redb)
+//! store both use.
 
 use std::collections::BTreeMap;
 
-use super::highwater::HighWater;
+use super::record_index::{Admission, RecordIndex, RecordKey, Removed};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 
@@ -173,78 +174,37 @@ pub fn replacement(held: Option<&RecordInfo>, new: &RecordInfo) -> Result<Replac
     }
 }
 
-#[derive(Debug, Clone)]
-struct Held {
-    record: Record,
-    info: RecordInfo,
-    pinned: bool,
-    last_used: u64,
-}
-
-/// An in-memory store with a quota and LRU eviction.
+/// An in-memory store: values in a map, every decision by a [`RecordIndex`].
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
-    map: BTreeMap<(RecordKind, [u8; 32]), Held>,
-    quota: u64,
-    used: u64,
-    clock: u64,
-    /// Versions of manifests evicted or expired.
-    gone: HighWater,
+    values: BTreeMap<RecordKey, Record>,
+    index: RecordIndex,
 }
 
 impl MemoryStore {
-    /// A store holding at most `quota` bytes of values.
+    /// A store holding at most `quota` bytes of records (pinned ones aside).
     pub fn new(quota: u64) -> Self {
         MemoryStore {
-            map: BTreeMap::new(),
-            quota,
-            used: 0,
-            clock: 0,
-            gone: HighWater::default(),
+            values: BTreeMap::new(),
+            index: RecordIndex::new(quota),
         }
     }
 
-    fn drop_record(&mut self, k: &(RecordKind, [u8; 32])) {
-        if let Some(h) = self.map.remove(k) {
-            self.used -= record_cost(h.record.value.len());
-            if k.0 == RecordKind::MANIFEST {
-                self.gone.remember(k.1, h.info);
-            }
+    fn drop_values(&mut self, removed: &[Removed]) {
+        for r in removed {
+            self.values.remove(&r.key);
         }
-    }
-
-    fn evict_for(&mut self, need: u64) -> bool {
-        while self.used + need > self.quota {
-            let victim = self
-                .map
-                .iter()
-                .filter(|(_, h)| !h.pinned)
-                .min_by_key(|(_, h)| h.last_used)
-                .map(|(k, _)| *k);
-            match victim {
-                Some(k) => self.drop_record(&k),
-                None => return false,
-            }
-        }
-        true
     }
 }
 
 impl RecordStore for MemoryStore {
     fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
-        self.clock += 1;
-        let clock = self.clock;
-        let h = self.map.get_mut(&(kind, *key))?;
-        if h.info.expires <= now {
-            return None;
-        }
-        h.last_used = clock;
-        Some(h.record.clone())
+        self.index.touch(&(kind, *key), now)?;
+        self.values.get(&(kind, *key)).cloned()
     }
 
     fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo> {
-        let h = self.map.get(&(kind, *key))?;
-        (h.info.expires > now).then_some(h.info)
+        self.index.info(&(kind, *key), now)
     }
 
     fn put(
@@ -253,65 +213,32 @@ impl RecordStore for MemoryStore {
         info: RecordInfo,
         pinned: bool,
     ) -> Result<PutOutcome, StoreError> {
-        self.clock += 1;
         let k = (record.kind, record.key);
-        if !self.map.contains_key(&k) && k.0 == RecordKind::MANIFEST {
-            against_remembered(self.gone.get(&k.1), &info)?;
-        }
-        if let Some(h) = self.map.get_mut(&k) {
-            if replacement(Some(&h.info), &info)? == Replace::Same {
-                // The same record again: pin it if asked, and keep it longer if asked, never
-                // shorter (`06-dht.md#lifetime`).
-                h.pinned |= pinned;
-                h.info.expires = h.info.expires.max(info.expires);
-                h.last_used = self.clock;
-                return Ok(PutOutcome::Same);
+        match self.index.admit(k, info, pinned, record.value.len())? {
+            Admission::Same | Admission::Extended { .. } => Ok(PutOutcome::Same),
+            Admission::Write { evicted } => {
+                self.drop_values(&evicted);
+                self.values.insert(k, record.clone());
+                Ok(PutOutcome::Stored)
             }
-            let old = self
-                .map
-                .remove(&k)
-                .map_or(0, |h| record_cost(h.record.value.len()));
-            self.used -= old;
         }
-        let need = record_cost(record.value.len());
-        if !self.evict_for(need) {
-            return Err(StoreError::Quota);
-        }
-        self.used += need;
-        self.map.insert(
-            k,
-            Held {
-                record: record.clone(),
-                info,
-                pinned,
-                last_used: self.clock,
-            },
-        );
-        Ok(PutOutcome::Stored)
     }
 
     fn expire(&mut self, now: WallTime) {
-        let gone: Vec<_> = self
-            .map
-            .iter()
-            .filter(|(_, h)| h.info.expires <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in gone {
-            self.drop_record(&k);
-        }
+        let gone = self.index.expire(now);
+        self.drop_values(&gone);
     }
 
     fn keys(&self) -> Vec<(RecordKind, [u8; 32])> {
-        self.map.keys().copied().collect()
+        self.index.keys()
     }
 
     fn used(&self) -> u64 {
-        self.used
+        self.index.used()
     }
 
     fn count(&self) -> usize {
-        self.map.len()
+        self.index.count()
     }
 }
 
@@ -428,6 +355,72 @@ pub(crate) mod tests {
         assert_eq!(s.put(&v1, i1, false), Err(StoreError::Older));
         let (v3, i3) = m(3, 3);
         assert_eq!(s.put(&v3, i3, false), Ok(PutOutcome::Stored));
+    }
+
+    /// The one policy (`dht::record_index`), for any store whose quota is 600 bytes (two
+    /// 40-byte records and their overhead). Issue 13: the memory and redb stores diverged
+    /// here (memory evicted, then refused, losing the record a refused put would have
+    /// replaced; it refused pinned records over quota, redb kept them).
+    pub(crate) fn one_policy(s: &mut dyn RecordStore) {
+        let manifest = |seq: u64, len: usize, expires: u64| {
+            (
+                Record {
+                    kind: RecordKind::MANIFEST,
+                    key: [7; 32],
+                    value: vec![seq as u8; len],
+                },
+                RecordInfo {
+                    expires: WallTime(expires),
+                    seq,
+                    digest: [seq as u8; 32],
+                },
+            )
+        };
+        let (a, ai) = rec(1, 40);
+        let (m1, i1) = manifest(1, 40, 100);
+        s.put(&a, ai, true).unwrap();
+        s.put(&m1, i1, false).unwrap();
+        // A newer manifest that does not fit is refused before anything changes: the
+        // version it would have replaced is still served.
+        let (m2, i2) = manifest(2, 100, 100);
+        assert_eq!(s.put(&m2, i2, false), Err(StoreError::Quota));
+        assert_eq!(
+            s.get(RecordKind::MANIFEST, &[7; 32], WallTime(0)),
+            Some(m1.clone())
+        );
+        // The same record again only grows: pinned now, kept longer, never shorter.
+        let longer = RecordInfo {
+            expires: WallTime(500),
+            ..i1
+        };
+        assert_eq!(s.put(&m1, longer, true), Ok(PutOutcome::Same));
+        assert_eq!(s.put(&m1, i1, false), Ok(PutOutcome::Same));
+        assert_eq!(
+            s.info(RecordKind::MANIFEST, &[7; 32], WallTime(0))
+                .map(|i| i.expires),
+            Some(WallTime(500))
+        );
+        // A pinned record is kept past the quota (pins are the operator's own choice); an
+        // unpinned one finds nothing to evict and is refused.
+        let (b, bi) = rec(2, 40);
+        assert_eq!(s.put(&b, bi, true), Ok(PutOutcome::Stored));
+        assert!(s.used() > 600);
+        let (c, ci) = rec(3, 1);
+        assert_eq!(s.put(&c, ci, false), Err(StoreError::Quota));
+        // Expiry drops records by their own time: the blocks at 100, the manifest at 500.
+        s.expire(WallTime(100));
+        assert_eq!(s.count(), 1);
+        assert!(
+            s.get(RecordKind::MANIFEST, &[7; 32], WallTime(100))
+                .is_some()
+        );
+        s.expire(WallTime(500));
+        assert_eq!((s.count(), s.used()), (0, 0));
+    }
+
+    #[test]
+    fn memory_store_follows_the_one_policy() {
+        one_policy(&mut MemoryStore::new(600));
     }
 
     #[test]

@@ -5,43 +5,30 @@
 //! at once or, in a relay, on the background committer ([`super::committer`]) while the owner
 //! task goes on. The DHT acknowledges a put only once its batch is durable, so a `kill -9`
 //! never loses an acknowledged record. A second table keeps small node state (the reader's
-//! guards). Quota and LRU order are kept in memory and rebuilt when the store opens.
+//! guards). The policy (quota, LRU, pinning, expiry, versions remembered) is the DHT's one
+//! [`RecordIndex`], kept in memory and rebuilt from the file when the store opens.
 //! Not in this module: validation (the DHT validates before it stores).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::committer::{Batch, Committer, Durable, GONE, RECORDS};
-use crate::dht::highwater::HighWater;
-use crate::dht::store::{
-    Commit, PutOutcome, RecordInfo, RecordStore, Replace, StoreError, against_remembered,
-    record_cost, replacement,
-};
+use crate::dht::record_index::{Admission, RecordIndex, Removed};
+use crate::dht::store::{Commit, PutOutcome, RecordInfo, RecordStore, StoreError};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 use crate::wire::{Reader, Writer};
 
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 
-#[derive(Debug, Clone, Copy)]
-struct Meta {
-    info: RecordInfo,
-    pinned: bool,
-    size: u64,
-    last_used: u64,
-}
-
 /// Records and node state in one redb file.
 pub struct RedbStore {
     db: Arc<Database>,
-    meta: BTreeMap<(RecordKind, [u8; 32]), Meta>,
-    quota: u64,
-    used: u64,
-    clock: u64,
-    gone: HighWater,
+    /// Every decision of policy (quota, LRU, pinning, expiry, versions remembered).
+    index: RecordIndex,
     /// Writes since the last commit, applied in one transaction by [`RecordStore::commit`];
     /// reads see them at once.
     batch: Batch,
@@ -57,8 +44,8 @@ impl std::fmt::Debug for RedbStore {
         write!(
             f,
             "RedbStore({} records, {} bytes)",
-            self.meta.len(),
-            self.used
+            self.index.count(),
+            self.index.used()
         )
     }
 }
@@ -157,8 +144,7 @@ impl RedbStore {
             txn.open_table(GONE).map_err(|e| err(&e))?;
         }
         txn.commit().map_err(|e| err(&e))?;
-        let mut meta = BTreeMap::new();
-        let mut used = 0;
+        let mut index = RecordIndex::new(quota);
         {
             let r = db.begin_read().map_err(|e| err(&e))?;
             let t = r.open_table(RECORDS).map_err(|e| err(&e))?;
@@ -171,19 +157,9 @@ impl RedbStore {
                 let Some((info, pinned, value)) = decode(v) else {
                     continue;
                 };
-                used += record_cost(value.len());
-                meta.insert(
-                    (RecordKind(*kind), key),
-                    Meta {
-                        info,
-                        pinned,
-                        size: record_cost(value.len()),
-                        last_used: 0,
-                    },
-                );
+                index.load((RecordKind(*kind), key), info, pinned, value.len());
             }
         }
-        let mut gone = HighWater::default();
         {
             let r = db.begin_read().map_err(|e| err(&e))?;
             let t = r.open_table(GONE).map_err(|e| err(&e))?;
@@ -192,17 +168,13 @@ impl RedbStore {
                 if let (Ok(key), Some((info, _, _))) =
                     (<[u8; 32]>::try_from(k.value()), decode(v.value()))
                 {
-                    gone.remember(key, info);
+                    index.load_remembered(key, info);
                 }
             }
         }
         Ok(RedbStore {
             db: Arc::new(db),
-            meta,
-            quota,
-            used,
-            clock: 0,
-            gone,
+            index,
             batch: Batch::default(),
             in_flight: VecDeque::new(),
             next_batch: 1,
@@ -263,29 +235,21 @@ impl RedbStore {
         self.write_state("guards", &ids)
     }
 
-    fn delete(&mut self, keys: &[(RecordKind, [u8; 32])]) -> Result<(), StoreError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        // A manifest that leaves keeps its version in GONE, committed with the removal.
-        for (kind, key) in keys {
-            self.batch.records.insert(db_key(*kind, key), None);
-            if let (true, Some(m)) = (*kind == RecordKind::MANIFEST, self.meta.get(&(*kind, *key)))
-            {
+    /// Records the index dropped leave the file in the next batch; a manifest's version
+    /// stays in `GONE`, committed with the removal.
+    fn delete(&mut self, removed: &[Removed]) {
+        for r in removed {
+            let (kind, key) = r.key;
+            self.batch.records.insert(db_key(kind, &key), None);
+            if r.remembered {
                 self.batch
                     .gone
-                    .insert(*key, Some(encode(&m.info, false, &[])));
-                if let Some(forgotten) = self.gone.remember(*key, m.info) {
-                    self.batch.gone.insert(forgotten, None);
-                }
+                    .insert(key, Some(encode(&r.info, false, &[])));
+            }
+            if let Some(forgotten) = r.forgotten {
+                self.batch.gone.insert(forgotten, None);
             }
         }
-        for k in keys {
-            if let Some(m) = self.meta.remove(k) {
-                self.used -= m.size;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -346,18 +310,11 @@ impl RecordStore for RedbStore {
     }
 
     fn info(&self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<RecordInfo> {
-        let m = self.meta.get(&(kind, *key))?;
-        (m.info.expires > now).then_some(m.info)
+        self.index.info(&(kind, *key), now)
     }
 
     fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
-        self.clock += 1;
-        let clock = self.clock;
-        let m = self.meta.get_mut(&(kind, *key))?;
-        if m.info.expires <= now {
-            return None;
-        }
-        m.last_used = clock;
+        self.index.touch(&(kind, *key), now)?;
         let k = db_key(kind, key);
         let value = match self.unwritten(&k) {
             Some(Some(v)) => decode(v)?.2,
@@ -382,86 +339,38 @@ impl RecordStore for RedbStore {
         info: RecordInfo,
         pinned: bool,
     ) -> Result<PutOutcome, StoreError> {
-        self.clock += 1;
         let k = (record.kind, record.key);
-        if !self.meta.contains_key(&k) && k.0 == RecordKind::MANIFEST {
-            against_remembered(self.gone.get(&k.1), &info)?;
-        }
-        let (mut info, mut pinned) = (info, pinned);
-        if let Some(m) = self.meta.get_mut(&k) {
-            // The same record is rewritten only to pin it or keep it longer, never shorter
-            // (`06-dht.md#lifetime`).
-            if replacement(Some(&m.info), &info)? == Replace::Same {
-                if (m.pinned || !pinned) && info.expires <= m.info.expires {
-                    m.last_used = self.clock;
-                    return Ok(PutOutcome::Same);
-                }
-                pinned |= m.pinned;
-                info.expires = info.expires.max(m.info.expires);
+        let (info, pinned, outcome) = match self.index.admit(k, info, pinned, record.value.len())? {
+            Admission::Same => return Ok(PutOutcome::Same),
+            // The same value, pinned now or kept longer: written again with its new info.
+            Admission::Extended { info, pinned } => (info, pinned, PutOutcome::Same),
+            Admission::Write { evicted } => {
+                self.delete(&evicted);
+                (info, pinned, PutOutcome::Stored)
             }
-        }
-        let size = record_cost(record.value.len());
-        let old = self.meta.get(&k).map_or(0, |m| m.size);
-        // Evict least recently used unpinned records until it fits.
-        let mut victims = Vec::new();
-        let mut free = self.quota.saturating_sub(self.used - old);
-        if size > free {
-            let mut candidates: Vec<_> = self
-                .meta
-                .iter()
-                .filter(|(key, m)| !m.pinned && **key != k)
-                .map(|(key, m)| (m.last_used, *key, m.size))
-                .collect();
-            candidates.sort_unstable();
-            for (_, key, sz) in candidates {
-                if size <= free {
-                    break;
-                }
-                victims.push(key);
-                free += sz;
-            }
-            if size > free && !pinned {
-                return Err(StoreError::Quota);
-            }
-        }
-        self.delete(&victims)?;
+        };
         self.batch.records.insert(
             db_key(record.kind, &record.key),
             Some(encode(&info, pinned, &record.value)),
         );
-        self.used = self.used - old + size;
-        self.meta.insert(
-            k,
-            Meta {
-                info,
-                pinned,
-                size,
-                last_used: self.clock,
-            },
-        );
-        Ok(PutOutcome::Stored)
+        Ok(outcome)
     }
 
     fn expire(&mut self, now: WallTime) {
-        let gone: Vec<_> = self
-            .meta
-            .iter()
-            .filter(|(_, m)| m.info.expires <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        let _ = self.delete(&gone);
+        let gone = self.index.expire(now);
+        self.delete(&gone);
     }
 
     fn keys(&self) -> Vec<(RecordKind, [u8; 32])> {
-        self.meta.keys().copied().collect()
+        self.index.keys()
     }
 
     fn used(&self) -> u64 {
-        self.used
+        self.index.used()
     }
 
     fn count(&self) -> usize {
-        self.meta.len()
+        self.index.count()
     }
 
     fn put_state(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -538,6 +447,56 @@ mod tests {
         drop(RedbStore::open(&path, 100).unwrap());
         assert_eq!(mode(&dir.join("data")), 0o700);
         assert_eq!(mode(&path), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn redb_store_follows_the_one_policy_and_keeps_what_it_decided_across_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("umbra-policy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("store.redb");
+        let mut s = RedbStore::open(&path, 600).unwrap();
+        let (m, mi) = (
+            Record {
+                kind: RecordKind::MANIFEST,
+                key: [8; 32],
+                value: vec![1; 10],
+            },
+            RecordInfo {
+                expires: WallTime(100),
+                seq: 1,
+                digest: [1; 32],
+            },
+        );
+        s.put(&m, mi, false).unwrap();
+        crate::dht::store::tests::one_policy(&mut s);
+        // A pin and a longer lifetime given to a record already held are written too.
+        let later = RecordInfo {
+            expires: WallTime(900),
+            ..mi
+        };
+        s.put(&m, later, true).unwrap();
+        drop(s);
+        let mut s = RedbStore::open(&path, 0).unwrap();
+        assert_eq!(
+            s.info(m.kind, &m.key, WallTime(0)).map(|i| i.expires),
+            Some(WallTime(900))
+        );
+        let (b, bi) = (
+            Record {
+                kind: RecordKind::BLOCK,
+                key: [2; 32],
+                value: vec![2],
+            },
+            RecordInfo {
+                expires: WallTime(100),
+                seq: 0,
+                digest: [2; 32],
+            },
+        );
+        // Quota 0 now: the pinned manifest stays, an unpinned block is refused.
+        assert_eq!(s.put(&b, bi, false), Err(StoreError::Quota));
+        assert!(s.get(m.kind, &m.key, WallTime(0)).is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
