@@ -15,6 +15,7 @@ use umbra::ids::LinkId;
 use umbra::link::{Handshaking, LinkConfig, LinkError};
 use umbra::node::{Input, NodeError};
 use umbra::relay::{RelayError, RelayLimits};
+use umbra::time::Time;
 use umbra::wire::cell::CircId;
 use umbra::wire::restrict::{ChanMsg, CreateBody, DestroyReason, HandshakeType};
 
@@ -219,6 +220,65 @@ fn idle_circuits_expire_and_sooner_under_pressure() {
     assert_eq!(expired, 6, "{got:?}");
     assert_eq!(h.relay.relay_circuits(), 0);
     assert_eq!(h.relay.relay_stats().unwrap().expired, 8);
+}
+
+/// Link timers come from one ordered set (issue 13 item 3: `poll_timeout` is O(log n), no
+/// scan of every link): with 2,000 half-open links and two established ones, the relay's
+/// next timer is the first handshake deadline; when it comes every half-open link is closed
+/// and the established ones stay; later an idle link is closed after 120 s of silence while
+/// a busy one, whose deadline moved on with every message, stays.
+#[test]
+fn link_timers_fire_from_one_ordered_set_across_thousands_of_links() {
+    let mut h = Harness::new();
+    let mut busy = h.connect();
+    let mut idle = h.connect();
+    let half_open: Vec<LinkId> = (0..2_000u64).map(|i| LinkId(50_000 + i)).collect();
+    for (i, &link) in half_open.iter().enumerate() {
+        h.relay.handle(
+            h.now,
+            Input::LinkOpened {
+                link,
+                peer: format!("10.{}.{}.1:4000", 20 + i / 250, i % 250)
+                    .parse()
+                    .unwrap(),
+                outbound: None,
+            },
+        );
+    }
+    let handshake = LinkConfig::default().handshake_timeout;
+    assert_eq!(h.relay.poll_timeout(), Some(h.now + handshake));
+    assert_eq!(h.relay.link_count(), 2_002);
+    let (_, closed) = h.advance(handshake, &mut [&mut busy, &mut idle]);
+    let closed: std::collections::BTreeSet<LinkId> = closed.into_iter().collect();
+    assert_eq!(closed.len(), 2_000);
+    assert!(half_open.iter().all(|l| closed.contains(l)));
+    assert_eq!(h.relay.link_count(), 2);
+    // The established links' keepalives come next.
+    let keepalive = LinkConfig::default().keepalive_interval;
+    assert_eq!(h.relay.poll_timeout(), Some(Time::ZERO + keepalive));
+    // To 140 s: the busy link speaks every 10 s, the idle one never after its handshake.
+    let mut idle_closed_at = None;
+    for step in 1..=13u64 {
+        h.send(&mut busy, &[ChanMsg::Padding]);
+        let (_, closed) = h.advance(Duration::from_secs(10), &mut [&mut busy, &mut idle]);
+        assert!(!closed.contains(&busy.link), "the busy link was closed");
+        if closed.contains(&idle.link) && idle_closed_at.is_none() {
+            idle_closed_at = Some(handshake.as_secs() + step * 10);
+        }
+    }
+    assert_eq!(
+        idle_closed_at,
+        Some(120),
+        "the idle link closes 120 s after the last message it sent (at 0 s)"
+    );
+    assert!(matches!(
+        h.last_error(),
+        Some(NodeError::Link {
+            error: LinkError::IdleTimeout,
+            ..
+        })
+    ));
+    assert_eq!(h.relay.link_count(), 1);
 }
 
 /// A relay whose DHT store holds one manifest of about 0.9 MB (the finding's size).

@@ -234,6 +234,11 @@ pub struct Node {
     directory: Arc<Directory>,
     guards: Guards,
     links: BTreeMap<LinkId, LinkEntry>,
+    /// Link timers (`02-link.md#timers`), earliest first: each link's deadline as last armed.
+    /// A link's true deadline only moves later as it sends and receives, so an entry is a
+    /// lower bound: when it comes, the link's timers run and it is armed again.
+    link_timers: BTreeSet<(Time, LinkId)>,
+    link_armed: BTreeMap<LinkId, Time>,
     /// Link message 1 ephemerals recently answered (`02-link.md#replay`).
     link_replay: ReplayCache,
     links_to: BTreeMap<(NodeId, Purpose), LinkId>,
@@ -286,6 +291,8 @@ impl Node {
             directory,
             guards: Guards::new(),
             links: BTreeMap::new(),
+            link_timers: BTreeSet::new(),
+            link_armed: BTreeMap::new(),
             link_replay: ReplayCache::for_handshakes(),
             links_to: BTreeMap::new(),
             connecting: BTreeMap::new(),
@@ -430,11 +437,7 @@ impl Node {
 
     /// When [`Node::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Time> {
-        let links = self
-            .links
-            .values()
-            .filter_map(LinkEntry::poll_timeout)
-            .min();
+        let links = self.link_timers.first().map(|(t, _)| *t);
         let client = self.client.poll_timeout();
         let relay = self.switch.as_ref().and_then(Switch::poll_timeout);
         let dht = self.dht.as_ref().and_then(crate::dht::Dht::poll_timeout);
@@ -443,8 +446,16 @@ impl Node {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time) {
-        let ids: Vec<LinkId> = self.links.keys().copied().collect();
-        for link in ids {
+        let mut due = Vec::new();
+        while let Some(&(t, link)) = self.link_timers.first() {
+            if t > now {
+                break;
+            }
+            self.link_timers.pop_first();
+            self.link_armed.remove(&link);
+            due.push(link);
+        }
+        for &link in &due {
             let r = match self.links.get_mut(&link) {
                 Some(e) => e.handle_timeout(now),
                 None => continue,
@@ -466,6 +477,21 @@ impl Node {
             d.handle_timeout(now, wall);
         }
         self.pump(now);
+        // Armed after the pump: what it sent moved their keepalives on.
+        for link in due {
+            self.arm_link(link);
+        }
+    }
+
+    /// (Re)arm `link`'s timer at its deadline now; a link gone or without timers is disarmed.
+    pub(crate) fn arm_link(&mut self, link: LinkId) {
+        if let Some(t) = self.link_armed.remove(&link) {
+            self.link_timers.remove(&(t, link));
+        }
+        if let Some(t) = self.links.get(&link).and_then(LinkEntry::poll_timeout) {
+            self.link_timers.insert((t, link));
+            self.link_armed.insert(link, t);
+        }
     }
 
     /// Feed one input.

@@ -77,6 +77,7 @@ impl Node {
         match session {
             (Ok(h), dialled) => {
                 self.links.insert(link, LinkEntry::new(h, peer, dialled));
+                self.arm_link(link);
                 self.dirty.insert(link);
             }
             (Err(error), dialled) => {
@@ -97,6 +98,8 @@ impl Node {
         match entry.handle_bytes(now, bytes, &mut self.link_replay) {
             Ok(established) => {
                 if established {
+                    // Its timers are an established link's now, not the handshake's.
+                    self.arm_link(link);
                     self.on_established(now, link);
                 }
                 self.dirty.insert(link);
@@ -277,6 +280,7 @@ impl Node {
         let Some(entry) = self.links.remove(&link) else {
             return;
         };
+        self.arm_link(link);
         if let Some(error) = error {
             self.record(NodeError::Link { link, error });
         }
