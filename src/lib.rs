@@ -55,6 +55,7 @@ pub mod link;
 pub mod node;
 pub mod redact;
 pub mod relay;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod site;
 pub mod time;

@@ -158,3 +158,61 @@ fn drivers_and_apps_import_node_not_circuit() {
         }
     }
 }
+
+/// Issue 13: simulation-only hooks exist only in builds with the `sim` feature, which tests
+/// turn on and a release build does not. Every definition of a hook is gated, so no code
+/// that uses one can compile into a release relay; and the feature is not a default.
+#[test]
+fn simulation_hooks_are_gated_behind_the_sim_feature() {
+    let hooks = [
+        ("lib.rs", "pub mod sim;"),
+        ("relay/mod.rs", "pub struct Misbehaviour"),
+        ("relay/mod.rs", "pub enum Observation"),
+        ("relay/mod.rs", "Observe(Observation),"),
+        ("relay/mod.rs", "pub fn set_misbehaviour"),
+        ("node/mod.rs", "pub record_observations: bool"),
+        ("node/mod.rs", "pub struct Observed"),
+        ("node/mod.rs", "pub fn set_misbehaviour"),
+        ("node/mod.rs", "pub fn observations"),
+        ("node/content.rs", "pub struct DhtObserved"),
+        ("node/content.rs", "pub fn dht_observations"),
+    ];
+    let files = src_files();
+    for (file, item) in hooks {
+        let text = &files
+            .iter()
+            .find(|(f, _)| f == file)
+            .unwrap_or_else(|| panic!("src/{file} is missing"))
+            .1;
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(item))
+            .unwrap_or_else(|| panic!("`{item}` is no longer in src/{file}"));
+        // The attributes and docs right above the item must include the gate.
+        let gated = lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| l.starts_with("#[") || l.starts_with("///"))
+            .any(|l| *l == "#[cfg(feature = \"sim\")]");
+        assert!(
+            gated,
+            "src/{file}: `{item}` is not behind #[cfg(feature = \"sim\")]"
+        );
+    }
+    let manifest =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .unwrap();
+    let default = manifest
+        .lines()
+        .find(|l| l.starts_with("default = "))
+        .unwrap();
+    assert!(
+        !default.contains("sim"),
+        "the sim feature must not be a default: {default}"
+    );
+    assert!(
+        manifest.contains("sim = []"),
+        "Cargo.toml declares no sim feature"
+    );
+}

@@ -4,6 +4,7 @@
 //! request travels: readers' requests arrive only through a circuit's `dht` stream; the
 //! DHT's own RPCs go over relay links.
 
+#[cfg(feature = "sim")]
 use core::net::SocketAddr;
 use std::collections::BTreeMap;
 
@@ -69,7 +70,8 @@ impl RecordValidator for SiteValidator {
     }
 }
 
-/// What a relay's DHT saw, for the simulator's privacy checks.
+/// What a relay's DHT saw, for the simulator's privacy checks (`sim` feature only).
+#[cfg(feature = "sim")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtObserved {
     /// The address of the relay that asked.
@@ -85,6 +87,7 @@ pub(crate) struct ContentState {
     pub(crate) load: ExitLoad,
     /// Lookup rounds of finished lookups (for measurements).
     pub(crate) rounds: Vec<u32>,
+    #[cfg(feature = "sim")]
     pub(crate) observed: Vec<DhtObserved>,
 }
 
@@ -164,6 +167,7 @@ impl Node {
     }
 
     /// Keys this relay's DHT was asked about, and by whom (empty unless `record_observations`).
+    #[cfg(feature = "sim")]
     pub fn dht_observations(&self) -> &[DhtObserved] {
         &self.content.observed
     }
@@ -182,6 +186,7 @@ impl Node {
         let Some(entry) = self.links.get_mut(&link) else {
             return;
         };
+        #[cfg(feature = "sim")]
         let from_addr = entry.peer_addr;
         let msg = match entry.dht_in.push(first, data, MAX_MESSAGE) {
             Ok(Some(m)) => m,
@@ -212,6 +217,7 @@ impl Node {
                 return;
             }
         };
+        #[cfg(feature = "sim")]
         if self.cfg.record_observations {
             let key = match &msg {
                 DhtMsg::FindNode { target, .. } => Some(*target),

@@ -16,7 +16,9 @@ mod routing;
 /// What the application above the node hears: circuits built, failed or closed, streams
 /// opened, fed and ended. Apps and drivers name it so, never through the circuit machine.
 pub use crate::circuit::{CircuitFailure, ClientEvent as NodeEvent};
-pub use content::{DhtObserved, SiteValidator};
+#[cfg(feature = "sim")]
+pub use content::DhtObserved;
+pub use content::SiteValidator;
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -31,9 +33,9 @@ use crate::directory::Directory;
 use crate::directory::path::{Guards, PathError, select_path};
 use crate::ids::{CircHandle, ConnectId, LinkId, StreamHandle};
 use crate::link::{LinkConfig, LinkError};
-use crate::relay::{
-    CircKey, Misbehaviour, Observation, RelayError, RelayLimits, RelayStats, Switch,
-};
+use crate::relay::{CircKey, RelayError, RelayLimits, RelayStats, Switch};
+#[cfg(feature = "sim")]
+use crate::relay::{Misbehaviour, Observation};
 use crate::time::{Time, WallTime};
 use crate::wire::restrict::{CellError, DestroyReason};
 
@@ -63,7 +65,8 @@ pub struct NodeConfig {
     pub build_attempts: u32,
     /// Wall-clock time at `Time::ZERO`, for validity windows.
     pub wall_at_zero: WallTime,
-    /// Keep an observation log (simulator privacy checks).
+    /// Keep an observation log (simulator privacy checks; `sim` feature only).
+    #[cfg(feature = "sim")]
     pub record_observations: bool,
     /// DHT parameters (relays).
     pub dht: crate::dht::DhtConfig,
@@ -79,6 +82,7 @@ impl Default for NodeConfig {
             build_timeout: Duration::from_secs(10),
             build_attempts: 5,
             wall_at_zero: WallTime(0),
+            #[cfg(feature = "sim")]
             record_observations: false,
             dht: crate::dht::DhtConfig::default(),
             store_quota: 1 << 30,
@@ -199,7 +203,9 @@ pub struct Traffic {
     pub seeding: u64,
 }
 
-/// What a relay's observation log holds: the observation and the previous hop's address.
+/// What a relay's observation log holds: the observation and the previous hop's address
+/// (`sim` feature only).
+#[cfg(feature = "sim")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     /// What was seen.
@@ -252,6 +258,7 @@ pub struct Node {
     next_circ: u64,
     outputs: VecDeque<Output>,
     dirty: BTreeSet<LinkId>,
+    #[cfg(feature = "sim")]
     observations: Vec<Observed>,
     errors: VecDeque<NodeError>,
     error_count: u64,
@@ -305,6 +312,7 @@ impl Node {
             next_circ: 1,
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
+            #[cfg(feature = "sim")]
             observations: Vec::new(),
             errors: VecDeque::new(),
             error_count: 0,
@@ -367,6 +375,7 @@ impl Node {
     }
 
     /// Make this relay misbehave (simulator and tests only).
+    #[cfg(feature = "sim")]
     pub fn set_misbehaviour(&mut self, m: Misbehaviour) {
         if let Some(s) = self.switch.as_mut() {
             s.set_misbehaviour(m);
@@ -389,6 +398,7 @@ impl Node {
     }
 
     /// The observation log (empty unless `record_observations`).
+    #[cfg(feature = "sim")]
     pub fn observations(&self) -> &[Observed] {
         &self.observations
     }

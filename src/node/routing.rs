@@ -4,8 +4,10 @@
 
 use core::net::SocketAddr;
 
+#[cfg(feature = "sim")]
+use super::Observed;
 use super::links::{LinkEntry, Purpose};
-use super::{Node, NodeError, Observed, Output, Waiter};
+use super::{Node, NodeError, Output, Waiter};
 use crate::circuit::{ClientAction, ClientEvent};
 use crate::crypto::keys::LinkKeypair;
 use crate::crypto::noise::Randomness;
@@ -340,6 +342,7 @@ impl Node {
                         data,
                     } => self.on_service_data(now, circ, stream_id, &data),
                     RelayAction::CircuitGone { circ } => self.on_circuit_gone(circ),
+                    #[cfg(feature = "sim")]
                     RelayAction::Observe(what) => {
                         if self.cfg.record_observations {
                             let circ_link = match &what {

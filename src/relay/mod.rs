@@ -74,7 +74,9 @@ impl Default for RelayLimits {
     }
 }
 
-/// Test and simulation hooks: ways a hostile relay misbehaves on forward RELAY cells.
+/// Test and simulation hooks: ways a hostile relay misbehaves on forward RELAY cells. Only
+/// in builds with the `sim` feature (tests turn it on; a release relay cannot have it).
+#[cfg(feature = "sim")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Misbehaviour {
     /// Flip a bit of every n-th forwarded RELAY cell (0: never).
@@ -85,7 +87,8 @@ pub struct Misbehaviour {
     pub replay_every: u32,
 }
 
-/// What a relay saw, for the simulator's privacy invariants.
+/// What a relay saw, for the simulator's privacy invariants (`sim` feature only).
+#[cfg(feature = "sim")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
     /// A circuit was created from the previous hop.
@@ -122,7 +125,8 @@ pub enum RelayAction {
         /// The relay to reach.
         target: NodeId,
     },
-    /// Record an observation.
+    /// Record an observation (`sim` feature only).
+    #[cfg(feature = "sim")]
     Observe(Observation),
     /// Bytes for a node-run service (`dht`) on a stream of a circuit ending here.
     ServiceData {
@@ -178,7 +182,7 @@ pub struct RelayStats {
     pub torn_down: u64,
     /// Forward cells whose layer failed here (tampering caught).
     pub layer_failures: u64,
-    /// Cells altered by this relay's [`Misbehaviour`].
+    /// Cells altered by this relay's simulated misbehaviour (always 0 without the `sim` feature).
     pub tampered: u64,
     /// CREATEs refused as replays of a hop message 1.
     pub replays: u64,
@@ -207,7 +211,9 @@ pub struct Switch {
     service_queued: usize,
     actions: VecDeque<RelayAction>,
     rng: UmbraRng,
+    #[cfg(feature = "sim")]
     misbehaviour: Misbehaviour,
+    #[cfg(feature = "sim")]
     forward_count: u64,
     stats: RelayStats,
 }
@@ -230,13 +236,16 @@ impl Switch {
             service_queued: 0,
             actions: VecDeque::new(),
             rng,
+            #[cfg(feature = "sim")]
             misbehaviour: Misbehaviour::default(),
+            #[cfg(feature = "sim")]
             forward_count: 0,
             stats: RelayStats::default(),
         }
     }
 
     /// Make this relay misbehave (simulator and tests only).
+    #[cfg(feature = "sim")]
     pub fn set_misbehaviour(&mut self, m: Misbehaviour) {
         self.misbehaviour = m;
     }
@@ -366,11 +375,14 @@ impl Switch {
                 body: CreatedBody { handshake: msg2 },
             },
         );
+        #[cfg(feature = "sim")]
         self.actions
             .push_back(RelayAction::Observe(Observation::Created {
                 circ: key,
                 prev,
             }));
+        #[cfg(not(feature = "sim"))]
+        let _ = prev;
         Ok(())
     }
 
@@ -448,20 +460,40 @@ impl Switch {
         result
     }
 
-    fn pass_on(&mut self, next: CircKey, mut body: Box<[u8; BODY_LEN]>) {
+    fn pass_on(&mut self, next: CircKey, body: Box<[u8; BODY_LEN]>) {
+        #[cfg(feature = "sim")]
+        let Some(body) = self.misbehave(next, body) else {
+            return;
+        };
+        self.stats.forwarded += 1;
+        self.send(
+            next.0,
+            ChanMsg::Relay {
+                circ_id: next.1,
+                body,
+            },
+        );
+    }
+
+    /// Apply the simulation's [`Misbehaviour`] to a forwarded cell: `None` if it is dropped.
+    #[cfg(feature = "sim")]
+    fn misbehave(
+        &mut self,
+        next: CircKey,
+        mut body: Box<[u8; BODY_LEN]>,
+    ) -> Option<Box<[u8; BODY_LEN]>> {
         self.forward_count += 1;
         let n = self.forward_count;
         let m = self.misbehaviour;
         if m.drop_every > 0 && n % u64::from(m.drop_every) == 0 {
             self.stats.tampered += 1;
-            return;
+            return None;
         }
         if m.tamper_every > 0 && n % u64::from(m.tamper_every) == 0 {
             let i = usize::try_from(n).unwrap_or(0) % (BODY_LEN - crate::wire::cell::TAG_LEN);
             body[i] ^= 0x01;
             self.stats.tampered += 1;
         }
-        self.stats.forwarded += 1;
         if m.replay_every > 0 && n % u64::from(m.replay_every) == 0 {
             self.stats.tampered += 1;
             self.send(
@@ -472,13 +504,7 @@ impl Switch {
                 },
             );
         }
-        self.send(
-            next.0,
-            ChanMsg::Relay {
-                circ_id: next.1,
-                body,
-            },
-        );
+        Some(body)
     }
 
     fn deliver(
@@ -526,6 +552,7 @@ impl Switch {
                 if !matches!(e.next, Next::None) {
                     return Err(RelayError::State("stream message at a middle hop"));
                 }
+                #[cfg(feature = "sim")]
                 if let RelayMsg::Begin { service, .. } = &other {
                     let service = service.clone();
                     self.actions
