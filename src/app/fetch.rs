@@ -79,6 +79,21 @@ pub enum TransferError {
     },
 }
 
+impl crate::error::HasKind for TransferError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            TransferError::SiteNotFound | TransferError::NoSuchPath => ErrorKind::PeerUnreachable,
+            TransferError::Manifest(e) => crate::error::HasKind::kind(e),
+            TransferError::Block(_) | TransferError::NotStored => ErrorKind::PeerUnreachable,
+            TransferError::Refused(2) => ErrorKind::ResourceLimit,
+            TransferError::Refused(_) | TransferError::BadReply => ErrorKind::PeerProtocolViolation,
+            TransferError::TooLarge { .. } => ErrorKind::ResourceLimit,
+            TransferError::Write { .. } => ErrorKind::LocalIo,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Requests {
     framer: StreamFramer,

@@ -156,6 +156,20 @@ pub enum CircuitError {
     Internal,
 }
 
+impl crate::error::HasKind for CircuitError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            CircuitError::NoCircuit
+            | CircuitError::NotBuilt
+            | CircuitError::NoStream
+            | CircuitError::BadPath(_) => ErrorKind::BadApiUsage,
+            CircuitError::StreamsExhausted => ErrorKind::ResourceLimit,
+            CircuitError::Internal => ErrorKind::Internal,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ClientStream {
     opened: bool,

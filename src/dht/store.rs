@@ -93,6 +93,17 @@ pub enum StoreError {
     Backend,
 }
 
+impl crate::error::HasKind for StoreError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            StoreError::Quota => ErrorKind::ResourceLimit,
+            StoreError::Older | StoreError::Equivocation => ErrorKind::PeerProtocolViolation,
+            StoreError::Backend => ErrorKind::LocalIo,
+        }
+    }
+}
+
 /// Where a node keeps records.
 pub trait RecordStore: Send + std::fmt::Debug {
     /// The record of `kind` under `key`, if held and not expired at `now`.

@@ -145,6 +145,13 @@ pub enum PathError {
     NoExit,
 }
 
+impl crate::error::HasKind for PathError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        // Too few usable relays in the directory for a path.
+        crate::error::ErrorKind::PeerUnreachable
+    }
+}
+
 /// Choose a 3-hop path: the current guard, a middle, an exit. Relays in `avoid` are not
 /// used as middle or exit (recently failed ones, for retries on a fresh path).
 pub fn select_path(

@@ -189,6 +189,18 @@ pub enum NodeError {
     Circuit(CircuitError),
 }
 
+impl crate::error::HasKind for NodeError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            NodeError::Link { error, .. } => crate::error::HasKind::kind(error),
+            NodeError::Cell { error, .. } => crate::error::HasKind::kind(error),
+            NodeError::Relay(e) => crate::error::HasKind::kind(e),
+            NodeError::Path(e) => crate::error::HasKind::kind(e),
+            NodeError::Circuit(e) => crate::error::HasKind::kind(e),
+        }
+    }
+}
+
 /// Bytes carried, by subsystem (the dashboard's bandwidth graph). Counted in whole cells on
 /// links, both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

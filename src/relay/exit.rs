@@ -66,6 +66,16 @@ pub enum ExitError {
     QueueFull,
 }
 
+impl crate::error::HasKind for ExitError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ExitError::Flow(e) => crate::error::HasKind::kind(e),
+            ExitError::Stream(_) => crate::error::ErrorKind::PeerProtocolViolation,
+            ExitError::QueueFull => crate::error::ErrorKind::ResourceLimit,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ExitStream {
     service: Service,

@@ -46,6 +46,17 @@ pub enum BrowseError {
     Start(PathBuf, std::io::Error),
 }
 
+impl crate::error::HasKind for BrowseError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            BrowseError::NoBrowser(_) => ErrorKind::Config,
+            BrowseError::BadAddress(..) => ErrorKind::MalformedInput,
+            BrowseError::Profile(..) | BrowseError::Start(..) => ErrorKind::LocalIo,
+        }
+    }
+}
+
 /// Which family a browser binary belongs to (they are configured differently).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

@@ -326,6 +326,15 @@ pub enum ConfigError {
     },
 }
 
+impl crate::error::HasKind for ConfigError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ConfigError::Read { .. } => crate::error::ErrorKind::LocalIo,
+            ConfigError::Parse { .. } => crate::error::ErrorKind::Config,
+        }
+    }
+}
+
 impl Config {
     /// Parse a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -94,6 +94,12 @@ pub struct OpenError {
     pub message: String,
 }
 
+impl crate::error::HasKind for OpenError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::LocalIo
+    }
+}
+
 /// Create `dir` (and its parents) readable by its owner only; an existing `dir` is set to
 /// 0700. Parents that already exist are left as they are.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {

@@ -39,6 +39,12 @@ pub enum AddressError {
     Key,
 }
 
+impl crate::error::HasKind for AddressError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::MalformedInput
+    }
+}
+
 /// A site's address: its Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SiteAddress(pub IdentityPublic);
