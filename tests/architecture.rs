@@ -216,3 +216,61 @@ fn simulation_hooks_are_gated_behind_the_sim_feature() {
         "Cargo.toml declares no sim feature"
     );
 }
+
+/// Issue 13: every error type implements the shared `HasKind`; the runtime's commands fail
+/// with the typed `RuntimeError`, never a `String`; and what a running node says goes
+/// through `tracing` (filtered, redacted), never straight to stderr.
+#[test]
+fn errors_are_typed_and_classified_and_logs_go_through_tracing() {
+    let files = src_files();
+    let all: String = files.iter().map(|(_, t)| t.as_str()).collect();
+    let mut missing = Vec::new();
+    for (file, text) in &files {
+        for line in code_lines(text) {
+            let Some(rest) = line
+                .strip_prefix("pub enum ")
+                .or_else(|| line.strip_prefix("pub struct "))
+            else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name.ends_with("Error") && !all.contains(&format!("HasKind for {name} ")) {
+                missing.push(format!("{file}: {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "error types without HasKind: {missing:?}"
+    );
+    for (file, text) in &files {
+        if file.starts_with("runtime/") {
+            for line in code_lines(text) {
+                assert!(
+                    !(line.contains("Result<") && line.contains(", String>")),
+                    "src/{file}: a String error: {line}"
+                );
+            }
+        }
+        let running = !file.starts_with("runtime/")
+            || [
+                "runtime/driver.rs",
+                "runtime/admission.rs",
+                "runtime/committer.rs",
+            ]
+            .contains(&file.as_str())
+            || file.starts_with("runtime/gateway/")
+            || file == "runtime/tor.rs";
+        if running && file != "main.rs" {
+            for line in code_lines(text) {
+                assert!(
+                    !line.contains("eprintln!(") && !line.contains("println!("),
+                    "src/{file} writes to the terminal instead of logging: {line}"
+                );
+            }
+        }
+    }
+}

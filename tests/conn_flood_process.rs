@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use procs::{connect_from, probe, relay_listen, rss_kib, start_relays, tempdir};
+use procs::{connect_from, probe, relay_listen, rss_kib, start_relays, start_relays_with, tempdir};
 
 /// How many of `socks` the relay has not closed.
 fn still_open(socks: &[TcpStream]) -> usize {
@@ -121,4 +121,27 @@ fn refusals_and_failed_accepts_are_logged_once_a_minute() {
     eprintln!("{} connections; log:\n{text}", socks.len());
     assert!(lines >= 1, "the refusals were not reported at all");
     assert!(lines <= 2, "{lines} log lines for one flood");
+    // The default filter is `info`: 400 accepted connections, no debug line about them.
+    assert!(!text.contains("link accepted"), "{text}");
+}
+
+/// Issue 13: a relay's logs go through `tracing`, filtered by `UMBRA_LOG` (RUST_LOG syntax)
+/// and redacted: at `debug` the relays log each accepted link, never the peer's address.
+#[test]
+fn logs_follow_umbra_log_and_never_show_a_peer_address() {
+    let dir = tempdir("conn-tracing");
+    let (_relays, bootstrap) = start_relays_with(&dir, 3, 190, None, &[("UMBRA_LOG", "debug")]);
+    probe(&bootstrap, 10_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut accepted = 0;
+    for i in 1..=3 {
+        let text = std::fs::read_to_string(dir.join(format!("r{i}.log"))).unwrap();
+        for l in text.lines().filter(|l| l.contains("link accepted from")) {
+            accepted += 1;
+            assert!(l.contains("DEBUG"), "{l}");
+            assert!(l.ends_with("link accepted from [redacted]"), "{l}");
+        }
+        assert!(!text.contains("127."), "a relay logged an address:\n{text}");
+    }
+    assert!(accepted >= 1, "no relay logged an accepted link at debug");
 }

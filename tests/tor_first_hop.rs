@@ -206,7 +206,7 @@ fn accepted_peers(dir: &Path, relays: usize) -> Vec<SocketAddr> {
     for i in 1..=relays {
         let log = std::fs::read_to_string(dir.join(format!("r{i}.log"))).unwrap_or_default();
         for l in log.lines() {
-            if let Some(a) = l.strip_prefix("umbra: link accepted from ") {
+            if let Some((_, a)) = l.split_once("link accepted from ") {
                 if let Ok(a) = a.trim().parse() {
                     out.push(a);
                 }

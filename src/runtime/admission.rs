@@ -131,8 +131,8 @@ impl Admission {
         }
         self.last_log = Some(now);
         let (t, s, r) = self.refused();
-        eprintln!(
-            "umbra: refusing inbound connections (so far: {t} at the total of {}, {s} at \
+        tracing::warn!(
+            "refusing inbound connections (so far: {t} at the total of {}, {s} at \
              {MAX_PER_SOURCE} per source, {r} over {RATE_PER_SEC}/s per source); logged once a minute",
             self.max_total
         );

@@ -15,7 +15,15 @@ use crate::interop::{self, RunOptions, Status, Summary};
 
 /// Umbra: a node for an anonymous peer-to-peer web.
 #[derive(Debug, Parser)]
-#[command(name = "umbra", version, about, long_about = None)]
+#[command(
+    name = "umbra",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment:\n  UMBRA_LOG=FILTER    which logs go to stderr, RUST_LOG syntax (default info; \
+                  UMBRA_LOG=debug adds accepted links and peers' protocol errors)\n  \
+                  UMBRA_NO_REDACT=1   show peer and site addresses in logs (local debugging only)"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -308,10 +316,11 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs redact peer and site addresses unless the operator turns that off for local
-    // debugging (`UMBRA_NO_REDACT=1`; `UMBRA_LOG=1` turns logging on).
+    // debugging (`UMBRA_NO_REDACT=1`); `UMBRA_LOG` filters them (`runtime::log`).
     if std::env::var_os("UMBRA_NO_REDACT").is_some_and(|v| v == "1") {
         crate::redact::set_redaction(false);
     }
+    super::log::init();
     match cli.command {
         Command::Interop {
             vectors,
@@ -474,7 +483,7 @@ pub fn main() -> ExitCode {
                 "browse",
                 super::browse::browse(gateway, site.as_deref(), browser.as_deref(), &dir, dry_run)
                     .map(|()| true)
-                    .map_err(|e| e.to_string()),
+                    .map_err(super::error::RuntimeError::from),
             )
         }
         Command::Status { gateway, json } => done(
@@ -514,11 +523,14 @@ fn tor_state_base(flag: Option<PathBuf>, reader: &super::config::ReaderSection) 
     reader_dir(flag, reader).unwrap_or_else(|| std::env::temp_dir().join("umbra"))
 }
 
-fn done(what: &str, r: Result<bool, String>) -> ExitCode {
+/// A command's exit code; its error, if any, is printed once (the command's own output, not
+/// a log line), with its kind when `UMBRA_LOG` asks for debug detail.
+pub(crate) fn done(what: &str, r: Result<bool, super::error::RuntimeError>) -> ExitCode {
     match r {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
+            tracing::debug!(kind = %crate::error::HasKind::kind(&e), "umbra {what} failed");
             eprintln!("umbra {what}: {e}");
             ExitCode::FAILURE
         }

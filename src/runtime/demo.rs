@@ -7,6 +7,7 @@
 //! stops everything and removes the temporary directory unless `--keep`. Not in this
 //! module: any protocol logic.
 
+use super::error::RuntimeError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,18 +107,15 @@ pub struct DemoOptions {
     pub exit_after: Option<u64>,
 }
 
-fn temp_dir() -> Result<PathBuf, String> {
+fn temp_dir() -> Result<PathBuf, RuntimeError> {
     let base = std::env::temp_dir().join(format!("umbra-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+    std::fs::create_dir_all(&base).map_err(RuntimeError::on_file("create", &base))?;
     Ok(base)
 }
 
 /// Run the demo. Returns the exit code.
-pub fn demo(opts: &DemoOptions) -> Result<i32, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+pub fn demo(opts: &DemoOptions) -> Result<i32, RuntimeError> {
+    let rt = super::relay_cmd::runtime()?;
     let dir_path = temp_dir()?;
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&rt, run(opts, &dir_path));
@@ -129,7 +127,7 @@ pub fn demo(opts: &DemoOptions) -> Result<i32, String> {
     result
 }
 
-async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
+async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, RuntimeError> {
     let now = wall_now();
     let mut rng = os_rng();
     let mut dir = Directory::new();
@@ -139,8 +137,8 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
         let ip = format!("127.{i}.0.1");
         let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
             .await
-            .map_err(|e| format!("cannot listen on {ip}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(RuntimeError::listen(&ip))?;
+        let addr = listener.local_addr().map_err(RuntimeError::listen(&ip))?;
         let keys = RelayKeys {
             identity: IdentityKey::generate(&mut rng),
             link: LinkKeypair::generate(&mut rng),
@@ -154,7 +152,7 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
     }
     let bootstrap_path = tmp.join("bootstrap.txt");
     std::fs::write(&bootstrap_path, &bootstrap)
-        .map_err(|e| format!("cannot write {}: {e}", bootstrap_path.display()))?;
+        .map_err(RuntimeError::on_file("write", &bootstrap_path))?;
     println!(
         "started {} relays on loopback (each also stores records for the network)",
         nodes.len()
@@ -187,16 +185,17 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, String> {
             .run(None, &mut app, tokio::time::sleep(Duration::from_secs(60)))
             .await;
         if super::probe::report(&app, false) != 0 {
-            return Err("the echo through a 3-hop circuit did not complete".into());
+            return Err(RuntimeError::Network {
+                what: "the echo through a 3-hop circuit",
+                why: "it did not complete".into(),
+            });
         }
     }
     let started = Instant::now();
     let site_key = IdentityKey::generate(&mut rng);
     let files = sample_site();
     let count = files.len();
-    let site = super::site_cmd::publish_files((*dir).clone(), site_key, files, 120)
-        .await
-        .map_err(|e| format!("publishing the sample site failed: {e}"))?;
+    let site = super::site_cmd::publish_files((*dir).clone(), site_key, files, 120).await?;
     println!(
         "published the sample site ({count} files) in {} ms",
         started.elapsed().as_millis()

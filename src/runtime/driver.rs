@@ -110,18 +110,18 @@ impl Dialer {
         tor: &super::config::TorSection,
         data_dir: &std::path::Path,
         quiet: bool,
-    ) -> Result<(Dialer, Option<super::tor_status::TorStatusHandle>), String> {
+    ) -> Result<(Dialer, Option<super::tor_status::TorStatusHandle>), super::error::RuntimeError>
+    {
         if !tor.enabled {
             return Ok((Dialer::Direct, None));
         }
         #[cfg(feature = "tor")]
         {
-            let (dialer, status) =
-                super::tor::TorDialer::start(tor, data_dir, quiet).map_err(|e| e.to_string())?;
+            let (dialer, status) = super::tor::TorDialer::start(tor, data_dir, quiet)?;
             if tor.allow_direct_fallback {
-                eprintln!(
-                    "umbra: WARNING: [tor] allow_direct_fallback is on: if Tor fails, your \
-                     guard will see your address"
+                tracing::warn!(
+                    "[tor] allow_direct_fallback is on: if Tor fails, your guard will see your \
+                     address"
                 );
             }
             Ok((
@@ -135,11 +135,11 @@ impl Dialer {
         #[cfg(not(feature = "tor"))]
         {
             let _ = (data_dir, quiet);
-            Err(
+            Err(super::error::RuntimeError::Usage(
                 "[tor] enabled = true, but this umbra was built without the `tor` feature: \
                  rebuild with `cargo build --release --features tor`, or turn [tor] off"
                     .into(),
-            )
+            ))
         }
     }
 
@@ -150,14 +150,14 @@ impl Dialer {
             Dialer::Tor { dialer, fallback } => match dialer.connect(addr).await {
                 Ok(s) => Some(Conn::Tor(Box::new(s))),
                 Err(e) if fallback => {
-                    eprintln!(
-                        "umbra: WARNING: {e}; connecting DIRECTLY (allow_direct_fallback): \
-                         this guard learns your address"
+                    tracing::warn!(
+                        "{e}; connecting DIRECTLY (allow_direct_fallback): this guard learns \
+                         your address"
                     );
                     dial_tcp(addr).await
                 }
                 Err(e) => {
-                    eprintln!("umbra: {e}; not connecting directly");
+                    tracing::warn!("{e}; not connecting directly");
                     None
                 }
             },
@@ -292,16 +292,13 @@ impl Driver {
     ) -> (i32, Node) {
         if let Some(l) = listener {
             let tx = self.tx.clone();
-            let log_links = std::env::var_os("UMBRA_LOG").is_some();
             tokio::spawn(async move {
                 let mut last_log: Option<Instant> = None;
                 let mut failures = 0u64;
                 loop {
                     match l.accept().await {
                         Ok((s, a)) => {
-                            if log_links {
-                                eprintln!("umbra: link accepted from {}", Sensitive(a));
-                            }
+                            tracing::debug!("link accepted from {}", Sensitive(a));
                             if tx
                                 .send(NetEvent::Opened(Conn::Tcp(s), a, None))
                                 .await
@@ -315,8 +312,8 @@ impl Driver {
                             failures += 1;
                             if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                                 last_log = Some(Instant::now());
-                                eprintln!(
-                                    "umbra: accept failed: {e} ({failures} so far; logged once a minute)"
+                                tracing::warn!(
+                                    "accept failed: {e} ({failures} so far; logged once a minute)"
                                 );
                             }
                             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -570,7 +567,6 @@ impl Driver {
 }
 
 fn log_error(e: &crate::node::NodeError) {
-    if std::env::var_os("UMBRA_LOG").is_some() {
-        eprintln!("umbra: {e} (peer {})", Sensitive("hidden"));
-    }
+    use crate::error::HasKind;
+    tracing::debug!(kind = %e.kind(), "{e}");
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::driver::{os_rng, wall_now};
+use super::error::RuntimeError;
 use super::gateway::status::StatusInfo;
 use super::relay_cmd::load_bootstrap;
 use crate::crypto::keys::IdentityKey;
@@ -19,24 +20,22 @@ use crate::crypto::keystore;
 use crate::node::{Node, NodeConfig};
 
 /// `umbra init`: create `data_dir`, a site key, relay keys, and `umbra.toml`.
-pub fn init(data_dir: &Path) -> Result<(), String> {
-    super::store::private_dir(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+pub fn init(data_dir: &Path) -> Result<(), RuntimeError> {
+    super::store::private_dir(data_dir).map_err(RuntimeError::on_file("create", data_dir))?;
     let config = data_dir.join("umbra.toml");
     if config.exists() {
-        return Err(format!(
+        return Err(RuntimeError::Usage(format!(
             "{} exists; init never overwrites (move it away to start again)",
             config.display()
-        ));
+        )));
     }
     let site_key = data_dir.join("site.key");
     if !site_key.exists() {
-        keystore::write_identity(&site_key, &IdentityKey::generate(&mut os_rng()))
-            .map_err(|e| e.to_string())?;
+        keystore::write_identity(&site_key, &IdentityKey::generate(&mut os_rng()))?;
     }
     super::relay_cmd::load_or_create(data_dir)?;
     std::fs::write(&config, super::config::template(data_dir))
-        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        .map_err(RuntimeError::on_file("write", &config))?;
     println!("wrote {}", config.display());
     println!(
         "wrote keys in {} (site.key: your site's key; identity.key, link.key, onion.key: \
@@ -64,12 +63,12 @@ pub fn run(
     cache_quota: u64,
     state: Option<(std::path::PathBuf, u64)>,
     (tor, data_dir): (&super::config::TorSection, &Path),
-) -> Result<(), String> {
+) -> Result<(), RuntimeError> {
     let dir = load_bootstrap(bootstrap)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(RuntimeError::system("start the async runtime"))?;
     rt.block_on(async move {
         let (listener, port) = super::gateway::bind(gateway, false).await?;
         let cfg = NodeConfig {
@@ -117,25 +116,33 @@ pub fn run(
 }
 
 /// Fetch `path` from the gateway at `addr` (plain HTTP/1.1 on loopback).
-pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("no node answers at {addr}: {e} (is `umbra run` running?)"))?;
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), RuntimeError> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(
+        RuntimeError::connect(format_args!("a node at {addr} (is `umbra run` running?)")),
+    )?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
         addr.port()
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(RuntimeError::connect(addr))?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    s.read_to_end(&mut resp)
+        .map_err(RuntimeError::connect(addr))?;
     let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed answer")?;
+    let bad = |detail: &str| RuntimeError::BadAnswer {
+        what: "the node's gateway",
+        detail: detail.to_string(),
+    };
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no end of the HTTP head"))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("malformed status line")?;
+        .ok_or_else(|| bad("malformed status line"))?;
     Ok((status, body.to_string()))
 }
 
@@ -149,16 +156,19 @@ fn bytes(n: u64) -> String {
 }
 
 /// `umbra status`: the running node's status, readable (or raw JSON).
-pub fn status(addr: SocketAddr, json: bool) -> Result<(), String> {
+pub fn status(addr: SocketAddr, json: bool) -> Result<(), RuntimeError> {
     let (code, body) = http_get(addr, "/api/status")?;
     if code != 200 {
-        return Err(format!("the node answered {code}: {body}"));
+        return Err(RuntimeError::BadAnswer {
+            what: "the node",
+            detail: format!("status {code}: {body}"),
+        });
     }
     if json {
         println!("{body}");
         return Ok(());
     }
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
     let n = |p: &str| {
         v.pointer(p)
             .and_then(serde_json::Value::as_u64)

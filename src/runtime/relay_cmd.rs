@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::driver::{Driver, os_rng, wall_now};
+use super::error::RuntimeError;
 use crate::app::echo::Echo;
 use crate::app::{App, NoApp};
 use crate::crypto::keys::{IdentityKey, LinkKeypair};
@@ -18,28 +19,25 @@ use crate::wire::hex;
 /// How long a relay's descriptor is valid.
 const DESCRIPTOR_LIFETIME: u64 = 3 * 24 * 3600;
 
-pub(crate) fn load_or_create(dir: &Path) -> Result<RelayKeys, String> {
-    super::store::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub(crate) fn load_or_create(dir: &Path) -> Result<RelayKeys, RuntimeError> {
+    super::store::private_dir(dir).map_err(RuntimeError::on_file("create", dir))?;
     let mut rng = os_rng();
     let id_path = dir.join("identity.key");
     let link_path = dir.join("link.key");
     let onion_path = dir.join("onion.key");
     if !id_path.exists() {
-        keystore::write_identity(&id_path, &IdentityKey::generate(&mut rng))
-            .map_err(|e| e.to_string())?;
+        keystore::write_identity(&id_path, &IdentityKey::generate(&mut rng))?;
     }
     if !link_path.exists() {
-        keystore::write_static(&link_path, &LinkKeypair::generate(&mut rng))
-            .map_err(|e| e.to_string())?;
+        keystore::write_static(&link_path, &LinkKeypair::generate(&mut rng))?;
     }
     if !onion_path.exists() {
-        keystore::write_static(&onion_path, &LinkKeypair::generate(&mut rng))
-            .map_err(|e| e.to_string())?;
+        keystore::write_static(&onion_path, &LinkKeypair::generate(&mut rng))?;
     }
     Ok(RelayKeys {
-        identity: keystore::read_identity(&id_path).map_err(|e| e.to_string())?,
-        link: keystore::read_static(&link_path).map_err(|e| e.to_string())?,
-        onion: keystore::read_static(&onion_path).map_err(|e| e.to_string())?,
+        identity: keystore::read_identity(&id_path)?,
+        link: keystore::read_static(&link_path)?,
+        onion: keystore::read_static(&onion_path)?,
     })
 }
 
@@ -50,7 +48,7 @@ pub(crate) fn signed_descriptor(
     addr: std::net::SocketAddr,
     bandwidth: u32,
     now: crate::time::WallTime,
-) -> Result<(Vec<u8>, crate::directory::Verified), String> {
+) -> Result<(Vec<u8>, crate::directory::Verified), RuntimeError> {
     let desc = Descriptor {
         identity: keys.identity.public(),
         addr,
@@ -62,31 +60,31 @@ pub(crate) fn signed_descriptor(
         published: now,
         expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
     };
-    let signed = desc.sign(&keys.identity).map_err(|e| e.to_string())?;
-    let verified = crate::directory::parse(&signed)
-        .and_then(|u| u.verify(now))
-        .map_err(|e| e.to_string())?;
+    let signed = desc.sign(&keys.identity)?;
+    let verified = crate::directory::parse(&signed).and_then(|u| u.verify(now))?;
     Ok((signed, verified))
 }
 
-pub(crate) fn load_bootstrap(path: &Path) -> Result<Directory, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub(crate) fn load_bootstrap(path: &Path) -> Result<Directory, RuntimeError> {
+    let text = std::fs::read_to_string(path).map_err(RuntimeError::on_file("read", path))?;
     let (dir, errors) = Directory::from_bootstrap(&text, wall_now());
     for (line, e) in &errors {
-        eprintln!("umbra: {}:{line}: skipped: {e}", path.display());
+        tracing::warn!("{}:{line}: descriptor skipped: {e}", path.display());
     }
     if dir.is_empty() {
-        return Err(format!("{}: no valid relay descriptor", path.display()));
+        return Err(RuntimeError::Usage(format!(
+            "{}: no valid relay descriptor",
+            path.display()
+        )));
     }
     Ok(dir)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .map_err(RuntimeError::system("start the async runtime"))
 }
 
 /// `umbra relay`.
@@ -108,7 +106,7 @@ pub fn relay(
         max_circuits_per_link: cfg.max_circuits_per_link,
         ..RelayLimits::default()
     };
-    match relay_inner(
+    let result = relay_inner(
         data_dir,
         listen,
         cfg.bootstrap.as_deref(),
@@ -116,13 +114,8 @@ pub fn relay(
         (cfg.bandwidth_kib, limits),
         (dht, cfg.store_quota_mib << 20),
         gateway,
-    ) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("umbra relay: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    );
+    super::cli::done("relay", result.map(|()| true))
 }
 
 fn relay_inner(
@@ -133,13 +126,13 @@ fn relay_inner(
     (bandwidth, limits): (u32, RelayLimits),
     (dht, store_quota): (crate::dht::DhtConfig, u64),
     gateway: Option<std::net::SocketAddr>,
-) -> Result<(), String> {
+) -> Result<(), RuntimeError> {
     let keys = load_or_create(data_dir)?;
     let now = wall_now();
     let (signed, own) = signed_descriptor(&keys, listen, bandwidth, now)?;
     let desc_path = data_dir.join("descriptor");
     std::fs::write(&desc_path, format!("{}\n", hex::encode(&signed)))
-        .map_err(|e| format!("cannot write {}: {e}", desc_path.display()))?;
+        .map_err(RuntimeError::on_file("write", &desc_path))?;
     println!(
         "relay {} descriptor written to {}",
         keys.identity.public().node_id(),
@@ -157,7 +150,7 @@ fn relay_inner(
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            .map_err(RuntimeError::listen(listen))?;
         let epoch = Instant::now();
         let cfg = NodeConfig {
             wall_at_zero: wall_now(),
@@ -167,12 +160,11 @@ fn relay_inner(
             ..NodeConfig::default()
         };
         let mut store =
-            super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)
-                .map_err(|e| e.to_string())?;
+            super::store::RedbStore::open(&data_dir.join("store.redb"), cfg.store_quota)?;
         // Commits (and their syncs) run off the owner task (`06-dht.md#store`).
         let durable = store
             .commit_in_background()
-            .map_err(|e| format!("cannot start the store's committer: {e}"))?;
+            .map_err(RuntimeError::system("start the store's committer"))?;
         let mut seeds: Vec<_> = dir.relays().map(|d| d.node_id()).collect();
         let mut node = Node::new(cfg, Some(keys), Arc::new(dir), os_rng());
         node.enable_dht(crate::time::Time::ZERO, Some(Box::new(store)));
@@ -228,7 +220,7 @@ pub fn probe(
     timeout: u64,
     (tor, data_dir): (&super::config::TorSection, &Path),
 ) -> ExitCode {
-    let result = (|| -> Result<i32, String> {
+    let result = (|| -> Result<i32, RuntimeError> {
         let dir = load_bootstrap(bootstrap)?;
         let rt = runtime()?;
         rt.block_on(async move {
@@ -258,12 +250,5 @@ pub fn probe(
             Ok(super::probe::report(&app, app.finished().is_none()))
         })
     })();
-    match result {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("umbra probe: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::cli::done("probe", result.map(|code| code == 0))
 }

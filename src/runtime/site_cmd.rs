@@ -3,6 +3,8 @@
 //! node by the tokio driver (`protocol-spec/07-sites.md#publishing`, `#fetching`).
 //! Not in this module: the protocol, retries and verification (the apps).
 
+use super::error::RuntimeError;
+use crate::app::fetch::TransferError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,10 +54,10 @@ impl Progress {
 }
 
 /// Read every regular file under `dir` (dotfiles skipped), paths relative with `/`.
-pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), RuntimeError> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map_err(RuntimeError::on_file("read", dir))?
             .filter_map(Result::ok)
             .collect();
         entries.sort_by_key(|e| e.file_name());
@@ -65,18 +67,19 @@ pub fn read_tree(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
                 continue;
             }
             let p = e.path();
-            let ft = e.file_type().map_err(|e| e.to_string())?;
+            let ft = e.file_type().map_err(RuntimeError::on_file("read", &p))?;
             if ft.is_dir() {
                 walk(root, &p, out)?;
             } else if ft.is_file() {
-                let rel = p.strip_prefix(root).map_err(|e| e.to_string())?;
-                let rel: Vec<String> = rel
+                let rel: Vec<String> = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect();
                 out.push((
                     rel.join("/"),
-                    std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+                    std::fs::read(&p).map_err(RuntimeError::on_file("read", &p))?,
                 ));
             }
         }
@@ -229,7 +232,7 @@ async fn drive<A: Watched>(
     timeout: u64,
     app: &mut Shown<A>,
     state: Option<&Cache>,
-) -> Result<(), String> {
+) -> Result<(), RuntimeError> {
     let cfg = NodeConfig {
         wall_at_zero: wall_now(),
         ..NodeConfig::default()
@@ -247,12 +250,15 @@ async fn drive<A: Watched>(
     eprintln!();
     match app.finished() {
         Some(_) => Ok(()),
-        None => Err(format!("timed out after {timeout} s")),
+        None => Err(RuntimeError::Timeout {
+            what: A::LABEL.trim().to_string(),
+            secs: timeout,
+        }),
     }
 }
 
 /// What a publish did: the address, or the failure.
-fn published(app: &Publish) -> Result<SiteAddress, String> {
+fn published(app: &Publish) -> Result<SiteAddress, RuntimeError> {
     match &app.state {
         PublishState::Done(p) => {
             eprintln!(
@@ -262,10 +268,16 @@ fn published(app: &Publish) -> Result<SiteAddress, String> {
             );
             Ok(p.address)
         }
-        PublishState::Failed(why) => Err(format!("FAILED: {why}")),
-        _ => Err(match &app.last_error {
-            Some(e) => format!("did not finish (last error: {e})"),
-            None => "did not finish".into(),
+        PublishState::Failed(why) => Err(RuntimeError::Network {
+            what: "publish",
+            why: why.clone(),
+        }),
+        _ => Err(RuntimeError::Network {
+            what: "publish",
+            why: match &app.last_error {
+                Some(e) => format!("did not finish (last error: {e})"),
+                None => "did not finish".into(),
+            },
         }),
     }
 }
@@ -275,7 +287,7 @@ async fn publish_in(
     key: crate::crypto::keys::IdentityKey,
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
-) -> Result<SiteAddress, String> {
+) -> Result<SiteAddress, RuntimeError> {
     let mut app = Shown::new(Publish::new(key, files, SITE_LIFETIME));
     drive(dir, timeout, &mut app, None).await?;
     published(&app.app)
@@ -288,23 +300,23 @@ pub async fn publish_files(
     key: crate::crypto::keys::IdentityKey,
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
-) -> Result<SiteAddress, String> {
+) -> Result<SiteAddress, RuntimeError> {
     publish_in(dir, key, files, timeout).await
 }
 
 /// `umbra publish`.
 pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCode {
-    let r = (|| -> Result<i32, String> {
-        let key = keystore::read_identity(key).map_err(|e| e.to_string())?;
+    let r = (|| -> Result<i32, RuntimeError> {
+        let key = keystore::read_identity(key)?;
         let files = read_tree(dir)?;
         if files.is_empty() {
-            return Err(format!("{}: no files to publish", dir.display()));
+            return Err(RuntimeError::Usage(format!(
+                "{}: no files to publish",
+                dir.display()
+            )));
         }
         let list = load_bootstrap(bootstrap)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = super::relay_cmd::runtime()?;
         let address = rt.block_on(publish_in(list, key, files, timeout))?;
         println!("{address}");
         Ok(0)
@@ -312,15 +324,8 @@ pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCo
     finish("publish", r)
 }
 
-fn finish(what: &str, r: Result<i32, String>) -> ExitCode {
-    match r {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("umbra {what}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn finish(what: &str, r: Result<i32, RuntimeError>) -> ExitCode {
+    super::cli::done(what, r.map(|code| code == 0))
 }
 
 /// Write the fetched files: into directory `out` for a whole site, or file `out` for one
@@ -328,20 +333,25 @@ fn finish(what: &str, r: Result<i32, String>) -> ExitCode {
 /// exist (random, created exclusively, mode 0700 or 0600, so nobody else's symlink can stand
 /// in for it) and is renamed into place; on any error the temporary is removed, so a failed
 /// fetch leaves nothing behind. Files are written block by block from `fetcher`.
-fn write_out(fetcher: &Fetcher, files: &[FileOut], out: &Path, single: bool) -> Result<(), String> {
+fn write_out(
+    fetcher: &Fetcher,
+    files: &[FileOut],
+    out: &Path,
+    single: bool,
+) -> Result<(), RuntimeError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if out.exists() {
-        return Err(format!(
+        return Err(RuntimeError::Usage(format!(
             "{} exists; refusing to overwrite it",
             out.display()
-        ));
+        )));
     }
     if !single {
         if let Some((file, under)) = file_and_folder(files) {
-            return Err(format!(
+            return Err(RuntimeError::Usage(format!(
                 "the site lists both {file:?} and {under:?}: a file cannot also be a folder; \
                  fetch one of them by path instead"
-            ));
+            )));
         }
     }
     let parent = out
@@ -358,33 +368,38 @@ fn write_out(fetcher: &Fetcher, files: &[FileOut], out: &Path, single: bool) -> 
             .mode(mode)
             .open(p)
     };
-    let result = (|| -> Result<(), String> {
+    let result = (|| -> Result<(), RuntimeError> {
         if single {
-            let f = files.first().ok_or("nothing fetched")?;
-            let mut w = std::io::BufWriter::new(create(&tmp, 0o600).map_err(|e| e.to_string())?);
-            fetcher.write_file(f, &mut w).map_err(|e| e.to_string())?;
-            w.into_inner().map_err(|e| e.to_string())?;
+            let f = files
+                .first()
+                .ok_or(RuntimeError::Transfer(TransferError::NoSuchPath))?;
+            let mut w = std::io::BufWriter::new(
+                create(&tmp, 0o600).map_err(RuntimeError::on_file("create", &tmp))?,
+            );
+            fetcher.write_file(f, &mut w)?;
+            w.into_inner()
+                .map_err(|e| RuntimeError::file("write", &tmp, e.into_error()))?;
             return Ok(());
         }
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&tmp)
-            .map_err(|e| e.to_string())?;
+            .map_err(RuntimeError::on_file("create", &tmp))?;
         for f in files {
             let p = tmp.join(&f.path);
             if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", f.path))?;
+                std::fs::create_dir_all(d).map_err(RuntimeError::on_file("create", d))?;
             }
-            let file = create(&p, 0o644).map_err(|e| format!("{}: {e}", f.path))?;
+            let file = create(&p, 0o644).map_err(RuntimeError::on_file("create", &p))?;
             let mut w = std::io::BufWriter::new(file);
-            fetcher.write_file(f, &mut w).map_err(|e| e.to_string())?;
-            w.into_inner().map_err(|e| format!("{}: {e}", f.path))?;
+            fetcher.write_file(f, &mut w)?;
+            w.into_inner()
+                .map_err(|e| RuntimeError::file("write", &p, e.into_error()))?;
         }
         Ok(())
     })()
     .and_then(|()| {
-        std::fs::rename(&tmp, out)
-            .map_err(|e| format!("cannot move the fetched data to {}: {e}", out.display()))
+        std::fs::rename(&tmp, out).map_err(RuntimeError::on_file("move the fetched data to", out))
     });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -411,7 +426,7 @@ pub(crate) fn open_cache(what: &str, cache: Option<(PathBuf, u64)>) -> Option<Ca
     match super::store::RedbStore::open(&path, quota) {
         Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
         Err(e) => {
-            eprintln!("umbra {what}: cache unavailable ({e}); guards are not kept this run");
+            tracing::warn!("umbra {what}: cache unavailable ({e}); guards are not kept this run");
             None
         }
     }
@@ -426,7 +441,7 @@ pub fn fetch(
     timeout: u64,
     cache: Option<(PathBuf, u64)>,
 ) -> ExitCode {
-    let r = (|| -> Result<i32, String> {
+    let r = (|| -> Result<i32, RuntimeError> {
         let target = target
             .trim_start_matches("http://")
             .trim_start_matches("umbra://");
@@ -434,7 +449,7 @@ pub fn fetch(
             Some((a, p)) => (a, Some(p.to_string())),
             None => (target, None),
         };
-        let site = SiteAddress::parse(addr).map_err(|e| format!("{addr}: {e}"))?;
+        let site = SiteAddress::parse(addr)?;
         let single = path.is_some();
         let out = out.unwrap_or_else(|| match &path {
             Some(p) => PathBuf::from(
@@ -464,16 +479,19 @@ pub fn fetch(
         };
         let mut app = Shown::new(FetchSite::new(Box::new(make)));
         let list = load_bootstrap(bootstrap)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = super::relay_cmd::runtime()?;
         rt.block_on(drive(list, timeout, &mut app, cache.as_ref()))?;
         if let FetchState::Failed(why) = &app.app.state {
-            return Err(format!("FAILED: {why}"));
+            return Err(RuntimeError::Network {
+                what: "fetch",
+                why: why.clone(),
+            });
         }
         let (Some(f), files) = (app.app.fetcher(), app.app.files()) else {
-            return Err("nothing fetched".into());
+            return Err(RuntimeError::Network {
+                what: "fetch",
+                why: "nothing fetched".into(),
+            });
         };
         if let Some(c) = cache.as_ref() {
             remember(c, f.blocks());
@@ -523,14 +541,20 @@ mod tests {
         let site = SiteAddress(IdentityKey::generate(&mut UmbraRng::from_u64(1)).public());
         let fetcher = Fetcher::new(site, None, WallTime(0));
         let out = dir.join("site");
-        let e = write_out(&fetcher, &[file("a"), file("a/b")], &out, false).unwrap_err();
+        let e = write_out(&fetcher, &[file("a"), file("a/b")], &out, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"a\"") && e.contains("\"a/b\""), "{e}");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         // The fetcher holds no block 7…: the write fails after the temporary was made.
-        let e = write_out(&fetcher, &[file("x/y")], &out, false).unwrap_err();
+        let e = write_out(&fetcher, &[file("x/y")], &out, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unavailable"), "{e}");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        let e = write_out(&fetcher, &[file("one")], &dir.join("one"), true).unwrap_err();
+        let e = write_out(&fetcher, &[file("one")], &dir.join("one"), true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unavailable"), "{e}");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();

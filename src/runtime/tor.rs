@@ -59,6 +59,19 @@ pub enum TorError {
     Connect(String),
 }
 
+impl crate::error::HasKind for TorError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            TorError::Config(_) => ErrorKind::Config,
+            TorError::BootstrapTimeout { .. } => ErrorKind::Timeout,
+            TorError::Bootstrap(_) | TorError::ExitRefused { .. } | TorError::Connect(_) => {
+                ErrorKind::PeerUnreachable
+            }
+        }
+    }
+}
+
 /// Builds arti's configuration from `[tor]`.
 fn client_config(s: &TorSection, state_dir: &Path) -> Result<TorClientConfig, TorError> {
     let mut b = TorClientConfig::builder();
@@ -171,7 +184,7 @@ impl TorDialer {
                             }
                         });
                         if pct != last && !quiet {
-                            eprintln!("umbra: Tor bootstrap {pct}%: {msg}");
+                            tracing::info!("Tor bootstrap {pct}%: {msg}");
                             last = pct;
                         }
                         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -190,7 +203,7 @@ impl TorDialer {
                         s.message = "bootstrapped".into();
                     });
                     if !quiet {
-                        eprintln!("umbra: Tor bootstrap 100%: ready");
+                        tracing::info!("Tor bootstrap 100%: ready");
                     }
                 }
                 Err(e) => {
@@ -199,7 +212,7 @@ impl TorDialer {
                         s.state = "failed";
                         s.last_error = Some(e.to_string());
                     });
-                    eprintln!("umbra: {e}");
+                    tracing::error!("{e}");
                 }
             }
         });

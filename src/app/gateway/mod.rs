@@ -631,8 +631,8 @@ impl GatewayCore {
         if self.tracker.equivocations().len() > proofs {
             // Reported, never silently used (`07-sites.md#rollback-and-equivocation`).
             self.counters.equivocations += 1;
-            eprintln!(
-                "umbra: site {} signed two different manifests with one sequence; \
+            tracing::warn!(
+                "site {} signed two different manifests with one sequence; \
                  keeping the first one seen",
                 crate::redact::Sensitive(site)
             );

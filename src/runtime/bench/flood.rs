@@ -6,6 +6,7 @@
 //! dropped, so its writes never block.
 //! Not in this module: the circuit measurements (`apps.rs`).
 
+use crate::runtime::error::RuntimeError;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -31,7 +32,7 @@ pub struct StoreFlood {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
     started: Instant,
-    thread: std::thread::JoinHandle<Result<(), String>>,
+    thread: std::thread::JoinHandle<Result<(), RuntimeError>>,
 }
 
 fn elapsed(t0: Instant) -> Time {
@@ -42,12 +43,14 @@ fn elapsed(t0: Instant) -> Time {
 fn open_link(
     keys_dir: &Path,
     target: &Descriptor,
-) -> Result<(TcpStream, crate::link::Established, Instant), String> {
+) -> Result<(TcpStream, crate::link::Established, Instant), RuntimeError> {
     let identity = keystore::read_identity(&keys_dir.join("identity.key"))
-        .map_err(|e| format!("flood: {e}"))?;
-    let link = keystore::read_static(&keys_dir.join("link.key")).map_err(|e| format!("{e}"))?;
+        .map_err(|e| RuntimeError::Bench(format!("flood: {e}")))?;
+    let link = keystore::read_static(&keys_dir.join("link.key"))
+        .map_err(|e| RuntimeError::Bench(format!("{e}")))?;
     let t0 = Instant::now();
-    let mut sock = TcpStream::connect(target.addr).map_err(|e| format!("flood: {e}"))?;
+    let mut sock =
+        TcpStream::connect(target.addr).map_err(|e| RuntimeError::Bench(format!("flood: {e}")))?;
     let mut h = Handshaking::dial(
         LinkConfig::default(),
         RelayTarget {
@@ -59,23 +62,34 @@ fn open_link(
         Randomness::Seeded(os_rng().array()),
         Time::ZERO,
     )
-    .map_err(|e| format!("flood: {e}"))?;
-    let first = h.poll_transmit().ok_or("flood: no handshake message")?;
-    sock.write_all(&first).map_err(|e| e.to_string())?;
+    .map_err(|e| RuntimeError::Bench(format!("flood: {e}")))?;
+    let first = h
+        .poll_transmit()
+        .ok_or_else(|| RuntimeError::Bench("flood: no handshake message".into()))?;
+    sock.write_all(&first)
+        .map_err(|e| RuntimeError::Bench(e.to_string()))?;
     let mut buf = vec![0u8; 4096];
     loop {
-        let n = sock.read(&mut buf).map_err(|e| e.to_string())?;
+        let n = sock
+            .read(&mut buf)
+            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
         if n == 0 {
-            return Err("flood: the target closed the handshake".into());
+            return Err(RuntimeError::Bench(
+                "flood: the target closed the handshake".into(),
+            ));
         }
         let step = h
             .handle_bytes(elapsed(t0), &buf[..n])
-            .map_err(|e| format!("flood: {e}"))?;
+            .map_err(|e| RuntimeError::Bench(format!("flood: {e}")))?;
         match step {
             HandshakeStep::Continue(next) => h = next,
             HandshakeStep::Done(mut est) => {
-                if let Some(m3) = est.poll_transmit(elapsed(t0)).map_err(|e| e.to_string())? {
-                    sock.write_all(&m3).map_err(|e| e.to_string())?;
+                if let Some(m3) = est
+                    .poll_transmit(elapsed(t0))
+                    .map_err(|e| RuntimeError::Bench(e.to_string()))?
+                {
+                    sock.write_all(&m3)
+                        .map_err(|e| RuntimeError::Bench(e.to_string()))?;
                 }
                 return Ok((sock, est, t0));
             }
@@ -85,9 +99,11 @@ fn open_link(
 
 impl StoreFlood {
     /// Start flooding `target` as the relay whose keys are in `keys_dir`.
-    pub fn start(keys_dir: &Path, target: &Descriptor) -> Result<StoreFlood, String> {
+    pub fn start(keys_dir: &Path, target: &Descriptor) -> Result<StoreFlood, RuntimeError> {
         let (mut sock, mut est, t0) = open_link(keys_dir, target)?;
-        let mut drain = sock.try_clone().map_err(|e| e.to_string())?;
+        let mut drain = sock
+            .try_clone()
+            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 1 << 16];
             while matches!(drain.read(&mut buf), Ok(n) if n > 0) {}
@@ -95,7 +111,7 @@ impl StoreFlood {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let (stop2, sent2) = (stop.clone(), sent.clone());
-        let thread = std::thread::spawn(move || -> Result<(), String> {
+        let thread = std::thread::spawn(move || -> Result<(), RuntimeError> {
             let expires = wall_now().0 + 86_400;
             let mut k: u32 = 0;
             while !stop2.load(Ordering::Relaxed) {
@@ -112,13 +128,18 @@ impl StoreFlood {
                         expires,
                     };
                     for cell in dht_fragments(&msg.encode()) {
-                        est.send_msg(&cell).map_err(|e| e.to_string())?;
+                        est.send_msg(&cell)
+                            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
                     }
                     k = k.wrapping_add(1);
                 }
-                while let Some(bytes) = est.poll_transmit(elapsed(t0)).map_err(|e| e.to_string())? {
-                    sock.write_all(&bytes)
-                        .map_err(|e| format!("flood: the target dropped the link: {e}"))?;
+                while let Some(bytes) = est
+                    .poll_transmit(elapsed(t0))
+                    .map_err(|e| RuntimeError::Bench(e.to_string()))?
+                {
+                    sock.write_all(&bytes).map_err(|e| {
+                        RuntimeError::Bench(format!("flood: the target dropped the link: {e}"))
+                    })?;
                 }
                 sent2.fetch_add(u64::from(BATCH), Ordering::Relaxed);
             }
@@ -133,12 +154,12 @@ impl StoreFlood {
     }
 
     /// Stop; the STOREs sent and the seconds they took.
-    pub fn stop(self) -> Result<(u64, f64), String> {
+    pub fn stop(self) -> Result<(u64, f64), RuntimeError> {
         self.stop.store(true, Ordering::Relaxed);
         let secs = self.started.elapsed().as_secs_f64();
         match self.thread.join() {
             Ok(r) => r?,
-            Err(_) => return Err("flood: the thread panicked".into()),
+            Err(_) => return Err(RuntimeError::Bench("flood: the thread panicked".into())),
         }
         Ok((self.sent.load(Ordering::Relaxed), secs))
     }

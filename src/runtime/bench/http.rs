@@ -3,6 +3,7 @@
 //! what the gateway sends (a status line, headers, a `content-length` body). Not in this
 //! module: anything a general HTTP client needs (chunked bodies, redirects, TLS).
 
+use crate::runtime::error::RuntimeError;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -24,12 +25,12 @@ pub struct Client {
 
 impl Client {
     /// Connect to `gateway`, sending `host` as the Host header.
-    pub fn connect(gateway: SocketAddr, host: String) -> Result<Client, String> {
+    pub fn connect(gateway: SocketAddr, host: String) -> Result<Client, RuntimeError> {
         let s = TcpStream::connect_timeout(&gateway, Duration::from_secs(5))
-            .map_err(|e| format!("cannot connect to the gateway: {e}"))?;
+            .map_err(|e| RuntimeError::Bench(format!("cannot connect to the gateway: {e}")))?;
         let _ = s.set_nodelay(true);
         s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
         Ok(Client {
             reader: BufReader::new(s),
             host,
@@ -37,17 +38,17 @@ impl Client {
     }
 
     /// GET `path`; the body must be `want` exactly.
-    pub fn get(&mut self, path: &str, want: &[u8]) -> Result<Timed, String> {
+    pub fn get(&mut self, path: &str, want: &[u8]) -> Result<Timed, RuntimeError> {
         let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
         let start = Instant::now();
         self.reader
             .get_mut()
             .write_all(req.as_bytes())
-            .map_err(|e| format!("GET {path}: {e}"))?;
+            .map_err(|e| RuntimeError::Bench(format!("GET {path}: {e}")))?;
         let mut line = String::new();
         self.reader
             .read_line(&mut line)
-            .map_err(|e| format!("GET {path}: {e}"))?;
+            .map_err(|e| RuntimeError::Bench(format!("GET {path}: {e}")))?;
         let first_byte = start.elapsed();
         let status = line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut len = None;
@@ -55,7 +56,7 @@ impl Client {
             line.clear();
             self.reader
                 .read_line(&mut line)
-                .map_err(|e| format!("GET {path}: {e}"))?;
+                .map_err(|e| RuntimeError::Bench(format!("GET {path}: {e}")))?;
             let l = line.trim_end();
             if l.is_empty() {
                 break;
@@ -66,19 +67,20 @@ impl Client {
                 }
             }
         }
-        let len = len.ok_or_else(|| format!("GET {path}: no content-length"))?;
+        let len =
+            len.ok_or_else(|| RuntimeError::Bench(format!("GET {path}: no content-length")))?;
         let mut body = vec![0u8; len];
         self.reader
             .read_exact(&mut body)
-            .map_err(|e| format!("GET {path}: body: {e}"))?;
+            .map_err(|e| RuntimeError::Bench(format!("GET {path}: body: {e}")))?;
         let total = start.elapsed();
         if status != "200" {
-            return Err(format!("GET {path}: status {status}"));
+            return Err(RuntimeError::Bench(format!("GET {path}: status {status}")));
         }
         if body != want {
-            return Err(format!(
+            return Err(RuntimeError::Bench(format!(
                 "GET {path}: the body differs from the published file"
-            ));
+            )));
         }
         Ok(Timed { first_byte, total })
     }

@@ -13,6 +13,7 @@ mod flood;
 mod http;
 mod procs;
 
+use crate::runtime::error::RuntimeError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -53,24 +54,26 @@ const MB: f64 = 1e6;
 const BULK_RUNS: usize = 3;
 
 /// Run the benchmark; prints the table, writes JSON if asked.
-pub fn bench(opts: &BenchOptions) -> Result<(), String> {
+pub fn bench(opts: &BenchOptions) -> Result<(), RuntimeError> {
     let dir = std::env::temp_dir().join(format!("umbra-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RuntimeError::Bench(format!("cannot create {}: {e}", dir.display())))?;
     let result = bench_in(opts, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
     print_table(&results);
     if let Some(path) = &opts.json {
-        let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&results)
+            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
         std::fs::write(path, text + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| RuntimeError::Bench(format!("cannot write {}: {e}", path.display())))?;
         println!("JSON written to {}", path.display());
     }
     Ok(())
 }
 
-fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
+fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, RuntimeError> {
     let net = Network::start(dir, opts.relays, opts.relay_port)?;
     eprintln!(
         "[bench] {} relay processes listening; measuring",
@@ -79,7 +82,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| RuntimeError::Bench(format!("cannot start the runtime: {e}")))?;
     let mut out = json!({
         "machine": machine(),
         "umbra": env!("CARGO_PKG_VERSION"),
@@ -97,7 +100,7 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
     let warm = &circuits.sequential_ms;
     let (c0, c1) = circuits
         .concurrent_span
-        .ok_or("no concurrent circuits were built")?;
+        .ok_or_else(|| RuntimeError::Bench("no concurrent circuits were built".into()))?;
     let rate = circuits.concurrent_built as f64 / c1.saturating_since(c0).as_secs_f64().max(1e-9);
     let steal_circuits = steal_percent(steal_start, steal_ticks());
     out["circuit_build"] = json!({
@@ -127,13 +130,15 @@ fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, String> {
             let mut bulk = BulkBench::new(streams, bytes / streams as u64);
             let code = run_reader(&rt, &net, &mut bulk, 300)?;
             if code != 0 {
-                return Err(format!(
+                return Err(RuntimeError::Bench(format!(
                     "bulk transfer failed: {}",
                     bulk.error.unwrap_or_default()
-                ));
+                )));
             }
             let cpu = net.all_cpu() - cpu0;
-            let (s, e) = bulk.span.ok_or("no transfer span")?;
+            let (s, e) = bulk
+                .span
+                .ok_or_else(|| RuntimeError::Bench("no transfer span".into()))?;
             let secs = e.saturating_since(s).as_secs_f64().max(1e-9);
             runs.push((
                 bytes as f64 / secs / MB,
@@ -193,7 +198,7 @@ fn run_reader(
     net: &Network,
     app: &mut dyn App,
     limit_s: u64,
-) -> Result<i32, String> {
+) -> Result<i32, RuntimeError> {
     run_reader_via(rt, net, app, limit_s, Dialer::Direct)
 }
 
@@ -204,7 +209,7 @@ fn run_reader_via(
     app: &mut dyn App,
     limit_s: u64,
     dialer: Dialer,
-) -> Result<i32, String> {
+) -> Result<i32, RuntimeError> {
     let node = reader_node(net);
     let code = rt.block_on(async {
         Driver::new(node, Instant::now())
@@ -213,7 +218,9 @@ fn run_reader_via(
             .await
     });
     if app.finished().is_none() {
-        return Err(format!("a measurement did not finish within {limit_s} s"));
+        return Err(RuntimeError::Bench(format!(
+            "a measurement did not finish within {limit_s} s"
+        )));
     }
     Ok(code)
 }
@@ -221,7 +228,7 @@ fn run_reader_via(
 /// Readers (at least six, and enough that no reader link passes the per-link circuit limit)
 /// hold `total` idle circuits; relay RSS and CPU are read before and after, and 30 circuits
 /// are built one by one while they are held (the cost of a full table per event).
-fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Value, String> {
+fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Value, RuntimeError> {
     let readers = total.div_ceil(1_800).max(6);
     let rss0: u64 = net.relay_pids().iter().map(|&p| rss_bytes(p)).sum();
     let cpu0 = net.relay_cpu();
@@ -315,14 +322,18 @@ fn idle(rt: &tokio::runtime::Runtime, net: &Network, total: usize) -> Result<Val
 /// Circuits built one by one while relay 1, a directory member, sends relay 2 `STORE`s of
 /// 3-byte blocks as fast as relay 2 reads them (issue 12, finding 4). With three relays every
 /// circuit passes through relay 2.
-fn store_flood(rt: &tokio::runtime::Runtime, net: &Network, dir: &Path) -> Result<Value, String> {
+fn store_flood(
+    rt: &tokio::runtime::Runtime,
+    net: &Network,
+    dir: &Path,
+) -> Result<Value, RuntimeError> {
     let text = std::fs::read_to_string(dir.join("r2").join("descriptor"))
-        .map_err(|e| format!("cannot read relay 2's descriptor: {e}"))?;
+        .map_err(|e| RuntimeError::Bench(format!("cannot read relay 2's descriptor: {e}")))?;
     let (d, _) = crate::directory::Directory::from_bootstrap(&text, wall_now());
     let target = d
         .relays()
         .next()
-        .ok_or("relay 2's descriptor is invalid")?
+        .ok_or_else(|| RuntimeError::Bench("relay 2's descriptor is invalid".into()))?
         .clone();
     let target_pid = net.relay_pids().get(1).copied().unwrap_or(0);
     let cpu0 = procs::cpu_seconds(target_pid);
@@ -353,10 +364,13 @@ fn tor_first_hop(
     cfg: &Path,
     dir: &Path,
     bytes: u64,
-) -> Result<Value, String> {
-    let file = super::config::Config::load(cfg).map_err(|e| e.to_string())?;
+) -> Result<Value, RuntimeError> {
+    let file = super::config::Config::load(cfg).map_err(|e| RuntimeError::Bench(e.to_string()))?;
     if !file.tor.enabled {
-        return Err(format!("{}: [tor] enabled is not true", cfg.display()));
+        return Err(RuntimeError::Bench(format!(
+            "{}: [tor] enabled is not true",
+            cfg.display()
+        )));
     }
     let (tor, status) =
         rt.block_on(async { Dialer::for_reader(&file.tor, &dir.join("tor"), true) })?;
@@ -367,11 +381,13 @@ fn tor_first_hop(
         loop {
             match status.as_ref().map(|s| s.get().state) {
                 Some("ready") | None => return Ok(()),
-                Some("failed") => return Err("Tor failed to bootstrap".to_string()),
+                Some("failed") => {
+                    return Err(RuntimeError::Bench("Tor failed to bootstrap".into()));
+                }
                 _ => {}
             }
             if t0.elapsed() > limit {
-                return Err("Tor did not bootstrap in time".to_string());
+                return Err(RuntimeError::Bench("Tor did not bootstrap in time".into()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -387,9 +403,14 @@ fn tor_first_hop(
         let rest: Vec<f64> = ms.iter().skip(1).copied().collect();
         let mut bulk = BulkBench::new(1, stream_bytes);
         if run_reader_via(rt, net, &mut bulk, 600, dialer)? != 0 {
-            return Err(format!("stream {key}: {}", bulk.error.unwrap_or_default()));
+            return Err(RuntimeError::Bench(format!(
+                "stream {key}: {}",
+                bulk.error.unwrap_or_default()
+            )));
         }
-        let (s, e) = bulk.span.ok_or("no transfer span")?;
+        let (s, e) = bulk
+            .span
+            .ok_or_else(|| RuntimeError::Bench("no transfer span".into()))?;
         out[key] = json!({
             "first_circuit_ms": ms.first(),
             "circuit_median_ms": percentile(&rest, 50.0),

@@ -3,6 +3,7 @@
 //! from `/proc`. Children are killed and reaped when the [`Network`] is dropped.
 //! Not in this module: the readers' measurements (`apps.rs`).
 
+use crate::runtime::error::RuntimeError;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,51 +74,58 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-fn exe() -> Result<PathBuf, String> {
-    std::env::current_exe().map_err(|e| format!("cannot find the umbra binary: {e}"))
+fn exe() -> Result<PathBuf, RuntimeError> {
+    std::env::current_exe()
+        .map_err(|e| RuntimeError::Bench(format!("cannot find the umbra binary: {e}")))
 }
 
-fn free_port(ip: &str) -> Result<SocketAddr, String> {
+fn free_port(ip: &str) -> Result<SocketAddr, RuntimeError> {
     std::net::TcpListener::bind(format!("{ip}:0"))
         .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port on {ip}: {e}"))
+        .map_err(|e| RuntimeError::Bench(format!("no free port on {ip}: {e}")))
 }
 
 /// Run `umbra ARGS` to completion within `limit`; its stdout on success.
-fn run_umbra(args: &[&std::ffi::OsStr], limit: Duration) -> Result<String, String> {
+fn run_umbra(args: &[&std::ffi::OsStr], limit: Duration) -> Result<String, RuntimeError> {
     let mut child = Command::new(exe()?)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start umbra: {e}"))?;
+        .map_err(|e| RuntimeError::Bench(format!("cannot start umbra: {e}")))?;
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(Some(_)) = child.try_wait() {
-            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            let out = child
+                .wait_with_output()
+                .map_err(|e| RuntimeError::Bench(e.to_string()))?;
             if !out.status.success() {
-                return Err(format!(
+                return Err(RuntimeError::Bench(format!(
                     "umbra {:?} failed: {}",
                     args,
                     String::from_utf8_lossy(&out.stderr)
-                ));
+                )));
             }
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("umbra {args:?} did not finish within {limit:?}"));
+            return Err(RuntimeError::Bench(format!(
+                "umbra {args:?} did not finish within {limit:?}"
+            )));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), String> {
+fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), RuntimeError> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
         if Instant::now() > deadline {
-            return Err(format!("{what} did not start listening in time"));
+            return Err(RuntimeError::Bench(format!(
+                "{what} did not start listening in time"
+            )));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -142,9 +150,11 @@ impl Drop for Network {
 
 impl Network {
     /// Start `n` relays, relay `i` on 127.(60+i).0.1 so that no two share a /16.
-    pub fn start(dir: &Path, n: usize, port: Option<u16>) -> Result<Network, String> {
+    pub fn start(dir: &Path, n: usize, port: Option<u16>) -> Result<Network, RuntimeError> {
         if !(3..=150).contains(&n) {
-            return Err("--relays must be between 3 and 150".into());
+            return Err(RuntimeError::Bench(
+                "--relays must be between 3 and 150".into(),
+            ));
         }
         let mut list = String::new();
         let mut addrs = Vec::new();
@@ -153,7 +163,7 @@ impl Network {
             let addr = match port {
                 Some(p) => format!("{ip}:{p}")
                     .parse()
-                    .map_err(|e| format!("{ip}:{p}: {e}"))?,
+                    .map_err(|e| RuntimeError::Bench(format!("{ip}:{p}: {e}")))?,
                 None => free_port(&ip)?,
             };
             let config = dir.join(format!("r{i}.toml"));
@@ -165,7 +175,7 @@ impl Network {
                     data.display()
                 ),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
             run_umbra(
                 &[
                     "relay".as_ref(),
@@ -176,12 +186,13 @@ impl Network {
                 Duration::from_secs(30),
             )?;
             list.push_str(
-                &std::fs::read_to_string(data.join("descriptor")).map_err(|e| e.to_string())?,
+                &std::fs::read_to_string(data.join("descriptor"))
+                    .map_err(|e| RuntimeError::Bench(e.to_string()))?,
             );
             addrs.push(addr);
         }
         let bootstrap = dir.join("relays.txt");
-        std::fs::write(&bootstrap, &list).map_err(|e| e.to_string())?;
+        std::fs::write(&bootstrap, &list).map_err(|e| RuntimeError::Bench(e.to_string()))?;
         let (directory, _) = Directory::from_bootstrap(&list, super::wall_now());
         let mut net = Network {
             relays: Vec::new(),
@@ -197,7 +208,7 @@ impl Network {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| format!("cannot start a relay: {e}"))?;
+                .map_err(|e| RuntimeError::Bench(format!("cannot start a relay: {e}")))?;
             net.relays.push(child);
         }
         for a in &addrs {
@@ -231,18 +242,19 @@ impl Network {
     /// Publish two sites of 100 files with `umbra publish`, serve them with `umbra run`, and
     /// fetch every file one after another on one keep-alive connection, twice: cold (the
     /// gateway has never seen the site) and cached.
-    pub fn gateway_fetches(&self, dir: &Path) -> Result<Value, String> {
+    pub fn gateway_fetches(&self, dir: &Path) -> Result<Value, RuntimeError> {
         let mut sites = Vec::new();
         for (name, size) in [("small", 4096usize), ("mib", (1 << 20) / 100)] {
             let site = dir.join(format!("site-{name}"));
-            std::fs::create_dir_all(&site).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&site).map_err(|e| RuntimeError::Bench(e.to_string()))?;
             let mut files = Vec::new();
             for k in 0..100u32 {
                 let body: Vec<u8> = (0..size as u32)
                     .map(|i| (i.wrapping_mul(2_654_435_761) ^ k.wrapping_mul(97)) as u8)
                     .collect();
                 let fname = format!("f{k:03}.bin");
-                std::fs::write(site.join(&fname), &body).map_err(|e| e.to_string())?;
+                std::fs::write(site.join(&fname), &body)
+                    .map_err(|e| RuntimeError::Bench(e.to_string()))?;
                 files.push((fname, body));
             }
             // Each site needs its own key: one key is one address.
@@ -266,7 +278,7 @@ impl Network {
                 .lines()
                 .last()
                 .map(|l| l.trim().trim_end_matches(".umbra").to_string())
-                .ok_or("publish printed no address")?;
+                .ok_or_else(|| RuntimeError::Bench("publish printed no address".into()))?;
             sites.push((name, address, files));
         }
         let gw = free_port("127.0.0.1")?;
@@ -278,7 +290,7 @@ impl Network {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start umbra run: {e}"))?;
+            .map_err(|e| RuntimeError::Bench(format!("cannot start umbra run: {e}")))?;
         let result = (|| {
             wait_listening(gw, "the gateway")?;
             let mut out = json!({});

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod status;
 
+use super::error::RuntimeError;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -239,7 +240,7 @@ pub fn spawn_server(
                 Err(e) => {
                     // Out of descriptors, say: logged at most once a minute.
                     if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                        eprintln!("umbra gateway: accept failed: {e}");
+                        tracing::warn!("gateway: accept failed: {e} (logged once a minute)");
                         last_error_log = Some(std::time::Instant::now());
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -271,35 +272,32 @@ pub fn spawn_server(
 
 /// The gateway serves this machine only: anyone who can connect could use the node's
 /// circuits, its fetch proxy and its dashboard (a `Host` header is the client's to choose).
-fn check_loopback(addr: SocketAddr) -> Result<(), String> {
+fn check_loopback(addr: SocketAddr) -> Result<(), RuntimeError> {
     if addr.ip().is_loopback() {
         return Ok(());
     }
-    Err(format!(
+    Err(RuntimeError::Usage(format!(
         "the gateway must listen on a loopback address (127.0.0.1 or [::1]), not {}: \
          whoever can connect to it could browse through your node and read your dashboard",
         addr
-    ))
+    )))
 }
 
 /// Bind the gateway's listener: `addr`, or, when `fallback` and that port is taken, any free
 /// port on the same address. Returns the listener and its port.
-pub async fn bind(addr: SocketAddr, fallback: bool) -> Result<(TcpListener, u16), String> {
+pub async fn bind(addr: SocketAddr, fallback: bool) -> Result<(TcpListener, u16), RuntimeError> {
     check_loopback(addr)?;
     let l = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) if fallback => {
-            eprintln!(
-                "umbra: port {} is taken ({e}); using a free port",
-                addr.port()
-            );
+            tracing::warn!("port {} is taken ({e}); using a free port", addr.port());
             TcpListener::bind(SocketAddr::new(addr.ip(), 0))
                 .await
-                .map_err(|e| format!("cannot listen on {}: {e}", addr.ip()))?
+                .map_err(RuntimeError::listen(addr.ip()))?
         }
-        Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+        Err(e) => return Err(RuntimeError::listen(addr)(e)),
     };
-    let port = l.local_addr().map_err(|e| e.to_string())?.port();
+    let port = l.local_addr().map_err(RuntimeError::listen(addr))?.port();
     Ok((l, port))
 }
 
