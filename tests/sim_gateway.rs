@@ -10,6 +10,7 @@ use common::seed;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use umbra::app::Report;
 use umbra::app::gateway::{Body, GatewayCore, ReplyPart, RequestId, SiteRequest};
 use umbra::app::publish::{Publish, PublishState};
 use umbra::crypto::keys::IdentityKey;
@@ -280,6 +281,30 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
         w.app::<Publish>(p).unwrap().state,
         PublishState::Done(_)
     ));
+    // The publisher reported as it went (the CLI draws these): its plan first, then
+    // progress that only grows, up to every record.
+    let publish = w.app_mut::<Publish>(p).unwrap();
+    let reports: Vec<Report> = std::iter::from_fn(|| publish.poll_report()).collect();
+    assert!(
+        matches!(&reports[0], Report::Plan(plan) if plan.files == 2 && plan.seq >= 1),
+        "{reports:?}"
+    );
+    let progress: Vec<(usize, usize)> = reports
+        .iter()
+        .filter_map(|r| match r {
+            Report::Progress { done, total } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert!(progress.len() >= 2, "{reports:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{progress:?}"
+    );
+    assert!(
+        matches!(progress.last(), Some((d, t)) if d == t),
+        "{progress:?}"
+    );
     let mut b = Browser {
         node: 41,
         app: w.spawn(41, Box::new(GatewayCore::new(64 << 20))),

@@ -12,6 +12,7 @@
 //! (`sim`), and the protocol machines themselves (`node` and below).
 
 use std::any::Any;
+use std::collections::VecDeque;
 
 use crate::node::{Node, NodeEvent};
 use crate::time::Time;
@@ -35,6 +36,53 @@ pub trait App: Any {
     fn tick(&mut self, node: &mut Node, now: Time);
     /// `Some(code)` when the application is finished (0: it did what it was for).
     fn finished(&self) -> Option<i32>;
+}
+
+/// What a publish or fetch tells its user as it goes, in order: the CLI draws it (a plan, a
+/// progress bar, a line when it starts over), the simulator may ignore it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// What a publish is about to upload (once, when the previous manifest is known).
+    Plan(publish::UploadPlan),
+    /// `done` of `total` steps (records stored, blocks verified).
+    Progress {
+        /// Steps done.
+        done: usize,
+        /// Steps in all.
+        total: usize,
+    },
+    /// An attempt failed (why); the app starts over on a fresh circuit.
+    Retrying(String),
+}
+
+/// An app's queue of [`Report`]s, and the progress last reported (so each change is
+/// reported once).
+#[derive(Debug, Default)]
+pub struct Reports {
+    queue: VecDeque<Report>,
+    progress: Option<(usize, usize)>,
+}
+
+impl Reports {
+    /// Report `r`.
+    pub fn push(&mut self, r: Report) {
+        self.queue.push_back(r);
+    }
+
+    /// Report the progress if it changed since the last report.
+    pub fn progress(&mut self, now: Option<(usize, usize)>) {
+        if now != self.progress {
+            self.progress = now;
+            if let Some((done, total)) = now {
+                self.queue.push_back(Report::Progress { done, total });
+            }
+        }
+    }
+
+    /// The next report.
+    pub fn poll(&mut self) -> Option<Report> {
+        self.queue.pop_front()
+    }
 }
 
 /// An application that does nothing (a relay).

@@ -302,6 +302,8 @@ pub struct Publish {
     pub state: PublishState,
     /// The last failure that made it start over on a fresh circuit.
     pub last_error: Option<String>,
+    /// What it tells its user ([`Publish::poll_report`]).
+    reports: super::Reports,
 }
 
 impl Publish {
@@ -318,6 +320,7 @@ impl Publish {
             known: 0,
             state: PublishState::Connecting,
             last_error: None,
+            reports: super::Reports::default(),
         }
     }
 
@@ -334,6 +337,11 @@ impl Publish {
             known: self.known,
             seq: self.seq,
         })
+    }
+
+    /// The next thing to tell the user: the plan, progress, a retry.
+    pub fn poll_report(&mut self) -> Option<super::Report> {
+        self.reports.poll()
     }
 
     /// Records stored (or kept) so far, and in all, once known.
@@ -376,6 +384,7 @@ impl Publish {
                 }
             }
             SessionEvent::Retrying { why, .. } => {
+                self.reports.push(super::Report::Retrying(why.clone()));
                 self.last_error = Some(why);
                 self.state = PublishState::Connecting;
             }
@@ -479,7 +488,13 @@ impl App for Publish {
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        let planned = self.uploader.is_some();
         session::feed(self, node, now, event);
+        if let (false, Some(plan)) = (planned, self.plan()) {
+            self.reports.push(super::Report::Plan(plan));
+        }
+        let progress = self.progress();
+        self.reports.progress(progress);
     }
 
     fn tick(&mut self, _: &mut Node, _: Time) {}

@@ -338,6 +338,8 @@ pub struct FetchSite {
     pub state: FetchState,
     /// The last failure that made it start over on a fresh circuit.
     pub last_error: Option<String>,
+    /// What it tells its user ([`FetchSite::poll_report`]).
+    reports: super::Reports,
 }
 
 impl std::fmt::Debug for FetchSite {
@@ -364,6 +366,7 @@ impl FetchSite {
             files: Vec::new(),
             state: FetchState::Connecting,
             last_error: None,
+            reports: super::Reports::default(),
         }
     }
 
@@ -380,6 +383,11 @@ impl FetchSite {
     /// The fetcher holding the verified blocks (to write the files out).
     pub fn fetcher(&self) -> Option<&Fetcher> {
         self.fetcher.as_ref()
+    }
+
+    /// The next thing to tell the user: progress, a retry.
+    pub fn poll_report(&mut self) -> Option<super::Report> {
+        self.reports.poll()
     }
 
     /// Blocks verified so far, and in all, once the manifest is known.
@@ -435,6 +443,7 @@ impl FetchSite {
                 }
             }
             SessionEvent::Retrying { why, .. } => {
+                self.reports.push(super::Report::Retrying(why.clone()));
                 self.last_error = Some(why);
                 self.state = FetchState::Connecting;
             }
@@ -461,6 +470,8 @@ impl App for FetchSite {
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
         session::feed(self, node, now, event);
+        let progress = self.progress();
+        self.reports.progress(progress);
     }
 
     fn tick(&mut self, _: &mut Node, _: Time) {}

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::driver::{Driver, os_rng, wall_now};
 use super::relay_cmd::load_bootstrap;
-use crate::app::App;
-use crate::app::publish::{Publish, PublishState};
+use crate::app::publish::{Publish, PublishState, UploadPlan};
 use crate::app::site_files::{FetchSite, FetchState, Fetcher, FileOut};
+use crate::app::{App, Report};
 use crate::crypto::keystore;
 use crate::node::{Node, NodeConfig, NodeEvent};
 use crate::site::address::SiteAddress;
@@ -112,60 +112,47 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
     let _ = crate::dht::store::RecordStore::commit(&mut *store);
 }
 
-/// What the CLI shows of a publish or fetch app while it runs.
+/// A publish or fetch app, whose [`Report`]s the CLI draws.
 trait Watched: App {
     /// The bar's label.
     const LABEL: &'static str;
-    /// Done and total, once known.
-    fn progress(&self) -> Option<(usize, usize)>;
-    /// The failure that made it start over on a fresh circuit.
-    fn last_error(&self) -> Option<&String>;
-    /// Lines to print once, when there is something to say before the bar.
-    fn plan(&self) -> Option<Vec<String>> {
-        None
-    }
+    /// The next report.
+    fn poll_report(&mut self) -> Option<Report>;
 }
 
 impl Watched for Publish {
     const LABEL: &'static str = "publishing";
-    fn progress(&self) -> Option<(usize, usize)> {
-        Publish::progress(self)
-    }
-    fn last_error(&self) -> Option<&String> {
-        self.last_error.as_ref()
-    }
-    fn plan(&self) -> Option<Vec<String>> {
-        let plan = Publish::plan(self)?;
-        let mut lines = vec![format!(
-            "publishing {} files, {} blocks (sequence {})",
-            plan.files, plan.blocks, plan.seq
-        )];
-        if plan.known > 0 {
-            lines.push(format!(
-                "{} known to the network: kept without sending them again where enough \
-                 storers still hold them",
-                plan.known
-            ));
-        }
-        Some(lines)
+    fn poll_report(&mut self) -> Option<Report> {
+        Publish::poll_report(self)
     }
 }
 
 impl Watched for FetchSite {
     const LABEL: &'static str = "fetching";
-    fn progress(&self) -> Option<(usize, usize)> {
-        FetchSite::progress(self)
-    }
-    fn last_error(&self) -> Option<&String> {
-        self.last_error.as_ref()
+    fn poll_report(&mut self) -> Option<Report> {
+        FetchSite::poll_report(self)
     }
 }
 
-/// The CLI's view of an app: it draws progress and says when it starts over.
+/// The lines the CLI prints for a publish's plan.
+fn plan_lines(plan: &UploadPlan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "publishing {} files, {} blocks (sequence {})",
+        plan.files, plan.blocks, plan.seq
+    )];
+    if plan.known > 0 {
+        lines.push(format!(
+            "{} known to the network: kept without sending them again where enough \
+             storers still hold them",
+            plan.known
+        ));
+    }
+    lines
+}
+
+/// The CLI's view of an app: it draws what the app reports.
 struct Shown<A> {
     app: A,
-    told: bool,
-    shown: Option<(usize, usize)>,
     bar: Progress,
 }
 
@@ -173,24 +160,24 @@ impl<A: Watched> Shown<A> {
     fn new(app: A) -> Self {
         Shown {
             app,
-            told: false,
-            shown: None,
             bar: Progress::default(),
         }
     }
 
     fn draw(&mut self) {
-        if let (false, Some(lines)) = (self.told, self.app.plan()) {
-            self.told = true;
-            for l in lines {
-                eprintln!("{l}");
-            }
-        }
-        let p = self.app.progress();
-        if p != self.shown {
-            self.shown = p;
-            if let Some((done, total)) = p {
-                self.bar.show(A::LABEL, done, total);
+        while let Some(r) = self.app.poll_report() {
+            match r {
+                Report::Plan(plan) => {
+                    for l in plan_lines(&plan) {
+                        eprintln!("{l}");
+                    }
+                }
+                Report::Progress { done, total } => self.bar.show(A::LABEL, done, total),
+                Report::Retrying(why) => {
+                    if self.app.finished().is_none() {
+                        eprintln!("\numbra: {why}; retrying on a new circuit");
+                    }
+                }
             }
         }
         if self.app.finished().is_some() {
@@ -205,13 +192,7 @@ impl<A: Watched> App for Shown<A> {
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        let before = self.app.last_error().cloned();
         self.app.on_event(node, now, event);
-        if self.app.last_error() != before.as_ref() {
-            if let (Some(e), None) = (self.app.last_error(), self.app.finished()) {
-                eprintln!("\numbra: {e}; retrying on a new circuit");
-            }
-        }
         self.draw();
     }
 
