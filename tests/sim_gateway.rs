@@ -75,6 +75,30 @@ struct Browser {
 }
 
 impl Browser {
+    /// A gateway core on reader `node` that has read `site`'s index page (`index`); the
+    /// request's id.
+    fn reading(
+        w: &mut World,
+        node: usize,
+        site: SiteAddress,
+        index: &[u8],
+    ) -> (Browser, RequestId) {
+        let mut b = Browser {
+            node,
+            app: w.spawn(node, Box::new(GatewayCore::new(64 << 20))),
+            answers: Default::default(),
+        };
+        let first = b.ask(w, site, "", None);
+        let t = w.now();
+        run_browsers(
+            w,
+            std::slice::from_mut(&mut b),
+            t + Duration::from_secs(120),
+        );
+        assert_eq!(b.answers[&first].body, index);
+        (b, first)
+    }
+
     fn ask(
         &mut self,
         w: &mut World,
@@ -261,13 +285,9 @@ fn hundred_browsing_readers_twenty_publishers_thousand_churning_relays() {
     run_world(1000, 20, 100, 100, seed(22));
 }
 
-/// The core answers by HTTP's rules, by request id with no HTTP server: a missing path is a
-/// 404 page, a matching `If-None-Match` a 304, a range past the end a 416, `HEAD` a head
-/// alone; a body goes out only as far as the caller has room, and a cancelled request gets
-/// nothing more.
-#[test]
-fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
-    let s = seed(23);
+/// 40 relays and two readers; reader 40 publishes one site with the real publisher and
+/// reader 41 is left to browse it. Returns the world, the files, the site and the publish.
+fn one_site_published(s: u64) -> (World, Vec<(String, Vec<u8>)>, SiteAddress, AppId) {
     let mut w = World::new(s, 40, 2, NetModel::default());
     w.enable_dht(DhtConfig::default(), 4);
     w.run_until(at(30));
@@ -277,6 +297,16 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
     let site = SiteAddress(key.public());
     let p = w.spawn(40, Box::new(Publish::new(key, files.clone(), 86_400)));
     w.run_apps(&[p], at(300));
+    (w, files, site, p)
+}
+
+/// The core answers by HTTP's rules, by request id with no HTTP server: a missing path is a
+/// 404 page, a matching `If-None-Match` a 304, a range past the end a 416, `HEAD` a head
+/// alone; a body goes out only as far as the caller has room, and a cancelled request gets
+/// nothing more.
+#[test]
+fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
+    let (mut w, files, site, p) = one_site_published(seed(23));
     assert!(matches!(
         w.app::<Publish>(p).unwrap().state,
         PublishState::Done(_)
@@ -305,11 +335,7 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
         matches!(progress.last(), Some((d, t)) if d == t),
         "{progress:?}"
     );
-    let mut b = Browser {
-        node: 41,
-        app: w.spawn(41, Box::new(GatewayCore::new(64 << 20))),
-        answers: Default::default(),
-    };
+    let (mut b, first) = Browser::reading(&mut w, 41, site, &files[0].1);
     let req = |path: &str, range: Option<&str>, inm: Option<String>, head: bool| SiteRequest {
         site,
         path: path.into(),
@@ -317,15 +343,7 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
         if_none_match: inm,
         head,
     };
-    let first = b.ask(&mut w, site, "", None);
-    let t = w.now();
-    run_browsers(
-        &mut w,
-        std::slice::from_mut(&mut b),
-        t + Duration::from_secs(120),
-    );
     let etag = b.answers[&first].header("etag").unwrap().to_string();
-    assert_eq!(b.answers[&first].body, files[0].1);
     let missing = b.ask_with(&mut w, req("nope.html", None, None, false), 8);
     let same = b.ask_with(&mut w, req("", None, Some(etag), false), 8);
     let past = b.ask_with(
@@ -380,29 +398,8 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
 /// (the manifest, cached blocks) is still served; nothing hangs.
 #[test]
 fn an_unreachable_site_fails_after_three_circuits_and_cached_pages_stay_readable() {
-    let s = seed(24);
-    let mut w = World::new(s, 40, 2, NetModel::default());
-    w.enable_dht(DhtConfig::default(), 4);
-    w.run_until(at(30));
-    let mut rng = UmbraRng::from_u64(s);
-    let key = IdentityKey::generate(&mut rng);
-    let files = site_files(&mut rng, 0);
-    let site = SiteAddress(key.public());
-    let p = w.spawn(40, Box::new(Publish::new(key, files.clone(), 86_400)));
-    w.run_apps(&[p], at(300));
-    let mut b = Browser {
-        node: 41,
-        app: w.spawn(41, Box::new(GatewayCore::new(64 << 20))),
-        answers: Default::default(),
-    };
-    let first = b.ask(&mut w, site, "", None);
-    let t = w.now();
-    run_browsers(
-        &mut w,
-        std::slice::from_mut(&mut b),
-        t + Duration::from_secs(120),
-    );
-    assert_eq!(b.answers[&first].body, files[0].1);
+    let (mut w, files, site, _) = one_site_published(seed(24));
+    let (mut b, _) = Browser::reading(&mut w, 41, site, &files[0].1);
     for relay in 0..40 {
         w.kill(relay);
     }

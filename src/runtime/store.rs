@@ -398,6 +398,22 @@ mod tests {
     /// Issue 12, finding 4: commits leave the owner task. A batch handed to the committer is
     /// readable before it is durable, is reported durable through the channel, survives a
     /// reopen, and a batch reported failed is kept for the next commit.
+    /// Site `key`'s manifest of sequence `seq`: `len` bytes, kept until `expires`.
+    fn manifest(key: u8, seq: u64, len: usize, expires: u64) -> (Record, RecordInfo) {
+        (
+            Record {
+                kind: RecordKind::MANIFEST,
+                key: [key; 32],
+                value: vec![seq as u8; len],
+            },
+            RecordInfo {
+                expires: WallTime(expires),
+                seq,
+                digest: [seq as u8; 32],
+            },
+        )
+    }
+
     #[test]
     fn background_commits_are_readable_at_once_and_durable_when_reported() {
         use crate::dht::store::Commit;
@@ -462,18 +478,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("store.redb");
         let mut s = RedbStore::open(&path, 600).unwrap();
-        let (m, mi) = (
-            Record {
-                kind: RecordKind::MANIFEST,
-                key: [8; 32],
-                value: vec![1; 10],
-            },
-            RecordInfo {
-                expires: WallTime(100),
-                seq: 1,
-                digest: [1; 32],
-            },
-        );
+        let (m, mi) = manifest(8, 1, 10, 100);
         s.put(&m, mi, false).unwrap();
         crate::dht::store::tests::one_policy(&mut s);
         // A pin and a longer lifetime given to a record already held are written too.
@@ -514,18 +519,7 @@ mod tests {
         let mut s = RedbStore::open(&path, 600).unwrap();
         crate::dht::store::tests::no_rollback_after_eviction(&mut s);
         // A restart remembers the versions of manifests it no longer holds.
-        let (r, i) = (
-            Record {
-                kind: RecordKind::MANIFEST,
-                key: [9; 32],
-                value: vec![2; 30],
-            },
-            RecordInfo {
-                expires: WallTime(5000),
-                seq: 2,
-                digest: [2; 32],
-            },
-        );
+        let (r, i) = manifest(9, 2, 30, 5000);
         s.expire(WallTime(10_000));
         drop(s);
         let mut s = RedbStore::open(&path, 600).unwrap();
