@@ -60,12 +60,15 @@ fn publish_then_fetch_between_processes() {
     );
 
     let cache = dir.join("reader-data");
+    let publisher = dir.join("publisher-data");
     let publish = || {
         let mut c = umbra();
         c.arg("publish")
             .arg(&site)
             .arg("--key")
             .arg(&key)
+            .arg("--data-dir")
+            .arg(&publisher)
             .arg("--bootstrap")
             .arg(&bootstrap);
         run(&mut c, Duration::from_secs(120))
@@ -94,9 +97,10 @@ fn publish_then_fetch_between_processes() {
         "fetched tree differs from the source"
     );
 
-    // The reader kept its guards for the next run.
-    {
-        let store = umbra_store_open(&cache.join("cache.redb"));
+    // The reader and the publisher kept their guards for the next run (issue 14: the
+    // publisher used to pick new guards every time).
+    for data in [&cache, &publisher] {
+        let store = umbra_store_open(&data.join("cache.redb"));
         let guards = store.read_state("guards").expect("guards saved");
         assert_eq!(guards.len() % 32, 0);
         assert!(!guards.is_empty());

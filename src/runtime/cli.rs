@@ -239,6 +239,13 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// The configuration file (section `[reader]`: data_dir).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the publisher's guards are kept across runs, as for `fetch` and `run`
+        /// (default: `[reader] data_dir`, else the XDG data directory).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Fetch a site, or one file of it, through a circuit; every block is verified before
     /// anything is written, and nothing partial is ever left at OUT.
@@ -355,7 +362,17 @@ pub fn main() -> ExitCode {
             key,
             bootstrap,
             timeout,
-        } => super::site_cmd::publish(&dir, &key, &bootstrap, timeout),
+            config,
+            data_dir,
+        } => {
+            let Ok(file) = load_config("publish", config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            // Guards protect the publisher as they protect a reader: kept even with the
+            // block cache off (`09-relay.md#guards`).
+            let state = reader_state(data_dir, &file.reader);
+            super::site_cmd::publish(&dir, &key, &bootstrap, timeout, state)
+        }
         Command::Fetch {
             target,
             config,

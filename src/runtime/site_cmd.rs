@@ -268,9 +268,10 @@ async fn publish_in(
     key: crate::crypto::keys::IdentityKey,
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
+    state: Option<&Cache>,
 ) -> Result<SiteAddress, RuntimeError> {
     let mut app = Shown::new(Publish::new(key, files, SITE_LIFETIME));
-    drive(dir, timeout, &mut app, None).await?;
+    drive(dir, timeout, &mut app, state).await?;
     published(&app.app)
 }
 
@@ -282,11 +283,18 @@ pub async fn publish_files(
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
 ) -> Result<SiteAddress, RuntimeError> {
-    publish_in(dir, key, files, timeout).await
+    publish_in(dir, key, files, timeout, None).await
 }
 
-/// `umbra publish`.
-pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCode {
+/// `umbra publish`. `state`: the file where the publisher's guards are kept across runs
+/// (the reader's cache file), and its quota.
+pub fn publish(
+    dir: &Path,
+    key: &Path,
+    bootstrap: &Path,
+    timeout: u64,
+    state: Option<(PathBuf, u64)>,
+) -> ExitCode {
     let r = (|| -> Result<i32, RuntimeError> {
         let key = keystore::read_identity(key)?;
         let files = read_tree(dir)?;
@@ -298,7 +306,8 @@ pub fn publish(dir: &Path, key: &Path, bootstrap: &Path, timeout: u64) -> ExitCo
         }
         let list = load_bootstrap(bootstrap)?;
         let rt = super::relay_cmd::runtime()?;
-        let address = rt.block_on(publish_in(list, key, files, timeout))?;
+        let state = open_cache("publish", state);
+        let address = rt.block_on(publish_in(list, key, files, timeout, state.as_ref()))?;
         println!("{address}");
         Ok(0)
     })();

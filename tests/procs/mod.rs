@@ -159,6 +159,8 @@ pub fn publish_site(dir: &Path, bootstrap: &Path, site: &Path) -> String {
             .arg(bootstrap)
             .arg("--key")
             .arg(&key)
+            .arg("--data-dir")
+            .arg(key.with_extension("data"))
             .arg(site),
         Duration::from_secs(120),
     );

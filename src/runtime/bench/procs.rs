@@ -270,6 +270,8 @@ impl Network {
                     self.bootstrap.as_os_str(),
                     "--key".as_ref(),
                     key.as_os_str(),
+                    "--data-dir".as_ref(),
+                    dir.join("publisher").as_os_str(),
                     site.as_os_str(),
                 ],
                 Duration::from_secs(120),
