@@ -129,6 +129,18 @@ pub fn private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Make sure the store's tables exist.
+fn create_tables(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(RECORDS)?;
+        txn.open_table(STATE)?;
+        txn.open_table(GONE)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 impl RedbStore {
     /// Open (or create) the store at `path`, holding at most `quota` bytes of others' records.
     pub fn open(path: &Path, quota: u64) -> Result<RedbStore, OpenError> {
@@ -141,15 +153,24 @@ impl RedbStore {
         if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             private_dir(d).map_err(|e| err(&e))?;
         }
+        // An empty file holds nothing (an earlier version, killed between creating the file
+        // and initialising it, left one): it is made anew like a missing one.
+        let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+        if !path.exists() || empty {
+            // A new store is made whole under a temporary name and renamed into place, so a
+            // process killed while creating it (a relay stopped during its first start)
+            // leaves no half-made file that the next start could not open.
+            let tmp = path.with_extension("redb.new");
+            let _ = std::fs::remove_file(&tmp);
+            private_file(&tmp).map_err(|e| err(&e))?;
+            let db = Database::create(&tmp).map_err(|e| err(&e))?;
+            create_tables(&db).map_err(|e| err(&e))?;
+            drop(db);
+            std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
+        }
         private_file(path).map_err(|e| err(&e))?;
         let db = Database::create(path).map_err(|e| err(&e))?;
-        let txn = db.begin_write().map_err(|e| err(&e))?;
-        {
-            txn.open_table(RECORDS).map_err(|e| err(&e))?;
-            txn.open_table(STATE).map_err(|e| err(&e))?;
-            txn.open_table(GONE).map_err(|e| err(&e))?;
-        }
-        txn.commit().map_err(|e| err(&e))?;
+        create_tables(&db).map_err(|e| err(&e))?;
         let mut index = RecordIndex::new(quota);
         {
             let r = db.begin_read().map_err(|e| err(&e))?;
@@ -450,6 +471,33 @@ mod tests {
         let mut s = RedbStore::open(&path, u64::MAX).unwrap();
         assert_eq!(s.get(a.kind, &a.key, WallTime(0)).unwrap(), a);
         assert_eq!(s.get(b.kind, &b.key, WallTime(0)).unwrap(), b);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A relay killed while creating its store left a half-made file; the next start must
+    /// still open (the flood test's relay, stopped during its first start, could not).
+    #[test]
+    fn a_store_killed_while_being_created_opens_next_time() {
+        let dir = std::env::temp_dir().join(format!("umbra-half-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        // What a kill during creation leaves now: a partial file under the temporary name.
+        std::fs::write(path.with_extension("redb.new"), b"redb\0partial").unwrap();
+        let mut s = RedbStore::open(&path, 600).unwrap();
+        let (m, mi) = manifest(3, 1, 10, 100);
+        s.put(&m, mi, false).unwrap();
+        drop(s);
+        let mut s = RedbStore::open(&path, 600).unwrap();
+        assert_eq!(s.get(m.kind, &m.key, WallTime(0)), Some(m));
+        assert!(!path.with_extension("redb.new").exists());
+        // An empty file (left by an earlier version killed between creating the file and
+        // initialising it) holds nothing: it opens as a new store.
+        std::fs::write(&path, b"").unwrap();
+        assert!(RedbStore::open(&path, 600).is_ok());
+        // A store that holds data and is damaged is reported, never replaced.
+        std::fs::write(&path, b"not a database").unwrap();
+        assert!(RedbStore::open(&path, 600).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
