@@ -66,11 +66,7 @@ impl ServiceSession {
     /// Build the first circuit. After [`ServiceSession::close`] or after the session gave up,
     /// this starts it again with a whole budget.
     pub fn start(&mut self, node: &mut Node, now: Time) {
-        if let Some(c) = self.circ.take() {
-            node.close_circuit(now, c);
-        }
-        self.stream = None;
-        self.open = false;
+        self.close(node, now);
         self.over = false;
         self.attempts = 1;
         self.circ = Some(node.build_circuit(now));
@@ -181,19 +177,12 @@ impl ServiceSession {
 
     /// The app is done: close the circuit; the session hears nothing more.
     pub fn finish(&mut self, node: &mut Node, now: Time) {
-        if let Some(c) = self.circ.take() {
-            node.close_circuit(now, c);
-        }
+        self.close(node, now);
         self.over = true;
-        self.open = false;
     }
 
     fn lost(&mut self, node: &mut Node, now: Time, why: String) -> SessionEvent {
-        if let Some(c) = self.circ.take() {
-            node.close_circuit(now, c);
-        }
-        self.stream = None;
-        self.open = false;
+        self.close(node, now);
         if self.attempts >= self.max_attempts {
             self.over = true;
             return SessionEvent::GaveUp { why };
