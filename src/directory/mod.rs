@@ -5,9 +5,12 @@
 //! [`Verified`] only through a signature and validity check at a given wall time. The
 //! [`Directory`] holds verified descriptors; [`path`] selects 3-hop paths from it.
 //!
-//! Not in this module: how descriptors travel (bootstrap files now, DHT and gossip later).
+//! Admission ([`Admission`]) caps how many relays one /16 network or one family may place
+//! in a directory (`10-directory.md#admission`). Not in this module: how descriptors travel
+//! ([`sync`] floods and reconciles them; the node carries the messages).
 
 pub mod path;
+pub mod sync;
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::BTreeMap;
@@ -135,6 +138,25 @@ pub enum DirectoryError {
     /// Signing with a key that is not the descriptor's identity.
     #[error("signing key is not the descriptor's identity")]
     WrongSigner,
+    /// The relay's /16 network (IPv4) or /32 (IPv6) already holds its cap of relays
+    /// (`10-directory.md#admission`).
+    #[error("its network already has {cap} relays in the directory")]
+    SubnetFull {
+        /// The cap.
+        cap: usize,
+    },
+    /// Its family already holds its cap of relays (`10-directory.md#admission`).
+    #[error("its family already has {cap} relays in the directory")]
+    FamilyFull {
+        /// The cap.
+        cap: usize,
+    },
+    /// The directory holds its most relays (`10-directory.md#admission`).
+    #[error("the directory is full ({cap} relays)")]
+    Full {
+        /// The cap.
+        cap: usize,
+    },
 }
 
 impl HasKind for DirectoryError {
@@ -143,6 +165,9 @@ impl HasKind for DirectoryError {
             DirectoryError::BadSignature => ErrorKind::SignatureInvalid,
             DirectoryError::NotValidNow { .. } => ErrorKind::Expired,
             DirectoryError::WrongSigner => ErrorKind::BadApiUsage,
+            DirectoryError::SubnetFull { .. }
+            | DirectoryError::FamilyFull { .. }
+            | DirectoryError::Full { .. } => ErrorKind::ResourceLimit,
             _ => ErrorKind::MalformedInput,
         }
     }
@@ -158,12 +183,17 @@ pub struct Unverified {
 
 /// A descriptor whose signature verified and which was valid when checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified(Descriptor);
+pub struct Verified(Descriptor, Arc<[u8]>);
 
 impl Verified {
     /// The descriptor.
     pub fn descriptor(&self) -> &Descriptor {
         &self.0
+    }
+
+    /// Its signed wire encoding.
+    pub fn wire(&self) -> &[u8] {
+        &self.1
     }
 }
 
@@ -214,6 +244,11 @@ pub fn parse(bytes: &[u8]) -> Result<Unverified, DirectoryError> {
 }
 
 impl Unverified {
+    /// The descriptor as it claims to be (not yet checked).
+    pub fn claimed(&self) -> &Descriptor {
+        &self.desc
+    }
+
     /// Check the signature and that `now` is inside the validity window.
     pub fn verify(self, now: WallTime) -> Result<Verified, DirectoryError> {
         self.desc
@@ -228,14 +263,59 @@ impl Unverified {
                 now: now.0,
             });
         }
-        Ok(Verified(self.desc))
+        let mut wire = self.signed;
+        wire.extend_from_slice(&self.signature.0);
+        Ok(Verified(self.desc, wire.into()))
     }
 }
 
-/// Verified descriptors by node id.
+/// What a directory admits (`10-directory.md#admission`): caps per network and per family,
+/// so that one operator or one hosting network cannot fill it. Relays already in keep their
+/// place while they renew: a newcomer from a full network is refused, which favours
+/// long-lived relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Relays per /16 (IPv4) or /32 (IPv6) network.
+    pub per_subnet: usize,
+    /// Relays per declared family.
+    pub per_family: usize,
+    /// Relays in all.
+    pub max_relays: usize,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            per_subnet: 8,
+            per_family: 64,
+            max_relays: 50_000,
+        }
+    }
+}
+
+impl Admission {
+    /// No caps (a directory built from a trusted file, and tests).
+    pub const UNLIMITED: Admission = Admission {
+        per_subnet: usize::MAX,
+        per_family: usize::MAX,
+        max_relays: usize::MAX,
+    };
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    desc: Arc<Descriptor>,
+    wire: Arc<[u8]>,
+    first_seen: WallTime,
+}
+
+/// Verified descriptors by node id, with their wire encodings and when each was first seen.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     relays: BTreeMap<NodeId, Arc<Descriptor>>,
+    entries: BTreeMap<NodeId, Entry>,
+    per_subnet: BTreeMap<[u8; 4], usize>,
+    per_family: BTreeMap<[u8; 32], usize>,
 }
 
 impl Directory {
@@ -244,21 +324,144 @@ impl Directory {
         Directory::default()
     }
 
-    /// Add or replace a relay's descriptor (a newer `published` wins).
+    /// Add or replace a relay's descriptor (a newer `published` wins), without caps.
     pub fn insert(&mut self, v: Verified) {
-        let d = v.0;
+        let _ = self.admit(v, WallTime(0), &Admission::UNLIMITED);
+    }
+
+    /// Add or replace a relay's descriptor under `caps`, first seen at `now` if new. Returns
+    /// whether the directory changed (an older or equal `published` changes nothing).
+    pub fn admit(
+        &mut self,
+        v: Verified,
+        now: WallTime,
+        caps: &Admission,
+    ) -> Result<bool, DirectoryError> {
+        let Verified(d, wire) = v;
         let id = d.node_id();
-        match self.relays.get(&id) {
-            Some(old) if old.published >= d.published => {}
-            _ => {
-                self.relays.insert(id, Arc::new(d));
+        let first_seen = match self.entries.get(&id) {
+            Some(old) if old.desc.published >= d.published => return Ok(false),
+            Some(old) => {
+                let moved = path::subnet(old.desc.addr.ip()) != path::subnet(d.addr.ip())
+                    || old.desc.family != d.family;
+                if moved {
+                    // Counted again where it is now, as a newcomer would be.
+                    let seen = old.first_seen;
+                    self.remove(&id);
+                    self.check_caps(&d, caps)?;
+                    seen
+                } else {
+                    old.first_seen
+                }
+            }
+            None => {
+                self.check_caps(&d, caps)?;
+                now
+            }
+        };
+        if !self.entries.contains_key(&id) {
+            *self
+                .per_subnet
+                .entry(path::subnet(d.addr.ip()))
+                .or_default() += 1;
+            if d.family != [0; 32] {
+                *self.per_family.entry(d.family).or_default() += 1;
             }
         }
+        let desc = Arc::new(d);
+        self.relays.insert(id, desc.clone());
+        self.entries.insert(
+            id,
+            Entry {
+                desc,
+                wire,
+                first_seen,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Whether a relay not yet held would fit under `caps` (checked before its signature,
+    /// so a flood from a full network costs no signature checks).
+    pub fn check_caps(&self, d: &Descriptor, caps: &Admission) -> Result<(), DirectoryError> {
+        if self.entries.len() >= caps.max_relays {
+            return Err(DirectoryError::Full {
+                cap: caps.max_relays,
+            });
+        }
+        let net = path::subnet(d.addr.ip());
+        if self.per_subnet.get(&net).copied().unwrap_or(0) >= caps.per_subnet {
+            return Err(DirectoryError::SubnetFull {
+                cap: caps.per_subnet,
+            });
+        }
+        if d.family != [0; 32]
+            && self.per_family.get(&d.family).copied().unwrap_or(0) >= caps.per_family
+        {
+            return Err(DirectoryError::FamilyFull {
+                cap: caps.per_family,
+            });
+        }
+        Ok(())
+    }
+
+    /// Remove a relay; returns whether it was there.
+    pub fn remove(&mut self, id: &NodeId) -> bool {
+        let Some(e) = self.entries.remove(id) else {
+            return false;
+        };
+        self.relays.remove(id);
+        let net = path::subnet(e.desc.addr.ip());
+        if let Some(n) = self.per_subnet.get_mut(&net) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_subnet.remove(&net);
+            }
+        }
+        if let Some(n) = self.per_family.get_mut(&e.desc.family) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_family.remove(&e.desc.family);
+            }
+        }
+        true
     }
 
     /// A relay's descriptor.
     pub fn get(&self, id: &NodeId) -> Option<&Arc<Descriptor>> {
         self.relays.get(id)
+    }
+
+    /// A relay's signed wire encoding.
+    pub fn wire(&self, id: &NodeId) -> Option<&Arc<[u8]>> {
+        self.entries.get(id).map(|e| &e.wire)
+    }
+
+    /// When this directory first saw the relay (its age, `10-directory.md#admission`).
+    pub fn first_seen(&self, id: &NodeId) -> Option<WallTime> {
+        self.entries.get(id).map(|e| e.first_seen)
+    }
+
+    /// Add every relay of `other` this directory does not hold, keeping `other`'s
+    /// first-seen times (no caps: a trusted source such as the node's own cache).
+    pub fn merge(&mut self, other: Directory) {
+        for (id, e) in other.entries {
+            if !self.entries.contains_key(&id) {
+                let v = Verified((*e.desc).clone(), e.wire);
+                let _ = self.admit(v, e.first_seen, &Admission::UNLIMITED);
+            }
+        }
+    }
+
+    /// The relays `keep` selects, as a directory of their own.
+    pub fn only(&self, keep: impl Fn(&NodeId) -> bool) -> Directory {
+        let mut out = Directory::new();
+        for (id, e) in &self.entries {
+            if keep(id) {
+                out.insert(Verified((*e.desc).clone(), e.wire.clone()));
+            }
+        }
+        out
     }
 
     /// Every relay, in node-id order.
@@ -276,29 +479,67 @@ impl Directory {
         self.relays.is_empty()
     }
 
-    /// Drop descriptors expired at `now`.
-    pub fn expire(&mut self, now: WallTime) {
-        self.relays.retain(|_, d| d.expires > now);
+    /// Drop descriptors expired at `now`; returns the relays dropped.
+    pub fn expire(&mut self, now: WallTime) -> Vec<NodeId> {
+        let gone: Vec<NodeId> = self
+            .relays
+            .iter()
+            .filter(|(_, d)| d.expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.remove(id);
+        }
+        gone
+    }
+
+    /// The earliest expiry of any descriptor held.
+    pub fn earliest_expiry(&self) -> Option<WallTime> {
+        self.relays.values().map(|d| d.expires).min()
+    }
+
+    /// The directory as a bootstrap list (`09-relay.md#bootstrap-list`), one hex descriptor
+    /// per line preceded by `# first-seen <unix seconds>` (the node's cache format,
+    /// `10-directory.md#cache`).
+    pub fn to_cache_text(&self) -> String {
+        let mut out = String::with_capacity(self.entries.len() * 400);
+        for (id, e) in &self.entries {
+            out.push_str(&format!("# first-seen {} {id}\n", e.first_seen.0));
+            out.push_str(&hex::encode(&e.wire));
+            out.push('\n');
+        }
+        out
     }
 
     /// Parse a bootstrap list: one hex descriptor per line, `#` comments
-    /// (`09-relay.md#bootstrap-list`). Returns the directory and the per-line errors.
+    /// (`09-relay.md#bootstrap-list`); a `# first-seen T` comment sets the next relay's age.
+    /// Returns the directory and the per-line errors.
     pub fn from_bootstrap(text: &str, now: WallTime) -> (Directory, Vec<(usize, DirectoryError)>) {
         let mut dir = Directory::new();
         let mut errors = Vec::new();
+        let mut seen = now;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
+            if let Some(rest) = line.strip_prefix("# first-seen ") {
+                seen = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .map_or(now, |t: u64| WallTime(t.min(now.0)));
+                continue;
+            }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let result = hex::decode(line)
                 .map_err(DirectoryError::from)
                 .and_then(|b| parse(&b))
-                .and_then(|u| u.verify(now));
-            match result {
-                Ok(v) => dir.insert(v),
-                Err(e) => errors.push((i + 1, e)),
+                .and_then(|u| u.verify(now))
+                .and_then(|v| dir.admit(v, seen, &Admission::UNLIMITED));
+            if let Err(e) = result {
+                errors.push((i + 1, e));
             }
+            seen = now;
         }
         (dir, errors)
     }

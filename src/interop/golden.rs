@@ -488,6 +488,9 @@ fn describe(cell: &[u8], context: LinkContext) -> Value {
         Ok(ChanMsg::Dht { first, data }) => {
             json!({"message": "DHT", "first": first, "data": hex::encode(&data)})
         }
+        Ok(ChanMsg::Dir { first, data }) => {
+            json!({"message": "DIR", "first": first, "data": hex::encode(&data)})
+        }
         Ok(ChanMsg::Create { circ_id, body }) => json!({
             "message": "CREATE", "circ_id": circ_id.get(),
             "handshake_type": body.handshake_type.0, "handshake": hex::encode(&body.handshake)}),

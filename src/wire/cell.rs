@@ -76,9 +76,11 @@ impl Command {
     pub const REKEY: Command = Command(5);
     /// A fragment of a DHT message between relays (`03-cells.md#dht`). Circuit id 0.
     pub const DHT: Command = Command(6);
+    /// A fragment of a directory message (`03-cells.md#dir`, `10-directory.md`). Circuit id 0.
+    pub const DIR: Command = Command(7);
 
     /// Every command this version knows.
-    pub const KNOWN: [Command; 7] = [
+    pub const KNOWN: [Command; 8] = [
         Command::PADDING,
         Command::CREATE,
         Command::CREATED,
@@ -86,6 +88,7 @@ impl Command {
         Command::DESTROY,
         Command::REKEY,
         Command::DHT,
+        Command::DIR,
     ];
 
     /// Whether this version knows the command.
@@ -95,7 +98,10 @@ impl Command {
 
     /// Whether the command addresses the link itself (circuit id 0) rather than a circuit.
     pub fn is_link_level(self) -> bool {
-        self == Command::PADDING || self == Command::REKEY || self == Command::DHT
+        self == Command::PADDING
+            || self == Command::REKEY
+            || self == Command::DHT
+            || self == Command::DIR
     }
 
     /// The command's name in the spec, or `None` when unknown.
@@ -108,6 +114,7 @@ impl Command {
             Command::DESTROY => "DESTROY",
             Command::REKEY => "REKEY",
             Command::DHT => "DHT",
+            Command::DIR => "DIR",
             _ => return None,
         })
     }

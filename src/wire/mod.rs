@@ -7,6 +7,7 @@
 
 pub mod cell;
 pub mod dht_msg;
+pub mod dir_msg;
 pub mod hex;
 pub mod relay_msg;
 pub mod restrict;

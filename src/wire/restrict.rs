@@ -99,15 +99,22 @@ pub const MAX_DHT_FRAGMENT: usize = BODY_LEN - 3;
 /// Split a DHT message into cell fragments: the first starts with the message's `u32` length
 /// (`03-cells.md#dht`).
 pub fn dht_fragments(msg: &[u8]) -> Vec<ChanMsg> {
+    fragments(msg, |first, data| ChanMsg::Dht { first, data })
+}
+
+/// Split a directory message into `DIR` cell fragments, framed as DHT messages are
+/// (`03-cells.md#dir`).
+pub fn dir_fragments(msg: &[u8]) -> Vec<ChanMsg> {
+    fragments(msg, |first, data| ChanMsg::Dir { first, data })
+}
+
+fn fragments(msg: &[u8], cell: impl Fn(bool, Vec<u8>) -> ChanMsg) -> Vec<ChanMsg> {
     let mut all = Vec::with_capacity(4 + msg.len());
     all.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(u32::MAX).to_be_bytes());
     all.extend_from_slice(msg);
     all.chunks(MAX_DHT_FRAGMENT)
         .enumerate()
-        .map(|(i, c)| ChanMsg::Dht {
-            first: i == 0,
-            data: c.to_vec(),
-        })
+        .map(|(i, c)| cell(i == 0, c.to_vec()))
         .collect()
 }
 
@@ -253,6 +260,13 @@ pub enum ChanMsg {
         /// The fragment's bytes.
         data: Vec<u8>,
     },
+    /// A fragment of a directory message (`03-cells.md#dir`): the same framing as DHT.
+    Dir {
+        /// Whether this fragment starts a message.
+        first: bool,
+        /// The fragment's bytes.
+        data: Vec<u8>,
+    },
     /// Tear a circuit down.
     Destroy {
         /// The circuit.
@@ -281,14 +295,18 @@ impl ChanMsg {
             (true, None) => {
                 return match command {
                     Command::PADDING => Ok(ChanMsg::Padding),
-                    Command::DHT => {
+                    Command::DHT | Command::DIR => {
                         let mut r = Reader::new(&cell.body);
                         let first = r.u8().map_err(body_err)? & 1 == 1;
                         let data = r
                             .u16_prefixed("dht.data", MAX_DHT_FRAGMENT)
                             .map_err(body_err)?
                             .to_vec();
-                        Ok(ChanMsg::Dht { first, data })
+                        if command == Command::DIR {
+                            Ok(ChanMsg::Dir { first, data })
+                        } else {
+                            Ok(ChanMsg::Dht { first, data })
+                        }
                     }
                     _ => Ok(ChanMsg::Rekey),
                 };
@@ -349,6 +367,11 @@ impl ChanMsg {
                 w.u8(u8::from(*first));
                 w.u16_prefixed("dht.data", data, MAX_DHT_FRAGMENT)?;
                 (0, Command::DHT)
+            }
+            ChanMsg::Dir { first, data } => {
+                w.u8(u8::from(*first));
+                w.u16_prefixed("dir.data", data, MAX_DHT_FRAGMENT)?;
+                (0, Command::DIR)
             }
             ChanMsg::Create { circ_id, body } => {
                 w.u16(body.handshake_type.0);
