@@ -269,6 +269,22 @@ impl Dht {
         self.known = known;
     }
 
+    /// A relay joined the directory (`06-dht.md#who-takes-part`).
+    pub fn add_known(&mut self, id: NodeId) {
+        self.known.insert(id);
+    }
+
+    /// A relay left the directory: it leaves the routing table too.
+    pub fn remove_known(&mut self, id: &NodeId) {
+        self.known.remove(id);
+        self.table.retain(|n| n != id);
+    }
+
+    /// How many relays are known.
+    pub fn known_count(&self) -> usize {
+        self.known.len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> DhtStats {
         self.stats

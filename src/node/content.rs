@@ -242,7 +242,7 @@ impl Node {
         match a {
             DhtAction::Send { to, msg } => {
                 let cells = dht_fragments(&msg.encode());
-                if self.directory.get(&to).is_none() {
+                if self.dirsync.directory().get(&to).is_none() {
                     if let Some(d) = self.dht.as_mut() {
                         d.unreachable(now, to);
                     }

@@ -36,6 +36,8 @@ pub(crate) struct LinkEntry {
     pub(crate) queued: Vec<ChanMsg>,
     /// DHT message being reassembled from this link (`03-cells.md#dht`).
     pub(crate) dht_in: crate::wire::restrict::DhtReassembler,
+    /// Directory message being reassembled from this link (`03-cells.md#dir`).
+    pub(crate) dir_in: crate::wire::restrict::DhtReassembler,
 }
 
 impl LinkEntry {
@@ -51,6 +53,7 @@ impl LinkEntry {
             next_circ: 0,
             queued: Vec::new(),
             dht_in: crate::wire::restrict::DhtReassembler::default(),
+            dir_in: crate::wire::restrict::DhtReassembler::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! Not in this module: sockets, clocks, tasks (the runtime and the simulator drive it).
 
 mod content;
+mod discovery;
 mod exit_load;
 mod links;
 mod routing;
@@ -31,6 +32,7 @@ use crate::crypto::replay::ReplayCache;
 use crate::crypto::rng::UmbraRng;
 use crate::directory::Directory;
 use crate::directory::path::{Guards, PathError, select_path};
+use crate::directory::sync::{DirStats, DirectorySync, SyncConfig};
 use crate::ids::{CircHandle, ConnectId, LinkId, StreamHandle};
 use crate::link::{LinkConfig, LinkError};
 use crate::relay::{CircKey, RelayError, RelayLimits, RelayStats, Switch};
@@ -72,6 +74,8 @@ pub struct NodeConfig {
     pub dht: crate::dht::DhtConfig,
     /// Bytes of others' records a relay stores at most.
     pub store_quota: u64,
+    /// Relay discovery (`10-directory.md#timing`).
+    pub directory: SyncConfig,
 }
 
 impl Default for NodeConfig {
@@ -86,6 +90,7 @@ impl Default for NodeConfig {
             record_observations: false,
             dht: crate::dht::DhtConfig::default(),
             store_quota: 1 << 30,
+            directory: SyncConfig::default(),
         }
     }
 }
@@ -231,6 +236,7 @@ enum Waiter {
     Launch(CircHandle, Vec<HopSpec>),
     Extend(CircKey),
     Dht(NodeId, Vec<crate::wire::restrict::ChanMsg>),
+    Dir(Vec<crate::wire::restrict::ChanMsg>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -249,7 +255,8 @@ pub struct Node {
     keys: Option<RelayKeys>,
     binding: Option<LinkKeyBinding>,
     me: Option<NodeId>,
-    directory: Arc<Directory>,
+    dirsync: DirectorySync,
+    dir_limits: discovery::DirLimits,
     guards: Guards,
     links: BTreeMap<LinkId, LinkEntry>,
     /// Link timers (`02-link.md#timers`), earliest first: each link's deadline as last armed.
@@ -275,6 +282,9 @@ pub struct Node {
     errors: VecDeque<NodeError>,
     error_count: u64,
     retry: Vec<CircHandle>,
+    /// Builds waiting for the first reconciliation (`10-directory.md#timing`): the contacts
+    /// alone were too few for a path.
+    after_sync: Vec<CircHandle>,
     dht: Option<crate::dht::Dht>,
     content: content::ContentState,
     traffic: Traffic,
@@ -301,13 +311,22 @@ impl Node {
             .as_ref()
             .map(|k| LinkKeyBinding::sign(&k.identity, &k.link.public()));
         let me = keys.as_ref().map(|k| k.identity.public().node_id());
+        let directory = Arc::unwrap_or_clone(directory);
+        let own = me.and_then(|id| directory.get(&id)).map(|d| (**d).clone());
+        let mut dirsync = DirectorySync::new(cfg.directory, keys.is_some(), directory, Time::ZERO);
+        if let (Some(k), Some(own)) = (keys.as_ref(), own) {
+            // The relay signs its descriptor again before it expires (`10-directory.md#renewal`).
+            let _ = dirsync.set_own(Time::ZERO, cfg.wall_at_zero, k.identity.clone(), own);
+        }
+        let _ = dirsync.take_changes();
         Node {
             cfg,
             rng,
             keys,
             binding,
             me,
-            directory,
+            dirsync,
+            dir_limits: discovery::DirLimits::default(),
             guards: Guards::new(),
             links: BTreeMap::new(),
             link_timers: BTreeSet::new(),
@@ -329,6 +348,7 @@ impl Node {
             errors: VecDeque::new(),
             error_count: 0,
             retry: Vec::new(),
+            after_sync: Vec::new(),
             dht: None,
             content: content::ContentState::default(),
             traffic: Traffic::default(),
@@ -352,7 +372,7 @@ impl Node {
             Box::new(content::SiteValidator),
             now,
         );
-        dht.set_known(self.directory.relays().map(|d| d.node_id()).collect());
+        dht.set_known(self.directory().relays().map(|d| d.node_id()).collect());
         self.dht = Some(dht);
     }
 
@@ -361,14 +381,36 @@ impl Node {
         self.me
     }
 
-    /// Replace the directory (new descriptors arrived).
-    pub fn set_directory(&mut self, directory: Arc<Directory>) {
-        self.directory = directory;
+    /// Replace the directory (a driver that read a new bootstrap list).
+    pub fn set_directory(&mut self, now: Time, directory: Directory) {
+        self.dirsync.replace(directory);
+        self.apply_dir_changes(now);
     }
 
-    /// The directory in use.
+    /// The directory in use: what discovery has learned and kept (`10-directory.md`).
     pub fn directory(&self) -> &Directory {
-        &self.directory
+        self.dirsync.directory()
+    }
+
+    /// Discovery's counters.
+    pub fn directory_stats(&self) -> DirStats {
+        self.dirsync.stats()
+    }
+
+    /// This relay's descriptor as last signed (it renews it, `10-directory.md#renewal`).
+    pub fn own_descriptor(&self) -> Option<&crate::directory::Descriptor> {
+        self.dirsync.own()
+    }
+
+    /// Whether the node is still learning the relay set for the first time
+    /// (`10-directory.md#timing`).
+    pub fn directory_learning(&self) -> bool {
+        self.dirsync.learning()
+    }
+
+    /// Reconcile the directory at the next timeout instead of at the next interval.
+    pub fn sync_directory_soon(&mut self, now: Time) {
+        self.dirsync.sync_soon(now);
     }
 
     /// The wall-clock time at `now`.
@@ -463,7 +505,8 @@ impl Node {
         let client = self.client.poll_timeout();
         let relay = self.switch.as_ref().and_then(Switch::poll_timeout);
         let dht = self.dht.as_ref().and_then(crate::dht::Dht::poll_timeout);
-        [links, client, relay, dht].into_iter().flatten().min()
+        let dir = Some(self.dirsync.poll_timeout()).filter(|t| *t != Time::NEVER);
+        [links, client, relay, dht, dir].into_iter().flatten().min()
     }
 
     /// Run every timer due at `now`.
@@ -498,6 +541,7 @@ impl Node {
         if let Some(d) = self.dht.as_mut() {
             d.handle_timeout(now, wall);
         }
+        self.dir_timeout(now);
         self.pump(now);
         // Armed after the pump: what it sent moved their keepalives on.
         for link in due {
@@ -597,9 +641,9 @@ impl Node {
     }
 
     fn start_build(&mut self, now: Time, handle: CircHandle) {
-        let dir = self.directory.clone();
-        self.guards.refresh(&dir, &mut self.rng);
-        if self.guards.current(&dir).is_none() {
+        let dir = self.dirsync.directory();
+        self.guards.refresh(dir, &mut self.rng);
+        if self.guards.current(dir).is_none() {
             // Every guard failed recently: try them again rather than choosing new ones.
             self.guards.clear_down();
         }
@@ -608,7 +652,7 @@ impl Node {
             .get(&handle)
             .map(|b| b.avoid.clone())
             .unwrap_or_default();
-        match select_path(&dir, &self.guards, &avoid, &mut self.rng) {
+        match select_path(dir, &self.guards, &avoid, &mut self.rng) {
             Ok(path) => {
                 let hops: Vec<HopSpec> = path
                     .iter()
@@ -620,6 +664,7 @@ impl Node {
                 let guard = path[0].node_id();
                 self.with_link(now, guard, Purpose::Reader, Waiter::Launch(handle, hops));
             }
+            Err(_) if self.dirsync.learning() => self.after_sync.push(handle),
             Err(e) => {
                 self.record(NodeError::Path(e));
                 self.builds.remove(&handle);
@@ -649,7 +694,7 @@ impl Node {
         {
             return;
         }
-        let Some(desc) = self.directory.get(&target).cloned() else {
+        let Some(desc) = self.dirsync.directory().get(&target).cloned() else {
             self.fail_waiters(now, (target, purpose));
             return;
         };
@@ -679,7 +724,7 @@ impl Node {
                     s.attach_next(now, from, (link, circ_id));
                 }
             }
-            Waiter::Dht(_, cells) => {
+            Waiter::Dht(_, cells) | Waiter::Dir(cells) => {
                 for c in cells {
                     self.link_send(link, c);
                 }
@@ -704,6 +749,8 @@ impl Node {
                         d.unreachable(_now, to);
                     }
                 }
+                // Discovery asks another relay at its next interval.
+                Waiter::Dir(_) => {}
             }
         }
     }

@@ -32,7 +32,7 @@ impl Node {
                     return;
                 };
                 self.connecting.remove(&target);
-                let Some(desc) = self.directory.get(&target.0).cloned() else {
+                let Some(desc) = self.dirsync.directory().get(&target.0).cloned() else {
                     self.outputs.push_back(Output::Close { link });
                     self.fail_waiters(now, target);
                     return;
@@ -183,7 +183,7 @@ impl Node {
     fn count(&mut self, link: LinkId, msg: &ChanMsg) {
         let cell = crate::wire::cell::CELL_LEN as u64;
         match msg {
-            ChanMsg::Dht { .. } => self.traffic.dht += cell,
+            ChanMsg::Dht { .. } | ChanMsg::Dir { .. } => self.traffic.dht += cell,
             ChanMsg::Create { circ_id, .. }
             | ChanMsg::Created { circ_id, .. }
             | ChanMsg::Relay { circ_id, .. }
@@ -242,6 +242,10 @@ impl Node {
                 self.on_dht_fragment(now, link, peer, first, &data);
                 None
             }
+            ChanMsg::Dir { first, data } => {
+                self.on_dir_fragment(now, link, peer, first, &data);
+                None
+            }
             ChanMsg::Destroy { circ_id, reason } => {
                 if self.client.owns(link, circ_id) {
                     self.client.handle_destroy(link, circ_id, reason);
@@ -290,6 +294,7 @@ impl Node {
             self.outputs.push_back(Output::Close { link });
         }
         self.dirty.remove(&link);
+        self.dir_limits.forget(link);
         let keys: Vec<_> = self
             .links_to
             .iter()
@@ -327,7 +332,7 @@ impl Node {
                 match a {
                     RelayAction::Send { link, msg } => self.link_send(link, msg),
                     RelayAction::Extend { from, target } => {
-                        if self.directory.get(&target).is_none() {
+                        if self.dirsync.directory().get(&target).is_none() {
                             self.record(NodeError::Relay(crate::relay::RelayError::ExtendUnknown));
                             if let Some(s) = self.switch.as_mut() {
                                 s.extend_failed(from, DestroyReason::UNREACHABLE);

@@ -124,40 +124,32 @@ const WALL_START: u64 = 1_800_000_000;
 impl World {
     /// A world of `relays` relays (every role) and `readers` readers, from `seed`.
     pub fn new(seed: u64, relays: usize, readers: usize, net: NetModel) -> World {
+        World::with_config(seed, relays, readers, net, |_| {})
+    }
+
+    /// [`World::new`] with node settings changed by `adjust` (discovery intervals, DHT).
+    pub fn with_config(
+        seed: u64,
+        relays: usize,
+        readers: usize,
+        net: NetModel,
+        adjust: impl FnOnce(&mut NodeConfig),
+    ) -> World {
         let mut rng = UmbraRng::from_u64(seed);
-        let cfg = NodeConfig {
+        let mut cfg = NodeConfig {
             wall_at_zero: WallTime(WALL_START),
             record_observations: true,
             ..NodeConfig::default()
         };
+        adjust(&mut cfg);
         let mut dir = Directory::new();
         let mut relay_keys = Vec::with_capacity(relays);
         for i in 0..relays {
-            let keys = RelayKeys {
-                identity: IdentityKey::generate(&mut rng),
-                link: LinkKeypair::generate(&mut rng),
-                onion: LinkKeypair::generate(&mut rng),
-            };
-            let addr = relay_addr(i);
-            let desc = Descriptor {
-                identity: keys.identity.public(),
-                addr,
-                link_key: keys.link.public(),
-                onion_key: keys.onion.public(),
-                bandwidth: 1000 + u32::try_from(rng.below(9000)).unwrap_or(0),
-                family: [0; 32],
-                roles: Roles::ALL,
-                published: WallTime(WALL_START),
-                expires: WallTime(WALL_START + 86_400),
-            };
-            if let Ok(v) = desc.sign(&keys.identity).map_err(|_| ()).and_then(|b| {
-                crate::directory::parse(&b)
-                    .and_then(|u| u.verify(WallTime(WALL_START)))
-                    .map_err(|_| ())
-            }) {
+            let (keys, v) = new_relay(&mut rng, relay_addr(i), WallTime(WALL_START));
+            if let Some(v) = v {
                 dir.insert(v);
             }
-            relay_keys.push((keys, addr));
+            relay_keys.push((keys, relay_addr(i)));
         }
         let directory = Arc::new(dir);
         let mut world = World {
@@ -180,6 +172,10 @@ impl World {
         for i in 0..readers {
             world.add_node(None, reader_addr(i));
         }
+        // Arm every node's timers (discovery's first round is due at once).
+        for i in 0..world.nodes.len() {
+            world.drain(i);
+        }
         world
     }
 
@@ -198,6 +194,64 @@ impl World {
         });
         self.by_addr.insert(addr, idx);
         idx
+    }
+
+    /// Make every node forget the relay set but its own descriptor and `contacts` random
+    /// relays, as if each had started from a bootstrap file of `contacts` lines; discovery
+    /// (`10-directory.md`) must teach them the rest.
+    pub fn forget_directories(&mut self, contacts: usize) {
+        let now = self.now();
+        let ids: Vec<NodeId> = self.directory.relays().map(|d| d.node_id()).collect();
+        for i in 0..self.nodes.len() {
+            let own = self.nodes[i].node.node_id();
+            let mut keep: BTreeSet<NodeId> = own.into_iter().collect();
+            while keep.len() < contacts.min(ids.len()) + usize::from(own.is_some()) {
+                keep.insert(ids[self.rng.below(ids.len() as u64) as usize]);
+            }
+            let partial = self.directory.only(|id| keep.contains(id));
+            self.nodes[i].node.set_directory(now, partial);
+            self.drain(i);
+        }
+    }
+
+    /// Start a new relay whose directory holds only itself and the relays `contacts` (by
+    /// index): discovery must make it known. Returns its index.
+    pub fn add_relay(&mut self, contacts: &[usize]) -> usize {
+        let n = self.nodes.len();
+        let wall = WallTime(WALL_START + self.now().as_micros() / 1_000_000);
+        let (keys, v) = new_relay(&mut self.rng, relay_addr(n), wall);
+        let ids: BTreeSet<NodeId> = contacts
+            .iter()
+            .filter_map(|c| self.nodes.get(*c).and_then(|x| x.node.node_id()))
+            .collect();
+        let mut dir = self.directory.only(|x| ids.contains(x));
+        if let Some(v) = v {
+            dir.insert(v);
+        }
+        let with_dht = self.nodes.iter().any(|n| n.node.dht().is_some());
+        let rng = self.rng.fork();
+        let mut cfg = self.cfg.clone();
+        cfg.wall_at_zero = WallTime(WALL_START);
+        let node = Node::new(cfg, Some(keys.clone()), Arc::new(dir), rng);
+        let addr = relay_addr(n);
+        self.nodes.push(SimNode {
+            node,
+            addr,
+            up: true,
+            apps: Vec::new(),
+            keys: Some(keys),
+            extra_delay: Duration::ZERO,
+            timer: TimerSlot::default(),
+        });
+        self.by_addr.insert(addr, n);
+        let now = self.now();
+        if with_dht {
+            let seeds: Vec<NodeId> = ids.into_iter().collect();
+            self.nodes[n].node.enable_dht(now, None);
+            self.nodes[n].node.dht_bootstrap(now, &seeds);
+        }
+        self.drain(n);
+        n
     }
 
     /// The current simulated time.
@@ -579,6 +633,35 @@ impl World {
         }
         self.queue.advance_to(deadline);
     }
+}
+
+/// A relay's keys and its descriptor signed at `wall`, valid for a day.
+fn new_relay(
+    rng: &mut UmbraRng,
+    addr: SocketAddr,
+    wall: WallTime,
+) -> (RelayKeys, Option<crate::directory::Verified>) {
+    let keys = RelayKeys {
+        identity: IdentityKey::generate(rng),
+        link: LinkKeypair::generate(rng),
+        onion: LinkKeypair::generate(rng),
+    };
+    let desc = Descriptor {
+        identity: keys.identity.public(),
+        addr,
+        link_key: keys.link.public(),
+        onion_key: keys.onion.public(),
+        bandwidth: 1000 + u32::try_from(rng.below(9000)).unwrap_or(0),
+        family: [0; 32],
+        roles: Roles::ALL,
+        published: wall,
+        expires: WallTime(wall.0 + 86_400),
+    };
+    let v = desc
+        .sign(&keys.identity)
+        .and_then(|b| crate::directory::parse(&b).and_then(|u| u.verify(wall)))
+        .ok();
+    (keys, v)
 }
 
 /// The address of relay `i`: each relay in its own /16 (`09-relay.md#path-selection`).

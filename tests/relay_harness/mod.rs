@@ -79,7 +79,11 @@ impl Harness {
             wall_at_zero: WallTime(200),
             ..NodeConfig::default()
         };
-        let relay = Node::new(cfg, Some(keys), Arc::new(dir), rng.fork());
+        let mut relay = Node::new(cfg, Some(keys), Arc::new(dir), rng.fork());
+        // Discovery's first round (`10-directory.md#timing`): a relay alone has nobody to
+        // tell, and its next round is minutes away.
+        relay.handle_timeout(Time::ZERO);
+        assert!(relay.poll_output().is_none());
         Harness {
             relay,
             me,
