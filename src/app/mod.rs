@@ -22,6 +22,7 @@ pub mod echo;
 pub mod fetch;
 pub mod gateway;
 pub mod publish;
+pub mod relays;
 pub mod session;
 pub mod site_files;
 

@@ -222,6 +222,28 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List the relays learned from the network: start from the contacts and the cached
+    /// directory, reconcile once with a guard (protocol-spec/10-directory.md), print each
+    /// verified relay (id, address, family, bandwidth, age, expiry, flags G/M/E), cache them.
+    ///
+    /// Example: umbra relays --bootstrap relays.txt --json
+    Relays {
+        /// Contacts: one hex descriptor per line (one reachable relay is enough).
+        #[arg(long, value_name = "FILE")]
+        bootstrap: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for an answer (then print what is known and exit 1).
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// umbra.toml to read `[reader]` and `[directory]` from.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the directory cache lives (default: the reader's data directory).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Sign a folder as a site and store it in the network through a circuit. Prints the
     /// site's address. Relays keep it 30 days; publish again before then (blocks the network
     /// still holds are kept without sending them again; new ones are sent).
@@ -349,13 +371,14 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             let dht = file.dht.to_config();
+            let directory = file.directory.to_config();
             let mut cfg = file.relay;
             cfg.data_dir = data_dir.or(cfg.data_dir);
             cfg.listen = listen.or(cfg.listen);
             cfg.bootstrap = bootstrap.or(cfg.bootstrap);
             cfg.bandwidth_kib = bandwidth.unwrap_or(cfg.bandwidth_kib);
             cfg.max_circuits = max_circuits.unwrap_or(cfg.max_circuits);
-            super::relay_cmd::relay(&cfg, dht, init_only, gateway)
+            super::relay_cmd::relay(&cfg, (dht, directory), init_only, gateway)
         }
         Command::Publish {
             dir,
@@ -370,7 +393,7 @@ pub fn main() -> ExitCode {
             };
             // Guards protect the publisher as they protect a reader: kept even with the
             // block cache off (`09-relay.md#guards`).
-            let state = reader_state(data_dir, &file.reader);
+            let state = file.reader.state(data_dir);
             super::site_cmd::publish(&dir, &key, &bootstrap, timeout, state)
         }
         Command::Fetch {
@@ -388,7 +411,7 @@ pub fn main() -> ExitCode {
             };
             let reader = file.reader;
             let cache = (reader.cache && !no_cache)
-                .then(|| reader_state(data_dir, &reader))
+                .then(|| reader.state(data_dir))
                 .flatten();
             super::site_cmd::fetch(&target, out, max_bytes, &bootstrap, timeout, cache)
         }
@@ -418,6 +441,20 @@ pub fn main() -> ExitCode {
             })
             .map(|()| true),
         ),
+        Command::Relays {
+            bootstrap,
+            json,
+            timeout,
+            config,
+            data_dir,
+        } => {
+            let Ok(file) = load_config("relays", config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            let dir = file.reader.state_base(data_dir);
+            let directory = file.directory.to_config();
+            super::relays_cmd::relays(&bootstrap, json, timeout, &dir, directory)
+        }
         Command::Probe {
             bootstrap,
             echo,
@@ -427,7 +464,7 @@ pub fn main() -> ExitCode {
             let Ok(file) = load_config("probe", config.as_deref()) else {
                 return ExitCode::from(2);
             };
-            let tor_dir = tor_state_base(None, &file.reader);
+            let tor_dir = file.reader.state_base(None);
             super::relay_cmd::probe(&bootstrap, echo, timeout, (&file.tor, &tor_dir))
         }
         Command::Demo {
@@ -471,8 +508,8 @@ pub fn main() -> ExitCode {
             let gw = file.gateway;
             let listen = listen.unwrap_or(gw.listen);
             // Guards are kept even with the block cache off: they protect the reader.
-            let state = reader_state(data_dir.clone(), &file.reader);
-            let tor_dir = tor_state_base(data_dir.clone(), &file.reader);
+            let state = file.reader.state(data_dir.clone());
+            let tor_dir = file.reader.state_base(data_dir.clone());
             done(
                 "run",
                 super::node_cmd::run(
@@ -516,28 +553,6 @@ fn load_config(what: &str, path: Option<&std::path::Path>) -> Result<super::conf
         .transpose()
         .map(Option::unwrap_or_default)
         .map_err(|e| eprintln!("umbra {what}: {e}"))
-}
-
-/// The reader's state file (block cache and guards) and its quota: `--data-dir`, else
-/// `[reader] data_dir`, else the XDG data directory.
-/// The reader's data directory: the flag, else `[reader] data_dir`, else the default.
-fn reader_dir(flag: Option<PathBuf>, reader: &super::config::ReaderSection) -> Option<PathBuf> {
-    flag.or_else(|| reader.data_dir.clone())
-        .or_else(super::config::default_data_dir)
-}
-
-fn reader_state(
-    flag: Option<PathBuf>,
-    reader: &super::config::ReaderSection,
-) -> Option<(PathBuf, u64)> {
-    let dir = reader_dir(flag, reader)?;
-    Some((dir.join("cache.redb"), reader.cache_quota_mib << 20))
-}
-
-/// Where Tor's state goes unless `[tor] state_dir` says otherwise: the reader's data
-/// directory, or a temporary one when there is no home directory.
-fn tor_state_base(flag: Option<PathBuf>, reader: &super::config::ReaderSection) -> PathBuf {
-    reader_dir(flag, reader).unwrap_or_else(|| std::env::temp_dir().join("umbra"))
 }
 
 /// A command's exit code; its error, if any, is printed once (the command's own output, not

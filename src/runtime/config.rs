@@ -30,6 +30,59 @@ pub struct Config {
     /// `[tor]`: reach the first relay through Tor (feature `tor`).
     #[serde(default)]
     pub tor: TorSection,
+    /// `[directory]`: relay discovery (`protocol-spec/10-directory.md`).
+    #[serde(default)]
+    pub directory: DirectorySection,
+}
+
+/// `[directory]`: how the node learns and keeps the relay set
+/// (`protocol-spec/10-directory.md#timing`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectorySection {
+    /// Seconds between a relay's reconciliations with a random relay. Default 600.
+    pub relay_sync_secs: u64,
+    /// Seconds between a reader's reconciliations with its guard. Default 1800.
+    pub reader_sync_secs: u64,
+    /// Seconds a relay's own descriptor is valid; it signs a new one halfway. Default
+    /// 259200 (3 days); at least 10.
+    pub descriptor_lifetime_secs: u64,
+    /// Relays admitted per /16 network. Default 8.
+    pub per_subnet: usize,
+    /// Relays admitted per declared family. Default 64.
+    pub per_family: usize,
+}
+
+impl Default for DirectorySection {
+    fn default() -> Self {
+        let d = crate::directory::sync::SyncConfig::default();
+        DirectorySection {
+            relay_sync_secs: d.relay_interval.as_secs(),
+            reader_sync_secs: d.reader_interval.as_secs(),
+            descriptor_lifetime_secs: d.lifetime.as_secs(),
+            per_subnet: d.admission.per_subnet,
+            per_family: d.admission.per_family,
+        }
+    }
+}
+
+impl DirectorySection {
+    /// The discovery settings these describe (values clamped to sane ranges).
+    pub fn to_config(&self) -> crate::directory::sync::SyncConfig {
+        use std::time::Duration;
+        let d = crate::directory::sync::SyncConfig::default();
+        crate::directory::sync::SyncConfig {
+            relay_interval: Duration::from_secs(self.relay_sync_secs.max(1)),
+            reader_interval: Duration::from_secs(self.reader_sync_secs.max(1)),
+            lifetime: Duration::from_secs(self.descriptor_lifetime_secs.max(10)),
+            admission: crate::directory::Admission {
+                per_subnet: self.per_subnet.max(1),
+                per_family: self.per_family.max(1),
+                ..d.admission
+            },
+            ..d
+        }
+    }
 }
 
 /// `[tor]`: a reader's links to its guards go through the Tor network (`arti-client`), so
@@ -155,7 +208,8 @@ data_dir = "@DATA_DIR@"
 # listen = "0.0.0.0:4400"
 # Where the relay keeps its keys, descriptor and stored records.
 data_dir = "@DATA_DIR@"
-# The relay list: one hex descriptor per line.
+# Contacts to join through: one hex descriptor per line. One reachable relay is
+# enough; the rest of the relay set is learned from the network.
 # bootstrap = "relays.txt"
 # Advertised bandwidth in KiB/s (how much path selection uses you).
 # bandwidth_kib = 10000
@@ -190,6 +244,18 @@ data_dir = "@DATA_DIR@"
 # replication = 8
 # Seconds between republishing held records.
 # republish_secs = 3600
+
+[directory]
+# How the relay set is learned from the network (protocol-spec/10-directory.md).
+# Seconds between a relay's reconciliations with a random relay.
+# relay_sync_secs = 600
+# Seconds between a reader's reconciliations with its guard.
+# reader_sync_secs = 1800
+# Seconds your relay's descriptor is valid; a new one is signed halfway.
+# descriptor_lifetime_secs = 259200
+# Relays admitted per /16 network and per declared family.
+# per_subnet = 8
+# per_family = 64
 "#;
 
 /// The template with the data directory filled in.
@@ -219,6 +285,27 @@ impl Default for ReaderSection {
             cache_quota_mib: 256,
             data_dir: None,
         }
+    }
+}
+
+impl ReaderSection {
+    /// The reader's data directory: `flag`, else `data_dir`, else the default.
+    pub fn dir(&self, flag: Option<PathBuf>) -> Option<PathBuf> {
+        flag.or_else(|| self.data_dir.clone())
+            .or_else(default_data_dir)
+    }
+
+    /// The reader's state file (block cache and guards) and its quota.
+    pub fn state(&self, flag: Option<PathBuf>) -> Option<(PathBuf, u64)> {
+        let dir = self.dir(flag)?;
+        Some((dir.join("cache.redb"), self.cache_quota_mib << 20))
+    }
+
+    /// Where Tor's state and the directory cache go: the reader's data directory, or a
+    /// temporary one when there is no home directory.
+    pub fn state_base(&self, flag: Option<PathBuf>) -> PathBuf {
+        self.dir(flag)
+            .unwrap_or_else(|| std::env::temp_dir().join("umbra"))
     }
 }
 

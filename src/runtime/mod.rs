@@ -20,6 +20,7 @@ pub mod log;
 pub mod node_cmd;
 pub mod probe;
 pub mod relay_cmd;
+pub mod relays_cmd;
 pub mod site_cmd;
 pub mod store;
 pub mod store_writer;

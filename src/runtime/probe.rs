@@ -14,6 +14,12 @@ pub fn report(echo: &Echo, timed_out: bool) -> i32 {
             (b - echo.started).as_secs_f64() * 1e3,
             echo.path.len()
         );
+        let ids: Vec<String> = echo
+            .path
+            .iter()
+            .map(|id| crate::wire::hex::encode(&id.0[..8]))
+            .collect();
+        println!("path: {}", ids.join(" "));
     }
     let why = match &echo.state {
         EchoState::Done => {

@@ -49,6 +49,17 @@ pub(crate) fn signed_descriptor(
     bandwidth: u32,
     now: crate::time::WallTime,
 ) -> Result<(Vec<u8>, crate::directory::Verified), RuntimeError> {
+    signed_descriptor_for(keys, addr, bandwidth, now, DESCRIPTOR_LIFETIME)
+}
+
+/// [`signed_descriptor`] valid for `lifetime` seconds.
+pub(crate) fn signed_descriptor_for(
+    keys: &RelayKeys,
+    addr: std::net::SocketAddr,
+    bandwidth: u32,
+    now: crate::time::WallTime,
+    lifetime: u64,
+) -> Result<(Vec<u8>, crate::directory::Verified), RuntimeError> {
     let desc = Descriptor {
         identity: keys.identity.public(),
         addr,
@@ -58,11 +69,52 @@ pub(crate) fn signed_descriptor(
         family: [0; 32],
         roles: Roles::ALL,
         published: now,
-        expires: crate::time::WallTime(now.0 + DESCRIPTOR_LIFETIME),
+        expires: crate::time::WallTime(now.0 + lifetime),
     };
     let signed = desc.sign(&keys.identity)?;
     let verified = crate::directory::parse(&signed).and_then(|u| u.verify(now))?;
     Ok((signed, verified))
+}
+
+/// The bootstrap contacts and, when `cache` exists, the directory learned last time
+/// (`10-directory.md#cache`), every line verified again.
+pub(crate) fn load_directory(
+    bootstrap: Option<&Path>,
+    cache: &Path,
+) -> Result<Directory, RuntimeError> {
+    let mut dir = match bootstrap {
+        Some(p) => load_bootstrap(p)?,
+        None => Directory::new(),
+    };
+    if let Ok(text) = std::fs::read_to_string(cache) {
+        let (cached, errors) = Directory::from_bootstrap(&text, wall_now());
+        if !errors.is_empty() {
+            tracing::debug!(
+                "{}: {} cached descriptors skipped (expired or bad)",
+                cache.display(),
+                errors.len()
+            );
+        }
+        dir.merge(cached);
+    }
+    Ok(dir)
+}
+
+/// Save the directory the node learned (`10-directory.md#cache`): written to a temporary
+/// file and renamed, so a crash never leaves half a cache.
+pub(crate) fn save_directory(dir: &Directory, cache: &Path) {
+    let tmp = cache.with_extension("txt.new");
+    let text = format!(
+        "# umbra: relays learned from the network, kept between runs (10-directory.md#cache)\n{}",
+        dir.to_cache_text()
+    );
+    let r = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, cache));
+    if let Err(e) = r {
+        tracing::warn!(
+            "could not save the directory cache {}: {e}",
+            cache.display()
+        );
+    }
 }
 
 pub(crate) fn load_bootstrap(path: &Path) -> Result<Directory, RuntimeError> {
@@ -90,7 +142,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
 /// `umbra relay`.
 pub fn relay(
     cfg: &super::config::RelayConfig,
-    dht: crate::dht::DhtConfig,
+    (dht, directory): (crate::dht::DhtConfig, crate::directory::sync::SyncConfig),
     init_only: bool,
     gateway: Option<std::net::SocketAddr>,
 ) -> ExitCode {
@@ -112,7 +164,7 @@ pub fn relay(
         cfg.bootstrap.as_deref(),
         init_only,
         (cfg.bandwidth_kib, limits),
-        (dht, cfg.store_quota_mib << 20),
+        (dht, cfg.store_quota_mib << 20, directory),
         gateway,
     );
     super::cli::done("relay", result.map(|()| true))
@@ -124,12 +176,17 @@ fn relay_inner(
     bootstrap: Option<&Path>,
     init_only: bool,
     (bandwidth, limits): (u32, RelayLimits),
-    (dht, store_quota): (crate::dht::DhtConfig, u64),
+    (dht, store_quota, directory): (
+        crate::dht::DhtConfig,
+        u64,
+        crate::directory::sync::SyncConfig,
+    ),
     gateway: Option<std::net::SocketAddr>,
 ) -> Result<(), RuntimeError> {
     let keys = load_or_create(data_dir)?;
     let now = wall_now();
-    let (signed, own) = signed_descriptor(&keys, listen, bandwidth, now)?;
+    let (signed, own) =
+        signed_descriptor_for(&keys, listen, bandwidth, now, directory.lifetime.as_secs())?;
     let desc_path = data_dir.join("descriptor");
     std::fs::write(&desc_path, format!("{}\n", hex::encode(&signed)))
         .map_err(RuntimeError::on_file("write", &desc_path))?;
@@ -141,10 +198,8 @@ fn relay_inner(
     if init_only {
         return Ok(());
     }
-    let mut dir = match bootstrap {
-        Some(p) => load_bootstrap(p)?,
-        None => Directory::new(),
-    };
+    let cache = data_dir.join("directory.txt");
+    let mut dir = load_directory(bootstrap, &cache)?;
     dir.insert(own);
     let rt = runtime()?;
     rt.block_on(async move {
@@ -157,6 +212,7 @@ fn relay_inner(
             relay_limits: limits,
             dht,
             store_quota,
+            directory,
             ..NodeConfig::default()
         };
         let mut store =
@@ -205,6 +261,7 @@ fn relay_inner(
             }
         };
         node.save_peers();
+        save_directory(node.directory(), &cache);
         println!(
             "relay stopped; {} DHT contacts saved",
             node.saved_peers().len()

@@ -59,6 +59,17 @@ pub fn start_relays_with(
     port: Option<u16>,
     env: &[(&str, &str)],
 ) -> (Procs, PathBuf) {
+    start_relays_extra(dir, n, net, (port, env), "")
+}
+
+/// [`start_relays_with`], with `extra` appended to each relay's configuration file.
+pub fn start_relays_extra(
+    dir: &Path,
+    n: usize,
+    net: usize,
+    (port, env): (Option<u16>, &[(&str, &str)]),
+    extra: &str,
+) -> (Procs, PathBuf) {
     let mut addrs = Vec::new();
     let mut list = String::new();
     for i in 1..=n {
@@ -72,7 +83,7 @@ pub fn start_relays_with(
         std::fs::write(
             &config,
             format!(
-                "[relay]\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n",
+                "[relay]\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n{extra}",
                 data.display()
             ),
         )
