@@ -136,14 +136,32 @@ fn a_flood_from_one_network_fills_its_cap_and_nothing_else() {
         per_subnet: 1,
         ..Admission::default()
     };
-    let (_, a) = signed(&mut rng, "10.9.0.1");
+    let (ka, mut da) = descriptor(&mut rng, "10.9.0.1", NOW.0 - 10);
     let (_, b) = signed(&mut rng, "10.9.0.2");
+    let (_, c) = signed(&mut rng, "10.8.0.1");
     let v = |w: &[u8]| parse(w).unwrap().verify(NOW).unwrap();
-    assert_eq!(dir.admit(v(&a), NOW, &caps), Ok(true));
+    assert_eq!(dir.admit(v(&da.sign(&ka).unwrap()), NOW, &caps), Ok(true));
     assert_eq!(
         dir.admit(v(&b), NOW, &caps),
         Err(DirectoryError::SubnetFull { cap: 1 })
     );
+    assert_eq!(dir.admit(v(&c), NOW, &caps), Ok(true));
+    // A relay renewing in its own full network does not count against itself.
+    da.published = WallTime(NOW.0 - 5);
+    assert_eq!(dir.admit(v(&da.sign(&ka).unwrap()), NOW, &caps), Ok(true));
+    // Moving into a full network is refused, and its old descriptor stays.
+    da.published = WallTime(NOW.0 - 4);
+    da.addr = "10.8.0.9:4000".parse().unwrap();
+    assert_eq!(
+        dir.admit(v(&da.sign(&ka).unwrap()), NOW, &caps),
+        Err(DirectoryError::SubnetFull { cap: 1 })
+    );
+    let held = dir.get(&da.node_id()).unwrap();
+    assert_eq!(
+        (held.addr.to_string(), held.published),
+        ("10.9.0.1:4000".to_string(), WallTime(NOW.0 - 5))
+    );
+    assert_eq!(dir.len(), 2);
 }
 
 /// A SYNC answer carries only the buckets that differ; an answer nobody asked for is

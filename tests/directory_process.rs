@@ -1,8 +1,8 @@
 //! Tier 5: relay discovery between real processes (`protocol-spec/10-directory.md`):
 //! 8 relays from a bootstrap file; a 9th started with one contact; a reader whose bootstrap
 //! file lists two relays learns the 9th (`umbra relays`) and builds a circuit through it
-//! (`umbra probe`); the 9th stops and leaves every directory when its short-lived
-//! descriptor expires.
+//! (`umbra probe`); its short-lived descriptor is renewed while it runs; it stops and leaves
+//! every directory when its last descriptor expires.
 
 mod procs;
 
@@ -81,6 +81,7 @@ fn a_relay_started_with_one_contact_joins_and_leaves_when_it_stops() {
         .spawn()
         .unwrap();
     wait_listening(addr, "the 9th relay");
+    let born = Instant::now();
 
     // A reader that knows two relays learns all nine, the 9th among them.
     let reader = dir.join("reader");
@@ -147,6 +148,14 @@ fn a_relay_started_with_one_contact_joins_and_leaves_when_it_stops() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+
+    // Renewed: still listed by every relay after its first 20 s descriptor expired.
+    std::thread::sleep(Duration::from_secs(24).saturating_sub(born.elapsed()));
+    assert_eq!(
+        listed_by(&addr.to_string()),
+        8,
+        "the 9th relay's descriptor was not renewed"
+    );
 
     // Stopped, it leaves every directory once its descriptor (20 s, renewed about every
     // 10 s) expires: not at once, and within its lifetime plus a reconciliation.

@@ -48,7 +48,7 @@ fn every_node_learns_the_whole_relay_set_from_three_contacts() {
         short_intervals,
     );
     w.forget_directories(3);
-    let (r0, m0) = breadth(&w, relays..relays + readers, relays);
+    let (_, m0) = breadth(&w, relays..relays + readers, relays);
     assert!(
         m0 <= 4.0 / relays as f64,
         "readers start from their contacts"
@@ -66,7 +66,6 @@ fn every_node_learns_the_whole_relay_set_from_three_contacts() {
             dmed * 100.0
         );
     }
-    let _ = r0;
     for (i, n) in w.nodes().iter().enumerate() {
         assert_eq!(
             n.node.directory().len(),

@@ -312,7 +312,6 @@ struct Entry {
 /// Verified descriptors by node id, with their wire encodings and when each was first seen.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
-    relays: BTreeMap<NodeId, Arc<Descriptor>>,
     entries: BTreeMap<NodeId, Entry>,
     per_subnet: BTreeMap<[u8; 4], usize>,
     per_family: BTreeMap<[u8; 32], usize>,
@@ -339,27 +338,19 @@ impl Directory {
     ) -> Result<bool, DirectoryError> {
         let Verified(d, wire) = v;
         let id = d.node_id();
-        let first_seen = match self.entries.get(&id) {
+        let (first_seen, old) = match self.entries.get(&id) {
             Some(old) if old.desc.published >= d.published => return Ok(false),
-            Some(old) => {
-                let moved = path::subnet(old.desc.addr.ip()) != path::subnet(d.addr.ip())
-                    || old.desc.family != d.family;
-                if moved {
-                    // Counted again where it is now, as a newcomer would be.
-                    let seen = old.first_seen;
-                    self.remove(&id);
-                    self.check_caps(&d, caps)?;
-                    seen
-                } else {
-                    old.first_seen
-                }
-            }
-            None => {
-                self.check_caps(&d, caps)?;
-                now
-            }
+            Some(old) => (old.first_seen, Some(old.desc.clone())),
+            None => (now, None),
         };
-        if !self.entries.contains_key(&id) {
+        // A newcomer, or a relay that moved to another network or family, must fit there
+        // (a relay that moved is counted where it is now, as a newcomer would be).
+        let moved = old.as_ref().is_none_or(|o| {
+            path::subnet(o.addr.ip()) != path::subnet(d.addr.ip()) || o.family != d.family
+        });
+        if moved {
+            self.fits(&d, caps, old.as_deref())?;
+            self.remove(&id);
             *self
                 .per_subnet
                 .entry(path::subnet(d.addr.ip()))
@@ -368,12 +359,10 @@ impl Directory {
                 *self.per_family.entry(d.family).or_default() += 1;
             }
         }
-        let desc = Arc::new(d);
-        self.relays.insert(id, desc.clone());
         self.entries.insert(
             id,
             Entry {
-                desc,
+                desc: Arc::new(d),
                 wire,
                 first_seen,
             },
@@ -384,20 +373,37 @@ impl Directory {
     /// Whether a relay not yet held would fit under `caps` (checked before its signature,
     /// so a flood from a full network costs no signature checks).
     pub fn check_caps(&self, d: &Descriptor, caps: &Admission) -> Result<(), DirectoryError> {
-        if self.entries.len() >= caps.max_relays {
+        self.fits(d, caps, None)
+    }
+
+    /// Whether `d` fits under `caps`, replacing `old` (the same relay's held descriptor, which
+    /// then does not count against it).
+    fn fits(
+        &self,
+        d: &Descriptor,
+        caps: &Admission,
+        old: Option<&Descriptor>,
+    ) -> Result<(), DirectoryError> {
+        if old.is_none() && self.entries.len() >= caps.max_relays {
             return Err(DirectoryError::Full {
                 cap: caps.max_relays,
             });
         }
         let net = path::subnet(d.addr.ip());
-        if self.per_subnet.get(&net).copied().unwrap_or(0) >= caps.per_subnet {
+        let same_net = old.is_some_and(|o| path::subnet(o.addr.ip()) == net);
+        let in_net = self.per_subnet.get(&net).copied().unwrap_or(0) - usize::from(same_net);
+        if in_net >= caps.per_subnet {
             return Err(DirectoryError::SubnetFull {
                 cap: caps.per_subnet,
             });
         }
-        if d.family != [0; 32]
-            && self.per_family.get(&d.family).copied().unwrap_or(0) >= caps.per_family
-        {
+        if d.family == [0; 32] {
+            return Ok(());
+        }
+        let same_family = old.is_some_and(|o| o.family == d.family);
+        let in_family =
+            self.per_family.get(&d.family).copied().unwrap_or(0) - usize::from(same_family);
+        if in_family >= caps.per_family {
             return Err(DirectoryError::FamilyFull {
                 cap: caps.per_family,
             });
@@ -410,7 +416,6 @@ impl Directory {
         let Some(e) = self.entries.remove(id) else {
             return false;
         };
-        self.relays.remove(id);
         let net = path::subnet(e.desc.addr.ip());
         if let Some(n) = self.per_subnet.get_mut(&net) {
             *n -= 1;
@@ -429,7 +434,7 @@ impl Directory {
 
     /// A relay's descriptor.
     pub fn get(&self, id: &NodeId) -> Option<&Arc<Descriptor>> {
-        self.relays.get(id)
+        self.entries.get(id).map(|e| &e.desc)
     }
 
     /// A relay's signed wire encoding.
@@ -466,25 +471,25 @@ impl Directory {
 
     /// Every relay, in node-id order.
     pub fn relays(&self) -> impl Iterator<Item = &Arc<Descriptor>> {
-        self.relays.values()
+        self.entries.values().map(|e| &e.desc)
     }
 
     /// How many relays.
     pub fn len(&self) -> usize {
-        self.relays.len()
+        self.entries.len()
     }
 
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
-        self.relays.is_empty()
+        self.entries.is_empty()
     }
 
     /// Drop descriptors expired at `now`; returns the relays dropped.
     pub fn expire(&mut self, now: WallTime) -> Vec<NodeId> {
         let gone: Vec<NodeId> = self
-            .relays
+            .entries
             .iter()
-            .filter(|(_, d)| d.expires <= now)
+            .filter(|(_, e)| e.desc.expires <= now)
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
@@ -495,7 +500,7 @@ impl Directory {
 
     /// The earliest expiry of any descriptor held.
     pub fn earliest_expiry(&self) -> Option<WallTime> {
-        self.relays.values().map(|d| d.expires).min()
+        self.relays().map(|d| d.expires).min()
     }
 
     /// The directory as a bootstrap list (`09-relay.md#bootstrap-list`), one hex descriptor

@@ -51,6 +51,8 @@ impl Default for SyncConfig {
 
 /// The lifetime a relay gives its descriptor unless configured (3 days).
 pub const DEFAULT_LIFETIME_SECS: u64 = 3 * 24 * 3600;
+/// The shortest descriptor lifetime a relay uses (tests set short ones).
+pub const MIN_LIFETIME_SECS: u64 = 10;
 
 /// How long a relay gathers pushed descriptors before passing them on
 /// (`10-directory.md#flooding`).
@@ -87,6 +89,9 @@ pub struct DirStats {
     pub last_sync: Option<WallTime>,
     /// Times this relay signed its descriptor again.
     pub renewals: u64,
+    /// Directory messages ignored: not allowed from their sender, over a per-link limit
+    /// (`10-directory.md#limits`), or an answer from nobody asked.
+    pub ignored: u64,
 }
 
 /// A relay's own descriptor and the key that signs it again.
@@ -196,11 +201,6 @@ impl DirectorySync {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &SyncConfig {
-        &self.cfg
-    }
-
     /// The directory.
     pub fn directory(&self) -> &Directory {
         &self.dir
@@ -215,6 +215,11 @@ impl DirectorySync {
         self.dir = dir;
         self.digests = None;
         self.next_expire = Time::ZERO;
+    }
+
+    /// Count a directory message the node ignored (`10-directory.md#limits`).
+    pub fn ignored(&mut self) {
+        self.stats.ignored += 1;
     }
 
     /// Counters.
@@ -244,16 +249,25 @@ impl DirectorySync {
         key: IdentityKey,
         desc: Descriptor,
     ) -> Result<(), DirectoryError> {
-        let signed = desc.sign(&key)?;
-        let v = parse(&signed)?.verify(wall)?;
-        self.admit_verified(now, wall, v)?;
         let half = desc.expires.0.saturating_sub(desc.published.0) / 2;
         let renew_at = at_wall(now, wall, WallTime(desc.published.0 + half));
-        self.own = Some(Own {
+        let old = self.own.replace(Own {
             key,
             desc,
             renew_at,
         });
+        let signed = self.sign_own(now, wall);
+        if signed.is_err() {
+            self.own = old;
+        }
+        signed
+    }
+
+    /// Sign the relay's own descriptor as it now stands, admit it and announce it.
+    fn sign_own(&mut self, now: Time, wall: WallTime) -> Result<(), DirectoryError> {
+        let Some(o) = &self.own else { return Ok(()) };
+        let v = parse(&o.desc.sign(&o.key)?)?.verify(wall)?;
+        self.admit_verified(now, wall, v)?;
         self.announce = true;
         Ok(())
     }
@@ -449,22 +463,13 @@ impl DirectorySync {
                 at_wall(now, wall, e).max(now + Duration::from_secs(1))
             });
         }
-        let renew = self.own.as_ref().is_some_and(|o| o.renew_at <= now);
-        if renew {
-            if let Some(o) = self.own.as_mut() {
-                let lifetime = self.cfg.lifetime.as_secs().max(60);
-                o.desc.published = wall;
-                o.desc.expires = WallTime(wall.0 + lifetime);
-                o.renew_at = now + jitter(rng, Duration::from_secs(lifetime / 2));
-            }
-            let signed = self.own.as_ref().map(|o| o.desc.sign(&o.key));
-            if let Some(Ok(signed)) = signed {
-                if let Ok(v) = parse(&signed).and_then(|u| u.verify(wall)) {
-                    if self.admit_verified(now, wall, v).is_ok() {
-                        self.stats.renewals += 1;
-                        self.announce = true;
-                    }
-                }
+        let lifetime = self.cfg.lifetime.as_secs().max(MIN_LIFETIME_SECS);
+        if let Some(o) = self.own.as_mut().filter(|o| o.renew_at <= now) {
+            o.desc.published = wall;
+            o.desc.expires = WallTime(wall.0 + lifetime);
+            o.renew_at = now + jitter(rng, Duration::from_secs(lifetime / 2));
+            if self.sign_own(now, wall).is_ok() {
+                self.stats.renewals += 1;
             }
         }
         if self.announce {
@@ -578,12 +583,10 @@ impl DirectorySync {
         more: bool,
         descriptors: &[Vec<u8>],
     ) {
-        let Some(asked) = self.asked.get_mut(&id) else {
+        let Some(asked) = self.asked.get_mut(&id).filter(|a| a.peer == from) else {
+            self.stats.ignored += 1;
             return;
         };
-        if asked.peer != from {
-            return;
-        }
         asked.received += descriptors.len();
         let over = asked.received > self.cfg.admission.max_relays.saturating_add(MAX_PUSH);
         for d in descriptors {
@@ -596,5 +599,79 @@ impl DirectorySync {
                 self.stats.last_sync = Some(wall);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DirectorySync, SyncConfig};
+    use crate::crypto::keys::{IdentityKey, LinkKeypair};
+    use crate::crypto::rng::UmbraRng;
+    use crate::directory::{Descriptor, Directory, Roles};
+    use crate::time::{Time, WallTime};
+    use crate::wire::dir_msg::DirMsg;
+    use core::time::Duration;
+    use std::collections::BTreeSet;
+
+    /// A relay signs a new descriptor (with the configured lifetime) when half of the
+    /// current one has passed, admits it and pushes it; before then it does not.
+    #[test]
+    fn a_relay_renews_its_descriptor_halfway_and_announces_it() {
+        let mut rng = UmbraRng::from_u64(3);
+        let key = IdentityKey::generate(&mut rng);
+        let wall0 = WallTime(1_800_000_000);
+        let desc = Descriptor {
+            identity: key.public(),
+            addr: "10.1.0.1:4000".parse().unwrap(),
+            link_key: LinkKeypair::generate(&mut rng).public(),
+            onion_key: LinkKeypair::generate(&mut rng).public(),
+            bandwidth: 10,
+            family: [0; 32],
+            roles: Roles::ALL,
+            published: wall0,
+            expires: WallTime(wall0.0 + 100),
+        };
+        let other = IdentityKey::generate(&mut rng);
+        let mut peer = desc.clone();
+        peer.identity = other.public();
+        peer.addr = "10.2.0.1:4000".parse().unwrap();
+        let mut dir = Directory::new();
+        dir.insert(
+            crate::directory::parse(&peer.sign(&other).unwrap())
+                .unwrap()
+                .verify(wall0)
+                .unwrap(),
+        );
+        let cfg = SyncConfig {
+            lifetime: Duration::from_secs(40),
+            ..SyncConfig::default()
+        };
+        let mut s = DirectorySync::new(cfg, true, dir, Time::ZERO);
+        s.set_own(Time::ZERO, wall0, key, desc).unwrap();
+        let none = BTreeSet::new();
+        let at = |secs| {
+            (
+                Time::ZERO + Duration::from_secs(secs),
+                WallTime(wall0.0 + secs),
+            )
+        };
+        let (t, w) = at(0);
+        let first = s.handle_timeout(t, w, &mut rng, None, &none);
+        assert!(first.iter().any(|m| matches!(m.msg, DirMsg::Push { .. })));
+        let (t, w) = at(49);
+        let early = s.handle_timeout(t, w, &mut rng, None, &none);
+        assert!(early.iter().all(|m| !matches!(m.msg, DirMsg::Push { .. })));
+        assert_eq!(s.stats().renewals, 0);
+        assert_eq!(s.poll_timeout().max(t), at(50).0, "renewal due halfway");
+        let (t, w) = at(50);
+        let sends = s.handle_timeout(t, w, &mut rng, None, &none);
+        assert_eq!(s.stats().renewals, 1);
+        let own = s.own().unwrap();
+        assert_eq!((own.published, own.expires), (w, WallTime(w.0 + 40)));
+        let me = own.node_id();
+        assert_eq!(s.directory().get(&me).unwrap().published, w);
+        assert!(sends.iter().any(|m| matches!(m.msg, DirMsg::Push { .. })));
+        // The next renewal comes 20 s (±20%) later: before the new descriptor expires.
+        assert!(s.poll_timeout() <= at(50 + 24).0);
     }
 }

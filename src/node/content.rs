@@ -183,39 +183,12 @@ impl Node {
         let Some(Peer::Relay { identity, .. }) = peer else {
             return;
         };
-        let Some(entry) = self.links.get_mut(&link) else {
+        #[cfg(feature = "sim")]
+        let Some(from_addr) = self.links.get(&link).map(|e| e.peer_addr) else {
             return;
         };
-        #[cfg(feature = "sim")]
-        let from_addr = entry.peer_addr;
-        let msg = match entry.dht_in.push(first, data, MAX_MESSAGE) {
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(_) => {
-                self.close_link(
-                    now,
-                    link,
-                    Some(crate::link::LinkError::Protocol {
-                        what: "bad DHT fragment",
-                    }),
-                    true,
-                );
-                return;
-            }
-        };
-        let msg = match DhtMsg::decode(&msg) {
-            Ok(m) => m,
-            Err(_) => {
-                self.close_link(
-                    now,
-                    link,
-                    Some(crate::link::LinkError::Protocol {
-                        what: "malformed DHT message",
-                    }),
-                    true,
-                );
-                return;
-            }
+        let Some(msg) = self.take_message(now, link, (false, first, data), DhtMsg::decode) else {
+            return;
         };
         #[cfg(feature = "sim")]
         if self.cfg.record_observations {

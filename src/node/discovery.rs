@@ -12,9 +12,9 @@ use super::{Node, Waiter};
 use crate::crypto::keys::NodeId;
 use crate::directory::sync::DirSend;
 use crate::ids::LinkId;
-use crate::link::{LinkError, Peer};
+use crate::link::Peer;
 use crate::time::Time;
-use crate::wire::dir_msg::{DirMsg, MAX_DIR_MESSAGE};
+use crate::wire::dir_msg::DirMsg;
 use crate::wire::restrict::dir_fragments;
 
 /// A link may have one `SYNC` answered this often (`10-directory.md#limits`).
@@ -28,8 +28,6 @@ pub(super) const PUSH_PER_MINUTE: u32 = 512;
 pub(super) struct DirLimits {
     last_sync: BTreeMap<LinkId, Time>,
     pushed: BTreeMap<LinkId, (Time, u32)>,
-    /// Messages ignored by these limits.
-    pub(super) ignored: u64,
 }
 
 impl DirLimits {
@@ -139,30 +137,13 @@ impl Node {
         first: bool,
         data: &[u8],
     ) {
-        let Some(entry) = self.links.get_mut(&link) else {
+        let dialled = self
+            .links
+            .get(&link)
+            .and_then(|e| e.dialled)
+            .map(|(id, _)| id);
+        let Some(msg) = self.take_message(now, link, (true, first, data), DirMsg::decode) else {
             return;
-        };
-        let dialled = entry.dialled.map(|(id, _)| id);
-        let msg = match entry.dir_in.push(first, data, MAX_DIR_MESSAGE) {
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(_) => {
-                let e = LinkError::Protocol {
-                    what: "bad DIR fragment",
-                };
-                self.close_link(now, link, Some(e), true);
-                return;
-            }
-        };
-        let msg = match DirMsg::decode(&msg) {
-            Ok(m) => m,
-            Err(_) => {
-                let e = LinkError::Protocol {
-                    what: "malformed directory message",
-                };
-                self.close_link(now, link, Some(e), true);
-                return;
-            }
         };
         let relay_peer = match peer {
             Some(Peer::Relay { identity, .. }) => Some(identity.node_id()),
@@ -173,11 +154,11 @@ impl Node {
             DirMsg::Push { descriptors } => {
                 // Only relays flood, and only to relays (`10-directory.md#messages`).
                 let (Some(from), true) = (relay_peer, self.keys.is_some()) else {
-                    self.dir_limits.ignored += 1;
+                    self.dirsync.ignored();
                     return;
                 };
                 if !self.dir_limits.may_push(link, now, descriptors.len()) {
-                    self.dir_limits.ignored += 1;
+                    self.dirsync.ignored();
                     return;
                 }
                 self.dirsync.on_push(now, wall, from, &descriptors);
@@ -185,7 +166,7 @@ impl Node {
             }
             DirMsg::Sync { id, digests } => {
                 if self.keys.is_none() || !self.dir_limits.may_sync(link, now) {
-                    self.dir_limits.ignored += 1;
+                    self.dirsync.ignored();
                     return;
                 }
                 for answer in self.dirsync.on_sync(id, &digests) {
@@ -201,7 +182,7 @@ impl Node {
                 descriptors,
             } => {
                 let Some(from) = dialled.or(relay_peer) else {
-                    self.dir_limits.ignored += 1;
+                    self.dirsync.ignored();
                     return;
                 };
                 self.dirsync

@@ -261,6 +261,37 @@ impl Node {
         }
     }
 
+    /// Add a fragment of a `DHT` or `DIR` message (`03-cells.md#dht`, `03-cells.md#dir`)
+    /// from `link` and decode the message it completes; a bad fragment or a message that
+    /// does not decode closes the link.
+    pub(super) fn take_message<T>(
+        &mut self,
+        now: Time,
+        link: LinkId,
+        (dir, first, data): (bool, bool, &[u8]),
+        decode: fn(&[u8]) -> Result<T, crate::wire::DecodeError>,
+    ) -> Option<T> {
+        let entry = self.links.get_mut(&link)?;
+        let (reassembler, max) = if dir {
+            (&mut entry.dir_in, crate::wire::dir_msg::MAX_DIR_MESSAGE)
+        } else {
+            (&mut entry.dht_in, crate::wire::dht_msg::MAX_MESSAGE)
+        };
+        let what = match reassembler.push(first, data, max) {
+            Ok(None) => return None,
+            Ok(Some(m)) => match decode(&m) {
+                Ok(msg) => return Some(msg),
+                Err(_) if dir => "malformed directory message",
+                Err(_) => "malformed DHT message",
+            },
+            Err(_) if dir => "bad DIR fragment",
+            Err(_) => "bad DHT fragment",
+        };
+        let e = LinkError::Protocol { what };
+        self.close_link(now, link, Some(e), true);
+        None
+    }
+
     pub(super) fn link_send(&mut self, link: LinkId, msg: ChanMsg) {
         self.count(link, &msg);
         let Some(entry) = self.links.get_mut(&link) else {

@@ -83,7 +83,8 @@ pub enum Command {
         /// Address to listen on (also the address in the descriptor).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
-        /// The relay list: one hex descriptor per line.
+        /// Contacts to join through: one hex descriptor per line (one reachable relay is
+        /// enough; the rest is learned from the network).
         #[arg(long, value_name = "FILE")]
         bootstrap: Option<PathBuf>,
         /// Create keys and write the descriptor, then exit.
@@ -117,7 +118,7 @@ pub enum Command {
     ///
     /// Example: umbra run --bootstrap relays.txt
     Run {
-        /// The relay list.
+        /// Contacts: one hex descriptor per line (the relay set is learned from them).
         #[arg(long, value_name = "FILE")]
         bootstrap: PathBuf,
         /// The configuration file (section `[gateway]`).
@@ -209,7 +210,7 @@ pub enum Command {
     ///
     /// Example: umbra probe --bootstrap relays.txt --echo 10485760
     Probe {
-        /// The relay list: one hex descriptor per line.
+        /// Contacts: one hex descriptor per line.
         #[arg(long, value_name = "FILE")]
         bootstrap: PathBuf,
         /// How many bytes to echo.
@@ -513,7 +514,7 @@ pub fn main() -> ExitCode {
             done(
                 "run",
                 super::node_cmd::run(
-                    &bootstrap,
+                    (&bootstrap, file.directory.to_config()),
                     listen,
                     gw.cache_quota_mib << 20,
                     state,

@@ -74,7 +74,10 @@ impl DirectorySection {
         crate::directory::sync::SyncConfig {
             relay_interval: Duration::from_secs(self.relay_sync_secs.max(1)),
             reader_interval: Duration::from_secs(self.reader_sync_secs.max(1)),
-            lifetime: Duration::from_secs(self.descriptor_lifetime_secs.max(10)),
+            lifetime: Duration::from_secs(
+                self.descriptor_lifetime_secs
+                    .max(crate::directory::sync::MIN_LIFETIME_SECS),
+            ),
             admission: crate::directory::Admission {
                 per_subnet: self.per_subnet.max(1),
                 per_family: self.per_family.max(1),

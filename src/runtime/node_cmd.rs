@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::driver::{os_rng, wall_now};
 use super::error::RuntimeError;
 use super::gateway::status::StatusInfo;
-use super::relay_cmd::load_bootstrap;
+use super::relay_cmd::{load_directory, save_directory};
 use crate::crypto::keys::IdentityKey;
 use crate::crypto::keystore;
 use crate::node::{Node, NodeConfig};
@@ -58,13 +58,15 @@ pub fn init(data_dir: &Path) -> Result<(), RuntimeError> {
 /// and quota (shared with `umbra fetch`), where its guards are kept across runs
 /// (`protocol-spec/09-relay.md#guards`).
 pub fn run(
-    bootstrap: &Path,
+    (bootstrap, directory): (&Path, crate::directory::sync::SyncConfig),
     gateway: SocketAddr,
     cache_quota: u64,
     state: Option<(std::path::PathBuf, u64)>,
     (tor, data_dir): (&super::config::TorSection, &Path),
 ) -> Result<(), RuntimeError> {
-    let dir = load_bootstrap(bootstrap)?;
+    // The contacts, and the relays learned last time (`10-directory.md#cache`).
+    let cache = data_dir.join("directory.txt");
+    let dir = load_directory(Some(bootstrap), &cache)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,6 +75,7 @@ pub fn run(
         let (listener, port) = super::gateway::bind(gateway, false).await?;
         let cfg = NodeConfig {
             wall_at_zero: wall_now(),
+            directory,
             ..NodeConfig::default()
         };
         let relays = dir.relays().count();
@@ -85,7 +88,7 @@ pub fn run(
         if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
             node.set_guards(g);
         }
-        println!("umbra: reader with {relays} known relays");
+        println!("umbra: reader with {relays} known relays (it learns the rest from the network)");
         println!("dashboard: http://localhost:{port}/");
         println!("sites:     http://<address>.localhost:{port}/  (or HTTP proxy {gateway} and http://<address>.umbra/)");
         let info = StatusInfo {
@@ -109,6 +112,9 @@ pub fn run(
         .await;
         if let Some(s) = state.as_ref().and_then(|c| c.lock().ok()) {
             let _ = s.save_guards(node.guards());
+        }
+        if std::fs::create_dir_all(data_dir).is_ok() {
+            save_directory(node.directory(), &cache);
         }
         println!("\nstopped");
         Ok(())

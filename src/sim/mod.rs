@@ -205,7 +205,8 @@ impl World {
         for i in 0..self.nodes.len() {
             let own = self.nodes[i].node.node_id();
             let mut keep: BTreeSet<NodeId> = own.into_iter().collect();
-            while keep.len() < contacts.min(ids.len()) + usize::from(own.is_some()) {
+            let want = (contacts + keep.len()).min(ids.len());
+            while keep.len() < want {
                 keep.insert(ids[self.rng.below(ids.len() as u64) as usize]);
             }
             let partial = self.directory.only(|id| keep.contains(id));
@@ -230,9 +231,7 @@ impl World {
         }
         let with_dht = self.nodes.iter().any(|n| n.node.dht().is_some());
         let rng = self.rng.fork();
-        let mut cfg = self.cfg.clone();
-        cfg.wall_at_zero = WallTime(WALL_START);
-        let node = Node::new(cfg, Some(keys.clone()), Arc::new(dir), rng);
+        let node = Node::new(self.cfg.clone(), Some(keys.clone()), Arc::new(dir), rng);
         let addr = relay_addr(n);
         self.nodes.push(SimNode {
             node,
