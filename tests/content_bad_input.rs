@@ -187,6 +187,57 @@ fn forged_records_are_refused_by_storers() {
     assert_eq!(d.stats().invalid_records, 2);
 }
 
+/// Issue 14 item 5: a storer keeps a second manifest with a held sequence as proof
+/// (`06-dht.md#store`), refuses it (status 3), and keeps serving the first.
+#[test]
+fn a_storer_keeps_a_second_manifest_with_one_sequence_as_proof() {
+    let mut d = dht(1);
+    let from = NodeId([2; 32]);
+    let version = |content: &[u8]| {
+        build(
+            &key(),
+            &[("index.html".into(), content.to_vec())],
+            9,
+            WallTime(1_800_000_000),
+            86_400,
+        )
+        .unwrap()
+    };
+    let (first, second) = (version(b"one"), version(b"two"));
+    let site = first.parsed.address();
+    for (id, m) in [(1, &first), (2, &second), (3, &second)] {
+        d.handle_rpc(
+            Time::ZERO,
+            NOW,
+            from,
+            DhtMsg::Store {
+                id,
+                record: Record {
+                    kind: RecordKind::MANIFEST,
+                    key: site.dht_key(),
+                    value: m.manifest.clone(),
+                },
+                expires: u64::MAX,
+            },
+        );
+        assert_eq!(stored_status(&mut d), if id == 1 { 0 } else { 3 });
+    }
+    let proofs = d.store().proofs();
+    assert_eq!(proofs.len(), 1, "kept once, however often it is offered");
+    assert_eq!(proofs[0].first, first.manifest);
+    assert_eq!(proofs[0].second, second.manifest);
+    assert_eq!(d.stats().proofs_kept, 1);
+    // The proof checks out: two manifests, one key, one sequence.
+    let e = umbra::site::Equivocation::check(&proofs[0]).unwrap();
+    assert_eq!((e.site, e.seq), (site, 9));
+    // The first stays the one served.
+    let held = d
+        .store_mut()
+        .get(RecordKind::MANIFEST, &site.dht_key(), NOW)
+        .unwrap();
+    assert_eq!(held.value, first.manifest);
+}
+
 #[test]
 fn answers_to_requests_never_sent_are_ignored() {
     let mut d = dht(1);

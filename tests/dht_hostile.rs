@@ -287,6 +287,12 @@ impl umbra::dht::store::RecordStore for Batched {
     fn pending(&self) -> usize {
         self.pending
     }
+    fn keep_proof(&mut self, p: umbra::wire::seen::EquivocationProof) -> bool {
+        self.inner.keep_proof(p)
+    }
+    fn proofs(&self) -> &[umbra::wire::seen::EquivocationProof] {
+        self.inner.proofs()
+    }
     fn expire(&mut self, now: WallTime) {
         self.inner.expire(now)
     }

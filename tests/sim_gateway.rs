@@ -424,3 +424,81 @@ fn an_unreachable_site_fails_after_three_circuits_and_cached_pages_stay_readable
     assert_eq!(b.answers[&cached].status, Some(200));
     assert_eq!(b.answers[&cached].body, files[0].1);
 }
+
+/// Issue 14 item 5: a gateway restarted with the memory its last run stored
+/// (`07-sites.md#memory`) holds a proof that the site's key signed two manifests with one
+/// sequence. The reader's first page of that site is a warning page (409, once per run);
+/// following its link, or asking for anything but a page, gives the first version seen,
+/// never the other.
+#[test]
+fn a_restarted_gateway_warns_the_reader_of_a_site_that_equivocated() {
+    let s = seed(25);
+    let (mut w, files, site, _) = one_site_published(s);
+    // The publisher's key, as `one_site_published` made it.
+    let mut rng = UmbraRng::from_u64(s);
+    let key = IdentityKey::generate(&mut rng);
+    assert_eq!(SiteAddress(key.public()), site);
+    let (mut first_run, _) = Browser::reading(&mut w, 41, site, &files[0].1);
+    let stored = w
+        .app_mut::<GatewayCore>(first_run.app)
+        .unwrap()
+        .take_seen_changes();
+    let (_, Some(seen)) = stored.versions[0].clone() else {
+        panic!("the gateway remembered nothing: {stored:?}")
+    };
+    first_run.collect(&mut w);
+
+    // The key signs another manifest with the same sequence (what a second network, or a
+    // thief of the key, would be served). The proof is what the store keeps.
+    let other = umbra::site::build(
+        &key,
+        &[("index.html".into(), b"<h1>the other story</h1>".to_vec())],
+        seen.seq,
+        umbra::time::WallTime(1_000),
+        86_400 * 365,
+    )
+    .unwrap();
+    let proof = umbra::wire::seen::EquivocationProof {
+        first: seen.manifest.clone(),
+        second: other.manifest,
+    };
+    // A new run: a gateway restored from the stored records.
+    let mut core = GatewayCore::new(64 << 20);
+    let seen = umbra::wire::seen::SeenVersion::decode(&seen.encode()).unwrap();
+    core.tracker_mut().restore(&site, seen).unwrap();
+    let proof = umbra::wire::seen::EquivocationProof::decode(&proof.encode()).unwrap();
+    core.tracker_mut().restore_proof(&proof).unwrap();
+    let mut b = Browser {
+        node: 41,
+        app: w.spawn(41, Box::new(core)),
+        answers: Default::default(),
+    };
+    let data = b.ask(&mut w, site, "data/big.bin", None);
+    let warned = b.ask(&mut w, site, "", None);
+    let t = w.now();
+    run_browsers(
+        &mut w,
+        std::slice::from_mut(&mut b),
+        t + Duration::from_secs(120),
+    );
+    assert_eq!(b.answers[&data].status, Some(200), "not a page: served");
+    assert_eq!(b.answers[&data].body, files[1].1);
+    let page = &b.answers[&warned];
+    assert_eq!(page.status, Some(409));
+    assert_eq!(page.header("x-umbra-warning"), Some("equivocation"));
+    let text = String::from_utf8_lossy(&page.body);
+    assert!(
+        text.contains("signed two different versions") && text.contains("href=\"/index.html\""),
+        "{text}"
+    );
+    // The reader follows the link: the first version, not the other.
+    let again = b.ask(&mut w, site, "index.html", None);
+    let t = w.now();
+    run_browsers(
+        &mut w,
+        std::slice::from_mut(&mut b),
+        t + Duration::from_secs(120),
+    );
+    assert_eq!(b.answers[&again].status, Some(200));
+    assert_eq!(b.answers[&again].body, files[0].1);
+}

@@ -84,6 +84,17 @@ function render(s) {
     ? `Holding the manifests of ${s.serving.sites.length} sites for the network:`
     : "This node holds no site manifests for the network" + (s.roles.includes("relay") ? " yet." : " (readers do not store for others)."));
   list("serving", s.serving.sites.map((x) => `${x.address} (sequence ${x.seq})`));
+  const d = s.directory;
+  text("directory", `${d.relays} relays known, verified` +
+    (d.last_sync_secs_ago === null ? " · no reconciliation yet" : ` · last reconciled ${d.last_sync_secs_ago} s ago`) +
+    (d.learning ? " · still learning the relay set" : "") +
+    ` · ${d.admitted} admitted, ${d.refused_bad + d.refused_caps} refused, ${d.expired} expired`);
+  const eq = s.equivocations;
+  document.getElementById("equivocations-box").classList.toggle("alarm", eq.length > 0);
+  text("equivocations-summary", eq.length
+    ? `${eq.length} proof(s) kept: these sites' keys signed two different manifests with one sequence. The first one seen stays in use.`
+    : "No site was caught signing two versions with one sequence.");
+  list("equivocations", eq.map((x) => `${x.site} (sequence ${x.seq}, seen as ${x.seen_as})`));
   const g = s.gateway;
   text("gateway", `port ${g.port} · ${g.requests} requests, ${g.errors} errors · ${bytes(g.bytes_out)} served · ` +
     `${g.site_circuits} site circuits open, ${g.circuits_built} built`);

@@ -375,6 +375,12 @@ impl FetchSite {
         FetchSite::new(Box::new(move |now| Fetcher::new(site, None, now)))
     }
 
+    /// The memory of manifests seen that the fetch checks against (`07-sites.md#memory`):
+    /// the runtime restores it from the node's store before and saves its changes after.
+    pub fn tracker_mut(&mut self) -> &mut SiteTracker {
+        &mut self.tracker
+    }
+
     /// The files fetched, once done.
     pub fn files(&self) -> &[FileOut] {
         &self.files

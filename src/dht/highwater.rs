@@ -7,11 +7,13 @@
 //! So when a manifest leaves the store, its version (sequence and digest, 80 bytes) stays
 //! here, and a later put is checked against it too. At most [`CAPACITY`] versions are kept,
 //! the oldest forgotten first.
+//! [`Proofs`] keeps the proofs of equivocation a storer caught.
 //! Not in this module: records themselves, quotas, persistence (the stores do that).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::store::RecordInfo;
+use crate::wire::seen::EquivocationProof;
 
 /// Versions remembered at most (about 10 MiB).
 pub const CAPACITY: usize = 131_072;
@@ -49,5 +51,33 @@ impl HighWater {
     /// The version remembered for `key`.
     pub fn get(&self, key: &[u8; 32]) -> Option<&RecordInfo> {
         self.versions.get(key).map(|(i, _)| i)
+    }
+}
+
+/// Proofs a storer keeps at most (the oldest forgotten first).
+pub const PROOFS: usize = 256;
+
+/// A storer's proofs of equivocation (`protocol-spec/06-dht.md#store`): the manifest it held
+/// and a second one with the same sequence it refused, both valid and signed by one key.
+#[derive(Debug, Clone, Default)]
+pub struct Proofs {
+    list: Vec<EquivocationProof>,
+}
+
+impl Proofs {
+    /// Keep `p` unless kept already; returns whether it is new, and the proof forgotten to
+    /// make room, if any.
+    pub fn add(&mut self, p: EquivocationProof) -> (bool, Option<EquivocationProof>) {
+        if self.list.contains(&p) {
+            return (false, None);
+        }
+        let gone = (self.list.len() >= PROOFS).then(|| self.list.remove(0));
+        self.list.push(p);
+        (true, gone)
+    }
+
+    /// The proofs, oldest first.
+    pub fn list(&self) -> &[EquivocationProof] {
+        &self.list
     }
 }

@@ -191,6 +191,8 @@ pub struct DhtStats {
     pub paced: u64,
     /// Manifest lookups where close nodes held two versions with one sequence.
     pub equivocations: u64,
+    /// Proofs of equivocation this storer kept (a second manifest with a held sequence).
+    pub proofs_kept: u64,
     /// Store commits (each makes a batch of records durable).
     pub commits: u64,
 }

@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use super::highwater::Proofs;
 use super::record_index::{Admission, RecordIndex, RecordKey, Removed};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
+use crate::wire::seen::EquivocationProof;
 
 /// Bytes a record costs in a store's quota besides its value: its key, kind, version and
 /// the store's own index and bookkeeping (`06-dht.md#store`; measured with redb at about
@@ -152,6 +154,11 @@ pub trait RecordStore: Send + std::fmt::Debug {
     fn get_state(&self, _name: &str) -> Option<Vec<u8>> {
         None
     }
+    /// Keep proof that a manifest's key signed two values with one sequence: the one held
+    /// and the one refused (`06-dht.md#store`). Returns whether it is new.
+    fn keep_proof(&mut self, proof: EquivocationProof) -> bool;
+    /// The proofs kept, oldest first.
+    fn proofs(&self) -> &[EquivocationProof];
 }
 
 /// What a put must do given the record already held (`07-sites.md#rollback-and-equivocation`).
@@ -190,6 +197,7 @@ pub fn replacement(held: Option<&RecordInfo>, new: &RecordInfo) -> Result<Replac
 pub struct MemoryStore {
     values: BTreeMap<RecordKey, Record>,
     index: RecordIndex,
+    proofs: Proofs,
 }
 
 impl MemoryStore {
@@ -198,6 +206,7 @@ impl MemoryStore {
         MemoryStore {
             values: BTreeMap::new(),
             index: RecordIndex::new(quota),
+            proofs: Proofs::default(),
         }
     }
 
@@ -209,6 +218,14 @@ impl MemoryStore {
 }
 
 impl RecordStore for MemoryStore {
+    fn keep_proof(&mut self, proof: EquivocationProof) -> bool {
+        self.proofs.add(proof).0
+    }
+
+    fn proofs(&self) -> &[EquivocationProof] {
+        self.proofs.list()
+    }
+
     fn get(&mut self, kind: RecordKind, key: &[u8; 32], now: WallTime) -> Option<Record> {
         self.index.touch(&(kind, *key), now)?;
         self.values.get(&(kind, *key)).cloned()

@@ -8,6 +8,7 @@ use super::{COMMIT_BATCH, COMMIT_DELAY, Dht, DhtAction};
 use crate::crypto::keys::NodeId;
 use crate::time::{Time, WallTime};
 use crate::wire::dht_msg::{DhtMsg, Record, RecordKind};
+use crate::wire::seen::EquivocationProof;
 
 /// `STORED` statuses (`06-dht.md#rpcs`).
 mod status {
@@ -41,7 +42,7 @@ impl Dht {
                 self.stats.invalid_records += 1;
                 status::INVALID
             }
-            Some(info) => self.put_status(record, info),
+            Some(info) => self.put_status(wall, record, info),
         };
         self.answer_store(now, from, id, st);
     }
@@ -71,6 +72,7 @@ impl Dht {
             (Some(held), Some(until)) if until <= held.expires => status::STORED,
             (Some(held), Some(until)) => match self.store.get(kind, &key, wall) {
                 Some(record) => self.put_status(
+                    wall,
                     &record,
                     RecordInfo {
                         expires: until,
@@ -83,11 +85,25 @@ impl Dht {
         self.answer_store(now, from, id, st);
     }
 
-    fn put_status(&mut self, record: &Record, info: RecordInfo) -> u8 {
+    fn put_status(&mut self, wall: WallTime, record: &Record, info: RecordInfo) -> u8 {
         match self.store.put(record, info, false) {
             Ok(_) => status::STORED,
             Err(StoreError::Quota | StoreError::Backend) => status::NOT_STORED,
-            Err(StoreError::Older | StoreError::Equivocation) => status::OLDER,
+            Err(StoreError::Equivocation) => {
+                // Both are valid and signed by one key: kept as proof, the first stays in
+                // use (`06-dht.md#store`).
+                if let Some(held) = self.store.get(record.kind, &record.key, wall) {
+                    let proof = EquivocationProof {
+                        first: held.value,
+                        second: record.value.clone(),
+                    };
+                    if self.store.keep_proof(proof) {
+                        self.stats.proofs_kept += 1;
+                    }
+                }
+                status::OLDER
+            }
+            Err(StoreError::Older) => status::OLDER,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod node_cmd;
 pub mod probe;
 pub mod relay_cmd;
 pub mod relays_cmd;
+pub mod seen_store;
 pub mod site_cmd;
 pub mod store;
 pub mod store_writer;

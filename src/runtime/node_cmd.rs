@@ -55,8 +55,8 @@ pub fn init(data_dir: &Path) -> Result<(), RuntimeError> {
 }
 
 /// `umbra run`: a reader with the gateway, until Ctrl-C. `state`: the reader's cache file
-/// and quota (shared with `umbra fetch`), where its guards are kept across runs
-/// (`protocol-spec/09-relay.md#guards`).
+/// and quota (shared with `umbra fetch`), where its guards (`protocol-spec/09-relay.md#guards`)
+/// and its memory of manifests seen (`07-sites.md#memory`) are kept across runs.
 pub fn run(
     (bootstrap, directory): (&Path, crate::directory::sync::SyncConfig),
     gateway: SocketAddr,
@@ -106,7 +106,7 @@ pub fn run(
             super::driver::Driver::new(node, Instant::now()).with_dialer(dialer),
             None,
             (listener, port),
-            info,
+            (info, state.clone()),
             shutdown,
         )
         .await;
@@ -246,5 +246,26 @@ pub fn status(addr: SocketAddr, json: bool) -> Result<(), RuntimeError> {
         n("/gateway/errors"),
         bytes(n("/gateway/bytes_out"))
     );
+    println!(
+        "directory:  {} relays{}",
+        n("/directory/relays"),
+        v.pointer("/directory/last_sync_secs_ago")
+            .and_then(serde_json::Value::as_u64)
+            .map(|s| format!(", last reconciled {s} s ago"))
+            .unwrap_or_else(|| ", not reconciled yet".into())
+    );
+    let proofs = v["equivocations"].as_array().cloned().unwrap_or_default();
+    if proofs.is_empty() {
+        println!("equivocation: none seen");
+    }
+    for p in proofs {
+        println!(
+            "WARNING: site {} signed two manifests with sequence {} (seen as {}); the first \
+             one stays in use",
+            p["site"].as_str().unwrap_or("?"),
+            p["seq"].as_u64().unwrap_or(0),
+            p["seen_as"].as_str().unwrap_or("?")
+        );
+    }
     Ok(())
 }

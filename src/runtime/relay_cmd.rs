@@ -250,8 +250,20 @@ fn relay_inner(
                     started: crate::time::Time::ZERO,
                     tor: None,
                 };
-                super::gateway::run_with_gateway(driver, Some(listener), (gw, port), info, shutdown)
-                    .await
+                // The gateway's memory of manifests seen: its own file, since the node's
+                // store is the storer's (`07-sites.md#memory`).
+                let memory = super::site_cmd::open_cache(
+                    "relay gateway",
+                    Some((data_dir.join("gateway.redb"), 0)),
+                );
+                super::gateway::run_with_gateway(
+                    driver,
+                    Some(listener),
+                    (gw, port),
+                    (info, memory),
+                    shutdown,
+                )
+                .await
             }
             None => {
                 driver

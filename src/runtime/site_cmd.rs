@@ -468,9 +468,19 @@ pub fn fetch(
             }
         };
         let mut app = Shown::new(FetchSite::new(Box::new(make)));
+        // What this reader saw before: never accept an older manifest (`07-sites.md#memory`).
+        if let Some(c) = cache.as_ref().and_then(|c| c.lock().ok()) {
+            c.load_seen(app.app.tracker_mut());
+        }
         let list = load_bootstrap(bootstrap)?;
         let rt = super::relay_cmd::runtime()?;
-        rt.block_on(drive(list, timeout, &mut app, cache.as_ref()))?;
+        let driven = rt.block_on(drive(list, timeout, &mut app, cache.as_ref()));
+        if let Some(c) = cache.as_ref().and_then(|c| c.lock().ok()) {
+            if let Err(e) = c.save_seen(&app.app.tracker_mut().take_changes()) {
+                tracing::warn!("umbra fetch: the manifests seen could not be saved ({e})");
+            }
+        }
+        driven?;
         if let FetchState::Failed(why) = &app.app.state {
             return Err(RuntimeError::Network {
                 what: "fetch",

@@ -16,10 +16,13 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::committer::{Batch, Committer, Durable, GONE, RECORDS};
+use super::seen_store::{PROOFS, SEEN, SEEN_PROOFS, read_all, write_proof};
+use crate::dht::highwater::Proofs;
 use crate::dht::record_index::{Admission, RecordIndex, Removed};
 use crate::dht::store::{Commit, PutOutcome, RecordInfo, RecordStore, StoreError};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
+use crate::wire::seen::EquivocationProof;
 use crate::wire::{Reader, Writer};
 
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
@@ -37,6 +40,8 @@ pub struct RedbStore {
     in_flight: VecDeque<(u64, Arc<Batch>)>,
     next_batch: u64,
     committer: Option<Committer>,
+    /// A storer's proofs of equivocation, as in the `proofs` table.
+    proofs: Proofs,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -136,6 +141,9 @@ fn create_tables(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(RECORDS)?;
         txn.open_table(STATE)?;
         txn.open_table(GONE)?;
+        txn.open_table(SEEN)?;
+        txn.open_table(SEEN_PROOFS)?;
+        txn.open_table(PROOFS)?;
     }
     txn.commit()?;
     Ok(())
@@ -199,6 +207,12 @@ impl RedbStore {
                 }
             }
         }
+        let mut proofs = Proofs::default();
+        for (_, v) in read_all(&db, PROOFS) {
+            if let Ok(p) = EquivocationProof::decode(&v) {
+                proofs.add(p);
+            }
+        }
         Ok(RedbStore {
             db: Arc::new(db),
             index,
@@ -206,6 +220,7 @@ impl RedbStore {
             in_flight: VecDeque::new(),
             next_batch: 1,
             committer: None,
+            proofs,
         })
     }
 
@@ -226,6 +241,11 @@ impl RedbStore {
                 .rev()
                 .find_map(|(_, b)| b.records.get(k))
         })
+    }
+
+    /// The database (for the tables of `super::seen_store`).
+    pub(super) fn db(&self) -> &Database {
+        &self.db
     }
 
     /// Read a state value (guards, settings).
@@ -406,6 +426,24 @@ impl RecordStore for RedbStore {
 
     fn get_state(&self, name: &str) -> Option<Vec<u8>> {
         self.read_state(name)
+    }
+
+    fn keep_proof(&mut self, proof: EquivocationProof) -> bool {
+        let (new, gone) = self.proofs.add(proof.clone());
+        if new {
+            // Durable at once: proofs are rare and small next to the records.
+            if let Err(e) = write_proof(&self.db, PROOFS, &proof) {
+                tracing::warn!("a proof of equivocation could not be written: {e}");
+            }
+            if let Some(g) = gone {
+                super::seen_store::remove_proof(&self.db, PROOFS, &g);
+            }
+        }
+        new
+    }
+
+    fn proofs(&self) -> &[EquivocationProof] {
+        self.proofs.list()
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`address`]: `<56 chars>.umbra` addresses with checksum and version.
 //! - [`manifest`]: the signed, sequence-numbered file map; `Unverified` → `Verified`.
-//! - [`SiteTracker`]: never go back to a lower sequence; keep proof of equivocation.
+//! - [`seen`]: [`SiteTracker`], never go back to a lower sequence; keep proof of
+//!   equivocation; the records a node stores to remember across restarts.
 //! - [`build`]: cut files into blocks and sign a manifest (the publisher's side).
 //!
 //! Not in this module: the DHT, storage, or transport (the node and the exit's `dht`
@@ -10,6 +11,9 @@
 
 pub mod address;
 pub mod manifest;
+pub mod seen;
+
+pub use seen::{Equivocation, Observed, SeenChanges, SiteTracker};
 
 use std::collections::BTreeMap;
 
@@ -19,8 +23,7 @@ use crate::error::{ErrorKind, HasKind};
 use crate::time::WallTime;
 use crate::wire::DecodeError;
 
-use address::SiteAddress;
-use manifest::{BLOCK_SIZE, Entry, Manifest, Verified};
+use manifest::{BLOCK_SIZE, Entry, Manifest};
 
 /// Why a manifest, block or site operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +75,16 @@ pub enum SiteError {
         /// The sequence offered.
         got: u64,
     },
+    /// A second manifest with a sequence seen, after the first was dropped from memory: it
+    /// can be neither used nor proven (`07-sites.md#memory`).
+    #[error("the site signed two manifests with sequence {seq}; the first is no longer held")]
+    Equivocated {
+        /// The sequence.
+        seq: u64,
+    },
+    /// A stored record of what was seen does not match its manifest (`07-sites.md#memory`).
+    #[error("a stored record of a seen manifest does not match it")]
+    Memory,
     /// A block's hash is not the one expected.
     #[error("block hash mismatch")]
     BlockHash,
@@ -94,177 +107,6 @@ pub fn verify_block(expected: &[u8; 32], block: &[u8]) -> Result<(), SiteError> 
         return Err(SiteError::BlockHash);
     }
     Ok(())
-}
-
-/// Two different manifests signed by one site key with the same sequence: proof the key
-/// holder equivocated (`07-sites.md#rollback-and-equivocation`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Equivocation {
-    /// The site.
-    pub site: SiteAddress,
-    /// The sequence both carry.
-    pub seq: u64,
-    /// One signed manifest.
-    pub first: Vec<u8>,
-    /// The other.
-    pub second: Vec<u8>,
-}
-
-/// What [`SiteTracker::observe`] concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
-    /// A higher sequence than before (or the first seen): use it.
-    Newer,
-    /// The same manifest as before.
-    Same,
-    /// Same sequence, different manifest: recorded as equivocation; the first one stays.
-    Equivocation,
-}
-
-/// Sites a tracker remembers at most (least recently observed forgotten first).
-pub const TRACKED_SITES: usize = 4096;
-/// Bytes of first manifests a tracker keeps at most (for equivocation proofs and the
-/// first-seen rule); past it, the least recently observed sites are forgotten.
-pub const TRACKED_BYTES: usize = 64 << 20;
-/// Equivocation proofs kept at most.
-pub const TRACKED_PROOFS: usize = 256;
-
-#[derive(Debug, Clone)]
-struct Seen {
-    seq: u64,
-    digest: [u8; 32],
-    first: Vec<u8>,
-    used: u64,
-}
-
-/// Per-site memory of the highest manifest seen (`07-sites.md#rollback-and-equivocation`):
-/// rollback refused, equivocation recorded and the first manifest of a sequence kept in
-/// use. Bounded: [`TRACKED_SITES`], [`TRACKED_BYTES`], [`TRACKED_PROOFS`]; a site forgotten
-/// to stay within them is checked again from nothing.
-#[derive(Debug, Clone, Default)]
-pub struct SiteTracker {
-    seen: BTreeMap<[u8; 32], Seen>,
-    bytes: usize,
-    clock: u64,
-    equivocations: Vec<Equivocation>,
-}
-
-impl SiteTracker {
-    /// Nothing seen yet.
-    pub fn new() -> Self {
-        SiteTracker::default()
-    }
-
-    /// The highest sequence seen for a site.
-    pub fn highest(&self, site: &SiteAddress) -> Option<u64> {
-        self.seen.get(&site.0.to_bytes()).map(|s| s.seq)
-    }
-
-    /// Proofs of equivocation recorded so far (the latest [`TRACKED_PROOFS`]).
-    pub fn equivocations(&self) -> &[Equivocation] {
-        &self.equivocations
-    }
-
-    /// Sites remembered.
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// Whether no site is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
-    /// Consider a verified manifest: refuses a lower sequence than seen.
-    pub fn observe(&mut self, m: &Verified) -> Result<Observed, SiteError> {
-        let site = m.manifest().address();
-        let key = site.0.to_bytes();
-        let seq = m.manifest().seq;
-        let digest = m.digest();
-        self.clock += 1;
-        let clock = self.clock;
-        match self.seen.get_mut(&key) {
-            Some(s) if seq < s.seq => Err(SiteError::Rollback {
-                seen: s.seq,
-                got: seq,
-            }),
-            Some(s) if seq == s.seq && s.digest == digest => {
-                s.used = clock;
-                Ok(Observed::Same)
-            }
-            Some(s) if seq == s.seq => {
-                s.used = clock;
-                let proof = Equivocation {
-                    site,
-                    seq,
-                    first: s.first.clone(),
-                    second: m.bytes().to_vec(),
-                };
-                if !self.equivocations.contains(&proof) {
-                    if self.equivocations.len() >= TRACKED_PROOFS {
-                        self.equivocations.remove(0);
-                    }
-                    self.equivocations.push(proof);
-                }
-                Ok(Observed::Equivocation)
-            }
-            _ => {
-                let first = m.bytes().to_vec();
-                self.bytes += first.len();
-                if let Some(old) = self.seen.insert(
-                    key,
-                    Seen {
-                        seq,
-                        digest,
-                        first,
-                        used: clock,
-                    },
-                ) {
-                    self.bytes -= old.first.len();
-                }
-                self.shrink(&key);
-                Ok(Observed::Newer)
-            }
-        }
-    }
-
-    /// [`SiteTracker::observe`], and the manifest to use: `m` itself, or on equivocation
-    /// the first manifest seen with that sequence (`07-sites.md#rollback-and-equivocation`),
-    /// verified again at `now`.
-    pub fn settle(
-        &mut self,
-        m: Verified,
-        now: WallTime,
-    ) -> Result<(Verified, Observed), SiteError> {
-        let observed = self.observe(&m)?;
-        if observed != Observed::Equivocation {
-            return Ok((m, observed));
-        }
-        let site = m.manifest().address();
-        let first = self
-            .seen
-            .get(&site.0.to_bytes())
-            .map(|s| s.first.clone())
-            .ok_or(SiteError::BadSignature)?;
-        let v = manifest::parse(&first)?.verify(&site, now)?;
-        Ok((v, observed))
-    }
-
-    /// Forget the least recently observed sites (never `keep`) until within the bounds.
-    fn shrink(&mut self, keep: &[u8; 32]) {
-        while self.seen.len() > TRACKED_SITES || self.bytes > TRACKED_BYTES {
-            let oldest = self
-                .seen
-                .iter()
-                .filter(|(k, _)| *k != keep)
-                .min_by_key(|(_, s)| s.used)
-                .map(|(k, _)| *k);
-            let Some(k) = oldest else { break };
-            if let Some(s) = self.seen.remove(&k) {
-                self.bytes -= s.first.len();
-            }
-        }
-    }
 }
 
 /// The media type served for a path, by extension (`07-sites.md#media-types`).
@@ -354,7 +196,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::manifest::{BLOCK_SIZE, check_path, parse};
-    use super::{Observed, SiteError, SiteTracker, build, verify_block};
+    use super::{SiteError, build, verify_block};
     use crate::crypto::keys::IdentityKey;
     use crate::time::WallTime;
 
@@ -408,59 +250,6 @@ mod tests {
                 .is_err()
                 || parse(&bad).unwrap().verify(&addr, WallTime(2000)).is_err()
         );
-    }
-
-    #[test]
-    fn rollback_refused_equivocation_recorded() {
-        let k = IdentityKey::from_secret_bytes([1; 32]);
-        let addr = super::address::SiteAddress(k.public());
-        let v = |seq, content: &[u8]| {
-            let b = build(
-                &k,
-                &[("a".into(), content.to_vec())],
-                seq,
-                WallTime(1000),
-                3600,
-            )
-            .unwrap();
-            parse(&b.manifest)
-                .unwrap()
-                .verify(&addr, WallTime(1001))
-                .unwrap()
-        };
-        let mut t = SiteTracker::new();
-        assert_eq!(t.observe(&v(2, b"x")), Ok(Observed::Newer));
-        assert_eq!(t.observe(&v(2, b"x")), Ok(Observed::Same));
-        assert_eq!(
-            t.observe(&v(1, b"old")),
-            Err(SiteError::Rollback { seen: 2, got: 1 })
-        );
-        assert_eq!(t.observe(&v(2, b"other")), Ok(Observed::Equivocation));
-        assert_eq!(t.equivocations().len(), 1);
-        // The first manifest of sequence 2 stays the one in use.
-        let first = v(2, b"x");
-        let (used, o) = t.settle(v(2, b"third"), WallTime(1001)).unwrap();
-        assert_eq!(o, Observed::Equivocation);
-        assert_eq!(used.bytes(), first.bytes());
-        assert_eq!(t.equivocations().len(), 2);
-        assert_eq!(t.observe(&v(3, b"new")), Ok(Observed::Newer));
-        assert_eq!(t.highest(&addr), Some(3));
-    }
-
-    #[test]
-    fn the_tracker_is_bounded() {
-        let mut t = SiteTracker::new();
-        for i in 0..(super::TRACKED_SITES as u64 + 10) {
-            let k = IdentityKey::from_secret_bytes(crate::crypto::hash::hash(&i.to_le_bytes()));
-            let addr = super::address::SiteAddress(k.public());
-            let b = build(&k, &[("a".into(), b"x".to_vec())], 1, WallTime(1000), 3600).unwrap();
-            let m = parse(&b.manifest)
-                .unwrap()
-                .verify(&addr, WallTime(1001))
-                .unwrap();
-            t.observe(&m).unwrap();
-        }
-        assert_eq!(t.len(), super::TRACKED_SITES);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod dir_msg;
 pub mod hex;
 pub mod relay_msg;
 pub mod restrict;
+pub mod seen;
 
 use crate::error::{ErrorKind, HasKind};
 

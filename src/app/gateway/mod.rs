@@ -21,10 +21,10 @@ use std::time::Duration;
 
 mod cache;
 mod reply;
+mod respond;
 mod snapshot;
 
 pub use cache::BlockCache;
-use reply::security_headers;
 pub use reply::{Body, Head, ReplyPart, RequestId, SiteRequest, page, site_error};
 pub use snapshot::{GRAPH_SECONDS, GatewayCounters, GatewaySnapshot, Sample};
 
@@ -32,14 +32,13 @@ use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
 use super::session::{ServiceSession, SessionEvent};
 use crate::crypto::keys::NodeId;
-use crate::gateway::range::{self, Plan};
+use crate::gateway::range::Plan;
 use crate::ids::{CircHandle, StreamHandle};
 use crate::node::{Node, NodeEvent};
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
 use crate::site::manifest::Verified;
 use crate::time::Time;
-use crate::wire::hex;
 
 /// How long a fetched manifest is used before it is asked for again.
 const MANIFEST_TTL: Duration = Duration::from_secs(30);
@@ -108,6 +107,8 @@ pub struct GatewayCore {
     next_request: u64,
     cache: BlockCache,
     tracker: SiteTracker,
+    /// Sites caught equivocating whose warning page the reader was shown this run.
+    warned: BTreeSet<[u8; 32]>,
     counters: GatewayCounters,
     samples: VecDeque<Sample>,
     out: VecDeque<(RequestId, ReplyPart)>,
@@ -126,6 +127,7 @@ impl GatewayCore {
             next_request: 1,
             cache: BlockCache::new(cache_quota),
             tracker: SiteTracker::new(),
+            warned: BTreeSet::new(),
             counters: GatewayCounters::default(),
             samples: VecDeque::new(),
             out: VecDeque::new(),
@@ -412,99 +414,6 @@ impl GatewayCore {
                 }
             }
         }
-    }
-
-    /// Start the response of a request whose site's manifest is known.
-    fn respond(&mut self, id: u64, m: &Verified) {
-        let Some(r) = self.requests.get_mut(&id) else {
-            return;
-        };
-        let mut path = r.path.clone();
-        if path.is_empty() || path.ends_with('/') {
-            path.push_str("index.html");
-        }
-        let Some(entry) = m.manifest().entry(&path) else {
-            let dir_index = format!("{path}/index.html");
-            if m.manifest().entry(&dir_index).is_some() {
-                let mut headers = security_headers();
-                headers.push(("location", format!("/{path}/")));
-                self.requests.remove(&id);
-                self.answer(id, page(301, headers, Vec::new()));
-                return;
-            }
-            self.fail_request(
-                id,
-                404,
-                "Not in this site",
-                &format!("The site has no file at /{path}."),
-            );
-            return;
-        };
-        let etag = format!("\"{}\"", hex::encode(&entry.hash[..16]));
-        let mut headers = security_headers();
-        let media = if entry
-            .media_type
-            .bytes()
-            .all(|b| b.is_ascii_graphic() || b == b' ')
-        {
-            entry.media_type.clone()
-        } else {
-            "application/octet-stream".to_string()
-        };
-        headers.push(("etag", etag.clone()));
-        headers.push(("accept-ranges", "bytes".into()));
-        headers.push(("cache-control", "no-cache".into()));
-        if r.if_none_match
-            .as_deref()
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-        {
-            self.requests.remove(&id);
-            self.answer(id, page(304, headers, Vec::new()));
-            return;
-        }
-        let plan = Plan::new(range::parse(r.range.as_deref(), entry.size), entry.size);
-        headers.push((
-            "content-type",
-            if plan.status == 416 {
-                "text/plain".into()
-            } else {
-                media
-            },
-        ));
-        match plan.status {
-            416 => {
-                headers.push(("content-range", format!("bytes */{}", entry.size)));
-                self.requests.remove(&id);
-                self.answer(id, page(416, headers, "range not satisfiable\n"));
-                return;
-            }
-            206 => headers.push((
-                "content-range",
-                format!(
-                    "bytes {}-{}/{}",
-                    plan.start,
-                    plan.start + plan.len - 1,
-                    entry.size
-                ),
-            )),
-            _ => {}
-        }
-        if r.head || plan.len == 0 {
-            headers.push(("content-length", plan.len.to_string()));
-            self.requests.remove(&id);
-            self.answer(id, page(plan.status, headers, Vec::new()));
-            return;
-        }
-        r.stage = Stage::Streaming {
-            blocks: entry.blocks.clone(),
-            plan,
-            next: plan.first_block,
-            head: Some(Head {
-                status: plan.status,
-                headers,
-                body: Body::Stream { len: plan.len },
-            }),
-        };
     }
 
     /// Move every request as far as it can go; ask for what it needs next.

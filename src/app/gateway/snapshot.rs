@@ -6,6 +6,7 @@
 use super::GatewayCore;
 use crate::crypto::keys::NodeId;
 use crate::node::Node;
+use crate::site::address::SiteAddress;
 use crate::time::Time;
 
 /// Seconds of bandwidth history kept for the graph.
@@ -37,6 +38,9 @@ pub struct GatewaySnapshot {
     pub cache_used: u64,
     /// Sites with an open circuit.
     pub sites_open: usize,
+    /// Sites the reader caught signing two manifests with one sequence, and the sequence
+    /// (`07-sites.md#memory`); proofs are kept in the tracker and the node's store.
+    pub equivocated: Vec<(SiteAddress, u64)>,
 }
 
 /// Counters for the dashboard and `/metrics`.
@@ -102,6 +106,12 @@ impl GatewayCore {
             counters: self.counters,
             cache_used: self.cache.used(),
             sites_open: self.open_circuits(),
+            equivocated: self
+                .tracker
+                .equivocations()
+                .iter()
+                .map(|e| (e.site, e.seq))
+                .collect(),
         }
     }
 }

@@ -120,16 +120,46 @@ pub struct GatewayApp {
     rx: mpsc::UnboundedReceiver<GwRequest>,
     info: StatusInfo,
     waiting: BTreeMap<RequestId, Waiting>,
+    /// The store holding the reader's memory of manifests seen (`07-sites.md#memory`).
+    memory: Option<crate::runtime::site_cmd::Cache>,
 }
 
 impl GatewayApp {
     /// A gateway taking requests from `rx`, caching `info.cache_quota` bytes of blocks.
-    pub fn new(rx: mpsc::UnboundedReceiver<GwRequest>, info: StatusInfo) -> Self {
+    /// `memory`: the store where what the gateway saw is kept across runs.
+    pub fn new(
+        rx: mpsc::UnboundedReceiver<GwRequest>,
+        info: StatusInfo,
+        memory: Option<crate::runtime::site_cmd::Cache>,
+    ) -> Self {
+        let mut core = GatewayCore::new(info.cache_quota);
+        if let Some(store) = memory.as_ref().and_then(|m| m.lock().ok()) {
+            let loaded = store.load_seen(core.tracker_mut());
+            tracing::info!(
+                "remembered {} sites' manifest versions and {} proofs of equivocation",
+                loaded.versions,
+                loaded.proofs
+            );
+        }
         GatewayApp {
-            core: GatewayCore::new(info.cache_quota),
+            core,
             rx,
             info,
             waiting: BTreeMap::new(),
+            memory,
+        }
+    }
+
+    /// Write what the core's memory of manifests seen changed (a new version, a proof).
+    fn save_seen(&mut self) {
+        let changes = self.core.take_seen_changes();
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(store) = self.memory.as_ref().and_then(|m| m.lock().ok()) {
+            if let Err(e) = store.save_seen(&changes) {
+                tracing::warn!("the manifests seen could not be saved: {e}");
+            }
         }
     }
 
@@ -238,6 +268,7 @@ impl App for GatewayApp {
         self.update_rooms();
         self.core.tick(node, now);
         self.deliver();
+        self.save_seen();
     }
 
     fn finished(&self) -> Option<i32> {

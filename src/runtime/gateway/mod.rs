@@ -307,11 +307,11 @@ pub async fn run_with_gateway(
     driver: Driver,
     relay_listener: Option<TcpListener>,
     (gateway, port): (TcpListener, u16),
-    info: StatusInfo,
+    (info, memory): (StatusInfo, Option<crate::runtime::site_cmd::Cache>),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Node {
     let (tx, rx) = mpsc::unbounded_channel();
     spawn_server(gateway, port, tx, driver.waker());
-    let mut app = GatewayApp::new(rx, info);
+    let mut app = GatewayApp::new(rx, info, memory);
     driver.run_keep(relay_listener, &mut app, shutdown).await.1
 }

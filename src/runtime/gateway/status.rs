@@ -93,6 +93,28 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
             "exit_queued_bytes": exit_queued,
         })
     });
+    let mut equivocations: Vec<Value> = g
+        .equivocated
+        .iter()
+        .map(|(site, seq)| json!({ "site": short_site(site), "seq": seq, "seen_as": "reader" }))
+        .collect();
+    equivocations.extend(
+        storer_proofs(node).iter().map(
+            |(site, seq)| json!({ "site": short_site(site), "seq": seq, "seen_as": "storer" }),
+        ),
+    );
+    let stats = node.directory_stats();
+    let wall = node.wall(now);
+    let directory = json!({
+        "relays": node.directory().len(),
+        "learning": node.directory_learning(),
+        "last_sync_secs_ago": stats.last_sync.map(|t| wall.0.saturating_sub(t.0)),
+        "admitted": stats.admitted,
+        "refused_bad": stats.refused_bad,
+        "refused_caps": stats.refused_caps,
+        "expired": stats.expired,
+        "renewals": stats.renewals,
+    });
     let circuits: Vec<Value> = g
         .circuits
         .iter()
@@ -140,9 +162,25 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
         },
         "relay": relay,
         "dht": dht,
+        "directory": directory,
+        "equivocations": equivocations,
         "tor": info.tor.as_ref().map(|t| t.json()),
     })
     .to_string()
+}
+
+/// The sites a storer holds proofs against, and their sequences (`06-dht.md#store`).
+fn storer_proofs(node: &Node) -> Vec<(SiteAddress, u64)> {
+    node.dht()
+        .map(|d| {
+            d.store()
+                .proofs()
+                .iter()
+                .filter_map(|p| crate::site::manifest::parse(&p.first).ok())
+                .map(|m| (m.claimed_site(), m.claimed_seq()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Prometheus text exposition of the node's counters.
@@ -213,6 +251,21 @@ pub fn metrics(node: &Node, snapshot: &GatewaySnapshot) -> String {
         "gauge",
         "Bytes of verified blocks cached by the gateway.",
         &[("", cache_used)],
+    );
+    metric(
+        "umbra_equivocation_proofs",
+        "gauge",
+        "Proofs kept of a site key signing two manifests with one sequence.",
+        &[
+            ("seen_as=\"reader\"", snapshot.equivocated.len() as u64),
+            ("seen_as=\"storer\"", storer_proofs(node).len() as u64),
+        ],
+    );
+    metric(
+        "umbra_directory_relays",
+        "gauge",
+        "Relays in this node's verified directory.",
+        &[("", node.directory().len() as u64)],
     );
     if let Some(d) = node.dht() {
         metric(
