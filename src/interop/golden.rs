@@ -44,6 +44,7 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "manifests" => super::golden_content::check_manifests(v),
         "dht-ids" => super::golden_content::check_ids(v),
         "dht-rpcs" => super::golden_content::check_rpcs(v),
+        "seen-memory" => super::golden_memory::check_memory(v),
         _ => return None,
     })
 }
@@ -60,6 +61,7 @@ pub fn generate(kind: &str) -> Option<Value> {
         "manifests" => super::golden_content::gen_manifests(),
         "dht-ids" => super::golden_content::gen_ids(),
         "dht-rpcs" => super::golden_content::gen_rpcs(),
+        "seen-memory" => super::golden_memory::gen_memory(),
         _ => return None,
     })
 }
@@ -75,6 +77,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("manifests", "manifests.json"),
     ("dht-ids", "dht-ids.json"),
     ("dht-rpcs", "dht-rpcs.json"),
+    ("seen-memory", "seen-memory.json"),
 ];
 
 use super::fixed_input as fixed;

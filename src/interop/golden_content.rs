@@ -106,7 +106,7 @@ fn files(tag: &str) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-fn sign(key: &IdentityKey, tag: &str, seq: u64) -> Vec<u8> {
+pub(super) fn sign(key: &IdentityKey, tag: &str, seq: u64) -> Vec<u8> {
     build(key, &files(tag), seq, WallTime(1_800_000_000), 86_400)
         .map(|b| b.manifest)
         .unwrap_or_default()

@@ -283,7 +283,8 @@ pub enum Command {
         /// Where the block cache lives (default: $XDG_DATA_HOME/umbra).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// Do not read or write the local block cache.
+        /// Do not read or write the local block cache, nor the memory of manifests seen
+        /// (without it, this fetch cannot tell an older version from the one seen before).
         #[arg(long)]
         no_cache: bool,
         /// Where to write: a directory for a whole site, a file for one path.
