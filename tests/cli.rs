@@ -253,3 +253,44 @@ fn bench_measures_a_local_network_and_writes_every_figure_as_json() {
     assert_eq!(f(&["idle_circuits", "circuits_failed"]), 0.0);
     assert!(f(&["idle_circuits", "hop_handshakes_per_relay_cpu_s"]) > 0.0);
 }
+
+/// Issue 14 item 3: `[relay] family_key` puts the relay in its operator's family: the
+/// descriptor names the family's key and carries its certificate, and verifies.
+#[test]
+#[allow(clippy::disallowed_methods)] // the descriptor is signed for the real clock
+fn a_relay_with_a_family_key_declares_its_family() {
+    let dir = std::env::temp_dir().join(format!("umbra-family-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("family.key");
+    let (code, out) = umbra(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[relay]\nlisten = \"127.0.0.1:4999\"\ndata_dir = \"{}\"\nfamily_key = \"{}\"\n",
+            dir.join("r").display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = umbra(&["relay", "--init-only", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let line = std::fs::read_to_string(dir.join("r/descriptor")).unwrap();
+    let bytes = umbra::wire::hex::decode(line.trim()).unwrap();
+    let now = umbra::time::WallTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let d = umbra::directory::parse(&bytes)
+        .unwrap()
+        .verify(now)
+        .unwrap();
+    let family = umbra::crypto::keystore::read_identity(&key).unwrap();
+    assert_eq!(d.descriptor().family, family.public().to_bytes());
+    assert!(d.descriptor().family_cert.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,7 @@ fn descriptor(rng: &mut UmbraRng, ip: &str, published: u64) -> (IdentityKey, Des
         onion_key: LinkKeypair::generate(rng).public(),
         bandwidth: 100,
         family: [0; 32],
+        family_cert: None,
         roles: Roles::ALL,
         published: WallTime(published),
         expires: WallTime(published + 86_400),
@@ -73,16 +74,34 @@ fn forged_expired_replayed_and_oversized_descriptors_change_nothing() {
     let replayed = older.sign(&k).unwrap();
     // Truncated.
     let truncated = good[..good.len() - 3].to_vec();
+    // A relay naming an honest operator's family without its key (to fill the family's cap
+    // or to be taken for one of its relays): the certificate is its own.
+    let honest_family = IdentityKey::generate(&mut rng);
+    let (k5, mut d5) = descriptor(&mut rng, "10.5.0.1", NOW.0 - 10);
+    d5.family = honest_family.public().to_bytes();
+    d5.family_cert = Some(umbra::directory::family_cert(&k5, &k5.public()));
+    let stolen_family = d5.sign(&k5).unwrap();
+    assert_eq!(
+        parse(&stolen_family).unwrap().verify(NOW),
+        Err(DirectoryError::BadFamily)
+    );
     s.on_push(
         Time::ZERO,
         NOW,
         sender(),
-        &[forged, expired, wrong_signer, replayed, truncated],
+        &[
+            forged,
+            expired,
+            wrong_signer,
+            replayed,
+            truncated,
+            stolen_family,
+        ],
     );
     assert_eq!(s.directory().len(), 1);
     assert_eq!(summary(s.directory()), before, "nothing changed");
     let st = s.stats();
-    assert_eq!(st.refused_bad, 4, "{st:?}");
+    assert_eq!(st.refused_bad, 5, "{st:?}");
     assert_eq!(st.admitted, 1);
 
     // The typed errors behind them.

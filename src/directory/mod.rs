@@ -26,6 +26,14 @@ use crate::wire::{DecodeError, Reader, Writer, hex};
 pub const DESCRIPTOR_LABEL: &str = "descriptor";
 /// Descriptor format version.
 pub const DESCRIPTOR_VERSION: u8 = 1;
+/// The signature label of a family's membership certificate (`09-relay.md#families`).
+pub const FAMILY_LABEL: &str = "family member";
+
+/// The family key's certificate that the relay `identity` belongs to its family
+/// (`09-relay.md#families`): its signature over the relay's identity key.
+pub fn family_cert(family_key: &IdentityKey, identity: &IdentityPublic) -> [u8; 64] {
+    family_key.sign(FAMILY_LABEL, &identity.to_bytes()).0
+}
 
 /// Roles a relay offers (`09-relay.md#descriptors`): bit flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -60,8 +68,13 @@ pub struct Descriptor {
     pub onion_key: X25519Public,
     /// Advertised bandwidth, KiB/s (path-selection weight).
     pub bandwidth: u32,
-    /// Operator-declared family (zero: none). Relays with the same family never share a path.
+    /// The family's public key (zero: none). Relays with the same family never share a path.
     pub family: [u8; 32],
+    /// The family key's signature over this relay's identity ([`family_cert`]); on the
+    /// wire only when `family` is not zero. The relay's own signature covers it, so a
+    /// family is declared by both sides: the family key admits the relay, the relay names
+    /// the family.
+    pub family_cert: Option<[u8; 64]>,
     /// Roles offered.
     pub roles: Roles,
     /// When it was signed.
@@ -87,10 +100,11 @@ impl Descriptor {
             .bytes(&self.link_key.0)
             .bytes(&self.onion_key.0)
             .u32(self.bandwidth)
-            .bytes(&self.family)
-            .u8(self.roles.0)
-            .u64(self.published.0)
-            .u64(self.expires.0);
+            .bytes(&self.family);
+        if self.family != [0; 32] {
+            w.bytes(&self.family_cert.unwrap_or([0; 64]));
+        }
+        w.u8(self.roles.0).u64(self.published.0).u64(self.expires.0);
         w.into_vec()
     }
 
@@ -123,6 +137,9 @@ pub enum DirectoryError {
     /// The signature does not verify.
     #[error("descriptor signature does not verify")]
     BadSignature,
+    /// It names a family whose key did not sign its membership (`09-relay.md#families`).
+    #[error("the family key did not certify this relay as a member")]
+    BadFamily,
     /// Outside its validity window at the given time.
     #[error(
         "descriptor not valid at this time (published {published}, expires {expires}, now {now})"
@@ -162,7 +179,7 @@ pub enum DirectoryError {
 impl HasKind for DirectoryError {
     fn kind(&self) -> ErrorKind {
         match self {
-            DirectoryError::BadSignature => ErrorKind::SignatureInvalid,
+            DirectoryError::BadSignature | DirectoryError::BadFamily => ErrorKind::SignatureInvalid,
             DirectoryError::NotValidNow { .. } => ErrorKind::Expired,
             DirectoryError::WrongSigner => ErrorKind::BadApiUsage,
             DirectoryError::SubnetFull { .. }
@@ -219,7 +236,12 @@ pub fn parse(bytes: &[u8]) -> Result<Unverified, DirectoryError> {
     let link_key = X25519Public(r.array()?);
     let onion_key = X25519Public(r.array()?);
     let bandwidth = r.u32()?;
-    let family = r.array()?;
+    let family: [u8; 32] = r.array()?;
+    let family_cert = if family == [0; 32] {
+        None
+    } else {
+        Some(r.array()?)
+    };
     let roles = Roles(r.u8()?);
     let published = WallTime(r.u64()?);
     let expires = WallTime(r.u64()?);
@@ -234,6 +256,7 @@ pub fn parse(bytes: &[u8]) -> Result<Unverified, DirectoryError> {
             onion_key,
             bandwidth,
             family,
+            family_cert,
             roles,
             published,
             expires,
@@ -255,6 +278,17 @@ impl Unverified {
             .identity
             .verify(DESCRIPTOR_LABEL, &self.signed, &self.signature)
             .map_err(|_| DirectoryError::BadSignature)?;
+        if let Some(cert) = self.desc.family_cert {
+            IdentityPublic::from_bytes(&self.desc.family)
+                .and_then(|f| {
+                    f.verify(
+                        FAMILY_LABEL,
+                        &self.desc.identity.to_bytes(),
+                        &Signature(cert),
+                    )
+                })
+                .map_err(|_| DirectoryError::BadFamily)?;
+        }
         let (published, expires) = (self.desc.published.0, self.desc.expires.0);
         if now.0 < published.saturating_sub(600) || now.0 >= expires {
             return Err(DirectoryError::NotValidNow {
@@ -565,10 +599,49 @@ mod tests {
             onion_key: X25519Public([2; 32]),
             bandwidth: 1000,
             family: [0; 32],
+            family_cert: None,
             roles: Roles::ALL,
             published: WallTime(1000),
             expires: WallTime(5000),
         }
+    }
+
+    /// Issue 14 item 3: a family is declared by both sides (`09-relay.md#families`): the
+    /// family key certifies the relay, the relay's signature covers the family it names.
+    #[test]
+    fn a_family_needs_the_family_keys_certificate() {
+        let k = IdentityKey::from_secret_bytes([1; 32]);
+        let family = IdentityKey::from_secret_bytes([9; 32]);
+        let mut d = desc(&k);
+        d.family = family.public().to_bytes();
+        d.family_cert = Some(super::family_cert(&family, &k.public()));
+        let v = parse(&d.sign(&k).unwrap())
+            .unwrap()
+            .verify(WallTime(2000))
+            .unwrap();
+        assert_eq!(v.descriptor().family, family.public().to_bytes());
+        // Claiming an honest family without its key: refused.
+        let thief = IdentityKey::from_secret_bytes([8; 32]);
+        d.family_cert = Some(super::family_cert(&thief, &k.public()));
+        assert_eq!(
+            parse(&d.sign(&k).unwrap()).unwrap().verify(WallTime(2000)),
+            Err(DirectoryError::BadFamily)
+        );
+        // A certificate made for another relay: refused.
+        let other = IdentityKey::from_secret_bytes([2; 32]);
+        d.family_cert = Some(super::family_cert(&family, &other.public()));
+        assert_eq!(
+            parse(&d.sign(&k).unwrap()).unwrap().verify(WallTime(2000)),
+            Err(DirectoryError::BadFamily)
+        );
+        // A family that is not a key: refused.
+        d.family = [0xff; 32];
+        assert!(
+            parse(&d.sign(&k).unwrap())
+                .unwrap()
+                .verify(WallTime(2000))
+                .is_err()
+        );
     }
 
     #[test]

@@ -195,13 +195,19 @@ mod tests {
 
     fn relay(i: u8, net: u8, family: u8) -> Verified {
         let k = IdentityKey::from_secret_bytes([i; 32]);
+        let fk = IdentityKey::from_secret_bytes([family.wrapping_add(100); 32]);
         let d = Descriptor {
             identity: k.public(),
             addr: format!("10.{net}.0.{i}:4000").parse().unwrap(),
             link_key: X25519Public([i; 32]),
             onion_key: X25519Public([i; 32]),
             bandwidth: 100,
-            family: [family; 32],
+            family: if family == 0 {
+                [0; 32]
+            } else {
+                fk.public().to_bytes()
+            },
+            family_cert: (family != 0).then(|| crate::directory::family_cert(&fk, &k.public())),
             roles: Roles::ALL,
             published: WallTime(0),
             expires: WallTime(100),

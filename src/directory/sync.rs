@@ -627,6 +627,7 @@ mod tests {
             onion_key: LinkKeypair::generate(&mut rng).public(),
             bandwidth: 10,
             family: [0; 32],
+            family_cert: None,
             roles: Roles::ALL,
             published: wall0,
             expires: WallTime(wall0.0 + 100),

@@ -221,6 +221,9 @@ data_dir = "@DATA_DIR@"
 # max_circuits_per_link = 2000
 # MiB of other people's site records you store for the network.
 # store_quota_mib = 1024
+# Running several relays? Make one family key (umbra keygen --out family.key), give
+# every relay of yours the same file: readers then never put two of them on one path.
+# family_key = "family.key"
 
 [tor]
 # Reach your guard relays through the Tor network (needs a build with the `tor`
@@ -377,6 +380,9 @@ pub struct RelayConfig {
     pub max_circuits_per_link: usize,
     /// MiB of others' records stored at most. Default 1024.
     pub store_quota_mib: u64,
+    /// The family's key (`umbra keygen`), shared by every relay of one operator: they
+    /// then never share a path (`09-relay.md#families`). No default: no family.
+    pub family_key: Option<PathBuf>,
 }
 
 impl Default for RelayConfig {
@@ -390,6 +396,7 @@ impl Default for RelayConfig {
             max_circuits: limits.max_circuits,
             max_circuits_per_link: limits.max_circuits_per_link,
             store_quota_mib: 1024,
+            family_key: None,
         }
     }
 }
@@ -486,6 +493,8 @@ mod tests {
         let relay = super::RelayConfig {
             data_dir: Some(dir.to_path_buf()),
             bootstrap: Some("relays.txt".into()),
+            // An example, not a default: no family unless one is named.
+            family_key: Some("family.key".into()),
             ..Default::default()
         };
         assert_eq!(c.relay, relay);

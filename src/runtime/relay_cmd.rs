@@ -49,7 +49,7 @@ pub(crate) fn signed_descriptor(
     bandwidth: u32,
     now: crate::time::WallTime,
 ) -> Result<(Vec<u8>, crate::directory::Verified), RuntimeError> {
-    signed_descriptor_for(keys, addr, bandwidth, now, DESCRIPTOR_LIFETIME)
+    signed_descriptor_for(keys, addr, bandwidth, now, (DESCRIPTOR_LIFETIME, None))
 }
 
 /// [`signed_descriptor`] valid for `lifetime` seconds.
@@ -58,7 +58,7 @@ pub(crate) fn signed_descriptor_for(
     addr: std::net::SocketAddr,
     bandwidth: u32,
     now: crate::time::WallTime,
-    lifetime: u64,
+    (lifetime, family): (u64, Option<&crate::crypto::keys::IdentityKey>),
 ) -> Result<(Vec<u8>, crate::directory::Verified), RuntimeError> {
     let desc = Descriptor {
         identity: keys.identity.public(),
@@ -66,7 +66,8 @@ pub(crate) fn signed_descriptor_for(
         link_key: keys.link.public(),
         onion_key: keys.onion.public(),
         bandwidth,
-        family: [0; 32],
+        family: family.map_or([0; 32], |f| f.public().to_bytes()),
+        family_cert: family.map(|f| crate::directory::family_cert(f, &keys.identity.public())),
         roles: Roles::ALL,
         published: now,
         expires: crate::time::WallTime(now.0 + lifetime),
@@ -162,7 +163,7 @@ pub fn relay(
         data_dir,
         listen,
         cfg.bootstrap.as_deref(),
-        init_only,
+        (init_only, cfg.family_key.as_deref()),
         (cfg.bandwidth_kib, limits),
         (dht, cfg.store_quota_mib << 20, directory),
         gateway,
@@ -174,7 +175,7 @@ fn relay_inner(
     data_dir: &Path,
     listen: std::net::SocketAddr,
     bootstrap: Option<&Path>,
-    init_only: bool,
+    (init_only, family_key): (bool, Option<&Path>),
     (bandwidth, limits): (u32, RelayLimits),
     (dht, store_quota, directory): (
         crate::dht::DhtConfig,
@@ -184,9 +185,17 @@ fn relay_inner(
     gateway: Option<std::net::SocketAddr>,
 ) -> Result<(), RuntimeError> {
     let keys = load_or_create(data_dir)?;
+    let family = family_key
+        .map(crate::crypto::keystore::read_identity)
+        .transpose()?;
     let now = wall_now();
-    let (signed, own) =
-        signed_descriptor_for(&keys, listen, bandwidth, now, directory.lifetime.as_secs())?;
+    let (signed, own) = signed_descriptor_for(
+        &keys,
+        listen,
+        bandwidth,
+        now,
+        (directory.lifetime.as_secs(), family.as_ref()),
+    )?;
     let desc_path = data_dir.join("descriptor");
     std::fs::write(&desc_path, format!("{}\n", hex::encode(&signed)))
         .map_err(RuntimeError::on_file("write", &desc_path))?;

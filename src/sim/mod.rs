@@ -652,6 +652,7 @@ fn new_relay(
         onion_key: keys.onion.public(),
         bandwidth: 1000 + u32::try_from(rng.below(9000)).unwrap_or(0),
         family: [0; 32],
+        family_cert: None,
         roles: Roles::ALL,
         published: wall,
         expires: WallTime(wall.0 + 86_400),

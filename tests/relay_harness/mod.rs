@@ -57,6 +57,7 @@ impl Harness {
             onion_key: keys.onion.public(),
             bandwidth: 100,
             family: [0; 32],
+            family_cert: None,
             roles: Roles::ALL,
             published: WallTime(100),
             expires: WallTime(100_000),
