@@ -129,7 +129,12 @@ fn verdict(bytes: &[u8], site: &SiteAddress, now: u64) -> Value {
 }
 
 /// What a node makes of one more manifest for `site` at `now` (`07-sites.md#rollback-and-equivocation`).
-fn observe(m: &[u8], site: &SiteAddress, now: WallTime, tracker: &mut SiteTracker) -> &'static str {
+pub(super) fn observe(
+    m: &[u8],
+    site: &SiteAddress,
+    now: WallTime,
+    tracker: &mut SiteTracker,
+) -> &'static str {
     match manifest::parse(m)
         .and_then(|u| u.verify(site, now))
         .and_then(|v| tracker.observe(&v))
@@ -138,6 +143,7 @@ fn observe(m: &[u8], site: &SiteAddress, now: WallTime, tracker: &mut SiteTracke
         Ok(Observed::Same) => "same",
         Ok(Observed::Equivocation) => "equivocation",
         Err(SiteError::Rollback { .. }) => "rollback",
+        Err(SiteError::Equivocated { .. }) => "equivocated",
         Err(_) => "invalid",
     }
 }

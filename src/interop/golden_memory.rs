@@ -6,33 +6,18 @@
 
 use serde_json::{Value, json};
 
-use super::golden_content::sign;
+use super::golden_content::{observe, sign};
 use super::{
     GOLDEN_PROVENANCE as PROVENANCE, Summary, fixed_input as fixed, hex_field, int_field, list,
     name_of,
 };
 use crate::crypto::hash;
 use crate::crypto::keys::IdentityKey;
+use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
-use crate::site::{Observed, SiteError, SiteTracker, manifest};
 use crate::time::WallTime;
 use crate::wire::hex;
 use crate::wire::seen::{EquivocationProof, SeenVersion};
-
-/// What a node makes of one more manifest after restoring its memory.
-fn observe(m: &[u8], site: &SiteAddress, now: WallTime, tracker: &mut SiteTracker) -> &'static str {
-    match manifest::parse(m)
-        .and_then(|u| u.verify(site, now))
-        .and_then(|v| tracker.observe(&v))
-    {
-        Ok(Observed::Newer) => "newer",
-        Ok(Observed::Same) => "same",
-        Ok(Observed::Equivocation) => "equivocation",
-        Err(SiteError::Rollback { .. }) => "rollback",
-        Err(SiteError::Equivocated { .. }) => "equivocated",
-        Err(_) => "invalid",
-    }
-}
 
 fn restore_version(t: &mut SiteTracker, site: &SiteAddress, record: &[u8]) -> &'static str {
     match SeenVersion::decode(record) {
