@@ -6,7 +6,9 @@
 //! to network B. A fresh reader takes version 1 from A (so A really serves an older, still
 //! valid manifest). The reader with a data directory fetches version 2 from B; then, run
 //! after run, network A can no longer roll it back: `umbra fetch` refuses, and so does
-//! `umbra run`'s gateway in a new process.
+//! `umbra run`'s gateway in a new process. Then a reader whose store holds a proof of
+//! equivocation reports it everywhere (`/api/status`, `/metrics`, `umbra status`) and shows
+//! the warning page.
 
 mod procs;
 
@@ -93,5 +95,89 @@ fn a_restarted_reader_never_accepts_an_older_manifest_than_one_it_saw() {
     assert!(!body.contains("version one"), "{body}");
     assert!(body.contains("rollback refused"), "{body}");
     drop(reader_proc);
+
+    // A reader whose store holds a proof that the site's key signed two manifests with one
+    // sequence (as its gateway would have kept it): every report names the site, and the
+    // browser's first page of it is the warning page.
+    let witness = dir.join("witness");
+    {
+        let k = umbra::crypto::keystore::read_identity(&key).unwrap();
+        let version = |text: &str| {
+            let b = umbra::site::build(
+                &k,
+                &[("index.html".into(), text.as_bytes().to_vec())],
+                5,
+                umbra::time::WallTime(1_000),
+                u32::MAX as u64,
+            )
+            .unwrap();
+            umbra::site::manifest::parse(&b.manifest)
+                .unwrap()
+                .verify_signature(&b.parsed.address())
+                .unwrap()
+        };
+        let store =
+            umbra::runtime::store::RedbStore::open(&witness.join("cache.redb"), 1 << 20).unwrap();
+        let mut t = umbra::site::SiteTracker::new();
+        t.observe(&version("one story")).unwrap();
+        t.observe(&version("another story")).unwrap();
+        store.save_seen(&t.take_changes()).unwrap();
+    }
+    let gw = free_addr("127.0.0.1");
+    let _witness_proc = start_reader(&net_b, gw, &witness);
+    let host = format!("{label}.localhost:{}", gw.port());
+    let status = request(
+        gw,
+        "GET",
+        "/api/status",
+        &format!("localhost:{}", gw.port()),
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    let e = &v["equivocations"][0];
+    assert_eq!(e["seen_as"], "reader", "{v}");
+    assert_eq!(e["seq"], 5, "{v}");
+    // The directory, as the dashboard shows it: how many relays, how fresh.
+    assert!(v["directory"]["relays"].as_u64().unwrap() >= 4, "{v}");
+    assert!(v["directory"].get("last_sync_secs_ago").is_some(), "{v}");
+    assert!(metrics_has_directory(gw), "{v}");
+    let metrics = request(
+        gw,
+        "GET",
+        "/metrics",
+        &format!("localhost:{}", gw.port()),
+        &[],
+    );
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        metrics.contains("umbra_equivocation_proofs{seen_as=\"reader\"} 1"),
+        "{metrics}"
+    );
+    let (ok, out, err) = run(
+        umbra().args(["status", "--gateway", &gw.to_string()]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("WARNING: site") && out.contains("sequence 5"),
+        "{out}"
+    );
+    let warned = request(gw, "GET", "/", &host, &[]);
+    assert_eq!(warned.status, 409);
+    assert_eq!(warned.header("x-umbra-warning"), "equivocation");
+    let after = request(gw, "GET", "/index.html", &host, &[]);
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body, b"<h1>version two</h1>");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn metrics_has_directory(gw: std::net::SocketAddr) -> bool {
+    let m = request(
+        gw,
+        "GET",
+        "/metrics",
+        &format!("localhost:{}", gw.port()),
+        &[],
+    );
+    String::from_utf8_lossy(&m.body).contains("umbra_directory_relays ")
 }
