@@ -45,6 +45,7 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "dht-ids" => super::golden_content::check_ids(v),
         "dht-rpcs" => super::golden_content::check_rpcs(v),
         "seen-memory" => super::golden_memory::check_memory(v),
+        "directory" => super::golden_directory::check_directory(v),
         _ => return None,
     })
 }
@@ -62,6 +63,7 @@ pub fn generate(kind: &str) -> Option<Value> {
         "dht-ids" => super::golden_content::gen_ids(),
         "dht-rpcs" => super::golden_content::gen_rpcs(),
         "seen-memory" => super::golden_memory::gen_memory(),
+        "directory" => super::golden_directory::gen_directory(),
         _ => return None,
     })
 }
@@ -78,6 +80,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("dht-ids", "dht-ids.json"),
     ("dht-rpcs", "dht-rpcs.json"),
     ("seen-memory", "seen-memory.json"),
+    ("directory", "directory.json"),
 ];
 
 use super::fixed_input as fixed;

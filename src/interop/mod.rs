@@ -17,6 +17,7 @@
 pub mod golden;
 pub mod golden_circuits;
 pub mod golden_content;
+pub mod golden_directory;
 pub mod golden_memory;
 pub mod noise;
 pub mod rfc;
