@@ -416,7 +416,9 @@ pub(crate) fn open_cache(what: &str, cache: Option<(PathBuf, u64)>) -> Option<Ca
     match super::store::RedbStore::open(&path, quota) {
         Ok(s) => Some(Arc::new(std::sync::Mutex::new(s))),
         Err(e) => {
-            tracing::warn!("umbra {what}: cache unavailable ({e}); guards are not kept this run");
+            tracing::warn!(
+                "umbra {what}: cache unavailable ({e}); guards and the memory of manifests seen are not kept this run"
+            );
             None
         }
     }

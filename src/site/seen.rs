@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::SiteError;
 use super::address::SiteAddress;
 use super::manifest::{self, Verified};
-use crate::crypto::hash;
 use crate::time::WallTime;
 use crate::wire::seen::{EquivocationProof, SeenVersion};
 
@@ -173,8 +172,8 @@ impl SiteTracker {
         let key = site.0.to_bytes();
         let seq = m.manifest().seq;
         let digest = m.digest();
-        let (held_seq, held_digest, first) = match self.seen.get(&key) {
-            Some(s) => (s.seq, s.digest, s.first.clone()),
+        let (held_seq, held_digest, held_first) = match self.seen.get(&key) {
+            Some(s) => (s.seq, s.digest, !s.first.is_empty()),
             None => {
                 self.insert(key, seq, digest, m.bytes().to_vec());
                 self.changed.insert(key);
@@ -193,7 +192,7 @@ impl SiteTracker {
             return Ok(Observed::Newer);
         }
         if held_digest == digest {
-            if first.is_empty() {
+            if !held_first {
                 // Only the version was remembered: hold the manifest again.
                 self.insert(key, seq, digest, m.bytes().to_vec());
                 self.changed.insert(key);
@@ -203,15 +202,20 @@ impl SiteTracker {
             return Ok(Observed::Same);
         }
         self.touch(key);
-        if first.is_empty() {
-            return Err(SiteError::Equivocated { seq });
-        }
-        self.add_proof(Equivocation {
+        // Only here is the held manifest copied: into the proof.
+        let first = match self.seen.get(&key) {
+            Some(s) if held_first => s.first.clone(),
+            _ => return Err(SiteError::Equivocated { seq }),
+        };
+        let e = Equivocation {
             site,
             seq,
             first,
             second: m.bytes().to_vec(),
-        });
+        };
+        if self.keep_proof(e.clone()) {
+            self.new_proofs.push(e.record());
+        }
         Ok(Observed::Equivocation)
     }
 
@@ -258,13 +262,7 @@ impl SiteTracker {
     /// Read back a stored proof (checked: two different manifests signed by one key with
     /// one sequence).
     pub fn restore_proof(&mut self, p: &EquivocationProof) -> Result<(), SiteError> {
-        let e = Equivocation::check(p)?;
-        if !self.equivocations.contains(&e) {
-            if self.equivocations.len() >= TRACKED_PROOFS {
-                self.equivocations.remove(0);
-            }
-            self.equivocations.push(e);
-        }
+        self.keep_proof(Equivocation::check(p)?);
         Ok(())
     }
 
@@ -287,15 +285,17 @@ impl SiteTracker {
         }
     }
 
-    fn add_proof(&mut self, e: Equivocation) {
+    /// Keep `e` unless kept already (the oldest forgotten beyond [`TRACKED_PROOFS`]);
+    /// whether it is new.
+    fn keep_proof(&mut self, e: Equivocation) -> bool {
         if self.equivocations.contains(&e) {
-            return;
+            return false;
         }
         if self.equivocations.len() >= TRACKED_PROOFS {
             self.equivocations.remove(0);
         }
-        self.new_proofs.push(e.record());
         self.equivocations.push(e);
+        true
     }
 
     fn touch(&mut self, key: [u8; 32]) {
@@ -363,15 +363,6 @@ impl SiteTracker {
             self.forget(&k);
             self.changed.insert(k);
         }
-    }
-}
-
-/// The version record of a verified manifest (what [`SiteTracker`] keeps for it).
-pub fn version_of(m: &Verified) -> SeenVersion {
-    SeenVersion {
-        seq: m.manifest().seq,
-        digest: hash::hash(m.bytes()),
-        manifest: m.bytes().to_vec(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The tracker's decisions, its bounds, and its memory across a restart.
 
-use super::{Observed, SeenChanges, SiteTracker, TRACKED_MANIFESTS, version_of};
+use super::{Observed, SeenChanges, SiteTracker, TRACKED_MANIFESTS};
 use crate::crypto::keys::IdentityKey;
 use crate::site::SiteError;
 use crate::site::address::SiteAddress;
@@ -8,6 +8,15 @@ use crate::site::build;
 use crate::site::manifest::{Verified, parse};
 use crate::time::WallTime;
 use crate::wire::seen::{EquivocationProof, SeenVersion};
+
+/// The record the tracker keeps for `m` while it holds the manifest.
+fn version_of(m: &Verified) -> SeenVersion {
+    SeenVersion {
+        seq: m.manifest().seq,
+        digest: m.digest(),
+        manifest: m.bytes().to_vec(),
+    }
+}
 
 fn key(i: u64) -> IdentityKey {
     IdentityKey::from_secret_bytes(crate::crypto::hash::hash(&i.to_le_bytes()))
