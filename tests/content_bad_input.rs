@@ -83,7 +83,7 @@ fn dht(me: u8) -> Dht {
         Box::new(SiteValidator),
         Time::ZERO,
     );
-    d.set_known((1..=9u8).map(|b| NodeId([b; 32])).collect());
+    d.set_known((1..=9u8).map(|b| (NodeId([b; 32]), [4, b, 0, 0])).collect());
     d
 }
 

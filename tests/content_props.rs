@@ -174,7 +174,8 @@ proptest! {
     /// Whatever nodes answer (or fail), a lookup ends, and never asks more than α at once.
     #[test]
     fn lookups_always_terminate(seed_ids in prop::collection::vec(any::<[u8; 32]>(), 1..30), answers in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<[u8; 32]>(), 0..20)), 0..200)) {
-        let seeds: Vec<NodeId> = seed_ids.into_iter().map(NodeId).collect();
+        // Networks from the ids' first byte: some share one, as Sybils would.
+        let seeds: Vec<(NodeId, [u8; 4])> = seed_ids.into_iter().map(|i| (NodeId(i), [i[0] & 7, 0, 0, 0])).collect();
         let mut l = Lookup::new([0; 32], &seeds, 20, 3);
         let mut answers = answers.into_iter();
         for _ in 0..10_000 {
@@ -185,7 +186,7 @@ proptest! {
             prop_assert!(asked.len() <= 3);
             for n in asked {
                 match answers.next() {
-                    Some((true, more)) => l.on_nodes(n, &more.into_iter().map(NodeId).collect::<Vec<_>>(), |_| true),
+                    Some((true, more)) => l.on_nodes(n, &more.into_iter().map(NodeId).collect::<Vec<_>>(), |m| Some([m.0[0] & 7, 0, 0, 0])),
                     _ => l.on_failure(n),
                 }
             }

@@ -5,7 +5,7 @@
 //! store, so ids crowding a key cannot make an exit deny a record it holds; and one relay
 //! pulling whole records gets them only as fast as its bucket refills.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use umbra::crypto::keys::{IdentityKey, NodeId};
@@ -33,8 +33,13 @@ fn relay(known: &[NodeId]) -> Dht {
         Box::new(SiteValidator),
         Time::ZERO,
     );
-    d.set_known(known.iter().copied().collect::<BTreeSet<_>>());
+    d.set_known(in_own_networks(known));
     d
+}
+
+/// Each relay in a network of its own.
+fn in_own_networks(known: &[NodeId]) -> BTreeMap<NodeId, [u8; 4]> {
+    known.iter().map(|n| (*n, [4, n.0[0], n.0[1], 0])).collect()
 }
 
 fn drain(d: &mut Dht) -> Vec<DhtAction> {
@@ -324,7 +329,7 @@ fn batched_relay(background: bool) -> (Dht, std::sync::Arc<std::sync::atomic::At
         Box::new(SiteValidator),
         Time::ZERO,
     );
-    d.set_known(known.iter().copied().collect());
+    d.set_known(in_own_networks(&known));
     (d, commits)
 }
 

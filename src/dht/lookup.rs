@@ -2,12 +2,18 @@
 //! flight, finished when the k closest nodes that answered have all been asked. Junk answers
 //! (nodes farther than the asker's own distance, unknown ids) are ignored; a node that does
 //! not answer is replaced by the next closest, so one lying or silent node cannot stop or
-//! misdirect a lookup while honest nodes remain.
+//! misdirect a lookup while honest nodes remain. The window of the k closest counts at most
+//! [`PER_GROUP_IN_WINDOW`] nodes of one network: relays of a few networks that answer with
+//! each other cannot fill it, and the nodes a record is stored on span networks.
 
 use std::collections::BTreeMap;
 
-use super::routing::distance;
+use super::routing::{Group, distance};
 use crate::crypto::keys::NodeId;
+
+/// Nodes of one network in a lookup's window of the k closest, and among a record's storers
+/// (`06-dht.md#lookups`).
+pub const PER_GROUP_IN_WINDOW: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -20,6 +26,7 @@ enum State {
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     id: NodeId,
+    group: Group,
     state: State,
     round: u32,
 }
@@ -36,8 +43,8 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    /// Start from `seeds` (round 1).
-    pub fn new(target: [u8; 32], seeds: &[NodeId], k: usize, alpha: usize) -> Self {
+    /// Start from `seeds` with their networks (round 1).
+    pub fn new(target: [u8; 32], seeds: &[(NodeId, Group)], k: usize, alpha: usize) -> Self {
         let mut l = Lookup {
             target,
             k,
@@ -45,8 +52,8 @@ impl Lookup {
             candidates: BTreeMap::new(),
             rounds: 0,
         };
-        for s in seeds {
-            l.add(*s, 1);
+        for (s, g) in seeds {
+            l.add(*s, *g, 1);
         }
         l
     }
@@ -56,14 +63,37 @@ impl Lookup {
         &self.target
     }
 
-    fn add(&mut self, id: NodeId, round: u32) {
+    fn add(&mut self, id: NodeId, group: Group, round: u32) {
         self.candidates
             .entry(distance(&id.0, &self.target))
             .or_insert(Candidate {
                 id,
+                group,
                 state: State::NotAsked,
                 round,
             });
+    }
+
+    /// The candidates that count, closest first: `keep` ones, at most
+    /// [`PER_GROUP_IN_WINDOW`] per network, at most `n`.
+    fn window(&self, n: usize, keep: impl Fn(&Candidate) -> bool) -> Vec<[u8; 32]> {
+        let mut per_group: BTreeMap<Group, usize> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (d, c) in &self.candidates {
+            if out.len() >= n {
+                break;
+            }
+            if !keep(c) {
+                continue;
+            }
+            let g = per_group.entry(c.group).or_insert(0);
+            if *g >= PER_GROUP_IN_WINDOW {
+                continue;
+            }
+            *g += 1;
+            out.push(*d);
+        }
+        out
     }
 
     fn in_flight(&self) -> usize {
@@ -74,22 +104,19 @@ impl Lookup {
     }
 
     /// The next nodes to ask (marks them in flight), keeping at most α in flight and asking
-    /// only among the k closest live candidates.
+    /// only within the window of the k closest live candidates.
     pub fn next_requests(&mut self) -> Vec<NodeId> {
         let room = self.alpha.saturating_sub(self.in_flight());
         let mut out = Vec::new();
-        for c in self
-            .candidates
-            .values_mut()
-            .filter(|c| c.state != State::Failed)
-            .take(self.k)
-        {
+        for d in self.window(self.k, |c| c.state != State::Failed) {
             if out.len() >= room {
                 break;
             }
-            if c.state == State::NotAsked {
-                c.state = State::InFlight;
-                out.push(c.id);
+            if let Some(c) = self.candidates.get_mut(&d) {
+                if c.state == State::NotAsked {
+                    c.state = State::InFlight;
+                    out.push(c.id);
+                }
             }
         }
         out
@@ -99,9 +126,14 @@ impl Lookup {
         self.candidates.get_mut(&distance(&id.0, &self.target))
     }
 
-    /// `from` answered with `nodes`. Nodes no closer than `from` itself are not added beyond
-    /// the k-closest window; duplicates are ignored.
-    pub fn on_nodes(&mut self, from: NodeId, nodes: &[NodeId], is_known: impl Fn(&NodeId) -> bool) {
+    /// `from` answered with `nodes`; those `group_of` knows (directory relays) are added with
+    /// their networks, duplicates ignored.
+    pub fn on_nodes(
+        &mut self,
+        from: NodeId,
+        nodes: &[NodeId],
+        group_of: impl Fn(&NodeId) -> Option<Group>,
+    ) {
         let Some(c) = self.find(&from) else { return };
         if c.state != State::InFlight {
             return;
@@ -110,8 +142,8 @@ impl Lookup {
         let round = c.round;
         self.rounds = self.rounds.max(round);
         for n in nodes.iter().take(self.k) {
-            if is_known(n) {
-                self.add(*n, round + 1);
+            if let Some(g) = group_of(n) {
+                self.add(*n, g, round + 1);
             }
         }
     }
@@ -137,21 +169,21 @@ impl Lookup {
     /// Whether the lookup is over: nothing in flight and nothing left to ask among the k
     /// closest live candidates.
     pub fn is_done(&self) -> bool {
-        let live = self
-            .candidates
-            .values()
-            .filter(|c| c.state != State::Failed)
-            .take(self.k);
-        live.clone().all(|c| c.state == State::Answered)
-            || (self.in_flight() == 0 && live.clone().all(|c| c.state != State::NotAsked))
+        let live: Vec<&Candidate> = self
+            .window(self.k, |c| c.state != State::Failed)
+            .iter()
+            .filter_map(|d| self.candidates.get(d))
+            .collect();
+        live.iter().all(|c| c.state == State::Answered)
+            || (self.in_flight() == 0 && live.iter().all(|c| c.state != State::NotAsked))
     }
 
-    /// The closest nodes that answered, at most `n`.
+    /// The closest nodes that answered, at most `n`, at most [`PER_GROUP_IN_WINDOW`] of one
+    /// network.
     pub fn closest_answered(&self, n: usize) -> Vec<NodeId> {
-        self.candidates
-            .values()
-            .filter(|c| c.state == State::Answered)
-            .take(n)
+        self.window(n, |c| c.state == State::Answered)
+            .iter()
+            .filter_map(|d| self.candidates.get(d))
             .map(|c| c.id)
             .collect()
     }
@@ -161,27 +193,62 @@ impl Lookup {
 mod tests {
     use super::Lookup;
     use crate::crypto::keys::NodeId;
+    use crate::dht::routing::Group;
 
     fn id(b: u8) -> NodeId {
         NodeId([b; 32])
     }
 
+    fn own(n: &NodeId) -> Option<Group> {
+        Some([n.0[0], 0, 0, 0])
+    }
+
+    fn seeds(ids: &[NodeId]) -> Vec<(NodeId, Group)> {
+        ids.iter().map(|n| (*n, [n.0[0], 0, 0, 0])).collect()
+    }
+
     #[test]
     fn converges_and_tolerates_silence() {
-        let mut l = Lookup::new([0; 32], &[id(9), id(8), id(7), id(6)], 3, 2);
+        let mut l = Lookup::new([0; 32], &seeds(&[id(9), id(8), id(7), id(6)]), 3, 2);
         let first = l.next_requests();
         assert_eq!(first, vec![id(6), id(7)]);
-        l.on_nodes(id(6), &[id(1), id(2)], |_| true);
+        l.on_nodes(id(6), &[id(1), id(2)], own);
         l.on_failure(id(7));
         let next = l.next_requests();
         assert_eq!(next, vec![id(1), id(2)]);
-        l.on_nodes(id(1), &[], |_| true);
-        l.on_nodes(id(2), &[id(3)], |_| true);
+        l.on_nodes(id(1), &[], own);
+        l.on_nodes(id(2), &[id(3)], own);
         assert!(!l.is_done());
         assert_eq!(l.next_requests(), vec![id(3)]);
-        l.on_nodes(id(3), &[], |_| true);
+        l.on_nodes(id(3), &[], own);
         assert!(l.is_done());
         assert_eq!(l.closest_answered(3), vec![id(1), id(2), id(3)]);
         assert_eq!(l.rounds, 3);
+    }
+
+    /// Ten nodes of one network closest to the key, answering with each other, take one
+    /// place in the window: the lookup still asks the farther nodes of other networks, and
+    /// a record's storers span networks.
+    #[test]
+    fn one_network_takes_one_place_in_the_window() {
+        let near = |b: u8| {
+            let mut x = [0u8; 32];
+            x[31] = b;
+            NodeId(x)
+        };
+        let sybil = |_: &NodeId| Some([9, 9, 0, 0]);
+        let mut l = Lookup::new([0; 32], &[(id(0x40), [4, 0, 0, 0])], 4, 3);
+        assert_eq!(l.next_requests(), vec![id(0x40)]);
+        let sybils: Vec<NodeId> = (1..=10).map(near).collect();
+        l.on_nodes(id(0x40), &sybils, sybil);
+        l.on_nodes(id(0x40), &[], own);
+        let asked = l.next_requests();
+        assert_eq!(asked, vec![near(1)], "one of the network, not ten");
+        for s in &asked {
+            l.on_nodes(*s, &sybils, sybil);
+        }
+        // The window: one Sybil and the honest node; the other Sybils are never asked.
+        assert!(l.is_done());
+        assert_eq!(l.closest_answered(4), vec![near(1), id(0x40)]);
     }
 }

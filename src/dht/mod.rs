@@ -205,7 +205,7 @@ pub struct Dht {
     table: RoutingTable,
     store: Box<dyn RecordStore>,
     validator: Box<dyn RecordValidator>,
-    known: BTreeSet<NodeId>,
+    known: BTreeMap<NodeId, routing::Group>,
     lookups: BTreeMap<LookupId, Active>,
     pending: BTreeMap<(NodeId, u32), (LookupId, Time)>,
     /// RPC deadlines, earliest first; an entry answered meanwhile is dropped when its time
@@ -244,7 +244,7 @@ impl Dht {
             table: RoutingTable::new(me, cfg.k),
             store,
             validator,
-            known: BTreeSet::new(),
+            known: BTreeMap::new(),
             lookups: BTreeMap::new(),
             pending: BTreeMap::new(),
             rpc_deadlines: BTreeSet::new(),
@@ -263,17 +263,17 @@ impl Dht {
         }
     }
 
-    /// The relays of the node's directory (`06-dht.md#who-takes-part`): only they are served,
-    /// admitted to the routing table, or followed in answers. Contacts that left the
-    /// directory leave the table.
-    pub fn set_known(&mut self, known: BTreeSet<NodeId>) {
-        self.table.retain(|n| known.contains(n));
+    /// The relays of the node's directory with their network groups
+    /// (`06-dht.md#who-takes-part`): only they are served, admitted to the routing table, or
+    /// followed in answers. Contacts that left the directory leave the table.
+    pub fn set_known(&mut self, known: BTreeMap<NodeId, routing::Group>) {
+        self.table.retain(|n| known.contains_key(n));
         self.known = known;
     }
 
-    /// A relay joined the directory (`06-dht.md#who-takes-part`).
-    pub fn add_known(&mut self, id: NodeId) {
-        self.known.insert(id);
+    /// A relay of network `group` joined the directory (`06-dht.md#who-takes-part`).
+    pub fn add_known(&mut self, id: NodeId, group: routing::Group) {
+        self.known.insert(id, group);
     }
 
     /// A relay left the directory: it leaves the routing table too.
@@ -315,8 +315,8 @@ impl Dht {
     /// Join: learn `seeds` and look up our own id (`06-dht.md#joining`).
     pub fn bootstrap(&mut self, now: Time, seeds: &[NodeId]) -> LookupId {
         for s in seeds {
-            if *s != self.me && self.known.contains(s) {
-                self.table.seen(*s);
+            if let Some(g) = self.known.get(s).filter(|_| *s != self.me) {
+                self.table.seen(*s, *g);
             }
         }
         let me = self.me.0;
@@ -329,7 +329,12 @@ impl Dht {
     pub fn start(&mut self, now: Time, wall: WallTime, target: [u8; 32], goal: Goal) -> LookupId {
         let id = LookupId(self.next_lookup);
         self.next_lookup += 1;
-        let seeds = self.table.closest(&target, self.cfg.k);
+        let seeds: Vec<(NodeId, routing::Group)> = self
+            .table
+            .closest(&target, self.cfg.k)
+            .into_iter()
+            .filter_map(|n| self.known.get(&n).map(|g| (n, *g)))
+            .collect();
         let lookup = Lookup::new(target, &seeds, self.cfg.k, self.cfg.alpha);
         // Held records were validated when stored; their version is in the store's index.
         let best = match &goal {
@@ -494,10 +499,10 @@ impl Dht {
         }
         // Only directory relays take part (`06-dht.md#who-takes-part`): anyone else is
         // neither served nor admitted, whatever it sends.
-        if !self.known.contains(&from) {
+        let Some(&group) = self.known.get(&from) else {
             self.stats.refused_unknown += 1;
             return;
-        }
+        };
         // A request admits its sender; an answer only if it was asked for.
         let solicited = match &msg {
             DhtMsg::Nodes { id, .. } | DhtMsg::Value { id, .. } | DhtMsg::Stored { id, .. } => {
@@ -506,7 +511,7 @@ impl Dht {
             _ => true,
         };
         if solicited {
-            self.table.seen(from);
+            self.table.seen(from, group);
         }
         match msg {
             DhtMsg::FindNode { id, target } => {
@@ -601,7 +606,7 @@ impl Dht {
                         a.fetching = None;
                         a.claims.retain(|c| c.0 != from);
                     }
-                    a.lookup.on_nodes(from, &nodes, |n| known.contains(n));
+                    a.lookup.on_nodes(from, &nodes, |n| known.get(n).copied());
                 }
                 self.drive(now, lid);
             }

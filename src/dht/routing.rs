@@ -1,8 +1,19 @@
 //! The routing table (`protocol-spec/06-dht.md#routing-table`): 256 k-buckets by XOR
-//! distance from this node, each with a replacement cache. Contacts are node ids; how to
-//! reach them (descriptors, links) is the node's business.
+//! distance from this node, each with a replacement cache. Contacts are node ids with their
+//! network [`Group`] (the /16 the node put them in): a bucket holds at most
+//! [`PER_GROUP_IN_BUCKET`] contacts of one group, so relays from one network cannot fill the
+//! buckets near a node however they choose their ids. How to reach contacts (descriptors,
+//! links) is the node's business.
 
 use crate::crypto::keys::NodeId;
+
+/// The network a contact's address belongs to, as the node computed it (the /16 of an IPv4
+/// address, the /32 of an IPv6 one); opaque to the DHT.
+pub type Group = [u8; 4];
+
+/// Contacts of one [`Group`] a bucket holds (`06-dht.md#routing-table`); more wait in the
+/// replacement cache.
+pub const PER_GROUP_IN_BUCKET: usize = 2;
 
 /// XOR distance between two keys, comparable as a big-endian number.
 pub fn distance(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
@@ -32,8 +43,29 @@ pub fn bucket_index(me: &[u8; 32], other: &[u8; 32]) -> Option<usize> {
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     /// Least recently seen first.
-    entries: Vec<NodeId>,
-    replacements: Vec<NodeId>,
+    entries: Vec<(NodeId, Group)>,
+    replacements: Vec<(NodeId, Group)>,
+}
+
+impl Bucket {
+    fn group_count(&self, g: Group) -> usize {
+        self.entries.iter().filter(|e| e.1 == g).count()
+    }
+
+    /// Move the newest replacement whose group has room into the entries.
+    fn promote(&mut self, k: usize) {
+        while self.entries.len() < k {
+            let Some(pos) = self
+                .replacements
+                .iter()
+                .rposition(|r| self.group_count(r.1) < PER_GROUP_IN_BUCKET)
+            else {
+                break;
+            };
+            let r = self.replacements.remove(pos);
+            self.entries.push(r);
+        }
+    }
 }
 
 /// k-buckets with replacement caches.
@@ -54,51 +86,53 @@ impl RoutingTable {
         }
     }
 
-    /// Record that `id` answered or sent us something (`06-dht.md#routing-table`): moved to
-    /// the bucket's tail; if the bucket is full, kept in its replacement cache.
-    pub fn seen(&mut self, id: NodeId) {
+    /// Record that `id` (of network `group`) answered or sent us something
+    /// (`06-dht.md#routing-table`): moved to the bucket's tail; if the bucket is full, or
+    /// holds [`PER_GROUP_IN_BUCKET`] contacts of its group already, kept in the replacement
+    /// cache.
+    pub fn seen(&mut self, id: NodeId, group: Group) {
         let Some(i) = bucket_index(&self.me.0, &id.0) else {
             return;
         };
         let k = self.k;
         let b = &mut self.buckets[i];
-        if let Some(pos) = b.entries.iter().position(|e| *e == id) {
+        if let Some(pos) = b.entries.iter().position(|e| e.0 == id) {
             b.entries.remove(pos);
-            b.entries.push(id);
-        } else if b.entries.len() < k {
-            b.entries.push(id);
-        } else if !b.replacements.contains(&id) {
+            b.entries.push((id, group));
+        } else if b.entries.len() < k && b.group_count(group) < PER_GROUP_IN_BUCKET {
+            b.replacements.retain(|r| r.0 != id);
+            b.entries.push((id, group));
+        } else if let Some(pos) = b.replacements.iter().position(|r| r.0 == id) {
+            let r = b.replacements.remove(pos);
+            b.replacements.push(r);
+        } else {
             if b.replacements.len() >= k {
                 b.replacements.remove(0);
             }
-            b.replacements.push(id);
+            b.replacements.push((id, group));
         }
     }
 
-    /// `id` failed to answer: drop it and promote the newest replacement.
+    /// `id` failed to answer: drop it and promote the newest replacement that fits.
     pub fn failed(&mut self, id: NodeId) {
         let Some(i) = bucket_index(&self.me.0, &id.0) else {
             return;
         };
+        let k = self.k;
         let b = &mut self.buckets[i];
-        if let Some(pos) = b.entries.iter().position(|e| *e == id) {
+        b.replacements.retain(|r| r.0 != id);
+        if let Some(pos) = b.entries.iter().position(|e| e.0 == id) {
             b.entries.remove(pos);
-            if let Some(r) = b.replacements.pop() {
-                b.entries.push(r);
-            }
+            b.promote(k);
         }
-        b.replacements.retain(|r| *r != id);
     }
 
     /// Keep only contacts (and replacements) for which `keep` holds.
     pub fn retain(&mut self, keep: impl Fn(&NodeId) -> bool) {
         for b in &mut self.buckets {
-            b.entries.retain(&keep);
-            b.replacements.retain(&keep);
-            while b.entries.len() < self.k {
-                let Some(r) = b.replacements.pop() else { break };
-                b.entries.push(r);
-            }
+            b.entries.retain(|e| keep(&e.0));
+            b.replacements.retain(|e| keep(&e.0));
+            b.promote(self.k);
         }
     }
 
@@ -107,7 +141,7 @@ impl RoutingTable {
         let mut all: Vec<NodeId> = self
             .buckets
             .iter()
-            .flat_map(|b| b.entries.iter().copied())
+            .flat_map(|b| b.entries.iter().map(|e| e.0))
             .collect();
         all.sort_by_key(|id| distance(&id.0, target));
         all.truncate(n);
@@ -126,13 +160,19 @@ impl RoutingTable {
 
     /// Whether `id` is a contact.
     pub fn contains(&self, id: &NodeId) -> bool {
-        bucket_index(&self.me.0, &id.0).is_some_and(|i| self.buckets[i].entries.contains(id))
+        bucket_index(&self.me.0, &id.0)
+            .is_some_and(|i| self.buckets[i].entries.iter().any(|e| e.0 == *id))
+    }
+
+    /// How many contacts of `group` the table holds.
+    pub fn group_len(&self, group: Group) -> usize {
+        self.buckets.iter().map(|b| b.group_count(group)).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{RoutingTable, bucket_index, distance};
+    use super::{PER_GROUP_IN_BUCKET, RoutingTable, bucket_index, distance};
     use crate::crypto::keys::NodeId;
 
     #[test]
@@ -149,7 +189,7 @@ mod tests {
         for i in 1..=10u8 {
             let mut id = [0u8; 32];
             id[0] = 0x80 | i; // all in bucket 255
-            t.seen(NodeId(id));
+            t.seen(NodeId(id), [i, 0, 0, 0]);
         }
         assert_eq!(t.len(), 2, "bucket holds k");
         let first = t.closest(&[0x80; 32], 10);
@@ -157,5 +197,35 @@ mod tests {
         assert_eq!(t.len(), 2, "a replacement took the failed contact's place");
         let c = t.closest(&far, 2);
         assert!(distance(&c[0].0, &far) <= distance(&c[1].0, &far));
+    }
+
+    /// Relays of one network placed next to a node fill at most two places per bucket,
+    /// however many they are and however they chose their ids; the others wait as
+    /// replacements, and honest contacts still get in.
+    #[test]
+    fn one_network_fills_at_most_two_places_per_bucket() {
+        let me = NodeId([0; 32]);
+        let mut t = RoutingTable::new(me, 8);
+        let sybil = [4, 10, 0, 0];
+        for i in 1..=40u8 {
+            let mut id = [0u8; 32];
+            id[0] = 0x80;
+            id[31] = i;
+            t.seen(NodeId(id), sybil);
+        }
+        assert_eq!(t.len(), PER_GROUP_IN_BUCKET);
+        for i in 1..=6u8 {
+            let mut id = [0u8; 32];
+            id[0] = 0x80 | i;
+            t.seen(NodeId(id), [4, i, 0, 0]);
+        }
+        assert_eq!(t.len(), 8, "the honest contacts fill the rest");
+        assert_eq!(t.group_len(sybil), PER_GROUP_IN_BUCKET);
+        // When an honest contact fails, a Sybil replacement cannot take its place.
+        let mut honest = [0u8; 32];
+        honest[0] = 0x81;
+        t.failed(NodeId(honest));
+        assert_eq!(t.group_len(sybil), PER_GROUP_IN_BUCKET);
+        assert_eq!(t.len(), 7);
     }
 }

@@ -2,18 +2,32 @@
 //!
 //! Three hops: a guard from the reader's persistent guard set, a middle, and an exit. No
 //! two hops in one /16 (IPv4) or /32 (IPv6) network or in one declared family, and no relay
-//! twice. Choices are weighted by advertised bandwidth and drawn from the injected RNG.
+//! twice. Choices are weighted ([`weight`]) by advertised bandwidth, clamped to a multiple
+//! of the median over networks so that a claim cannot buy traffic, and shared among the relays
+//! of one network beyond [`NETWORK_SHARE`], so that many relays in one /16 weigh as two.
+//! Guards are chosen among relays this node has known for at least the configured guard age
+//! (`09-relay.md#guards`). Draws come from the injected RNG. Not here: what the directory
+//! admits (its caps, [`super::Admission`]).
 
 use core::net::IpAddr;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Descriptor, Directory, Roles};
 use crate::crypto::keys::NodeId;
 use crate::crypto::rng::UmbraRng;
+use crate::time::WallTime;
 
 /// How many guards a reader keeps.
 pub const GUARD_SET_SIZE: usize = 3;
+
+/// How many relays' worth of weight one network gets at most (`09-relay.md#path-selection`):
+/// its relays share it when they are more.
+pub const NETWORK_SHARE: u64 = 2;
+
+/// A relay's advertised bandwidth counts up to this multiple of the median over networks
+/// (each network's median bandwidth, then the median of those).
+pub const BANDWIDTH_CLAMP: u64 = 2;
 
 /// The network a relay's address belongs to for path diversity: /16 for IPv4, /32 for IPv6.
 pub fn subnet(ip: IpAddr) -> [u8; 4] {
@@ -77,20 +91,38 @@ impl Guards {
         self.down.remove(&id);
     }
 
-    /// Drop guards no longer listed and top the set up to [`GUARD_SET_SIZE`].
-    pub fn refresh(&mut self, dir: &Directory, rng: &mut UmbraRng) {
+    /// Drop guards no longer listed and top the set up to [`GUARD_SET_SIZE`], choosing among
+    /// the relays this directory has known for at least `min_age` at `now`; only when none
+    /// qualifies (a young network) among all guard-capable relays.
+    pub fn refresh(
+        &mut self,
+        dir: &Directory,
+        now: WallTime,
+        min_age: core::time::Duration,
+        rng: &mut UmbraRng,
+    ) {
         self.chosen
             .retain(|g| dir.get(g).is_some_and(|d| d.roles.contains(Roles::GUARD)));
+        let weights = Weights::of(dir);
+        let old_enough = |d: &Descriptor| {
+            dir.first_seen(&d.node_id())
+                .is_some_and(|t| now.0.saturating_sub(t.0) >= min_age.as_secs())
+        };
+        let any_old = dir
+            .relays()
+            .any(|d| d.roles.contains(Roles::GUARD) && old_enough(d));
         while self.chosen.len() < GUARD_SET_SIZE {
             let taken: Vec<Arc<Descriptor>> = self
                 .chosen
                 .iter()
                 .filter_map(|g| dir.get(g).cloned())
                 .collect();
-            let pick = weighted(
+            let pick = weights.pick(
                 rng,
                 dir.relays().filter(|d| {
-                    d.roles.contains(Roles::GUARD) && taken.iter().all(|t| compatible(t, d))
+                    d.roles.contains(Roles::GUARD)
+                        && (!any_old || old_enough(d))
+                        && taken.iter().all(|t| compatible(t, d))
                 }),
             );
             match pick {
@@ -109,25 +141,78 @@ impl Guards {
     }
 }
 
-/// Pick one descriptor weighted by bandwidth (at least 1 each).
-fn weighted<'a>(
-    rng: &mut UmbraRng,
-    candidates: impl Iterator<Item = &'a Arc<Descriptor>>,
-) -> Option<&'a Arc<Descriptor>> {
-    let list: Vec<&Arc<Descriptor>> = candidates.collect();
-    let total: u64 = list.iter().map(|d| u64::from(d.bandwidth.max(1))).sum();
-    if total == 0 {
-        return None;
-    }
-    let mut x = rng.below(total);
-    for d in &list {
-        let w = u64::from(d.bandwidth.max(1));
-        if x < w {
-            return Some(d);
+/// What path selection weighs relays by, computed once per choice from the directory: the
+/// median advertised bandwidth and how many relays each network holds.
+struct Weights {
+    clamp: u64,
+    per_network: BTreeMap<[u8; 4], u64>,
+}
+
+impl Weights {
+    fn of(dir: &Directory) -> Weights {
+        let mut networks: BTreeMap<[u8; 4], Vec<u64>> = BTreeMap::new();
+        for d in dir.relays() {
+            networks
+                .entry(subnet(d.addr.ip()))
+                .or_default()
+                .push(u64::from(d.bandwidth));
         }
-        x -= w;
+        // The median over networks of each network's median: relays of one network count
+        // once, so many relays claiming much cannot move it.
+        let mut medians: Vec<u64> = networks.values_mut().map(|v| median(v)).collect();
+        let clamp = median(&mut medians).max(1).saturating_mul(BANDWIDTH_CLAMP);
+        let per_network = networks.iter().map(|(k, v)| (*k, v.len() as u64)).collect();
+        Weights { clamp, per_network }
     }
-    list.last().copied()
+
+    fn of_relay(&self, d: &Descriptor) -> u64 {
+        let n = self
+            .per_network
+            .get(&subnet(d.addr.ip()))
+            .copied()
+            .unwrap_or(1);
+        weight(u64::from(d.bandwidth), self.clamp, n)
+    }
+
+    /// Pick one descriptor by weight.
+    fn pick<'a>(
+        &self,
+        rng: &mut UmbraRng,
+        candidates: impl Iterator<Item = &'a Arc<Descriptor>>,
+    ) -> Option<&'a Arc<Descriptor>> {
+        let list: Vec<(&Arc<Descriptor>, u64)> =
+            candidates.map(|d| (d, self.of_relay(d))).collect();
+        let total: u64 = list.iter().map(|(_, w)| w).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = rng.below(total);
+        for (d, w) in &list {
+            if x < *w {
+                return Some(d);
+            }
+            x -= w;
+        }
+        list.last().map(|(d, _)| *d)
+    }
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(1)
+}
+
+/// A relay's path-selection weight (`09-relay.md#path-selection`): its advertised bandwidth
+/// clamped to `clamp` (at least 1), times [`NETWORK_SHARE`] / `in_network` when its network
+/// holds more relays than that. In 1/1024 units so that shares stay whole; never 0.
+pub fn weight(bandwidth: u64, clamp: u64, in_network: u64) -> u64 {
+    let bw = bandwidth.clamp(1, clamp.max(1));
+    let share = if in_network > NETWORK_SHARE {
+        bw.saturating_mul(1024 * NETWORK_SHARE) / in_network
+    } else {
+        bw.saturating_mul(1024)
+    };
+    share.max(1)
 }
 
 /// Why no path could be chosen.
@@ -161,25 +246,30 @@ pub fn select_path(
     rng: &mut UmbraRng,
 ) -> Result<[Arc<Descriptor>; 3], PathError> {
     let guard = guards.current(dir).ok_or(PathError::NoGuard)?.clone();
-    let exit = weighted(
-        rng,
-        dir.relays().filter(|d| {
-            d.roles.contains(Roles::EXIT) && !avoid.contains(&d.node_id()) && compatible(&guard, d)
-        }),
-    )
-    .ok_or(PathError::NoExit)?
-    .clone();
-    let middle = weighted(
-        rng,
-        dir.relays().filter(|d| {
-            d.roles.contains(Roles::RELAY)
-                && !avoid.contains(&d.node_id())
-                && compatible(&guard, d)
-                && compatible(&exit, d)
-        }),
-    )
-    .ok_or(PathError::NoMiddle)?
-    .clone();
+    let weights = Weights::of(dir);
+    let exit = weights
+        .pick(
+            rng,
+            dir.relays().filter(|d| {
+                d.roles.contains(Roles::EXIT)
+                    && !avoid.contains(&d.node_id())
+                    && compatible(&guard, d)
+            }),
+        )
+        .ok_or(PathError::NoExit)?
+        .clone();
+    let middle = weights
+        .pick(
+            rng,
+            dir.relays().filter(|d| {
+                d.roles.contains(Roles::RELAY)
+                    && !avoid.contains(&d.node_id())
+                    && compatible(&guard, d)
+                    && compatible(&exit, d)
+            }),
+        )
+        .ok_or(PathError::NoMiddle)?
+        .clone();
     Ok([guard, middle, exit])
 }
 
@@ -187,13 +277,22 @@ pub fn select_path(
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{Guards, PathError, compatible, select_path};
+    use core::time::Duration;
+
+    use super::{Guards, NETWORK_SHARE, PathError, compatible, select_path, weight};
     use crate::crypto::keys::{IdentityKey, X25519Public};
     use crate::crypto::rng::UmbraRng;
+    use crate::directory::Admission;
     use crate::directory::{Descriptor, Directory, Roles, Verified};
     use crate::time::WallTime;
 
+    const DAY: Duration = Duration::from_secs(86_400);
+
     fn relay(i: u8, net: u8, family: u8) -> Verified {
+        relay_bw(i, net, family, 100)
+    }
+
+    fn relay_bw(i: u8, net: u8, family: u8, bandwidth: u32) -> Verified {
         let k = IdentityKey::from_secret_bytes([i; 32]);
         let fk = IdentityKey::from_secret_bytes([family.wrapping_add(100); 32]);
         let d = Descriptor {
@@ -201,7 +300,7 @@ mod tests {
             addr: format!("10.{net}.0.{i}:4000").parse().unwrap(),
             link_key: X25519Public([i; 32]),
             onion_key: X25519Public([i; 32]),
-            bandwidth: 100,
+            bandwidth,
             family: if family == 0 {
                 [0; 32]
             } else {
@@ -210,7 +309,7 @@ mod tests {
             family_cert: (family != 0).then(|| crate::directory::family_cert(&fk, &k.public())),
             roles: Roles::ALL,
             published: WallTime(0),
-            expires: WallTime(100),
+            expires: WallTime(100 * 86_400),
         };
         crate::directory::parse(&d.sign(&k).unwrap())
             .unwrap()
@@ -226,7 +325,7 @@ mod tests {
         }
         let mut rng = UmbraRng::from_u64(5);
         let mut guards = Guards::new();
-        guards.refresh(&dir, &mut rng);
+        guards.refresh(&dir, WallTime(1), DAY, &mut rng);
         assert_eq!(guards.list().len(), 3);
         let first_guard = guards.list()[0];
         for _ in 0..200 {
@@ -249,7 +348,7 @@ mod tests {
         }
         let mut rng = UmbraRng::from_u64(6);
         let mut guards = Guards::new();
-        guards.refresh(&dir, &mut rng);
+        guards.refresh(&dir, WallTime(1), DAY, &mut rng);
         assert_eq!(guards.list().len(), 1);
         assert_eq!(
             select_path(&dir, &guards, &BTreeSet::new(), &mut rng).unwrap_err(),
@@ -265,5 +364,74 @@ mod tests {
             .unwrap_err(),
             PathError::NoGuard
         );
+    }
+
+    /// Guards come from relays this node has known for the guard age; relays that arrived
+    /// since (a Sybil flood) are not chosen, however many. A young network with no relay old
+    /// enough still gets guards.
+    #[test]
+    fn guards_come_from_relays_known_long_enough() {
+        let now = WallTime(30 * 86_400);
+        let mut dir = Directory::new();
+        for i in 1..=4u8 {
+            dir.admit(relay(i, i, 0), WallTime(0), &Admission::UNLIMITED)
+                .unwrap();
+        }
+        for i in 5..=60u8 {
+            dir.admit(relay(i, i, 0), now, &Admission::UNLIMITED)
+                .unwrap();
+        }
+        for seed in 0..20 {
+            let mut guards = Guards::new();
+            guards.refresh(&dir, now, 8 * DAY, &mut UmbraRng::from_u64(seed));
+            assert_eq!(guards.list().len(), 3);
+            for g in guards.list() {
+                let seen = dir.first_seen(g).unwrap();
+                assert_eq!(seen, WallTime(0), "a newcomer became a guard");
+            }
+        }
+        let mut young = Directory::new();
+        for i in 5..=10u8 {
+            young
+                .admit(relay(i, i, 0), now, &Admission::UNLIMITED)
+                .unwrap();
+        }
+        let mut guards = Guards::new();
+        guards.refresh(&young, now, 8 * DAY, &mut UmbraRng::from_u64(1));
+        assert_eq!(guards.list().len(), 3, "a young network still has guards");
+    }
+
+    /// Eight relays of one network claiming the largest bandwidth there is weigh as
+    /// [`NETWORK_SHARE`] relays at twice the median: ten honest relays keep most of the
+    /// middle and exit choices.
+    #[test]
+    fn one_network_weighs_as_two_relays_and_claims_are_clamped() {
+        assert_eq!(weight(100, 200, 1), 100 * 1024);
+        assert_eq!(weight(u64::MAX, 200, 1), 200 * 1024, "clamped");
+        assert_eq!(weight(0, 200, 1), 1024, "at least 1");
+        assert_eq!(weight(100, 200, 8), 100 * 1024 * NETWORK_SHARE / 8);
+        let mut dir = Directory::new();
+        for i in 1..=10u8 {
+            dir.insert(relay_bw(i, i, 0, 100));
+        }
+        for i in 11..=18u8 {
+            dir.insert(relay_bw(i, 200, 0, u32::MAX));
+        }
+        let mut rng = UmbraRng::from_u64(9);
+        let mut guards = Guards::new();
+        guards.refresh(&dir, WallTime(1), DAY, &mut rng);
+        let (mut sybil, mut all) = (0, 0);
+        for _ in 0..2000 {
+            let p = select_path(&dir, &guards, &BTreeSet::new(), &mut rng).unwrap();
+            for hop in &p[1..] {
+                all += 1;
+                sybil += usize::from(hop.addr.ip().to_string().starts_with("10.200."));
+            }
+        }
+        let share = sybil as f64 / all as f64;
+        // 8 relays × 200 (clamped) × 2/8 = 400 against 10 × 100 = 1000, less the hops the
+        // guard's network excludes: about 0.29.
+        assert!(share < 0.35, "the one network carried {share:.2} of hops");
+        assert!(share > 0.15, "but it is still used ({share:.2})");
     }
 }

@@ -35,6 +35,9 @@ pub struct SyncConfig {
     pub lifetime: Duration,
     /// What the directory admits.
     pub admission: Admission,
+    /// How long this node must have known a relay before choosing it as a guard
+    /// (`09-relay.md#guards`).
+    pub guard_min_age: Duration,
 }
 
 impl Default for SyncConfig {
@@ -45,12 +48,16 @@ impl Default for SyncConfig {
             fanout: 4,
             lifetime: Duration::from_secs(DEFAULT_LIFETIME_SECS),
             admission: Admission::default(),
+            guard_min_age: Duration::from_secs(DEFAULT_GUARD_MIN_AGE_SECS),
         }
     }
 }
 
 /// The lifetime a relay gives its descriptor unless configured (3 days).
 pub const DEFAULT_LIFETIME_SECS: u64 = 3 * 24 * 3600;
+/// How long a relay must be known before it is chosen as a guard unless configured (8 days,
+/// as a Tor relay waits for its Guard flag).
+pub const DEFAULT_GUARD_MIN_AGE_SECS: u64 = 8 * 24 * 3600;
 /// The shortest descriptor lifetime a relay uses (tests set short ones).
 pub const MIN_LIFETIME_SECS: u64 = 10;
 

@@ -81,7 +81,12 @@ impl Node {
         let guard = if self.keys.is_some() {
             None
         } else {
-            self.guards.refresh(self.dirsync.directory(), &mut self.rng);
+            self.guards.refresh(
+                self.dirsync.directory(),
+                wall,
+                self.cfg.directory.guard_min_age,
+                &mut self.rng,
+            );
             self.guards
                 .current(self.dirsync.directory())
                 .map(|d| d.node_id())
@@ -118,8 +123,11 @@ impl Node {
         for id in &removed {
             d.remove_known(id);
         }
+        let dir = self.dirsync.directory();
         for id in &added {
-            d.add_known(*id);
+            if let Some(desc) = dir.get(id) {
+                d.add_known(*id, crate::directory::path::subnet(desc.addr.ip()));
+            }
         }
         // A newcomer that started from one or two contacts: look itself up again now that
         // the directory is larger, so its routing table fills.

@@ -372,7 +372,12 @@ impl Node {
             Box::new(content::SiteValidator),
             now,
         );
-        dht.set_known(self.directory().relays().map(|d| d.node_id()).collect());
+        dht.set_known(
+            self.directory()
+                .relays()
+                .map(|d| (d.node_id(), crate::directory::path::subnet(d.addr.ip())))
+                .collect(),
+        );
         self.dht = Some(dht);
     }
 
@@ -641,8 +646,10 @@ impl Node {
     }
 
     fn start_build(&mut self, now: Time, handle: CircHandle) {
+        let wall = self.wall(now);
         let dir = self.dirsync.directory();
-        self.guards.refresh(dir, &mut self.rng);
+        self.guards
+            .refresh(dir, wall, self.cfg.directory.guard_min_age, &mut self.rng);
         if self.guards.current(dir).is_none() {
             // Every guard failed recently: try them again rather than choosing new ones.
             self.guards.clear_down();

@@ -51,6 +51,9 @@ pub struct DirectorySection {
     pub per_subnet: usize,
     /// Relays admitted per declared family. Default 64.
     pub per_family: usize,
+    /// Seconds this node must have known a relay before choosing it as a guard. Default
+    /// 691200 (8 days); when no relay is that old (a young network), any relay.
+    pub guard_min_age_secs: u64,
 }
 
 impl Default for DirectorySection {
@@ -62,6 +65,7 @@ impl Default for DirectorySection {
             descriptor_lifetime_secs: d.lifetime.as_secs(),
             per_subnet: d.admission.per_subnet,
             per_family: d.admission.per_family,
+            guard_min_age_secs: d.guard_min_age.as_secs(),
         }
     }
 }
@@ -83,6 +87,7 @@ impl DirectorySection {
                 per_family: self.per_family.max(1),
                 ..d.admission
             },
+            guard_min_age: Duration::from_secs(self.guard_min_age_secs),
             ..d
         }
     }
@@ -262,6 +267,8 @@ data_dir = "@DATA_DIR@"
 # Relays admitted per /16 network and per declared family.
 # per_subnet = 8
 # per_family = 64
+# Seconds this node must have known a relay before it may become one of your guards.
+# guard_min_age_secs = 691200
 "#;
 
 /// The template with the data directory filled in.

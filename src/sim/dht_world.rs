@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::crypto::keys::{IdentityKey, NodeId};
 use crate::crypto::rng::UmbraRng;
+use crate::dht::routing::{Group, distance};
 use crate::dht::store::MemoryStore;
 use crate::dht::{Dht, DhtAction, DhtConfig, Goal, LookupId, LookupOutcome};
 use crate::node::SiteValidator;
@@ -29,6 +30,10 @@ pub enum Hostility {
     Liar,
     /// Never answers.
     Silent,
+    /// An eclipse attacker (one of many Sybils): answers every FIND_NODE, FIND_VALUE and
+    /// FIND_SEQ with the fellow eclipsers closest to the key, accepts every STORE and keeps
+    /// nothing, so that lookups which reach it are steered among the attackers.
+    Eclipse,
 }
 
 #[derive(Debug)]
@@ -67,6 +72,8 @@ pub struct DhtWorld {
     pub done: BTreeMap<(usize, LookupId), (LookupOutcome, u32)>,
     /// Messages delivered.
     pub delivered: u64,
+    /// The ids of the nodes with [`Hostility::Eclipse`].
+    eclipsers: Vec<NodeId>,
 }
 
 impl std::fmt::Debug for DhtWorld {
@@ -84,13 +91,37 @@ impl std::fmt::Debug for DhtWorld {
 pub const WALL_START: u64 = 1_800_000_000;
 
 impl DhtWorld {
-    /// `n` DHT nodes from `seed`.
+    /// `n` DHT nodes from `seed`, each in its own network and knowing all the others.
     pub fn new(seed: u64, n: usize, cfg: DhtConfig) -> DhtWorld {
         let mut rng = UmbraRng::from_u64(seed);
-        let ids: Vec<NodeId> = (0..n)
-            .map(|_| IdentityKey::generate(&mut rng).public().node_id())
+        let members: Vec<(NodeId, Group)> = (0..n)
+            .map(|i| {
+                let id = IdentityKey::generate(&mut rng).public().node_id();
+                (id, [4, (i >> 8) as u8, i as u8, 0])
+            })
             .collect();
-        let known: std::collections::BTreeSet<NodeId> = ids.iter().copied().collect();
+        let known = members.iter().copied().collect();
+        DhtWorld::build(rng, &members, &known, cfg)
+    }
+
+    /// A world of `members` (node id and network group), every one of which knows the relays
+    /// in `known` (its directory: honest nodes admitted what the directory's caps let in).
+    pub fn with_members(
+        seed: u64,
+        members: &[(NodeId, Group)],
+        known: &BTreeMap<NodeId, Group>,
+        cfg: DhtConfig,
+    ) -> DhtWorld {
+        DhtWorld::build(UmbraRng::from_u64(seed), members, known, cfg)
+    }
+
+    fn build(
+        rng: UmbraRng,
+        members: &[(NodeId, Group)],
+        known: &BTreeMap<NodeId, Group>,
+        cfg: DhtConfig,
+    ) -> DhtWorld {
+        let ids: Vec<NodeId> = members.iter().map(|m| m.0).collect();
         let nodes = ids
             .iter()
             .map(|id| {
@@ -113,6 +144,7 @@ impl DhtWorld {
             .collect();
         let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         DhtWorld {
+            eclipsers: Vec::new(),
             queue: EventQueue::default(),
             nodes,
             index,
@@ -156,6 +188,11 @@ impl DhtWorld {
     /// Make node `i` hostile.
     pub fn set_hostility(&mut self, i: usize, h: Hostility) {
         self.nodes[i].hostility = h;
+        let id = self.nodes[i].id;
+        self.eclipsers.retain(|e| *e != id);
+        if h == Hostility::Eclipse {
+            self.eclipsers.push(id);
+        }
     }
 
     /// Stop node `i` for good (churn).
@@ -240,6 +277,45 @@ impl DhtWorld {
         }
     }
 
+    /// The eclipsers closest to `target`, as an eclipser would answer.
+    fn eclipse_nodes(&self, target: &[u8; 32]) -> Vec<[u8; 32]> {
+        let mut near: Vec<[u8; 32]> = self.eclipsers.iter().map(|e| e.0).collect();
+        near.sort_by_key(|e| distance(e, target));
+        near.truncate(crate::wire::dht_msg::MAX_NODES);
+        near
+    }
+
+    fn eclipse_answer(&mut self, i: usize, from: NodeId, msg: &DhtMsg) {
+        let reply = match msg {
+            DhtMsg::FindNode { id, target } => DhtMsg::Nodes {
+                id: *id,
+                nodes: self.eclipse_nodes(target),
+            },
+            DhtMsg::FindValue { id, key, .. } | DhtMsg::FindSeq { id, key, .. } => DhtMsg::Nodes {
+                id: *id,
+                nodes: self.eclipse_nodes(key),
+            },
+            DhtMsg::Store { id, .. } => DhtMsg::Stored { id: *id, status: 0 },
+            _ => return,
+        };
+        self.reply(i, from, reply);
+    }
+
+    fn reply(&mut self, i: usize, to: NodeId, reply: DhtMsg) {
+        let lat = self.latency();
+        if let Some(&t) = self.index.get(&to) {
+            let me = self.nodes[i].id;
+            self.schedule(
+                self.queue.now() + lat,
+                Ev::Deliver {
+                    to: t,
+                    from: me,
+                    bytes: reply.encode(),
+                },
+            );
+        }
+    }
+
     fn hostile_answer(&mut self, i: usize, from: NodeId, msg: &DhtMsg) {
         let reply = match msg {
             DhtMsg::FindValue { id, key, kind } => {
@@ -276,18 +352,7 @@ impl DhtWorld {
             },
             _ => return,
         };
-        let lat = self.latency();
-        if let Some(&t) = self.index.get(&from) {
-            let me = self.nodes[i].id;
-            self.schedule(
-                self.queue.now() + lat,
-                Ev::Deliver {
-                    to: t,
-                    from: me,
-                    bytes: reply.encode(),
-                },
-            );
-        }
+        self.reply(i, from, reply);
     }
 
     /// Process one event; `false` when none is left.
@@ -308,6 +373,10 @@ impl DhtWorld {
                     Hostility::Silent => return true,
                     Hostility::Liar => {
                         self.hostile_answer(to, from, &msg);
+                        return true;
+                    }
+                    Hostility::Eclipse => {
+                        self.eclipse_answer(to, from, &msg);
                         return true;
                     }
                     Hostility::None => {}

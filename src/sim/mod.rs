@@ -8,6 +8,7 @@
 //! apps on it and calls their `tick` after every batch of work. Not in this module:
 //! scenarios and assertions (they live in `tests/`), or any real I/O.
 
+mod arrivals;
 pub mod dht_world;
 pub mod queue;
 
@@ -17,9 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::crypto::keys::{IdentityKey, LinkKeypair, NodeId};
+use crate::crypto::keys::NodeId;
 use crate::crypto::rng::UmbraRng;
-use crate::directory::{Descriptor, Directory, Roles};
+use crate::directory::Directory;
 use crate::ids::{ConnectId, LinkId};
 use crate::node::{Input, Node, NodeConfig, Output, RelayKeys};
 use crate::relay::Misbehaviour;
@@ -145,7 +146,8 @@ impl World {
         let mut dir = Directory::new();
         let mut relay_keys = Vec::with_capacity(relays);
         for i in 0..relays {
-            let (keys, v) = new_relay(&mut rng, relay_addr(i), WallTime(WALL_START));
+            let (keys, v) =
+                arrivals::new_relay(&mut rng, relay_addr(i), WallTime(WALL_START), None);
             if let Some(v) = v {
                 dir.insert(v);
             }
@@ -213,44 +215,6 @@ impl World {
             self.nodes[i].node.set_directory(now, partial);
             self.drain(i);
         }
-    }
-
-    /// Start a new relay whose directory holds only itself and the relays `contacts` (by
-    /// index): discovery must make it known. Returns its index.
-    pub fn add_relay(&mut self, contacts: &[usize]) -> usize {
-        let n = self.nodes.len();
-        let wall = WallTime(WALL_START + self.now().as_micros() / 1_000_000);
-        let (keys, v) = new_relay(&mut self.rng, relay_addr(n), wall);
-        let ids: BTreeSet<NodeId> = contacts
-            .iter()
-            .filter_map(|c| self.nodes.get(*c).and_then(|x| x.node.node_id()))
-            .collect();
-        let mut dir = self.directory.only(|x| ids.contains(x));
-        if let Some(v) = v {
-            dir.insert(v);
-        }
-        let with_dht = self.nodes.iter().any(|n| n.node.dht().is_some());
-        let rng = self.rng.fork();
-        let node = Node::new(self.cfg.clone(), Some(keys.clone()), Arc::new(dir), rng);
-        let addr = relay_addr(n);
-        self.nodes.push(SimNode {
-            node,
-            addr,
-            up: true,
-            apps: Vec::new(),
-            keys: Some(keys),
-            extra_delay: Duration::ZERO,
-            timer: TimerSlot::default(),
-        });
-        self.by_addr.insert(addr, n);
-        let now = self.now();
-        if with_dht {
-            let seeds: Vec<NodeId> = ids.into_iter().collect();
-            self.nodes[n].node.enable_dht(now, None);
-            self.nodes[n].node.dht_bootstrap(now, &seeds);
-        }
-        self.drain(n);
-        n
     }
 
     /// The current simulated time.
@@ -632,36 +596,6 @@ impl World {
         }
         self.queue.advance_to(deadline);
     }
-}
-
-/// A relay's keys and its descriptor signed at `wall`, valid for a day.
-fn new_relay(
-    rng: &mut UmbraRng,
-    addr: SocketAddr,
-    wall: WallTime,
-) -> (RelayKeys, Option<crate::directory::Verified>) {
-    let keys = RelayKeys {
-        identity: IdentityKey::generate(rng),
-        link: LinkKeypair::generate(rng),
-        onion: LinkKeypair::generate(rng),
-    };
-    let desc = Descriptor {
-        identity: keys.identity.public(),
-        addr,
-        link_key: keys.link.public(),
-        onion_key: keys.onion.public(),
-        bandwidth: 1000 + u32::try_from(rng.below(9000)).unwrap_or(0),
-        family: [0; 32],
-        family_cert: None,
-        roles: Roles::ALL,
-        published: wall,
-        expires: WallTime(wall.0 + 86_400),
-    };
-    let v = desc
-        .sign(&keys.identity)
-        .and_then(|b| crate::directory::parse(&b).and_then(|u| u.verify(wall)))
-        .ok();
-    (keys, v)
 }
 
 /// The address of relay `i`: each relay in its own /16 (`09-relay.md#path-selection`).
