@@ -329,12 +329,7 @@ impl Dht {
     pub fn start(&mut self, now: Time, wall: WallTime, target: [u8; 32], goal: Goal) -> LookupId {
         let id = LookupId(self.next_lookup);
         self.next_lookup += 1;
-        let seeds: Vec<(NodeId, routing::Group)> = self
-            .table
-            .closest(&target, self.cfg.k)
-            .into_iter()
-            .filter_map(|n| self.known.get(&n).map(|g| (n, *g)))
-            .collect();
+        let seeds = self.table.closest_with_groups(&target, self.cfg.k);
         let lookup = Lookup::new(target, &seeds, self.cfg.k, self.cfg.alpha);
         // Held records were validated when stored; their version is in the store's index.
         let best = match &goal {

@@ -138,12 +138,20 @@ impl RoutingTable {
 
     /// The `n` known nodes closest to `target`.
     pub fn closest(&self, target: &[u8; 32], n: usize) -> Vec<NodeId> {
-        let mut all: Vec<NodeId> = self
+        self.closest_with_groups(target, n)
+            .into_iter()
+            .map(|e| e.0)
+            .collect()
+    }
+
+    /// [`RoutingTable::closest`] with each node's network.
+    pub fn closest_with_groups(&self, target: &[u8; 32], n: usize) -> Vec<(NodeId, Group)> {
+        let mut all: Vec<(NodeId, Group)> = self
             .buckets
             .iter()
-            .flat_map(|b| b.entries.iter().map(|e| e.0))
+            .flat_map(|b| b.entries.iter().copied())
             .collect();
-        all.sort_by_key(|id| distance(&id.0, target));
+        all.sort_by_key(|e| distance(&e.0.0, target));
         all.truncate(n);
         all
     }

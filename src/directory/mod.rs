@@ -349,6 +349,8 @@ pub struct Directory {
     entries: BTreeMap<NodeId, Entry>,
     per_subnet: BTreeMap<[u8; 4], usize>,
     per_family: BTreeMap<[u8; 32], usize>,
+    /// [`Directory::network_median_bandwidth`], computed on first use after a change.
+    network_median: std::sync::OnceLock<u64>,
 }
 
 impl Directory {
@@ -401,6 +403,7 @@ impl Directory {
                 first_seen,
             },
         );
+        self.network_median = std::sync::OnceLock::new();
         Ok(true)
     }
 
@@ -450,6 +453,7 @@ impl Directory {
         let Some(e) = self.entries.remove(id) else {
             return false;
         };
+        self.network_median = std::sync::OnceLock::new();
         let net = path::subnet(e.desc.addr.ip());
         if let Some(n) = self.per_subnet.get_mut(&net) {
             *n -= 1;

@@ -103,6 +103,9 @@ impl Guards {
     ) {
         self.chosen
             .retain(|g| dir.get(g).is_some_and(|d| d.roles.contains(Roles::GUARD)));
+        if self.chosen.len() >= GUARD_SET_SIZE {
+            return;
+        }
         let weights = Weights::of(dir);
         let old_enough = |d: &Descriptor| {
             dir.first_seen(&d.node_id())
@@ -141,37 +144,54 @@ impl Guards {
     }
 }
 
-/// What path selection weighs relays by, computed once per choice from the directory: the
-/// median advertised bandwidth and how many relays each network holds.
-struct Weights {
-    clamp: u64,
-    per_network: BTreeMap<[u8; 4], u64>,
+impl Directory {
+    /// How many relays of network `net` ([`subnet`]) the directory holds.
+    pub fn in_network(&self, net: [u8; 4]) -> usize {
+        self.per_subnet.get(&net).copied().unwrap_or(0)
+    }
+
+    /// The median over networks of each network's median advertised bandwidth
+    /// (`09-relay.md#path-selection`; 1 when empty): relays of one network count once, so
+    /// many relays claiming much cannot move it. Cached until the directory changes.
+    pub fn network_median_bandwidth(&self) -> u64 {
+        *self.network_median.get_or_init(|| {
+            fn median(v: &mut [u64]) -> u64 {
+                v.sort_unstable();
+                v.get(v.len() / 2).copied().unwrap_or(1)
+            }
+            let mut networks: BTreeMap<[u8; 4], Vec<u64>> = BTreeMap::new();
+            for e in self.entries.values() {
+                networks
+                    .entry(subnet(e.desc.addr.ip()))
+                    .or_default()
+                    .push(u64::from(e.desc.bandwidth));
+            }
+            let mut medians: Vec<u64> = networks.values_mut().map(|v| median(v)).collect();
+            median(&mut medians)
+        })
+    }
 }
 
-impl Weights {
-    fn of(dir: &Directory) -> Weights {
-        let mut networks: BTreeMap<[u8; 4], Vec<u64>> = BTreeMap::new();
-        for d in dir.relays() {
-            networks
-                .entry(subnet(d.addr.ip()))
-                .or_default()
-                .push(u64::from(d.bandwidth));
-        }
-        // The median over networks of each network's median: relays of one network count
-        // once, so many relays claiming much cannot move it.
-        let mut medians: Vec<u64> = networks.values_mut().map(|v| median(v)).collect();
-        let clamp = median(&mut medians).max(1).saturating_mul(BANDWIDTH_CLAMP);
-        let per_network = networks.iter().map(|(k, v)| (*k, v.len() as u64)).collect();
-        Weights { clamp, per_network }
+/// What path selection weighs relays by: the directory's network median (cached there until
+/// the directory changes) and its per-network counts, so a choice costs one pass over the
+/// candidates.
+struct Weights<'d> {
+    dir: &'d Directory,
+    clamp: u64,
+}
+
+impl<'d> Weights<'d> {
+    fn of(dir: &'d Directory) -> Weights<'d> {
+        let clamp = dir
+            .network_median_bandwidth()
+            .max(1)
+            .saturating_mul(BANDWIDTH_CLAMP);
+        Weights { dir, clamp }
     }
 
     fn of_relay(&self, d: &Descriptor) -> u64 {
-        let n = self
-            .per_network
-            .get(&subnet(d.addr.ip()))
-            .copied()
-            .unwrap_or(1);
-        weight(u64::from(d.bandwidth), self.clamp, n)
+        let n = self.dir.in_network(subnet(d.addr.ip())).max(1);
+        weight(u64::from(d.bandwidth), self.clamp, n as u64)
     }
 
     /// Pick one descriptor by weight.
@@ -195,11 +215,6 @@ impl Weights {
         }
         list.last().map(|(d, _)| *d)
     }
-}
-
-fn median(v: &mut [u64]) -> u64 {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(1)
 }
 
 /// A relay's path-selection weight (`09-relay.md#path-selection`): its advertised bandwidth
@@ -414,9 +429,26 @@ mod tests {
         for i in 1..=10u8 {
             dir.insert(relay_bw(i, i, 0, 100));
         }
+        assert_eq!(dir.network_median_bandwidth(), 100);
         for i in 11..=18u8 {
             dir.insert(relay_bw(i, 200, 0, u32::MAX));
         }
+        // Eight relays of one network count once: the median stays (and the cached value was
+        // recomputed after the change, or a later change would be missed).
+        assert_eq!(dir.network_median_bandwidth(), 100);
+        assert_eq!(
+            dir.in_network(super::subnet("10.200.0.1".parse().unwrap())),
+            8
+        );
+        let mut grown = dir.clone();
+        for i in 19..=40u8 {
+            grown.insert(relay_bw(i, i, 0, 500));
+        }
+        assert_eq!(
+            grown.network_median_bandwidth(),
+            500,
+            "the cache follows changes"
+        );
         let mut rng = UmbraRng::from_u64(9);
         let mut guards = Guards::new();
         guards.refresh(&dir, WallTime(1), DAY, &mut rng);

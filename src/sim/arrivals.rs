@@ -32,7 +32,6 @@ impl World {
         addr: SocketAddr,
         bandwidth: Option<u32>,
     ) -> usize {
-        let n = self.nodes.len();
         let wall = self.wall_now();
         let (keys, v) = new_relay(&mut self.rng, addr, wall, bandwidth);
         let ids: BTreeSet<NodeId> = contacts
@@ -46,7 +45,7 @@ impl World {
         let with_dht = self.nodes.iter().any(|n| n.node.dht().is_some());
         let rng = self.rng.fork();
         let node = Node::new(self.cfg.clone(), Some(keys.clone()), Arc::new(dir), rng);
-        self.push(node, addr, Some(keys));
+        let n = self.push(node, addr, Some(keys));
         let now = self.now();
         if with_dht {
             let seeds: Vec<NodeId> = ids.into_iter().collect();
@@ -60,15 +59,15 @@ impl World {
     /// Start a new reader at `addr` whose directory is `directory` (a directory file
     /// another node wrote, first-seen times included). Returns its index.
     pub fn add_reader(&mut self, addr: SocketAddr, directory: Directory) -> usize {
-        let n = self.nodes.len();
         let rng = self.rng.fork();
         let node = Node::new(self.cfg.clone(), None, Arc::new(directory), rng);
-        self.push(node, addr, None);
+        let n = self.push(node, addr, None);
         self.drain(n);
         n
     }
 
-    fn push(&mut self, node: Node, addr: SocketAddr, keys: Option<RelayKeys>) {
+    /// Add `node` at `addr`; returns its index.
+    pub(super) fn push(&mut self, node: Node, addr: SocketAddr, keys: Option<RelayKeys>) -> usize {
         let n = self.nodes.len();
         self.nodes.push(SimNode {
             node,
@@ -80,6 +79,7 @@ impl World {
             timer: TimerSlot::default(),
         });
         self.by_addr.insert(addr, n);
+        n
     }
 
     /// The world's wall-clock time now.

@@ -184,18 +184,7 @@ impl World {
     fn add_node(&mut self, keys: Option<RelayKeys>, addr: SocketAddr) -> usize {
         let rng = self.rng.fork();
         let node = Node::new(self.cfg.clone(), keys.clone(), self.directory.clone(), rng);
-        let idx = self.nodes.len();
-        self.nodes.push(SimNode {
-            node,
-            addr,
-            up: true,
-            apps: Vec::new(),
-            keys,
-            extra_delay: Duration::ZERO,
-            timer: TimerSlot::default(),
-        });
-        self.by_addr.insert(addr, idx);
-        idx
+        self.push(node, addr, keys)
     }
 
     /// Make every node forget the relay set but its own descriptor and `contacts` random
