@@ -3,19 +3,18 @@
 //! through lying and silent nodes. Each scenario prints its seed; replay with UMBRA_SIM_SEED.
 
 mod common;
+mod dht_sites;
 
 use common::seed;
+use dht_sites::{fetch, make_sites, publish, records};
 use std::time::Duration;
 
-use umbra::crypto::keys::IdentityKey;
 use umbra::crypto::rng::UmbraRng;
 use umbra::dht::routing::distance;
 use umbra::dht::{DhtConfig, Goal, LookupOutcome};
 use umbra::sim::dht_world::{DhtWorld, Hostility};
-use umbra::site::address::SiteAddress;
-use umbra::site::{Built, build, manifest, verify_block};
-use umbra::time::{Time, WallTime};
-use umbra::wire::dht_msg::{Record, RecordKind};
+use umbra::time::Time;
+use umbra::wire::dht_msg::RecordKind;
 
 fn at(secs: u64) -> Time {
     Time::ZERO + Duration::from_secs(secs)
@@ -85,114 +84,6 @@ fn lookup_rounds_grow_as_log_n() {
     );
 }
 
-struct Site {
-    addr: SiteAddress,
-    built: Built,
-}
-
-fn make_sites(rng: &mut UmbraRng, n: usize) -> Vec<Site> {
-    (0..n)
-        .map(|i| {
-            let key = IdentityKey::generate(rng);
-            let mut big = vec![0u8; 1000 + rng.below(60_000) as usize];
-            rng.fill(&mut big);
-            let files = vec![
-                ("index.html".to_string(), format!("site {i}").into_bytes()),
-                ("blob.bin".to_string(), big),
-            ];
-            let built = build(
-                &key,
-                &files,
-                1,
-                WallTime(umbra::sim::dht_world::WALL_START),
-                30 * 86_400,
-            )
-            .unwrap();
-            Site {
-                addr: built.parsed.address(),
-                built,
-            }
-        })
-        .collect()
-}
-
-fn records(site: &Site) -> Vec<Record> {
-    let mut r: Vec<Record> = site
-        .built
-        .blocks
-        .iter()
-        .map(|(h, b)| Record {
-            kind: RecordKind::BLOCK,
-            key: *h,
-            value: b.clone(),
-        })
-        .collect();
-    r.push(Record {
-        kind: RecordKind::MANIFEST,
-        key: site.addr.dht_key(),
-        value: site.built.manifest.clone(),
-    });
-    r
-}
-
-/// Publish every record of every site from a random (up) node, as an exit would.
-fn publish(
-    w: &mut DhtWorld,
-    rng: &mut UmbraRng,
-    sites: &[Site],
-    pick: &dyn Fn(&mut UmbraRng) -> usize,
-) -> usize {
-    let mut keys = Vec::new();
-    for s in sites {
-        for r in records(s) {
-            let from = pick(rng);
-            keys.push((
-                from,
-                w.start(from, r.key, Goal::Store(r, WallTime(u64::MAX))),
-            ));
-        }
-    }
-    let deadline = w.now() + Duration::from_secs(300);
-    w.run_lookups(&keys, deadline);
-    keys.iter()
-        .filter(|k| matches!(w.done.get(k), Some((LookupOutcome::Stored(c), _)) if *c > 0))
-        .count()
-}
-
-/// Fetch a site from node `from`: manifest, verify, then every block, verify. Returns the
-/// finish time if every byte verified.
-fn fetch(w: &mut DhtWorld, from: usize, site: &Site) -> Option<Duration> {
-    let start = w.now();
-    let key = site.addr.dht_key();
-    let l = w.start(from, key, Goal::Value(RecordKind::MANIFEST));
-    w.run_lookups(&[(from, l)], start + Duration::from_secs(120));
-    let Some((LookupOutcome::Found(rec), _)) = w.done.get(&(from, l)).cloned() else {
-        return None;
-    };
-    let v = manifest::parse(&rec.value)
-        .ok()?
-        .verify(&site.addr, w.wall())
-        .ok()?;
-    let blocks: Vec<[u8; 32]> = v
-        .manifest()
-        .entries
-        .iter()
-        .flat_map(|e| e.blocks.iter().copied())
-        .collect();
-    let ls: Vec<_> = blocks
-        .iter()
-        .map(|h| (from, w.start(from, *h, Goal::Value(RecordKind::BLOCK))))
-        .collect();
-    w.run_lookups(&ls, start + Duration::from_secs(240));
-    for (h, k) in blocks.iter().zip(&ls) {
-        let Some((LookupOutcome::Found(b), _)) = w.done.get(k) else {
-            return None;
-        };
-        verify_block(h, &b.value).ok()?;
-    }
-    Some(w.now() - start)
-}
-
 #[test]
 fn two_thousand_nodes_hundred_sites_survive_twenty_percent_churn() {
     let s = seed(22);
@@ -205,7 +96,7 @@ fn two_thousand_nodes_hundred_sites_survive_twenty_percent_churn() {
     w.join_all(4);
     w.run_until(at(120));
     let mut rng = UmbraRng::from_u64(s ^ 7);
-    let sites = make_sites(&mut rng, 100);
+    let sites = make_sites(&mut rng, 100, 30 * 86_400);
     let total: usize = sites.iter().map(|s| records(s).len()).sum();
     let stored = publish(&mut w, &mut rng, &sites, &|r: &mut UmbraRng| {
         r.below(2000) as usize
@@ -259,7 +150,7 @@ fn lying_and_silent_nodes_cannot_hide_records() {
     w.join_all(4);
     w.run_until(at(120));
     let mut rng = UmbraRng::from_u64(s ^ 9);
-    let sites = make_sites(&mut rng, 20);
+    let sites = make_sites(&mut rng, 20, 30 * 86_400);
     let honest = |r: &mut UmbraRng| 120 + r.below(480) as usize;
     publish(&mut w, &mut rng, &sites, &honest);
     let mut ok = 0;
@@ -278,7 +169,7 @@ fn a_manifest_lookup_moves_one_whole_copy_not_k() {
     w.join_all(4);
     w.run_until(at(120));
     let mut rng = UmbraRng::from_u64(s ^ 3);
-    let sites = make_sites(&mut rng, 5);
+    let sites = make_sites(&mut rng, 5, 30 * 86_400);
     let any = |r: &mut UmbraRng| r.below(300) as usize;
     publish(&mut w, &mut rng, &sites, &any);
     let served = |w: &DhtWorld| (0..n).map(|i| w.stats(i).served_bytes).sum::<u64>();

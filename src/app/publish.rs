@@ -287,6 +287,14 @@ pub enum PublishState {
     Failed(String),
 }
 
+/// The manifest lifetime in seconds for `umbra publish --lifetime-days` (`07-sites.md#manifest`):
+/// `None` never expires ([`crate::site::NO_EXPIRY`]); a number of days is at least one day.
+pub fn lifetime_secs(days: Option<u64>) -> u64 {
+    days.map_or(crate::site::NO_EXPIRY, |d| {
+        d.max(1).saturating_mul(24 * 3600)
+    })
+}
+
 /// The publish app: the site of `key` made of `files`, valid for `lifetime` seconds.
 #[derive(Debug)]
 pub struct Publish {
@@ -524,7 +532,7 @@ impl OnSession for Publish {
 
 #[cfg(test)]
 mod tests {
-    use super::{REFRESH_MIN_COPIES, Uploader};
+    use super::{REFRESH_MIN_COPIES, Uploader, lifetime_secs};
     use crate::crypto::keys::IdentityKey;
     use crate::crypto::rng::UmbraRng;
     use crate::site::build;
@@ -630,5 +638,19 @@ mod tests {
         reply(&mut u, &ExitReply::Stored { id: *id, copies: 8 });
         assert_eq!(u.result(), Some(&Ok(())));
         assert_eq!((u.done, u.total), (4, 4));
+    }
+
+    #[test]
+    fn a_site_never_expires_unless_its_publisher_says() {
+        assert_eq!(lifetime_secs(None), u64::MAX);
+        assert_eq!(lifetime_secs(Some(30)), 30 * 86_400);
+        assert_eq!(lifetime_secs(Some(0)), 86_400, "at least a day");
+        let key = IdentityKey::generate(&mut UmbraRng::from_u64(1));
+        let files = vec![("a".to_string(), b"x".to_vec())];
+        let never = build(&key, &files, 1, WallTime(1000), lifetime_secs(None)).unwrap();
+        assert_eq!(never.parsed.expires, WallTime(u64::MAX));
+        let parsed = crate::site::manifest::parse(&never.manifest).unwrap();
+        let verified = parsed.verify(&never.parsed.address(), WallTime(u64::MAX - 1));
+        assert!(verified.is_ok(), "valid at any time");
     }
 }

@@ -76,22 +76,24 @@ impl Lookup {
 
     /// The candidates that count, closest first: `keep` ones, at most
     /// [`PER_GROUP_IN_WINDOW`] per network, at most `n`.
-    fn window(&self, n: usize, keep: impl Fn(&Candidate) -> bool) -> Vec<[u8; 32]> {
-        let mut per_group: BTreeMap<Group, usize> = BTreeMap::new();
-        let mut out = Vec::new();
-        for (d, c) in &self.candidates {
+    fn window(&self, n: usize, keep: impl Fn(&Candidate) -> bool) -> Vec<&Candidate> {
+        // At most n networks in a window: a short list beats a map here (this runs for
+        // every answer a lookup receives).
+        let mut per_group: Vec<(Group, usize)> = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n);
+        for c in self.candidates.values() {
             if out.len() >= n {
                 break;
             }
             if !keep(c) {
                 continue;
             }
-            let g = per_group.entry(c.group).or_insert(0);
-            if *g >= PER_GROUP_IN_WINDOW {
-                continue;
+            match per_group.iter_mut().find(|(g, _)| *g == c.group) {
+                Some((_, count)) if *count >= PER_GROUP_IN_WINDOW => continue,
+                Some((_, count)) => *count += 1,
+                None => per_group.push((c.group, 1)),
             }
-            *g += 1;
-            out.push(*d);
+            out.push(c);
         }
         out
     }
@@ -107,19 +109,19 @@ impl Lookup {
     /// only within the window of the k closest live candidates.
     pub fn next_requests(&mut self) -> Vec<NodeId> {
         let room = self.alpha.saturating_sub(self.in_flight());
-        let mut out = Vec::new();
-        for d in self.window(self.k, |c| c.state != State::Failed) {
-            if out.len() >= room {
-                break;
-            }
-            if let Some(c) = self.candidates.get_mut(&d) {
-                if c.state == State::NotAsked {
-                    c.state = State::InFlight;
-                    out.push(c.id);
-                }
+        let ask: Vec<NodeId> = self
+            .window(self.k, |c| c.state != State::Failed)
+            .into_iter()
+            .filter(|c| c.state == State::NotAsked)
+            .take(room)
+            .map(|c| c.id)
+            .collect();
+        for id in &ask {
+            if let Some(c) = self.find(id) {
+                c.state = State::InFlight;
             }
         }
-        out
+        ask
     }
 
     fn find(&mut self, id: &NodeId) -> Option<&mut Candidate> {
@@ -169,11 +171,7 @@ impl Lookup {
     /// Whether the lookup is over: nothing in flight and nothing left to ask among the k
     /// closest live candidates.
     pub fn is_done(&self) -> bool {
-        let live: Vec<&Candidate> = self
-            .window(self.k, |c| c.state != State::Failed)
-            .iter()
-            .filter_map(|d| self.candidates.get(d))
-            .collect();
+        let live = self.window(self.k, |c| c.state != State::Failed);
         live.iter().all(|c| c.state == State::Answered)
             || (self.in_flight() == 0 && live.iter().all(|c| c.state != State::NotAsked))
     }
@@ -183,7 +181,6 @@ impl Lookup {
     pub fn closest_answered(&self, n: usize) -> Vec<NodeId> {
         self.window(n, |c| c.state == State::Answered)
             .iter()
-            .filter_map(|d| self.candidates.get(d))
             .map(|c| c.id)
             .collect()
     }

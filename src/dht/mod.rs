@@ -17,9 +17,13 @@ pub mod lookup;
 pub mod pacing;
 pub mod record_index;
 pub mod routing;
+mod stats;
 pub mod store;
 mod storing;
 mod upkeep;
+
+pub use stats::DhtStats;
+pub use upkeep::BLOCK_RENEWAL;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -77,6 +81,12 @@ pub enum RecordRefusal {
 pub trait RecordValidator: Send + std::fmt::Debug {
     /// Check a record at `now`.
     fn validate(&self, record: &Record, now: WallTime) -> Result<RecordInfo, RecordRefusal>;
+
+    /// The keys of the blocks a held record keeps alive: a manifest's blocks, which its
+    /// holders renew (`06-dht.md#renewal`). None by default.
+    fn references(&self, _record: &Record) -> Vec<[u8; 32]> {
+        Vec::new()
+    }
 }
 
 /// How long a stored record may wait for its batch's commit (and its acknowledgement).
@@ -172,31 +182,6 @@ impl Active {
     }
 }
 
-/// Counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DhtStats {
-    /// RPCs answered.
-    pub rpcs_in: u64,
-    /// RPCs sent.
-    pub rpcs_out: u64,
-    /// Records refused as invalid.
-    pub invalid_records: u64,
-    /// Lookups finished.
-    pub lookups: u64,
-    /// Bytes of held records sent to other nodes (what this node seeds).
-    pub served_bytes: u64,
-    /// Messages refused because their sender is not in the directory.
-    pub refused_unknown: u64,
-    /// `FIND_VALUE`s answered with `NODES` because the asker's bucket was empty.
-    pub paced: u64,
-    /// Manifest lookups where close nodes held two versions with one sequence.
-    pub equivocations: u64,
-    /// Proofs of equivocation this storer kept (a second manifest with a held sequence).
-    pub proofs_kept: u64,
-    /// Store commits (each makes a batch of records durable).
-    pub commits: u64,
-}
-
 /// The DHT engine of one relay.
 #[derive(Debug)]
 pub struct Dht {
@@ -214,12 +199,7 @@ pub struct Dht {
     next_rpc: u32,
     next_lookup: u64,
     actions: VecDeque<DhtAction>,
-    next_republish: Time,
-    /// This round's records still to republish, one every `republish_gap`
-    /// (`06-dht.md#republishing`).
-    republish_queue: VecDeque<(RecordKind, [u8; 32])>,
-    republish_gap: Duration,
-    next_republish_one: Time,
+    upkeep: upkeep::Republishing,
     pacing: pacing::Pacing,
     /// Stores waiting for the store's next commit before they are acknowledged.
     unacked: Vec<(NodeId, u32)>,
@@ -251,10 +231,11 @@ impl Dht {
             next_rpc: 1,
             next_lookup: 1,
             actions: VecDeque::new(),
-            next_republish: now + cfg.republish_interval,
-            republish_queue: VecDeque::new(),
-            republish_gap: Duration::ZERO,
-            next_republish_one: Time::NEVER,
+            upkeep: upkeep::Republishing::new(
+                now,
+                cfg.republish_interval,
+                crate::crypto::rng::UmbraRng::from_seed(me.0),
+            ),
             pacing: pacing::Pacing::default(),
             unacked: Vec::new(),
             commit_at: Time::NEVER,

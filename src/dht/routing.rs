@@ -146,14 +146,23 @@ impl RoutingTable {
 
     /// [`RoutingTable::closest`] with each node's network.
     pub fn closest_with_groups(&self, target: &[u8; 32], n: usize) -> Vec<(NodeId, Group)> {
-        let mut all: Vec<(NodeId, Group)> = self
+        // Each distance computed once; only the n closest are sorted (this runs for every
+        // lookup started and every FIND_NODE answered).
+        let mut all: Vec<([u8; 32], NodeId, Group)> = self
             .buckets
             .iter()
-            .flat_map(|b| b.entries.iter().copied())
+            .flat_map(|b| b.entries.iter())
+            .map(|&(id, g)| (distance(&id.0, target), id, g))
             .collect();
-        all.sort_by_key(|e| distance(&e.0.0, target));
-        all.truncate(n);
-        all
+        if n == 0 {
+            return Vec::new();
+        }
+        if all.len() > n {
+            all.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|a| a.0);
+        all.into_iter().map(|(_, id, g)| (id, g)).collect()
     }
 
     /// How many contacts the table holds.

@@ -44,6 +44,9 @@ impl Dht {
             }
             Some(info) => self.put_status(wall, record, info),
         };
+        if st == status::STORED {
+            self.stored_by_other(record.kind, record.key, now);
+        }
         self.answer_store(now, from, id, st);
     }
 

@@ -68,6 +68,13 @@ impl RecordValidator for SiteValidator {
             _ => Err(RecordRefusal::Kind),
         }
     }
+
+    fn references(&self, record: &Record) -> Vec<[u8; 32]> {
+        if record.kind != RecordKind::MANIFEST {
+            return Vec::new();
+        }
+        manifest::parse(&record.value).map_or_else(|_| Vec::new(), |u| u.claimed_blocks())
+    }
 }
 
 /// What a relay's DHT saw, for the simulator's privacy checks (`sim` feature only).

@@ -372,6 +372,7 @@ impl Node {
             Box::new(content::SiteValidator),
             now,
         );
+        dht.seed_upkeep(self.rng.fork(), now);
         dht.set_known(
             self.directory()
                 .relays()

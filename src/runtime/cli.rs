@@ -262,6 +262,11 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Let the site expire this many days after this publish unless published again.
+        /// Default: never; storers keep it and renew its blocks while they hold it, so it
+        /// outlives its publisher, and readers refuse older versions by sequence.
+        #[arg(long, value_name = "DAYS")]
+        lifetime_days: Option<u64>,
         /// The configuration file (section `[reader]`: data_dir).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -387,6 +392,7 @@ pub fn main() -> ExitCode {
             key,
             bootstrap,
             timeout,
+            lifetime_days,
             config,
             data_dir,
         } => {
@@ -396,7 +402,7 @@ pub fn main() -> ExitCode {
             // Guards protect the publisher as they protect a reader: kept even with the
             // block cache off (`09-relay.md#guards`).
             let state = file.reader.state(data_dir);
-            super::site_cmd::publish(&dir, &key, &bootstrap, timeout, state)
+            super::site_cmd::publish(&dir, &key, &bootstrap, timeout, lifetime_days, state)
         }
         Command::Fetch {
             target,

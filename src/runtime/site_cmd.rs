@@ -21,9 +21,6 @@ use crate::site::address::SiteAddress;
 use crate::time::Time;
 use crate::wire::dht_msg::RecordKind;
 
-/// How long a published manifest is valid.
-const SITE_LIFETIME: u64 = 30 * 24 * 3600;
-
 /// A progress bar on stderr (`indicatif`), hidden when stderr is not a terminal.
 #[derive(Default)]
 struct Progress {
@@ -268,9 +265,10 @@ async fn publish_in(
     key: crate::crypto::keys::IdentityKey,
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
+    lifetime: u64,
     state: Option<&Cache>,
 ) -> Result<SiteAddress, RuntimeError> {
-    let mut app = Shown::new(Publish::new(key, files, SITE_LIFETIME));
+    let mut app = Shown::new(Publish::new(key, files, lifetime));
     drive(dir, timeout, &mut app, state).await?;
     published(&app.app)
 }
@@ -283,16 +281,18 @@ pub async fn publish_files(
     files: Vec<(String, Vec<u8>)>,
     timeout: u64,
 ) -> Result<SiteAddress, RuntimeError> {
-    publish_in(dir, key, files, timeout, None).await
+    publish_in(dir, key, files, timeout, crate::site::NO_EXPIRY, None).await
 }
 
-/// `umbra publish`. `state`: the file where the publisher's guards are kept across runs
-/// (the reader's cache file), and its quota.
+/// `umbra publish`. `lifetime_days`: when the manifest expires (`None`: never, the site
+/// lives while storers keep it); `state`: the file where the publisher's guards are kept
+/// across runs (the reader's cache file), and its quota.
 pub fn publish(
     dir: &Path,
     key: &Path,
     bootstrap: &Path,
     timeout: u64,
+    lifetime_days: Option<u64>,
     state: Option<(PathBuf, u64)>,
 ) -> ExitCode {
     let r = (|| -> Result<i32, RuntimeError> {
@@ -305,9 +305,17 @@ pub fn publish(
             )));
         }
         let list = load_bootstrap(bootstrap)?;
+        let lifetime = crate::app::publish::lifetime_secs(lifetime_days);
         let rt = super::relay_cmd::runtime()?;
         let state = open_cache("publish", state);
-        let address = rt.block_on(publish_in(list, key, files, timeout, state.as_ref()))?;
+        let address = rt.block_on(publish_in(
+            list,
+            key,
+            files,
+            timeout,
+            lifetime,
+            state.as_ref(),
+        ))?;
         println!("{address}");
         Ok(0)
     })();

@@ -74,6 +74,10 @@ pub struct DhtWorld {
     pub delivered: u64,
     /// The ids of the nodes with [`Hostility::Eclipse`].
     eclipsers: Vec<NodeId>,
+    /// The parameters every node runs with (nodes added later too).
+    cfg: DhtConfig,
+    /// The relays every node knows (its directory), kept for nodes added later.
+    known: BTreeMap<NodeId, Group>,
 }
 
 impl std::fmt::Debug for DhtWorld {
@@ -116,7 +120,7 @@ impl DhtWorld {
     }
 
     fn build(
-        rng: UmbraRng,
+        mut rng: UmbraRng,
         members: &[(NodeId, Group)],
         known: &BTreeMap<NodeId, Group>,
         cfg: DhtConfig,
@@ -133,6 +137,7 @@ impl DhtWorld {
                     Time::ZERO,
                 );
                 dht.set_known(known.clone());
+                dht.seed_upkeep(rng.fork(), Time::ZERO);
                 DhtNode {
                     dht,
                     id: *id,
@@ -144,6 +149,8 @@ impl DhtWorld {
             .collect();
         let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         DhtWorld {
+            cfg,
+            known: known.clone(),
             eclipsers: Vec::new(),
             queue: EventQueue::default(),
             nodes,
@@ -195,9 +202,96 @@ impl DhtWorld {
         }
     }
 
-    /// Stop node `i` for good (churn).
+    /// Stop node `i` for good (churn); its records are gone with it.
     pub fn kill(&mut self, i: usize) {
-        self.nodes[i].up = false;
+        let n = &mut self.nodes[i];
+        n.up = false;
+        n.dht = Dht::new(
+            n.id,
+            self.cfg,
+            Box::new(MemoryStore::new(0)),
+            Box::new(SiteValidator),
+            Time::ZERO,
+        );
+    }
+
+    /// A new relay `id` of network `group` starts at the current time (churn): its
+    /// directory is the world's, and it joins from `seeds` random nodes that are up.
+    /// Others learn it only through [`DhtWorld::learn`]. Returns its index.
+    pub fn add_node(&mut self, id: NodeId, group: Group, seeds: usize) -> usize {
+        let now = self.queue.now();
+        let mut dht = Dht::new(
+            id,
+            self.cfg,
+            Box::new(MemoryStore::new(1 << 30)),
+            Box::new(SiteValidator),
+            now,
+        );
+        dht.set_known(self.known.clone());
+        dht.add_known(id, group);
+        dht.seed_upkeep(self.rng.fork(), now);
+        let i = self.nodes.len();
+        self.nodes.push(DhtNode {
+            dht,
+            id,
+            up: true,
+            hostility: Hostility::None,
+            timer: TimerSlot::default(),
+        });
+        self.index.insert(id, i);
+        let up: Vec<usize> = (0..i).filter(|j| self.nodes[*j].up).collect();
+        let picks: Vec<NodeId> = (0..seeds.min(up.len()))
+            .map(|_| self.nodes[up[self.rng.below(up.len() as u64) as usize]].id)
+            .collect();
+        self.nodes[i].dht.bootstrap(now, &picks);
+        self.drain(i);
+        i
+    }
+
+    /// Every node that is up learns relay `id` of network `group` (its descriptor reached
+    /// their directories).
+    pub fn learn(&mut self, id: NodeId, group: Group) {
+        self.known.insert(id, group);
+        for n in self.nodes.iter_mut().filter(|n| n.up) {
+            n.dht.add_known(id, group);
+        }
+    }
+
+    /// Every node that is up forgets relay `id` (its descriptor left their directories).
+    pub fn forget(&mut self, id: &NodeId) {
+        self.known.remove(id);
+        for n in self.nodes.iter_mut().filter(|n| n.up) {
+            n.dht.remove_known(id);
+        }
+    }
+
+    /// How many nodes that are up hold the record of `kind` under `key` at the world's time.
+    pub fn holders(&self, kind: crate::wire::dht_msg::RecordKind, key: &[u8; 32]) -> usize {
+        let wall = self.wall();
+        self.nodes
+            .iter()
+            .filter(|n| n.up && n.dht.store().info(kind, key, wall).is_some())
+            .count()
+    }
+
+    /// The DHT counters of every node that ever ran, summed (a stopped node's are lost).
+    pub fn total_stats(&self) -> crate::dht::DhtStats {
+        let mut t = crate::dht::DhtStats::default();
+        for n in &self.nodes {
+            let s = n.dht.stats();
+            t.lookups += s.lookups;
+            t.rpcs_out += s.rpcs_out;
+            t.republished += s.republished;
+            t.republish_skipped += s.republish_skipped;
+            t.renewals += s.renewals;
+            t.rejoins += s.rejoins;
+        }
+        t
+    }
+
+    /// How many relays every node knows.
+    pub fn known_count(&self) -> usize {
+        self.known.len()
     }
 
     /// Join every node from `seeds` random others.

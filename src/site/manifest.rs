@@ -268,6 +268,16 @@ impl Unverified {
         self.manifest.seq
     }
 
+    /// The blocks the manifest lists, in order (unchecked; for a storer that verified the
+    /// manifest when it took it, `06-dht.md#renewal`).
+    pub fn claimed_blocks(&self) -> Vec<[u8; 32]> {
+        self.manifest
+            .entries
+            .iter()
+            .flat_map(|e| e.blocks.iter().copied())
+            .collect()
+    }
+
     /// Check that `expected` signed it and that it is valid at `now` (`07-sites.md#manifest`).
     pub fn verify(self, expected: &SiteAddress, now: WallTime) -> Result<Verified, SiteError> {
         let v = self.verify_signature(expected)?;

@@ -150,8 +150,13 @@ pub struct Built {
     pub blocks: BTreeMap<[u8; 32], Vec<u8>>,
 }
 
+/// The lifetime of a manifest that never expires (`07-sites.md#manifest`): the default of
+/// `umbra publish`, for a site that lives while storers keep it; sequences, not expiry,
+/// refuse rollback.
+pub const NO_EXPIRY: u64 = u64::MAX;
+
 /// Cut `files` (path, content) into blocks and sign a manifest with sequence `seq`, valid
-/// from `now` for `lifetime_secs`.
+/// from `now` for `lifetime_secs` ([`NO_EXPIRY`]: for ever).
 pub fn build(
     key: &IdentityKey,
     files: &[(String, Vec<u8>)],
@@ -182,7 +187,7 @@ pub fn build(
         site: key.public(),
         seq,
         published: now,
-        expires: WallTime(now.0 + lifetime_secs),
+        expires: WallTime(now.0.saturating_add(lifetime_secs)),
         entries,
     };
     let manifest = parsed.sign(key)?;
