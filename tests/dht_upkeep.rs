@@ -28,15 +28,22 @@ fn peers(n: u8) -> BTreeMap<NodeId, [u8; 4]> {
         .collect()
 }
 
-fn relay(me: u8, seed: u64) -> Dht {
+/// A relay that knows 30 others and has not joined yet.
+fn fresh() -> Dht {
     let mut d = Dht::new(
-        NodeId([me; 32]),
+        NodeId([0x50; 32]),
         DhtConfig::default(),
         Box::new(MemoryStore::new(1 << 30)),
         Box::new(SiteValidator),
         Time::ZERO,
     );
     d.set_known(peers(30));
+    d
+}
+
+/// A relay joined with the 30 it knows, its rounds drawn from `seed`.
+fn relay(seed: u64) -> Dht {
+    let mut d = fresh();
     d.seed_upkeep(UmbraRng::from_u64(seed), Time::ZERO);
     let all: Vec<NodeId> = peers(30).into_keys().collect();
     d.bootstrap(Time::ZERO, &all);
@@ -103,7 +110,7 @@ fn run(d: &mut Dht, from: Time, span: Duration, wall0: u64) -> (Vec<[u8; 32]>, T
 #[test]
 fn rounds_start_at_each_nodes_own_phase_in_random_order() {
     let interval = DhtConfig::default().republish_interval;
-    let phases: Vec<Time> = (0..4).map(|s| relay(0x50, s).next_round()).collect();
+    let phases: Vec<Time> = (0..4).map(|s| relay(s).next_round()).collect();
     for p in &phases {
         assert!(
             *p < Time::ZERO + interval,
@@ -117,7 +124,7 @@ fn rounds_start_at_each_nodes_own_phase_in_random_order() {
         "nodes started together start rounds apart"
     );
 
-    let mut d = relay(0x50, 9);
+    let mut d = relay(9);
     let blocks: Vec<Record> = (0..40).map(block).collect();
     for b in &blocks {
         hold(&mut d, b);
@@ -137,7 +144,7 @@ fn rounds_start_at_each_nodes_own_phase_in_random_order() {
 #[test]
 fn a_record_another_holder_stored_is_not_republished_this_round() {
     let interval = DhtConfig::default().republish_interval;
-    let mut d = relay(0x50, 1);
+    let mut d = relay(1);
     let (theirs, mine) = (block(1), block(2));
     hold(&mut d, &mine);
     let other = *peers(30).keys().next().unwrap();
@@ -183,7 +190,7 @@ fn a_manifest_holder_renews_its_blocks_every_ten_days() {
         2,
         "80,000 bytes of one value: two distinct blocks"
     );
-    let mut d = relay(0x50, 2);
+    let mut d = relay(2);
     hold(&mut d, &manifest);
     let renewed = |t: &[[u8; 32]]| block_keys.iter().filter(|k| t.contains(k)).count();
 
@@ -221,14 +228,7 @@ fn a_manifest_holder_renews_its_blocks_every_ten_days() {
 
 #[test]
 fn a_node_whose_contacts_refused_it_joins_again() {
-    let mut d = Dht::new(
-        NodeId([0x50; 32]),
-        DhtConfig::default(),
-        Box::new(MemoryStore::new(1 << 30)),
-        Box::new(SiteValidator),
-        Time::ZERO,
-    );
-    d.set_known(peers(30));
+    let mut d = fresh();
     let seeds: Vec<NodeId> = peers(30).keys().take(2).copied().collect();
     d.bootstrap(Time::ZERO, &seeds);
     // Neither contact knows the newcomer yet: no answer, both fail, the table is empty.
