@@ -551,3 +551,19 @@ fn touch_keeps_a_held_block_longer_and_reports_one_not_held() {
     d.handle_rpc(Time::ZERO, WALL, id(3), touch(6, a, WALL.0));
     assert_eq!(acks(&mut d, 1), 1, "a past time is invalid");
 }
+
+/// A relay whose renewed descriptor moved it to another network leaves the routing table
+/// (its old network no longer counts against the per-network caps) until it is seen again.
+#[test]
+fn a_relay_that_moved_networks_leaves_the_table() {
+    let known: Vec<NodeId> = (1..=4).map(id).collect();
+    let mut d = relay(&known);
+    d.bootstrap(Time::ZERO, &known);
+    drain(&mut d);
+    assert!(d.table().contains(&known[0]));
+    d.add_known(known[0], [4, known[0].0[0], known[0].0[1], 0]);
+    assert!(d.table().contains(&known[0]), "same network: stays");
+    d.add_known(known[0], [9, 9, 0, 0]);
+    assert!(!d.table().contains(&known[0]), "moved: leaves the table");
+    assert!(d.table().contains(&known[1]));
+}

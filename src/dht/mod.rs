@@ -252,9 +252,13 @@ impl Dht {
         self.known = known;
     }
 
-    /// A relay of network `group` joined the directory (`06-dht.md#who-takes-part`).
+    /// A relay of network `group` joined the directory, or moved to that network
+    /// (`06-dht.md#who-takes-part`): a contact that moved leaves the routing table, to come
+    /// back with its new network when next seen.
     pub fn add_known(&mut self, id: NodeId, group: routing::Group) {
-        self.known.insert(id, group);
+        if self.known.insert(id, group).is_some_and(|g| g != group) {
+            self.table.retain(|n| *n != id);
+        }
     }
 
     /// A relay left the directory: it leaves the routing table too.

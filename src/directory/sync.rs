@@ -234,7 +234,7 @@ impl DirectorySync {
         self.stats
     }
 
-    /// Relays that joined and left since the last call.
+    /// Relays that joined (or moved to another address) and that left, since the last call.
     pub fn take_changes(&mut self) -> (BTreeSet<NodeId>, BTreeSet<NodeId>) {
         (
             core::mem::take(&mut self.added),
@@ -321,13 +321,16 @@ impl DirectorySync {
     ) -> Result<bool, DirectoryError> {
         let id = v.descriptor().node_id();
         let expires = v.descriptor().expires;
-        let known = self.dir.get(&id).is_some();
+        let addr = v.descriptor().addr;
+        // A renewal that moved the relay counts as a change too: its network is what the
+        // DHT's caps count (`06-dht.md#routing-table`).
+        let moved = self.dir.get(&id).map(|d| d.addr != addr);
         let changed = self.dir.admit(v, wall, &self.cfg.admission)?;
         if changed {
             self.stats.admitted += 1;
             self.digests = None;
             self.next_expire = self.next_expire.min(at_wall(now, wall, expires));
-            if !known {
+            if moved != Some(false) {
                 self.removed.remove(&id);
                 self.added.insert(id);
             }
@@ -681,5 +684,44 @@ mod tests {
         assert!(sends.iter().any(|m| matches!(m.msg, DirMsg::Push { .. })));
         // The next renewal comes 20 s (±20%) later: before the new descriptor expires.
         assert!(s.poll_timeout() <= at(50 + 24).0);
+    }
+
+    /// A renewal that moved the relay to another address is reported as a change (the DHT
+    /// counts networks); a renewal in place is not.
+    #[test]
+    fn a_relay_that_moved_is_reported_as_changed() {
+        let mut rng = UmbraRng::from_u64(4);
+        let key = IdentityKey::generate(&mut rng);
+        let wall0 = WallTime(1_800_000_000);
+        let desc = Descriptor {
+            identity: key.public(),
+            addr: "10.1.0.1:4000".parse().unwrap(),
+            link_key: LinkKeypair::generate(&mut rng).public(),
+            onion_key: LinkKeypair::generate(&mut rng).public(),
+            bandwidth: 10,
+            family: [0; 32],
+            family_cert: None,
+            roles: Roles::ALL,
+            published: wall0,
+            expires: WallTime(wall0.0 + 100),
+        };
+        let mut s = DirectorySync::new(SyncConfig::default(), false, Directory::new(), Time::ZERO);
+        let push = |s: &mut DirectorySync, d: &Descriptor, at: u64| {
+            let wire = d.sign(&key).unwrap();
+            s.on_push(Time::ZERO, WallTime(at), d.node_id(), &[wire]);
+        };
+        push(&mut s, &desc, wall0.0);
+        assert_eq!(s.take_changes().0.len(), 1, "joined");
+        let mut renewed = desc.clone();
+        renewed.published = WallTime(wall0.0 + 10);
+        push(&mut s, &renewed, wall0.0 + 10);
+        assert!(s.take_changes().0.is_empty(), "renewed in place");
+        let mut moved = renewed.clone();
+        moved.published = WallTime(wall0.0 + 20);
+        moved.addr = "10.9.0.1:4000".parse().unwrap();
+        push(&mut s, &moved, wall0.0 + 20);
+        let (added, removed) = s.take_changes();
+        assert_eq!(added.len(), 1, "moved: reported again");
+        assert!(removed.is_empty());
     }
 }
