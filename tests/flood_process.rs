@@ -316,6 +316,21 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(before["dht"]["contacts"], 3, "{before}");
+    // Its republishing work is visible (06-dht.md#republishing, #renewal).
+    for k in [
+        "republished",
+        "republish_skipped",
+        "blocks_renewed",
+        "rejoins",
+    ] {
+        assert!(before["dht"][k].is_u64(), "{k}: {before}");
+    }
+    let m = request(gw, "GET", "/metrics", &gw.to_string(), &[]);
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        m.contains("umbra_dht_upkeep_total{task=\"block_renewed\"}"),
+        "{m}"
+    );
 
     // 30 self-made relay identities: requests, 3-byte block stores, unsolicited answers.
     let block = Record {

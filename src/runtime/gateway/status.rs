@@ -89,6 +89,10 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
             "paced": s.paced,
             "commits": s.commits,
             "equivocations": s.equivocations,
+            "republished": s.republished,
+            "republish_skipped": s.republish_skipped,
+            "blocks_renewed": s.renewals,
+            "rejoins": s.rejoins,
             "exit_lookups": exit_lookups,
             "exit_queued_bytes": exit_queued,
         })
@@ -281,6 +285,16 @@ pub fn metrics(node: &Node, snapshot: &GatewaySnapshot) -> String {
             &[
                 ("direction=\"in\"", d.stats().rpcs_in),
                 ("direction=\"out\"", d.stats().rpcs_out),
+            ],
+        );
+        metric(
+            "umbra_dht_upkeep_total",
+            "counter",
+            "Republishing rounds' work (06-dht.md#republishing, #renewal).",
+            &[
+                ("task=\"republished\"", d.stats().republished),
+                ("task=\"skipped\"", d.stats().republish_skipped),
+                ("task=\"block_renewed\"", d.stats().renewals),
             ],
         );
     }
