@@ -21,6 +21,7 @@ pub mod bench;
 pub mod echo;
 pub mod fetch;
 pub mod gateway;
+pub mod keep;
 pub mod publish;
 pub mod relays;
 pub mod session;

@@ -236,6 +236,11 @@ impl Uploader {
         }
     }
 
+    /// Forget a failure, to go on over a fresh stream ([`Uploader::resume`]).
+    pub fn clear_result(&mut self) {
+        self.result = None;
+    }
+
     /// `Some` when finished.
     pub fn result(&self) -> Option<&Result<(), TransferError>> {
         self.result.as_ref()
@@ -468,7 +473,7 @@ impl Publish {
             Some(Err(e)) => {
                 // Start the upload over on a fresh circuit (what was stored stays stored).
                 if let Some(u) = self.uploader.as_mut() {
-                    u.result = None;
+                    u.clear_result();
                 }
                 self.retry(node, now, e.to_string());
             }

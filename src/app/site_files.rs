@@ -75,6 +75,8 @@ pub struct Fetcher {
     /// Blocks taken from the local cache instead of the network.
     pub from_cache: usize,
     max_bytes: u64,
+    /// The manifest, once every block it lists for the fetch verified.
+    verified: Option<Box<Verified>>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -107,6 +109,7 @@ impl Fetcher {
             cache: None,
             from_cache: 0,
             max_bytes: DEFAULT_MAX_BYTES,
+            verified: None,
         }
     }
 
@@ -121,6 +124,11 @@ impl Fetcher {
     pub fn with_cache(mut self, cache: BlockCache) -> Fetcher {
         self.cache = Some(cache);
         self
+    }
+
+    /// The verified manifest, once the fetch succeeded.
+    pub fn manifest(&self) -> Option<&Verified> {
+        self.verified.as_deref()
     }
 
     /// Every block this fetch holds, verified (for the caller's cache).
@@ -263,6 +271,7 @@ impl Fetcher {
                 hash: e.hash,
             });
         }
+        self.verified = Some(manifest);
         self.result = Some(Ok(files));
     }
 
