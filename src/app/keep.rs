@@ -187,7 +187,10 @@ impl KeepSite {
             (Some(c), Some(h)) if h.seq > c.seq => h,
             (Some(c), _) => c,
             (None, Some(h)) => h,
-            (None, None) => return,
+            (None, None) => {
+                self.state = KeepState::Failed("the fetch kept no manifest".into());
+                return self.session.finish(node, now);
+            }
         };
         self.restore(node, now, keep, fetched);
     }
