@@ -109,11 +109,17 @@ impl Dht {
         let rpc = self.rpc_deadlines.first().map(|(t, _, _)| *t);
         let one = (!self.upkeep.queue.is_empty()).then_some(self.upkeep.next_one);
         let commit = (!self.unacked.is_empty()).then_some(self.commit_at);
-        let refresh = self.table_short().then_some(self.upkeep.next_refresh);
-        [rpc, one, commit, refresh, Some(self.upkeep.next_round)]
+        let next = [rpc, one, commit, Some(self.upkeep.next_round)]
             .into_iter()
             .flatten()
-            .min()
+            .min();
+        // The table is counted only when a refresh would be the next thing due (this runs
+        // after every RPC).
+        match next {
+            Some(t) if t <= self.upkeep.next_refresh => Some(t),
+            _ if self.table_short() => Some(self.upkeep.next_refresh),
+            next => next,
+        }
     }
 
     /// Commit the store's batch. The acknowledgements that waited for it go out now if the

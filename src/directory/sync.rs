@@ -623,6 +623,22 @@ mod tests {
     use core::time::Duration;
     use std::collections::BTreeSet;
 
+    /// `key`'s descriptor at 10.1.0.1, signed at `wall0` for 100 s.
+    fn descriptor(key: &IdentityKey, rng: &mut UmbraRng, wall0: WallTime) -> Descriptor {
+        Descriptor {
+            identity: key.public(),
+            addr: "10.1.0.1:4000".parse().unwrap(),
+            link_key: LinkKeypair::generate(rng).public(),
+            onion_key: LinkKeypair::generate(rng).public(),
+            bandwidth: 10,
+            family: [0; 32],
+            family_cert: None,
+            roles: Roles::ALL,
+            published: wall0,
+            expires: WallTime(wall0.0 + 100),
+        }
+    }
+
     /// A relay signs a new descriptor (with the configured lifetime) when half of the
     /// current one has passed, admits it and pushes it; before then it does not.
     #[test]
@@ -630,18 +646,7 @@ mod tests {
         let mut rng = UmbraRng::from_u64(3);
         let key = IdentityKey::generate(&mut rng);
         let wall0 = WallTime(1_800_000_000);
-        let desc = Descriptor {
-            identity: key.public(),
-            addr: "10.1.0.1:4000".parse().unwrap(),
-            link_key: LinkKeypair::generate(&mut rng).public(),
-            onion_key: LinkKeypair::generate(&mut rng).public(),
-            bandwidth: 10,
-            family: [0; 32],
-            family_cert: None,
-            roles: Roles::ALL,
-            published: wall0,
-            expires: WallTime(wall0.0 + 100),
-        };
+        let desc = descriptor(&key, &mut rng, wall0);
         let other = IdentityKey::generate(&mut rng);
         let mut peer = desc.clone();
         peer.identity = other.public();
@@ -693,18 +698,7 @@ mod tests {
         let mut rng = UmbraRng::from_u64(4);
         let key = IdentityKey::generate(&mut rng);
         let wall0 = WallTime(1_800_000_000);
-        let desc = Descriptor {
-            identity: key.public(),
-            addr: "10.1.0.1:4000".parse().unwrap(),
-            link_key: LinkKeypair::generate(&mut rng).public(),
-            onion_key: LinkKeypair::generate(&mut rng).public(),
-            bandwidth: 10,
-            family: [0; 32],
-            family_cert: None,
-            roles: Roles::ALL,
-            published: wall0,
-            expires: WallTime(wall0.0 + 100),
-        };
+        let desc = descriptor(&key, &mut rng, wall0);
         let mut s = DirectorySync::new(SyncConfig::default(), false, Directory::new(), Time::ZERO);
         let push = |s: &mut DirectorySync, d: &Descriptor, at: u64| {
             let wire = d.sign(&key).unwrap();
