@@ -1,7 +1,8 @@
 //! Tier 4: keeping a pinned site (`protocol-spec/07-sites.md#pinning`), full stack in the
 //! simulator: a pin fetches the site whole through a circuit; when every storer lost it,
 //! the pinned copy goes back into the network and other readers can fetch it again; a new
-//! version is fetched with only its new blocks. Replay with UMBRA_SIM_SEED.
+//! version is fetched with only its new blocks. A relay's [`Pinner`] does all of this on its
+//! own, hourly, serving the pinned records from its DHT store. Replay with UMBRA_SIM_SEED.
 
 mod common;
 
@@ -9,6 +10,8 @@ use common::seed;
 use std::time::Duration;
 
 use umbra::app::keep::{Copy, KeepSite, KeepState, Kept};
+use umbra::app::pinner::{CHECK_EVERY, CheckDone, JITTER, PinHome, Pinner};
+use umbra::app::pins;
 use umbra::app::publish::{Publish, PublishState};
 use umbra::app::site_files::{FetchSite, FetchState};
 use umbra::crypto::keys::IdentityKey;
@@ -65,8 +68,9 @@ fn fetch(w: &mut World, r: usize, site: SiteAddress) -> Option<Vec<(String, Vec<
     })
 }
 
-/// Relays holding any record of `copy` lose everything they hold (restarted empty).
-fn lose_everywhere(w: &mut World, site: SiteAddress, copy: &Copy) -> usize {
+/// Relays holding any record of `copy` lose everything they hold (restarted empty), but
+/// `spare`.
+fn lose_everywhere(w: &mut World, site: SiteAddress, copy: &Copy, spare: Option<usize>) -> usize {
     let mut keys: Vec<(RecordKind, [u8; 32])> = copy
         .blocks
         .keys()
@@ -75,6 +79,7 @@ fn lose_everywhere(w: &mut World, site: SiteAddress, copy: &Copy) -> usize {
     keys.push((RecordKind::MANIFEST, site.dht_key()));
     let now = w.now();
     let holders: Vec<usize> = (0..RELAYS)
+        .filter(|i| Some(*i) != spare)
         .filter(|i| {
             let n = &w.nodes()[*i].node;
             let wall = n.wall(now);
@@ -121,7 +126,7 @@ fn a_pinned_copy_brings_a_lost_site_back_and_follows_new_versions() {
     assert_eq!(first.restored, 0, "nothing was missing");
 
     // Every storer loses it: nobody can read it now.
-    let lost = lose_everywhere(&mut w, site, &first.copy);
+    let lost = lose_everywhere(&mut w, site, &first.copy, None);
     assert!(lost >= 8, "{lost} holders");
     w.run_until(w.now() + Duration::from_secs(60));
     assert_eq!(fetch(&mut w, reader, site), None, "the site is gone");
@@ -149,4 +154,93 @@ fn a_pinned_copy_brings_a_lost_site_back_and_follows_new_versions() {
     assert!(newer.copy.seq > back.copy.seq, "the new version is kept");
     assert_eq!(newer.fetched, 1, "only the changed page was fetched");
     assert_eq!(newer.copy.blocks.len(), blocks);
+}
+
+/// The next check of a pin that ends within `secs`.
+fn next_check(w: &mut World, id: AppId, secs: u64) -> CheckDone {
+    let end = w.now() + Duration::from_secs(secs);
+    while w.now() < end {
+        if let Some(done) = w.command::<Pinner, _>(id, |p, _, _| p.poll_done()).flatten() {
+            return done;
+        }
+        let step = w.now() + Duration::from_secs(10);
+        w.run_until(step);
+    }
+    panic!("no check ended within {secs} s");
+}
+
+/// Item 8 of issue 14 as a relay operator has it: a relay pins a site; its pinned records
+/// are served from its own store and kept whole; when every other storer lost the site,
+/// the relay's own hourly check puts it back; a new version is picked up by the next check
+/// with no command; unpinning releases the records.
+#[test]
+fn a_relay_pin_is_checked_hourly_and_keeps_a_site_alive_on_its_own() {
+    let s = seed(89);
+    let mut w = World::new(s, RELAYS, 6, NetModel::default());
+    w.enable_dht(DhtConfig::default(), 4);
+    w.run_until(at(30));
+    let mut rng = UmbraRng::from_u64(s);
+    let key = IdentityKey::generate(&mut rng);
+    let site = SiteAddress(key.public());
+    let mut big = vec![0u8; 100_000];
+    rng.fill(&mut big);
+    let mut files = vec![
+        ("index.html".to_string(), b"<h1>kept by a relay</h1>".to_vec()),
+        ("data.bin".to_string(), big),
+    ];
+    files.sort();
+    let (publisher, reader) = (RELAYS, RELAYS + 1);
+    publish(&mut w, publisher, &key, &files);
+
+    let relay = 7;
+    let id = w.spawn(relay, Box::new(Pinner::new(PinHome::Dht)));
+    w.command::<Pinner, _>(id, |p, node, now| p.add(node, now, site))
+        .unwrap()
+        .unwrap();
+    let first = next_check(&mut w, id, 600);
+    assert_eq!(first.pin.error, None);
+    assert_eq!((first.pin.blocks, first.fetched), (5, 5));
+    let seq1 = first.pin.seq.expect("a version is held");
+    let held = |w: &mut World| {
+        let now = w.now();
+        let n = w.node_mut(relay);
+        let wall = n.wall(now);
+        n.with_dht_store(|st| pins::load_copy(st, &site, wall)).flatten()
+    };
+    let copy = held(&mut w).expect("the relay's store holds the pinned copy");
+    assert_eq!(copy.blocks.len(), 5);
+
+    // Every other storer loses the site; the relay keeps it.
+    let lost = lose_everywhere(&mut w, site, &copy, Some(relay));
+    assert!(lost >= 8, "{lost} holders");
+    assert!(held(&mut w).is_some());
+
+    // Within an hour and a quarter, the relay's own check puts it back, from its copy.
+    let back = next_check(&mut w, id, (CHECK_EVERY + JITTER).as_secs() + 600);
+    assert_eq!(back.pin.error, None, "{back:?}");
+    assert_eq!(back.fetched, 0, "nothing to fetch: the network had nothing");
+    // The relay's own republishing rounds may have put some records back before the check.
+    assert!(back.restored >= 1, "{back:?}");
+    assert_eq!(fetch(&mut w, reader, site), Some(files.clone()));
+
+    // A new version is picked up by the next check, with no command.
+    let v2 = vec![
+        files[0].clone(),
+        ("index.html".to_string(), b"<h1>version two</h1>".to_vec()),
+    ];
+    publish(&mut w, publisher, &key, &v2);
+    let newer = next_check(&mut w, id, (CHECK_EVERY + JITTER).as_secs() + 600);
+    assert_eq!(newer.pin.error, None, "{newer:?}");
+    let seq2 = newer.pin.seq.expect("a version is held");
+    assert!(seq2 > seq1);
+    assert_eq!(newer.fetched, 1, "only the changed page");
+    assert_eq!(held(&mut w).map(|c| c.seq), Some(seq2));
+
+    // Unpinned: the copy is released and no longer checked.
+    let removed = w.command::<Pinner, _>(id, |p, node, now| p.remove(node, now, site));
+    assert_eq!(removed, Some(Ok(true)));
+    assert!(held(&mut w).is_none());
+    assert!(w.app::<Pinner>(id).unwrap().pins().is_empty());
+    w.run_until(w.now() + CHECK_EVERY + JITTER);
+    assert_eq!(w.command::<Pinner, _>(id, |p, _, _| p.poll_done()), Some(None));
 }

@@ -1,6 +1,5 @@
 //! Keeping a pinned site whole and alive (`protocol-spec/07-sites.md#pinning`): the engine
-//! of a pin, run by the simulator (`tests/sim_pins.rs`). The commands that keep a list of
-//! pins and run it from a node are not written yet.
+//! of a pin, run by [`super::pinner::Pinner`] for each check of a pin.
 //!
 //! [`KeepSite`] works on one `dht` stream through a circuit ([`ServiceSession`]), in two
 //! steps:
@@ -16,7 +15,8 @@
 //!
 //! When the network lost the site (not found) or holds only an older version than the copy
 //! held, the held copy is what goes back. The result ([`Kept`]) is the copy the caller keeps.
-//! Not in this module: where pins and their blocks are kept, and when a pin is checked.
+//! Not in this module: where pins and their blocks are kept ([`super::pins`]), and when a
+//! pin is checked ([`super::pinner`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -115,6 +115,17 @@ impl KeepSite {
     /// The memory of manifests seen the fetch checks against (`07-sites.md#memory`).
     pub fn tracker_mut(&mut self) -> &mut SiteTracker {
         &mut self.tracker
+    }
+
+    /// Whether `event` is this keep's (its circuit or stream).
+    pub fn concerns(&self, event: &NodeEvent) -> bool {
+        self.session.concerns(event)
+    }
+
+    /// Stop: close the circuit; the keep hears nothing more.
+    pub fn abandon(&mut self, node: &mut Node, now: Time) {
+        self.state = KeepState::Failed("stopped".into());
+        self.session.finish(node, now);
     }
 
     fn over(&self) -> bool {

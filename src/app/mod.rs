@@ -22,6 +22,8 @@ pub mod echo;
 pub mod fetch;
 pub mod gateway;
 pub mod keep;
+pub mod pinner;
+pub mod pins;
 pub mod publish;
 pub mod relays;
 pub mod session;
@@ -38,6 +40,11 @@ pub trait App: Any {
     fn tick(&mut self, node: &mut Node, now: Time);
     /// `Some(code)` when the application is finished (0: it did what it was for).
     fn finished(&self) -> Option<i32>;
+    /// When the app wants a `tick` even if its node is idle (its own timers: a pin's next
+    /// check). None by default.
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
 }
 
 /// What a publish or fetch tells its user as it goes, in order: the CLI draws it (a plan, a

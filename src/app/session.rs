@@ -113,6 +113,19 @@ impl ServiceSession {
         self.attempts
     }
 
+    /// Whether `event` is about this session's circuit or stream (an app sharing a node
+    /// with others hands it only its own events).
+    pub fn concerns(&self, event: &NodeEvent) -> bool {
+        match event {
+            NodeEvent::Built { circ, .. }
+            | NodeEvent::Failed { circ, .. }
+            | NodeEvent::Closed { circ, .. } => Some(*circ) == self.circ,
+            NodeEvent::StreamOpened { stream }
+            | NodeEvent::StreamData { stream, .. }
+            | NodeEvent::StreamEnded { stream, .. } => Some(*stream) == self.stream,
+        }
+    }
+
     /// What `event` means for this session (`None`: not its business).
     pub fn on_event(
         &mut self,

@@ -196,6 +196,26 @@ impl RecordIndex {
         Ok(Admission::Write { evicted })
     }
 
+    /// Release a pinned record: it is evicted by use again, and kept no longer than
+    /// `expires` (a pin held it beyond the lifetime a `STORE` gives). Returns the new info,
+    /// or `None` if it is not held or not pinned.
+    pub fn unpin(&mut self, key: &RecordKey, expires: WallTime) -> Option<RecordInfo> {
+        let e = self.entries.get(key).copied().filter(|e| e.pinned)?;
+        let info = RecordInfo {
+            expires: e.info.expires.min(expires),
+            ..e.info
+        };
+        self.clock += 1;
+        self.remove_entry(key);
+        self.add(*key, info, false, e.cost, self.clock);
+        Some(info)
+    }
+
+    /// Whether the record is held pinned.
+    pub fn is_pinned(&self, key: &RecordKey) -> bool {
+        self.entries.get(key).is_some_and(|e| e.pinned)
+    }
+
     /// Drop every record expired at `now`; the store drops their values.
     pub fn expire(&mut self, now: WallTime) -> Vec<Removed> {
         let mut out = Vec::new();

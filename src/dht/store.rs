@@ -154,6 +154,9 @@ pub trait RecordStore: Send + std::fmt::Debug {
     fn get_state(&self, _name: &str) -> Option<Vec<u8>> {
         None
     }
+    /// Release a pinned record (`07-sites.md#pinning`): LRU and expiry apply to it again,
+    /// and it is kept no longer than `expires`. Returns whether it was pinned here.
+    fn unpin(&mut self, kind: RecordKind, key: &[u8; 32], expires: WallTime) -> bool;
     /// Keep proof that a manifest's key signed two values with one sequence: the one held
     /// and the one refused (`06-dht.md#store`). Returns whether it is new.
     fn keep_proof(&mut self, proof: EquivocationProof) -> bool;
@@ -198,6 +201,7 @@ pub struct MemoryStore {
     values: BTreeMap<RecordKey, Record>,
     index: RecordIndex,
     proofs: Proofs,
+    state: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -207,6 +211,7 @@ impl MemoryStore {
             values: BTreeMap::new(),
             index: RecordIndex::new(quota),
             proofs: Proofs::default(),
+            state: BTreeMap::new(),
         }
     }
 
@@ -250,6 +255,19 @@ impl RecordStore for MemoryStore {
                 Ok(PutOutcome::Stored)
             }
         }
+    }
+
+    fn put_state(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.state.insert(name.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn get_state(&self, name: &str) -> Option<Vec<u8>> {
+        self.state.get(name).cloned()
+    }
+
+    fn unpin(&mut self, kind: RecordKind, key: &[u8; 32], expires: WallTime) -> bool {
+        self.index.unpin(&(kind, *key), expires).is_some()
     }
 
     fn expire(&mut self, now: WallTime) {

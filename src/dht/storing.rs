@@ -3,7 +3,7 @@
 //! record longer), each answered `STORED` only once the store made it durable.
 //! Not in this module: lookups (`super`), the record store itself (`super::store`).
 
-use super::store::{self, RecordInfo, StoreError};
+use super::store::{self, RecordInfo, RecordStore, StoreError};
 use super::{COMMIT_BATCH, COMMIT_DELAY, Dht, DhtAction};
 use crate::crypto::keys::NodeId;
 use crate::time::{Time, WallTime};
@@ -108,6 +108,14 @@ impl Dht {
             }
             Err(StoreError::Older) => status::OLDER,
         }
+    }
+
+    /// Work on the store from the node itself (a relay's pins): the writes are committed
+    /// at once, like a batch of stores.
+    pub fn with_store<R>(&mut self, f: impl FnOnce(&mut dyn RecordStore) -> R) -> R {
+        let r = f(self.store.as_mut());
+        self.commit();
+        r
     }
 
     /// Answer a `STORE` or `TOUCH`: "stored" only once durable, so with a deferred store

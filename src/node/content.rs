@@ -132,6 +132,21 @@ impl Node {
             .collect()
     }
 
+    /// A number from the node's generator, below `n` (apps' jitter; `n` ≥ 1).
+    pub fn random_below(&mut self, n: u64) -> u64 {
+        self.rng.below(n.max(1))
+    }
+
+    /// Work on this relay's DHT record store (its pins, `07-sites.md#pinning`): records
+    /// written here are served and republished like stored ones, and committed at once.
+    /// `None` when the node has no DHT.
+    pub fn with_dht_store<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn crate::dht::store::RecordStore) -> R,
+    ) -> Option<R> {
+        self.dht.as_mut().map(|d| d.with_store(f))
+    }
+
     /// The DHT, if this node is a relay with one.
     pub fn dht(&self) -> Option<&crate::dht::Dht> {
         self.dht.as_ref()

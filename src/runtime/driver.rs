@@ -330,9 +330,10 @@ impl Driver {
             if let Some(code) = app.finished() {
                 return (code, self.node);
             }
-            let deadline = self
-                .node
-                .poll_timeout()
+            let deadline = [self.node.poll_timeout(), app.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|t| self.epoch + Duration::from_micros(t.as_micros()));
             let sleep = async {
                 match deadline {

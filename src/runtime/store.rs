@@ -403,6 +403,19 @@ impl RecordStore for RedbStore {
         Ok(outcome)
     }
 
+    fn unpin(&mut self, kind: RecordKind, key: &[u8; 32], expires: WallTime) -> bool {
+        let Some(record) = self.get(kind, key, WallTime(0)) else {
+            return false;
+        };
+        let Some(info) = self.index.unpin(&(kind, *key), expires) else {
+            return false;
+        };
+        self.batch
+            .records
+            .insert(db_key(kind, key), Some(encode(&info, false, &record.value)));
+        true
+    }
+
     fn expire(&mut self, now: WallTime) {
         let gone = self.index.expire(now);
         self.delete(&gone);
@@ -662,6 +675,18 @@ mod tests {
             vec![3; 40]
         );
         assert_eq!(s.read_state("guards").unwrap(), b"xyz");
+        // Unpinned (`07-sites.md#pinning`), record 1 is evicted by use again, and that
+        // survives a reopen.
+        assert!(s.unpin(RecordKind::BLOCK, &[1; 32], WallTime(900)));
+        assert!(!s.unpin(RecordKind::BLOCK, &[1; 32], WallTime(900)), "not pinned now");
+        s.commit().unwrap();
+        drop(s);
+        let mut s = RedbStore::open(&path, 600).unwrap();
+        s.get(RecordKind::BLOCK, &[3; 32], WallTime(0)).unwrap();
+        let (e, ei) = rec(5, 40);
+        s.put(&e, ei, false).unwrap(); // evicts 1, the least recently used
+        assert!(s.get(RecordKind::BLOCK, &[1; 32], WallTime(0)).is_none());
+        assert!(s.get(RecordKind::BLOCK, &[3; 32], WallTime(0)).is_some());
         s.expire(WallTime(1000));
         assert_eq!(s.used(), 0);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -366,6 +366,21 @@ impl World {
         app.downcast_mut::<T>()
     }
 
+    /// Call app `id` with its node (a command that needs the node: pin a site), then route
+    /// what the node has to say. `None` if `id` is not a `T`.
+    pub fn command<T: App, R>(
+        &mut self,
+        id: AppId,
+        f: impl FnOnce(&mut T, &mut Node, Time) -> R,
+    ) -> Option<R> {
+        let i = self.nodes.iter().position(|n| n.apps.contains(&id.0))?;
+        let now = self.now();
+        let app: &mut dyn std::any::Any = self.apps.0.get_mut(id.0)?.as_mut();
+        let r = f(app.downcast_mut::<T>()?, &mut self.nodes[i].node, now);
+        self.drain(i);
+        Some(r)
+    }
+
     /// Whether app `id` finished, and how (`App::finished`).
     pub fn finished(&self, id: AppId) -> Option<i32> {
         self.apps.0.get(id.0).and_then(|a| a.finished())
@@ -411,7 +426,11 @@ impl World {
                 break;
             }
         }
-        let want = self.nodes[i].node.poll_timeout();
+        let apps = self.nodes[i].apps.iter().map(|a| self.apps.0[*a].poll_timeout());
+        let want = apps
+            .chain([self.nodes[i].node.poll_timeout()])
+            .flatten()
+            .min();
         if let Some((t, generation)) = self.nodes[i].timer.rearm(want) {
             self.schedule(
                 t,
