@@ -292,6 +292,9 @@ impl umbra::dht::store::RecordStore for Batched {
     fn pending(&self) -> usize {
         self.pending
     }
+    fn unpin(&mut self, k: RecordKind, key: &[u8; 32], expires: WallTime) -> bool {
+        self.inner.unpin(k, key, expires)
+    }
     fn keep_proof(&mut self, p: umbra::wire::seen::EquivocationProof) -> bool {
         self.inner.keep_proof(p)
     }

@@ -160,7 +160,10 @@ fn a_pinned_copy_brings_a_lost_site_back_and_follows_new_versions() {
 fn next_check(w: &mut World, id: AppId, secs: u64) -> CheckDone {
     let end = w.now() + Duration::from_secs(secs);
     while w.now() < end {
-        if let Some(done) = w.command::<Pinner, _>(id, |p, _, _| p.poll_done()).flatten() {
+        if let Some(done) = w
+            .command::<Pinner, _>(id, |p, _, _| p.poll_done())
+            .flatten()
+        {
             return done;
         }
         let step = w.now() + Duration::from_secs(10);
@@ -185,7 +188,10 @@ fn a_relay_pin_is_checked_hourly_and_keeps_a_site_alive_on_its_own() {
     let mut big = vec![0u8; 100_000];
     rng.fill(&mut big);
     let mut files = vec![
-        ("index.html".to_string(), b"<h1>kept by a relay</h1>".to_vec()),
+        (
+            "index.html".to_string(),
+            b"<h1>kept by a relay</h1>".to_vec(),
+        ),
         ("data.bin".to_string(), big),
     ];
     files.sort();
@@ -205,7 +211,8 @@ fn a_relay_pin_is_checked_hourly_and_keeps_a_site_alive_on_its_own() {
         let now = w.now();
         let n = w.node_mut(relay);
         let wall = n.wall(now);
-        n.with_dht_store(|st| pins::load_copy(st, &site, wall)).flatten()
+        n.with_dht_store(|st| pins::load_copy(st, &site, wall))
+            .flatten()
     };
     let copy = held(&mut w).expect("the relay's store holds the pinned copy");
     assert_eq!(copy.blocks.len(), 5);
@@ -242,5 +249,8 @@ fn a_relay_pin_is_checked_hourly_and_keeps_a_site_alive_on_its_own() {
     assert!(held(&mut w).is_none());
     assert!(w.app::<Pinner>(id).unwrap().pins().is_empty());
     w.run_until(w.now() + CHECK_EVERY + JITTER);
-    assert_eq!(w.command::<Pinner, _>(id, |p, _, _| p.poll_done()), Some(None));
+    assert_eq!(
+        w.command::<Pinner, _>(id, |p, _, _| p.poll_done()),
+        Some(None)
+    );
 }

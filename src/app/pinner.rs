@@ -132,7 +132,12 @@ impl Pinner {
     }
 
     /// Unpin `site`: its records are released, its check stopped. Whether it was pinned.
-    pub fn remove(&mut self, node: &mut Node, now: Time, site: SiteAddress) -> Result<bool, PinError> {
+    pub fn remove(
+        &mut self,
+        node: &mut Node,
+        now: Time,
+        site: SiteAddress,
+    ) -> Result<bool, PinError> {
         let before = self.pins.len();
         self.pins.retain(|p| p.site != site);
         if self.pins.len() == before {
@@ -159,7 +164,9 @@ impl Pinner {
 
     /// Whether `event` belongs to the check running now.
     pub fn concerns(&self, event: &NodeEvent) -> bool {
-        self.running.as_ref().is_some_and(|(_, k)| k.concerns(event))
+        self.running
+            .as_ref()
+            .is_some_and(|(_, k)| k.concerns(event))
     }
 
     fn save(&self, node: &mut Node) -> Result<(), PinError> {
@@ -180,15 +187,28 @@ impl Pinner {
         if self.running.is_some() {
             return;
         }
-        let Some((&key, _)) = self.due.iter().filter(|(_, t)| **t <= now).min_by_key(|(_, t)| **t) else {
+        let Some((&key, _)) = self
+            .due
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .min_by_key(|(_, t)| **t)
+        else {
             return;
         };
         self.due.remove(&key);
-        let Some(site) = self.pins.iter().map(|p| p.site).find(|s| s.dht_key() == key) else {
+        let Some(site) = self
+            .pins
+            .iter()
+            .map(|p| p.site)
+            .find(|s| s.dht_key() == key)
+        else {
             return;
         };
         let wall = node.wall(now);
-        let held = self.home.with(node, |s| pins::load_copy(s, &site, wall)).flatten();
+        let held = self
+            .home
+            .with(node, |s| pins::load_copy(s, &site, wall))
+            .flatten();
         let mut keep = KeepSite::new(site, held);
         keep.start(node, now);
         self.running = Some((site, keep));

@@ -193,7 +193,9 @@ fn copy_state(site: &SiteAddress) -> String {
 /// The pinned copy of `site` held in `store`: its manifest and every block it lists. `None`
 /// if there is none, or if a block is missing (the next check fetches what is missing).
 pub fn load_copy(store: &mut dyn RecordStore, site: &SiteAddress, now: WallTime) -> Option<Copy> {
-    let bytes = store.get_state(&copy_state(site)).filter(|b| !b.is_empty())?;
+    let bytes = store
+        .get_state(&copy_state(site))
+        .filter(|b| !b.is_empty())?;
     let u = manifest::parse(&bytes).ok()?;
     let seq = u.claimed_seq();
     let mut blocks = std::collections::BTreeMap::new();
@@ -277,11 +279,7 @@ pub fn drop_copy(
 ) -> Result<(), PinError> {
     let blocks = pinned_blocks(store, site);
     release(store, blocks.iter(), now);
-    store.unpin(
-        RecordKind::MANIFEST,
-        &site.dht_key(),
-        WallTime(u64::MAX),
-    );
+    store.unpin(RecordKind::MANIFEST, &site.dht_key(), WallTime(u64::MAX));
     store.put_state(&copy_state(site), &[])?;
     store.commit()?;
     Ok(())
@@ -336,7 +334,12 @@ mod tests {
     fn the_list_round_trips_and_bad_bytes_get_typed_errors() {
         let mut rng = UmbraRng::from_u64(3);
         let mut pins: Vec<Pin> = (0..3)
-            .map(|_| Pin::new(SiteAddress(IdentityKey::generate(&mut rng).public()), WallTime(5)))
+            .map(|_| {
+                Pin::new(
+                    SiteAddress(IdentityKey::generate(&mut rng).public()),
+                    WallTime(5),
+                )
+            })
             .collect();
         pins[1].seq = Some(0);
         pins[1].checked = Some(WallTime(9));
@@ -346,7 +349,10 @@ mod tests {
         assert_eq!(back[..2], pins[..2]);
         // The error text is cut on a character boundary.
         assert_eq!(back[2].error.as_ref().unwrap().len(), 256);
-        assert!(matches!(decode_list(&bytes[..bytes.len() - 1]), Err(PinError::Malformed(_))));
+        assert!(matches!(
+            decode_list(&bytes[..bytes.len() - 1]),
+            Err(PinError::Malformed(_))
+        ));
         let mut v2 = bytes.clone();
         v2[0] = 2;
         assert_eq!(decode_list(&v2), Err(PinError::Version(2)));
@@ -387,14 +393,25 @@ mod tests {
         save_copy(&mut store, &addr, &v2, now).unwrap();
         fill(&mut store, 0x80);
         assert_eq!(load_copy(&mut store, &addr, now), Some(v2.clone()));
-        let gone: Vec<_> = v1.blocks.keys().filter(|h| !v2.blocks.contains_key(*h)).collect();
+        let gone: Vec<_> = v1
+            .blocks
+            .keys()
+            .filter(|h| !v2.blocks.contains_key(*h))
+            .collect();
         assert_eq!(gone.len(), 1);
-        assert!(store.get(RecordKind::BLOCK, gone[0], now).is_none(), "old block released");
+        assert!(
+            store.get(RecordKind::BLOCK, gone[0], now).is_none(),
+            "old block released"
+        );
 
         drop_copy(&mut store, &addr, now).unwrap();
         assert_eq!(load_copy(&mut store, &addr, now), None);
         fill(&mut store, 0xc0);
-        assert!(v2.blocks.keys().all(|h| store.get(RecordKind::BLOCK, h, now).is_none()));
+        assert!(
+            v2.blocks
+                .keys()
+                .all(|h| store.get(RecordKind::BLOCK, h, now).is_none())
+        );
     }
 
     #[test]
@@ -403,9 +420,15 @@ mod tests {
         let (addr, mut copy) = site(&[("a", vec![1; 100])], 1);
         let mut store = MemoryStore::new(1 << 20);
         let other = SiteAddress(key(8).public());
-        assert!(matches!(save_copy(&mut store, &other, &copy, now), Err(PinError::BadCopy(_))));
+        assert!(matches!(
+            save_copy(&mut store, &other, &copy, now),
+            Err(PinError::BadCopy(_))
+        ));
         copy.blocks.clear();
-        assert!(matches!(save_copy(&mut store, &addr, &copy, now), Err(PinError::BadCopy(_))));
+        assert!(matches!(
+            save_copy(&mut store, &addr, &copy, now),
+            Err(PinError::BadCopy(_))
+        ));
         assert_eq!(store.count(), 0);
     }
 }

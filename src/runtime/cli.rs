@@ -3,15 +3,15 @@
 //! Subcommands: `interop` (the conformance kit), `keygen` (write a key file), and `demo`
 //! (the newcomer's first command). Not in this module: what the commands compute.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::interop_cmd::interop_cmd;
 use crate::crypto::keys::{IdentityKey, LinkKeypair};
 use crate::crypto::keystore;
-use crate::interop::{self, RunOptions, Status, Summary};
+use crate::interop::RunOptions;
 
 /// Umbra: a node for an anonymous peer-to-peer web.
 #[derive(Debug, Parser)]
@@ -165,6 +165,38 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", default_value = super::config::DEFAULT_GATEWAY)]
         gateway: std::net::SocketAddr,
         /// Print the raw JSON of /api/status.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pin a site in the running node (umbra run, or umbra relay with its dashboard): it is
+    /// fetched whole now, kept whatever the cache's quota, stored again in the network
+    /// where it lost copies, and checked for a new version about once an hour
+    /// (protocol-spec/07-sites.md#pinning). Waits for the first check.
+    ///
+    /// Example: umbra pin <address>
+    Pin {
+        /// The site's address.
+        address: String,
+        /// The running node's gateway address.
+        #[arg(long, value_name = "ADDR", default_value = super::config::DEFAULT_GATEWAY)]
+        gateway: std::net::SocketAddr,
+    },
+    /// Unpin a site: the running node stops checking it, and its copy is released (evicted
+    /// by use again, like any cached record).
+    Unpin {
+        /// The site's address.
+        address: String,
+        /// The running node's gateway address.
+        #[arg(long, value_name = "ADDR", default_value = super::config::DEFAULT_GATEWAY)]
+        gateway: std::net::SocketAddr,
+    },
+    /// List the running node's pins: the version held, its size, when it was last checked,
+    /// the fewest copies the network had, and the last failure.
+    Pins {
+        /// The running node's gateway address.
+        #[arg(long, value_name = "ADDR", default_value = super::config::DEFAULT_GATEWAY)]
+        gateway: std::net::SocketAddr,
+        /// Print the raw JSON of /api/pins.
         #[arg(long)]
         json: bool,
     },
@@ -548,6 +580,17 @@ pub fn main() -> ExitCode {
                     .map_err(super::error::RuntimeError::from),
             )
         }
+        Command::Pin { address, gateway } => done(
+            "pin",
+            super::pins_cmd::pin(gateway, &address).map(|()| true),
+        ),
+        Command::Unpin { address, gateway } => done(
+            "unpin",
+            super::pins_cmd::unpin(gateway, &address).map(|()| true),
+        ),
+        Command::Pins { gateway, json } => {
+            done("pins", super::pins_cmd::list(gateway, json).map(|()| true))
+        }
         Command::Status { gateway, json } => done(
             "status",
             super::node_cmd::status(gateway, json).map(|()| true),
@@ -574,91 +617,6 @@ pub(crate) fn done(what: &str, r: Result<bool, super::error::RuntimeError>) -> E
             eprintln!("umbra {what}: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn print_details(s: &Summary, verbose: bool) {
-    let mut skips: BTreeMap<&str, usize> = BTreeMap::new();
-    let (mut accepted, mut rejected) = (0, 0);
-    for c in &s.cases {
-        match &c.status {
-            Status::Failed(why) => println!("    FAIL {}: {why}", c.name),
-            Status::Skipped(why) => {
-                *skips.entry(why.as_str()).or_default() += 1;
-                if verbose {
-                    println!("    skip {}: {why}", c.name);
-                }
-            }
-            Status::Passed => {
-                if verbose {
-                    println!("    ok   {}", c.name);
-                }
-            }
-        }
-        match c.acceptable {
-            Some(true) => accepted += 1,
-            Some(false) => rejected += 1,
-            None => {}
-        }
-    }
-    for (why, n) in skips {
-        println!("    skipped {n}: {why}");
-    }
-    if accepted + rejected > 0 {
-        println!(
-            "    acceptable cases: {accepted} accepted, {rejected} rejected by Umbra's policy"
-        );
-    }
-}
-
-fn interop_cmd(vectors: Option<PathBuf>, opts: RunOptions, verbose: bool) -> ExitCode {
-    let mut total = Summary::default();
-    match vectors {
-        Some(path) => {
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("umbra interop: cannot read {}: {e}", path.display());
-                    return ExitCode::from(2);
-                }
-            };
-            match interop::run_file(&text, opts) {
-                Ok(s) => {
-                    println!("{}: {} ({s})", path.display(), s.format);
-                    print_details(&s, verbose);
-                    total.absorb(s);
-                }
-                Err(e) => {
-                    eprintln!("umbra interop: {}: {e}", path.display());
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        None => {
-            for (path, result) in interop::run_bundled(opts) {
-                match result {
-                    Ok(s) => {
-                        println!("  {path:<40} {:<28} {s}", s.format);
-                        print_details(&s, verbose);
-                        total.absorb(s);
-                    }
-                    Err(e) => {
-                        println!("  {path:<40} FAIL: {e}");
-                        total.cases.push(interop::CaseResult {
-                            name: path.to_string(),
-                            status: Status::Failed(e.to_string()),
-                            acceptable: None,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    println!("{total}");
-    if total.failed() > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     }
 }
 

@@ -259,7 +259,7 @@ async fn run(opts: &DemoOptions, tmp: &std::path::Path) -> Result<i32, RuntimeEr
         Driver::new(node, Instant::now()),
         None,
         (listener, port),
-        (info, None),
+        (info, None, None),
         shutdown,
     )
     .await;

@@ -15,6 +15,7 @@ use super::driver::{os_rng, wall_now};
 use super::error::RuntimeError;
 use super::gateway::status::StatusInfo;
 use super::relay_cmd::{load_directory, save_directory};
+use crate::app::pinner::{PinHome, Pinner};
 use crate::crypto::keys::IdentityKey;
 use crate::crypto::keystore;
 use crate::node::{Node, NodeConfig};
@@ -85,6 +86,11 @@ pub fn run(
         }
         let mut node = Node::new(cfg, None, Arc::new(dir), os_rng());
         let state = super::site_cmd::open_cache("run", state);
+        // Pins live in the cache file, exempt from its quota (`07-sites.md#pinning`).
+        let pins = state.clone().map(|c| {
+            let store: Arc<std::sync::Mutex<dyn crate::dht::store::RecordStore>> = c;
+            Pinner::new(PinHome::Store(store))
+        });
         if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
             node.set_guards(g);
         }
@@ -106,7 +112,7 @@ pub fn run(
             super::driver::Driver::new(node, Instant::now()).with_dialer(dialer),
             None,
             (listener, port),
-            (info, state.clone()),
+            (info, state.clone(), pins),
             shutdown,
         )
         .await;
@@ -123,13 +129,30 @@ pub fn run(
 
 /// Fetch `path` from the gateway at `addr` (plain HTTP/1.1 on loopback).
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), RuntimeError> {
+    http_request(addr, "GET", path, Duration::from_secs(10))
+}
+
+/// Ask the gateway at `addr` `method path`, waiting at most `wait` for the answer. A
+/// control request (not GET) carries the header that only local programs can send
+/// (`08-gateway.md#control`).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    wait: Duration,
+) -> Result<(u16, String), RuntimeError> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(
         RuntimeError::connect(format_args!("a node at {addr} (is `umbra run` running?)")),
     )?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.set_read_timeout(Some(wait));
+    let control = if method == "GET" {
+        ""
+    } else {
+        "X-Umbra-Control: 1\r\nContent-Length: 0\r\n"
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\n{control}Connection: close\r\n\r\n",
         addr.port()
     )
     .map_err(RuntimeError::connect(addr))?;
@@ -152,7 +175,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), RuntimeEr
     Ok((status, body.to_string()))
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),

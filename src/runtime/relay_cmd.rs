@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::driver::{Driver, os_rng, wall_now};
 use super::error::RuntimeError;
+use crate::app::App;
 use crate::app::echo::Echo;
-use crate::app::{App, NoApp};
+use crate::app::pinner::{PinHome, Pinner};
 use crate::crypto::keys::{IdentityKey, LinkKeypair};
 use crate::crypto::keystore;
 use crate::directory::{Descriptor, Directory, Roles};
@@ -269,16 +270,15 @@ fn relay_inner(
                     driver,
                     Some(listener),
                     (gw, port),
-                    (info, memory),
+                    (info, memory, Some(Pinner::new(PinHome::Dht))),
                     shutdown,
                 )
                 .await
             }
             None => {
-                driver
-                    .run_keep(Some(listener), &mut NoApp, shutdown)
-                    .await
-                    .1
+                // Pins kept in the relay's store are checked without a dashboard too.
+                let mut pins = Pinner::new(PinHome::Dht);
+                driver.run_keep(Some(listener), &mut pins, shutdown).await.1
             }
         };
         node.save_peers();

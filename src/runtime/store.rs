@@ -678,7 +678,10 @@ mod tests {
         // Unpinned (`07-sites.md#pinning`), record 1 is evicted by use again, and that
         // survives a reopen.
         assert!(s.unpin(RecordKind::BLOCK, &[1; 32], WallTime(900)));
-        assert!(!s.unpin(RecordKind::BLOCK, &[1; 32], WallTime(900)), "not pinned now");
+        assert!(
+            !s.unpin(RecordKind::BLOCK, &[1; 32], WallTime(900)),
+            "not pinned now"
+        );
         s.commit().unwrap();
         drop(s);
         let mut s = RedbStore::open(&path, 600).unwrap();

@@ -426,7 +426,10 @@ impl World {
                 break;
             }
         }
-        let apps = self.nodes[i].apps.iter().map(|a| self.apps.0[*a].poll_timeout());
+        let apps = self.nodes[i]
+            .apps
+            .iter()
+            .map(|a| self.apps.0[*a].poll_timeout());
         let want = apps
             .chain([self.nodes[i].node.poll_timeout()])
             .flatten()

@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use super::pins_api::PinsApi;
 use super::status::StatusInfo;
 use crate::app::App;
 use crate::app::gateway::{self, Body, GatewayCore, Head, INITIAL_ROOM, ReplyPart, RequestId};
+use crate::app::pinner::Pinner;
 use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
 use crate::time::Time;
@@ -57,6 +59,8 @@ pub enum GwRequest {
     Status(oneshot::Sender<String>),
     /// Prometheus text metrics.
     Metrics(oneshot::Sender<String>),
+    /// The pins API.
+    Pins(super::pins_api::PinAsk),
 }
 
 /// A browser's request for a file of a site.
@@ -122,6 +126,8 @@ pub struct GatewayApp {
     waiting: BTreeMap<RequestId, Waiting>,
     /// The store holding the reader's memory of manifests seen (`07-sites.md#memory`).
     memory: Option<crate::runtime::site_cmd::Cache>,
+    /// The node's pins, if it keeps any (`07-sites.md#pinning`).
+    pins: Option<PinsApi>,
 }
 
 impl GatewayApp {
@@ -147,7 +153,14 @@ impl GatewayApp {
             info,
             waiting: BTreeMap::new(),
             memory,
+            pins: None,
         }
+    }
+
+    /// Keep pins beside the gateway, with their API.
+    pub fn with_pins(mut self, pinner: Pinner) -> Self {
+        self.pins = Some(PinsApi::new(pinner));
+        self
     }
 
     /// Write what the core's memory of manifests seen changed (a new version, a proof).
@@ -194,6 +207,14 @@ impl GatewayApp {
                     let snapshot = self.core.snapshot(node, now);
                     let _ = reply.send(super::status::metrics(node, &snapshot));
                 }
+                GwRequest::Pins(ask) => match self.pins.as_mut() {
+                    Some(p) => p.ask(node, now, ask),
+                    None => ask.refuse(super::pins_api::error(
+                        503,
+                        "this node keeps no pins (a reader needs its cache file: \
+                         [reader] cache = true)",
+                    )),
+                },
             }
         }
     }
@@ -256,11 +277,19 @@ impl GatewayApp {
 impl App for GatewayApp {
     fn start(&mut self, node: &mut Node, now: Time) {
         self.core.start(node, now);
+        if let Some(p) = self.pins.as_mut() {
+            p.start(node, now);
+        }
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
-        self.core.on_event(node, now, event);
-        self.deliver();
+        match self.pins.as_mut() {
+            Some(p) if p.concerns(&event) => p.on_event(node, now, event),
+            _ => {
+                self.core.on_event(node, now, event);
+                self.deliver();
+            }
+        }
     }
 
     fn tick(&mut self, node: &mut Node, now: Time) {
@@ -269,6 +298,13 @@ impl App for GatewayApp {
         self.core.tick(node, now);
         self.deliver();
         self.save_seen();
+        if let Some(p) = self.pins.as_mut() {
+            p.tick(node, now);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        self.pins.as_ref().and_then(PinsApi::poll_timeout)
     }
 
     fn finished(&self) -> Option<i32> {

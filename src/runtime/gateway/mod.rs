@@ -8,6 +8,7 @@
 //! document (`status.rs`).
 
 pub mod app;
+pub mod pins_api;
 pub mod status;
 
 use super::error::RuntimeError;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use self::app::{GatewayApp, GwRequest, Reply, ReplyBody, SiteAsk, StreamBody, page, site_error};
+use self::pins_api::{ControlHead, PinAsk};
 use self::status::StatusInfo;
 use super::driver::{Driver, Waker};
 use crate::gateway::{
@@ -40,6 +42,8 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a browser request may wait for its first byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a pin request waits for the first check before it is answered 202.
+const PIN_WAIT: Duration = Duration::from_secs(10 * 60);
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -110,6 +114,12 @@ async fn dashboard(ctx: &Ctx, path: &str) -> Reply {
             Some(doc) => dashboard_reply(200, "text/plain; version=0.0.4", doc),
             None => dashboard_reply(503, "text/plain", "the node is not answering\n"),
         },
+        "/api/pins" => {
+            let (status, doc) = ask(ctx, |r| GwRequest::Pins(PinAsk::List(r)))
+                .await
+                .unwrap_or_else(|| pins_api::error(503, "the node is not answering"));
+            dashboard_reply(status, "application/json", doc)
+        }
         _ => dashboard_reply(
             404,
             "text/html; charset=utf-8",
@@ -145,6 +155,12 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
         fetch_dest: fetch_dest.as_deref(),
         accept: accept.as_deref(),
     };
+    if matches!(head.method, "POST" | "DELETE") {
+        return Ok(to_response(
+            pins_control(&ctx, &req, &head).await,
+            &ctx.waker,
+        ));
+    }
     // RFC 9112 §3.2: a request with more than one Host is answered 400.
     let routed = if req.headers().get_all("host").iter().count() > 1 {
         Route::Refused(Refusal::DuplicateHost)
@@ -221,6 +237,43 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
         }
     };
     Ok(to_response(reply, &ctx.waker))
+}
+
+/// A pins control request (`08-gateway.md#control`): answered when the node did it (a pin:
+/// when its first check ended, or after [`PIN_WAIT`] with 202).
+async fn pins_control(ctx: &Ctx, req: &Request<Incoming>, head: &RequestHead<'_>) -> Reply {
+    let control = ControlHead {
+        method: head.method,
+        target: head.target,
+        host: head.host,
+        control: req
+            .headers()
+            .get("x-umbra-control")
+            .is_some_and(|v| v.as_bytes() == b"1"),
+        origin: req.headers().contains_key("origin"),
+    };
+    let (status, doc) = match pins_api::control(&control, ctx.port) {
+        Err((status, why)) => pins_api::error(status, &why),
+        Ok((add, site)) => {
+            let (tx, rx) = oneshot::channel();
+            let ask = if add {
+                PinAsk::Add(site, tx)
+            } else {
+                PinAsk::Remove(site, tx)
+            };
+            if ctx.tx.send(GwRequest::Pins(ask)).is_err() {
+                pins_api::error(503, "the node is not answering")
+            } else {
+                ctx.waker.wake();
+                match tokio::time::timeout(PIN_WAIT, rx).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(_)) => pins_api::error(503, "the node is not answering"),
+                    Err(_) => (202, "{\"pending\":true}".to_string()),
+                }
+            }
+        }
+    };
+    dashboard_reply(status, "application/json", doc)
 }
 
 /// Accept browser connections on `listener` until the task is dropped.
@@ -307,11 +360,18 @@ pub async fn run_with_gateway(
     driver: Driver,
     relay_listener: Option<TcpListener>,
     (gateway, port): (TcpListener, u16),
-    (info, memory): (StatusInfo, Option<crate::runtime::site_cmd::Cache>),
+    (info, memory, pins): (
+        StatusInfo,
+        Option<crate::runtime::site_cmd::Cache>,
+        Option<crate::app::pinner::Pinner>,
+    ),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Node {
     let (tx, rx) = mpsc::unbounded_channel();
     spawn_server(gateway, port, tx, driver.waker());
     let mut app = GatewayApp::new(rx, info, memory);
+    if let Some(p) = pins {
+        app = app.with_pins(p);
+    }
     driver.run_keep(relay_listener, &mut app, shutdown).await.1
 }
