@@ -20,6 +20,7 @@ use crate::time::Time;
 pub mod bench;
 pub mod echo;
 pub mod fetch;
+pub mod freshness;
 pub mod gateway;
 pub mod keep;
 pub mod pinner;

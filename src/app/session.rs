@@ -47,6 +47,8 @@ pub struct ServiceSession {
     stream: Option<StreamHandle>,
     open: bool,
     over: bool,
+    /// Relays its circuits must be independent of (`07-sites.md#freshness`).
+    unlike: Vec<crate::crypto::keys::NodeId>,
 }
 
 impl ServiceSession {
@@ -60,6 +62,22 @@ impl ServiceSession {
             stream: None,
             open: false,
             over: false,
+            unlike: Vec::new(),
+        }
+    }
+
+    /// Build every circuit unlike `relays`: none of its relays is one of them or shares a
+    /// /16 network or a family with one ([`Node::build_circuit_unlike`]).
+    pub fn unlike(mut self, relays: Vec<crate::crypto::keys::NodeId>) -> ServiceSession {
+        self.unlike = relays;
+        self
+    }
+
+    fn build(&self, node: &mut Node, now: Time) -> CircHandle {
+        if self.unlike.is_empty() {
+            node.build_circuit(now)
+        } else {
+            node.build_circuit_unlike(now, &self.unlike)
         }
     }
 
@@ -69,7 +87,7 @@ impl ServiceSession {
         self.close(node, now);
         self.over = false;
         self.attempts = 1;
-        self.circ = Some(node.build_circuit(now));
+        self.circ = Some(self.build(node, now));
     }
 
     /// Close the circuit without ending the session: it is idle until started again (the
@@ -201,7 +219,7 @@ impl ServiceSession {
             return SessionEvent::GaveUp { why };
         }
         self.attempts += 1;
-        self.circ = Some(node.build_circuit(now));
+        self.circ = Some(self.build(node, now));
         SessionEvent::Retrying {
             why,
             attempt: self.attempts,

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use super::freshness::{Freshness, WITNESSES};
 use super::session::{self, OnSession, ServiceSession, SessionEvent};
 use crate::crypto::hash;
 use crate::node::{Node, NodeEvent};
@@ -349,6 +350,16 @@ pub struct FetchSite {
     pub last_error: Option<String>,
     /// What it tells its user ([`FetchSite::poll_report`]).
     reports: super::Reports,
+    /// Witnesses to ask beside the exit (`07-sites.md#freshness`).
+    witnesses: usize,
+    /// The exit of the circuit being built or used.
+    exit: Option<crate::crypto::keys::NodeId>,
+    /// The witnesses of this fetch's manifest, once asked.
+    freshness: Option<Freshness>,
+    /// Files fetched, held until the witnesses answered (since when).
+    held: Option<(Vec<FileOut>, Time)>,
+    /// Fetches whose exit served an older version than a witness saw.
+    pub stale_exits: u32,
 }
 
 impl std::fmt::Debug for FetchSite {
@@ -362,6 +373,9 @@ impl std::fmt::Debug for FetchSite {
 
 /// Circuits a fetch may use.
 pub const CIRCUITS: u32 = 4;
+/// How long fetched files wait for witnesses that have not answered
+/// (`07-sites.md#freshness`).
+pub const WITNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl FetchSite {
     /// Fetch with fetchers made by `make` (given the wall time when a stream opens): the
@@ -376,7 +390,18 @@ impl FetchSite {
             state: FetchState::Connecting,
             last_error: None,
             reports: super::Reports::default(),
+            witnesses: WITNESSES,
+            exit: None,
+            freshness: None,
+            held: None,
+            stale_exits: 0,
         }
+    }
+
+    /// Ask `n` witnesses beside the exit (default [`WITNESSES`]; 0 trusts the exit alone).
+    pub fn with_witnesses(mut self, n: usize) -> FetchSite {
+        self.witnesses = n;
+        self
     }
 
     /// Fetch every file of `site`.
@@ -427,13 +452,21 @@ impl FetchSite {
 
     fn react(&mut self, node: &mut Node, now: Time, ev: SessionEvent) {
         match ev {
-            SessionEvent::Built { .. } => {}
+            SessionEvent::Built { path } => self.exit = path.last().copied(),
             SessionEvent::Opened => {
                 self.state = FetchState::Fetching;
                 match self.fetcher.as_mut() {
                     // A lost circuit: what was outstanding is asked again.
                     Some(f) => f.reset(),
                     None => self.fetcher = Some((self.make)(node.wall(now))),
+                }
+                // The first exit's answer is checked against witnesses unlike it.
+                if let (None, Some(exit), Some(f)) = (&self.freshness, self.exit, &self.fetcher) {
+                    if self.witnesses > 0 {
+                        let site = f.site;
+                        self.freshness =
+                            Some(Freshness::start(node, now, site, exit, self.witnesses));
+                    }
                 }
                 self.pump(node, now);
             }
@@ -444,9 +477,8 @@ impl FetchSite {
                 f.on_data(&data, &mut self.tracker);
                 match f.take_result() {
                     Some(Ok(files)) => {
-                        self.files = files;
-                        self.state = FetchState::Done;
-                        self.session.finish(node, now);
+                        self.held = Some((files, now));
+                        self.settle(node, now);
                     }
                     Some(Err(e)) => {
                         // This exit failed the fetch: start over on a fresh circuit.
@@ -463,10 +495,56 @@ impl FetchSite {
                 self.state = FetchState::Connecting;
             }
             SessionEvent::GaveUp { why } => {
+                if let Some(w) = self.freshness.as_mut() {
+                    w.close(node, now);
+                }
                 self.last_error = Some(why.clone());
                 self.state = FetchState::Failed(why);
             }
         }
+    }
+
+    /// Files are fetched: done once the witnesses agree that no newer version exists; if
+    /// one saw a newer version, it is remembered (so an older one is refused as a
+    /// rollback) and the fetch starts over on a fresh circuit.
+    fn settle(&mut self, node: &mut Node, now: Time) {
+        let Some((_, since)) = self.held else { return };
+        let waiting = self.freshness.as_ref().is_some_and(|w| !w.is_done());
+        if waiting && now < since + WITNESS_WAIT {
+            return;
+        }
+        // Witnesses that did not answer in time count as having seen nothing.
+        if let Some(w) = self.freshness.as_mut() {
+            w.close(node, now);
+        }
+        let got = self
+            .fetcher
+            .as_ref()
+            .and_then(Fetcher::manifest)
+            .map(|v| v.manifest().seq);
+        let newer = self
+            .freshness
+            .as_ref()
+            .and_then(Freshness::newest)
+            .filter(|v| got.is_some_and(|g| v.manifest().seq > g))
+            .cloned();
+        let Some(v) = newer else {
+            self.files = self.held.take().map(|h| h.0).unwrap_or_default();
+            self.state = FetchState::Done;
+            self.session.finish(node, now);
+            return;
+        };
+        self.held = None;
+        self.stale_exits += 1;
+        let _ = self.tracker.observe(&v);
+        self.fetcher = None;
+        let why = format!(
+            "the exit served version {}, a witness saw version {}",
+            got.unwrap_or(0),
+            v.manifest().seq
+        );
+        let ev = self.session.retry(node, now, why);
+        self.react(node, now, ev);
     }
 
     fn pump(&mut self, node: &mut Node, now: Time) {
@@ -484,12 +562,22 @@ impl App for FetchSite {
     }
 
     fn on_event(&mut self, node: &mut Node, now: Time, event: NodeEvent) {
+        if let Some(w) = self.freshness.as_mut().filter(|w| w.concerns(&event)) {
+            w.on_event(node, now, event);
+            return self.settle(node, now);
+        }
         session::feed(self, node, now, event);
         let progress = self.progress();
         self.reports.progress(progress);
     }
 
-    fn tick(&mut self, _: &mut Node, _: Time) {}
+    fn tick(&mut self, node: &mut Node, now: Time) {
+        self.settle(node, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        self.held.as_ref().map(|(_, since)| *since + WITNESS_WAIT)
+    }
 
     fn finished(&self) -> Option<i32> {
         match self.state {

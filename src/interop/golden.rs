@@ -45,6 +45,7 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "dht-ids" => super::golden_content::check_ids(v),
         "dht-rpcs" => super::golden_content::check_rpcs(v),
         "seen-memory" => super::golden_memory::check_memory(v),
+        "pins-list" => super::golden_pins::check_pins(v),
         "directory" => super::golden_directory::check_directory(v),
         _ => return None,
     })
@@ -63,6 +64,7 @@ pub fn generate(kind: &str) -> Option<Value> {
         "dht-ids" => super::golden_content::gen_ids(),
         "dht-rpcs" => super::golden_content::gen_rpcs(),
         "seen-memory" => super::golden_memory::gen_memory(),
+        "pins-list" => super::golden_pins::gen_pins(),
         "directory" => super::golden_directory::gen_directory(),
         _ => return None,
     })
@@ -80,6 +82,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("dht-ids", "dht-ids.json"),
     ("dht-rpcs", "dht-rpcs.json"),
     ("seen-memory", "seen-memory.json"),
+    ("pins-list", "pins-list.json"),
     ("directory", "directory.json"),
 ];
 

@@ -19,6 +19,7 @@ pub mod golden_circuits;
 pub mod golden_content;
 pub mod golden_directory;
 pub mod golden_memory;
+pub mod golden_pins;
 pub mod noise;
 pub mod rfc;
 pub mod wycheproof;

@@ -96,6 +96,9 @@ pub(crate) struct ContentState {
     pub(crate) rounds: Vec<u32>,
     #[cfg(feature = "sim")]
     pub(crate) observed: Vec<DhtObserved>,
+    /// A hostile exit's old manifests, served instead of what its lookups find (`sim` only).
+    #[cfg(feature = "sim")]
+    pub(crate) stale: BTreeMap<[u8; 32], Record>,
 }
 
 impl Node {
@@ -188,6 +191,13 @@ impl Node {
         &self.content.rounds
     }
 
+    /// Make this exit hostile (`sim` only): asked for `old`'s manifest, it answers with
+    /// `old`, a version it kept, whatever the network holds now (`07-sites.md#freshness`).
+    #[cfg(feature = "sim")]
+    pub fn serve_stale(&mut self, old: Record) {
+        self.content.stale.insert(old.key, old);
+    }
+
     /// Keys this relay's DHT was asked about, and by whom (empty unless `record_observations`).
     #[cfg(feature = "sim")]
     pub fn dht_observations(&self) -> &[DhtObserved] {
@@ -253,6 +263,13 @@ impl Node {
                 self.content.rounds.push(rounds);
                 let Some((circ, stream, req)) = self.content.load.finish(id) else {
                     return;
+                };
+                #[cfg(feature = "sim")]
+                let outcome = match outcome {
+                    LookupOutcome::Found(r) if r.kind == RecordKind::MANIFEST => {
+                        LookupOutcome::Found(self.content.stale.get(&r.key).cloned().unwrap_or(r))
+                    }
+                    other => other,
                 };
                 let reply = match outcome {
                     LookupOutcome::Found(record) => ExitReply::Found { id: req, record },

@@ -11,6 +11,7 @@
 mod content;
 mod discovery;
 mod exit_load;
+mod independent;
 mod links;
 mod routing;
 

@@ -308,7 +308,9 @@ pub enum Command {
         data_dir: Option<PathBuf>,
     },
     /// Fetch a site, or one file of it, through a circuit; every block is verified before
-    /// anything is written, and nothing partial is ever left at OUT.
+    /// anything is written, and nothing partial is ever left at OUT. The manifest is checked
+    /// against two witness exits in other networks, so one exit cannot serve an old version
+    /// (protocol-spec/07-sites.md#freshness).
     ///
     /// Example: umbra fetch <address>.umbra/index.html -o index.html --bootstrap relays.txt
     Fetch {

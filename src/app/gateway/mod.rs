@@ -30,7 +30,9 @@ pub use snapshot::{GRAPH_SECONDS, GatewayCounters, GatewaySnapshot, Sample};
 
 use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use super::freshness::{Freshness, WITNESSES};
 use super::session::{ServiceSession, SessionEvent};
+use super::site_files::WITNESS_WAIT;
 use crate::crypto::keys::NodeId;
 use crate::gateway::range::Plan;
 use crate::ids::{CircHandle, StreamHandle};
@@ -68,6 +70,13 @@ struct SiteConn {
     refreshing: bool,
     last_used: Time,
     path: Vec<NodeId>,
+    /// Witnesses of the current exit's first manifest (`07-sites.md#freshness`), and the
+    /// exit they check.
+    witness: Option<(Freshness, NodeId)>,
+    /// The exit whose answers were checked by witnesses.
+    checked: Option<NodeId>,
+    /// A manifest from an exit not checked yet, held until its witnesses answered.
+    unconfirmed: Option<(Box<Verified>, Time)>,
 }
 
 #[derive(Debug)]
@@ -147,6 +156,9 @@ impl GatewayCore {
             refreshing: false,
             last_used: now,
             path: Vec::new(),
+            witness: None,
+            checked: None,
+            unconfirmed: None,
         });
         c.last_used = now;
         key
@@ -301,6 +313,15 @@ impl GatewayCore {
         match ev {
             SessionEvent::Built { path } => {
                 self.counters.circuits_built += 1;
+                // A new exit: its first manifest is checked against witnesses unlike it.
+                let exit = path.last().copied();
+                if let Some(exit) = exit.filter(|e| Some(*e) != c.checked) {
+                    if let Some((mut w, _)) = c.witness.take() {
+                        w.close(node, now);
+                    }
+                    let w = Freshness::start(node, now, c.site, exit, WITNESSES);
+                    c.witness = Some((w, exit));
+                }
                 c.path = path;
             }
             SessionEvent::Opened => c.session.succeeded(),
@@ -373,8 +394,12 @@ impl GatewayCore {
         match ev {
             FetchEvent::Manifest(Ok(m)) => {
                 if let Some(c) = self.conns.get_mut(&key) {
-                    c.manifest = Some((Arc::new(*m), now));
-                    c.refreshing = false;
+                    if c.witness.is_some() {
+                        c.unconfirmed = Some((m, now));
+                    } else {
+                        c.manifest = Some((Arc::new(*m), now));
+                        c.refreshing = false;
+                    }
                 }
             }
             FetchEvent::Manifest(Err(e)) => {
@@ -528,6 +553,58 @@ impl GatewayCore {
         }
     }
 
+    /// Settle the manifests held for witnesses that answered (or did not in time): the
+    /// newest verified version is used; an exit that served an older one is left for a
+    /// fresh circuit, and the newer version is remembered so it cannot be rolled back.
+    fn confirm(&mut self, node: &mut Node, now: Time) {
+        let keys: Vec<[u8; 32]> = self.conns.keys().copied().collect();
+        for key in keys {
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            let Some((w, exit)) = c.witness.as_mut() else {
+                continue;
+            };
+            let timed_out = c
+                .unconfirmed
+                .as_ref()
+                .is_some_and(|(_, at)| now >= *at + WITNESS_WAIT);
+            if !w.is_done() && !timed_out {
+                continue;
+            }
+            let Some((m, _)) = c.unconfirmed.take() else {
+                if w.is_done() {
+                    // Done before the exit answered: its answer is checked when it comes.
+                    let newest = w.newest().cloned();
+                    c.checked = Some(*exit);
+                    c.witness = None;
+                    if let Some(v) = newest {
+                        let _ = self.tracker.observe(&v);
+                    }
+                }
+                continue;
+            };
+            w.close(node, now);
+            let newest = w
+                .newest()
+                .filter(|v| v.manifest().seq > m.manifest().seq)
+                .cloned();
+            c.checked = Some(*exit);
+            c.witness = None;
+            c.refreshing = false;
+            match newest {
+                None => c.manifest = Some((Arc::new(*m), now)),
+                Some(v) => {
+                    self.counters.stale_exits += 1;
+                    let _ = self.tracker.observe(&v);
+                    c.manifest = Some((Arc::new(v), now));
+                    let why = "the exit served an older version than a witness saw".to_string();
+                    self.retry(node, now, key, why);
+                }
+            }
+        }
+    }
+
     /// Bytes from site `key`'s exit: the fetch protocol's answers.
     fn on_data(&mut self, node: &mut Node, now: Time, key: [u8; 32], data: &[u8]) {
         let wall = node.wall(now);
@@ -575,6 +652,15 @@ impl App for GatewayCore {
             | NodeEvent::StreamEnded { stream, .. } => self.by_stream.get(stream),
         };
         let Some(key) = key.copied() else {
+            let witness = self
+                .conns
+                .values_mut()
+                .filter_map(|c| c.witness.as_mut())
+                .find(|(w, _)| w.concerns(&event));
+            if let Some((w, _)) = witness {
+                w.on_event(node, now, event);
+                self.confirm(node, now);
+            }
             return;
         };
         let Some(c) = self.conns.get_mut(&key) else {
@@ -589,6 +675,7 @@ impl App for GatewayCore {
 
     fn tick(&mut self, node: &mut Node, now: Time) {
         let wall = node.wall(now);
+        self.confirm(node, now);
         self.advance(now, wall);
         self.flush(node, now);
         if now.saturating_since(self.last_housekeeping) >= Duration::from_secs(1) {
@@ -600,5 +687,13 @@ impl App for GatewayCore {
     fn finished(&self) -> Option<i32> {
         // The gateway serves until the driver's shutdown future resolves.
         None
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        self.conns
+            .values()
+            .filter(|c| c.witness.is_some())
+            .filter_map(|c| c.unconfirmed.as_ref().map(|(_, at)| *at + WITNESS_WAIT))
+            .min()
     }
 }

@@ -56,6 +56,8 @@ pub struct GatewayCounters {
     pub circuits_built: u64,
     /// Sites caught signing two manifests with one sequence (the first stays in use).
     pub equivocations: u64,
+    /// Exits caught serving an older version than a witness saw (`07-sites.md#freshness`).
+    pub stale_exits: u64,
 }
 
 impl GatewayCore {

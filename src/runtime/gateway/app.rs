@@ -304,7 +304,8 @@ impl App for GatewayApp {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        self.pins.as_ref().and_then(PinsApi::poll_timeout)
+        let pins = self.pins.as_ref().and_then(PinsApi::poll_timeout);
+        [self.core.poll_timeout(), pins].into_iter().flatten().min()
     }
 
     fn finished(&self) -> Option<i32> {

@@ -163,6 +163,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
             "site_circuits": g.sites_open,
             "circuits_built": g.counters.circuits_built,
             "equivocations": g.counters.equivocations,
+            "stale_exits": g.counters.stale_exits,
         },
         "relay": relay,
         "dht": dht,
