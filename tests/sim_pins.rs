@@ -96,9 +96,9 @@ fn lose_everywhere(w: &mut World, site: SiteAddress, copy: &Copy, spare: Option<
     holders.len()
 }
 
-#[test]
-fn a_pinned_copy_brings_a_lost_site_back_and_follows_new_versions() {
-    let s = seed(88);
+/// A world of `RELAYS` relays where relay `RELAYS` (the publisher) published a site of an
+/// index page (`index`) and 100,000 random bytes; its key, address and files (sorted).
+fn published(s: u64, index: &str) -> (World, IdentityKey, SiteAddress, Vec<(String, Vec<u8>)>) {
     let mut w = World::new(s, RELAYS, 6, NetModel::default());
     w.enable_dht(DhtConfig::default(), 4);
     w.run_until(at(30));
@@ -108,12 +108,18 @@ fn a_pinned_copy_brings_a_lost_site_back_and_follows_new_versions() {
     let mut big = vec![0u8; 100_000];
     rng.fill(&mut big);
     let mut files = vec![
-        ("index.html".to_string(), b"<h1>pinned</h1>".to_vec()),
+        ("index.html".to_string(), index.as_bytes().to_vec()),
         ("data.bin".to_string(), big),
     ];
     files.sort();
+    publish(&mut w, RELAYS, &key, &files);
+    (w, key, site, files)
+}
+
+#[test]
+fn a_pinned_copy_brings_a_lost_site_back_and_follows_new_versions() {
+    let (mut w, key, site, files) = published(seed(88), "<h1>pinned</h1>");
     let (publisher, pinner, reader) = (RELAYS, RELAYS + 1, RELAYS + 2);
-    publish(&mut w, publisher, &key, &files);
 
     // The pin fetches the site whole; the network still held every record.
     let first = keep(&mut w, pinner, site, None);
@@ -178,25 +184,8 @@ fn next_check(w: &mut World, id: AppId, secs: u64) -> CheckDone {
 /// with no command; unpinning releases the records.
 #[test]
 fn a_relay_pin_is_checked_hourly_and_keeps_a_site_alive_on_its_own() {
-    let s = seed(89);
-    let mut w = World::new(s, RELAYS, 6, NetModel::default());
-    w.enable_dht(DhtConfig::default(), 4);
-    w.run_until(at(30));
-    let mut rng = UmbraRng::from_u64(s);
-    let key = IdentityKey::generate(&mut rng);
-    let site = SiteAddress(key.public());
-    let mut big = vec![0u8; 100_000];
-    rng.fill(&mut big);
-    let mut files = vec![
-        (
-            "index.html".to_string(),
-            b"<h1>kept by a relay</h1>".to_vec(),
-        ),
-        ("data.bin".to_string(), big),
-    ];
-    files.sort();
+    let (mut w, key, site, files) = published(seed(89), "<h1>kept by a relay</h1>");
     let (publisher, reader) = (RELAYS, RELAYS + 1);
-    publish(&mut w, publisher, &key, &files);
 
     let relay = 7;
     let id = w.spawn(relay, Box::new(Pinner::new(PinHome::Dht)));

@@ -72,6 +72,22 @@ impl Pin {
     }
 }
 
+impl Pin {
+    /// The pin as JSON (`/api/pins`, the vectors): times in Unix seconds, `null` for none.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "address": self.site.encode(),
+            "added": self.added.0,
+            "checked": self.checked.map(|t| t.0),
+            "seq": self.seq,
+            "blocks": self.blocks,
+            "bytes": self.bytes,
+            "copies": self.copies,
+            "error": self.error,
+        })
+    }
+}
+
 /// Why a pins list or a pinned copy could not be read or kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PinError {

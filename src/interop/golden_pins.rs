@@ -14,19 +14,6 @@ use crate::site::address::SiteAddress;
 use crate::time::WallTime;
 use crate::wire::hex;
 
-fn pin_json(p: &Pin) -> Value {
-    json!({
-        "address": p.site.encode(),
-        "added": p.added.0,
-        "checked": p.checked.map(|t| t.0),
-        "seq": p.seq,
-        "blocks": p.blocks,
-        "bytes": p.bytes,
-        "copies": p.copies,
-        "error": p.error,
-    })
-}
-
 fn error_name(e: &PinError) -> &'static str {
     match e {
         PinError::Malformed(_) => "malformed",
@@ -40,7 +27,7 @@ fn error_name(e: &PinError) -> &'static str {
 /// What a node makes of `bytes` as a pins list.
 fn decoded(bytes: &[u8]) -> Value {
     match decode_list(bytes) {
-        Ok(pins) => json!({ "pins": pins.iter().map(pin_json).collect::<Vec<_>>() }),
+        Ok(pins) => json!({ "pins": pins.iter().map(Pin::to_json).collect::<Vec<_>>() }),
         Err(e) => json!({ "error": error_name(&e) }),
     }
 }

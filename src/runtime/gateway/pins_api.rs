@@ -99,17 +99,9 @@ pub fn error(status: u16, why: &str) -> Answer {
 }
 
 fn pin_json(p: &Pin, checking: bool) -> Value {
-    json!({
-        "address": p.site.encode(),
-        "added": p.added.0,
-        "checked": p.checked.map(|t| t.0),
-        "seq": p.seq,
-        "blocks": p.blocks,
-        "bytes": p.bytes,
-        "copies": p.copies,
-        "error": p.error,
-        "checking": checking,
-    })
+    let mut v = p.to_json();
+    v["checking"] = Value::Bool(checking);
+    v
 }
 
 /// The pins of a running node and the requests waiting for a check.
