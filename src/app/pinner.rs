@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::App;
 use super::keep::{KeepSite, KeepState, Kept};
 use super::pins::{self, MAX_PINS, Pin, PinError};
-use crate::dht::store::RecordStore;
+use crate::dht::store::{RecordStore, StoreError};
 use crate::node::{Node, NodeEvent};
 use crate::redact::Sensitive;
 use crate::site::address::SiteAddress;
@@ -55,14 +55,30 @@ impl std::fmt::Debug for PinHome {
 }
 
 impl PinHome {
+    /// Run `f` on the store, then commit what it wrote (the DHT commits its own batches).
+    /// `None`: the store is unavailable (no DHT, or a poisoned lock).
     fn with<R>(&self, node: &mut Node, f: impl FnOnce(&mut dyn RecordStore) -> R) -> Option<R> {
         match self {
             PinHome::Dht => node.with_dht_store(f),
             PinHome::Store(s) => {
                 let mut guard = s.lock().ok()?;
-                Some(f(&mut *guard))
+                let r = f(&mut *guard);
+                if let Err(e) = guard.commit() {
+                    tracing::warn!("the pins' store could not commit: {e}");
+                }
+                Some(r)
             }
         }
+    }
+
+    /// [`PinHome::with`] for work that may fail; an unavailable store is a backend error.
+    fn try_with<R>(
+        &self,
+        node: &mut Node,
+        f: impl FnOnce(&mut dyn RecordStore) -> Result<R, PinError>,
+    ) -> Result<R, PinError> {
+        self.with(node, f)
+            .unwrap_or(Err(PinError::Store(StoreError::Backend)))
     }
 }
 
@@ -152,8 +168,7 @@ impl Pinner {
         self.save(node)?;
         let wall = node.wall(now);
         self.home
-            .with(node, |s| pins::drop_copy(s, &site, wall))
-            .unwrap_or(Err(PinError::Store(crate::dht::store::StoreError::Backend)))?;
+            .try_with(node, |s| pins::drop_copy(s, &site, wall))?;
         Ok(true)
     }
 
@@ -170,9 +185,7 @@ impl Pinner {
     }
 
     fn save(&self, node: &mut Node) -> Result<(), PinError> {
-        self.home
-            .with(node, |s| pins::save_list(s, &self.pins))
-            .unwrap_or(Err(PinError::Store(crate::dht::store::StoreError::Backend)))
+        self.home.try_with(node, |s| pins::save_list(s, &self.pins))
     }
 
     /// When the next check falls: `CHECK_EVERY` ± `JITTER`.
@@ -236,8 +249,7 @@ impl Pinner {
                     min_copies,
                 } = *kept;
                 self.home
-                    .with(node, |s| pins::save_copy(s, &site, &copy, wall))
-                    .unwrap_or(Err(PinError::Store(crate::dht::store::StoreError::Backend)))
+                    .try_with(node, |s| pins::save_copy(s, &site, &copy, wall))
                     .map(|()| (copy, fetched, restored, min_copies))
                     .map_err(|e| e.to_string())
             }

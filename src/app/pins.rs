@@ -237,7 +237,7 @@ fn pinned_blocks(store: &dyn RecordStore, site: &SiteAddress) -> BTreeSet<[u8; 3
 
 /// Keep `copy` of `site` pinned in `store`: its manifest (as the pin's own, and as a pinned
 /// record while no newer one is held), every block pinned, and the blocks of the version
-/// held before that this one no longer lists released.
+/// held before that this one no longer lists released. The caller commits.
 pub fn save_copy(
     store: &mut dyn RecordStore,
     site: &SiteAddress,
@@ -283,11 +283,10 @@ pub fn save_copy(
     }
     store.put_state(&copy_state(site), &copy.manifest)?;
     release(store, before.difference(&listed), now);
-    store.commit()?;
     Ok(())
 }
 
-/// Release every record of `site`'s pinned copy and forget the copy.
+/// Release every record of `site`'s pinned copy and forget the copy. The caller commits.
 pub fn drop_copy(
     store: &mut dyn RecordStore,
     site: &SiteAddress,
@@ -297,7 +296,6 @@ pub fn drop_copy(
     release(store, blocks.iter(), now);
     store.unpin(RecordKind::MANIFEST, &site.dht_key(), WallTime(u64::MAX));
     store.put_state(&copy_state(site), &[])?;
-    store.commit()?;
     Ok(())
 }
 

@@ -469,6 +469,8 @@ impl GatewayCore {
                 match usable {
                     // Responding starts the stream: fall through to ask for its blocks now.
                     Some(m) => self.respond(id, &m),
+                    // A manifest held for its witnesses is not asked for again meanwhile.
+                    None if c.unconfirmed.is_some() => continue,
                     None => {
                         c.refreshing = true;
                         c.fetch.want_manifest();
@@ -572,31 +574,22 @@ impl GatewayCore {
             if !w.is_done() && !timed_out {
                 continue;
             }
-            let Some((m, _)) = c.unconfirmed.take() else {
-                if w.is_done() {
-                    // Done before the exit answered: its answer is checked when it comes.
-                    let newest = w.newest().cloned();
-                    c.checked = Some(*exit);
-                    c.witness = None;
-                    if let Some(v) = newest {
-                        let _ = self.tracker.observe(&v);
-                    }
-                }
-                continue;
-            };
             w.close(node, now);
-            let newest = w
-                .newest()
-                .filter(|v| v.manifest().seq > m.manifest().seq)
-                .cloned();
+            let newest = w.newest().cloned();
             c.checked = Some(*exit);
             c.witness = None;
+            // What a witness saw is remembered: an exit answering later cannot go below it.
+            if let Some(v) = &newest {
+                let _ = self.tracker.observe(v);
+            }
+            let Some((m, _)) = c.unconfirmed.take() else {
+                continue;
+            };
             c.refreshing = false;
-            match newest {
+            match newest.filter(|v| v.manifest().seq > m.manifest().seq) {
                 None => c.manifest = Some((Arc::new(*m), now)),
                 Some(v) => {
                     self.counters.stale_exits += 1;
-                    let _ = self.tracker.observe(&v);
                     c.manifest = Some((Arc::new(v), now));
                     let why = "the exit served an older version than a witness saw".to_string();
                     self.retry(node, now, key, why);
