@@ -17,6 +17,7 @@
 //! | [`crypto`] | the only importer of primitive crates: keys, Noise, AEAD, BLAKE3, keystore | 00, 02 |
 //! | [`link`] | sans-IO Noise XK link sessions, framing, keepalive and rekey timers | 02 |
 //! | [`flow`] | circuit and stream flow-control windows | 05 |
+//! | [`limits`] | token buckets per traffic class, the accounting pacer | 09 |
 //! | [`directory`] | signed relay descriptors, bootstrap lists, guards, path selection | 09 |
 //! | [`circuit`] | the reader's circuits: telescoping build, streams | 04, 05 |
 //! | [`relay`] | the relay switch, per-hop layers, limits, exit services | 04, 09 |
@@ -51,6 +52,7 @@ pub mod flow;
 pub mod gateway;
 pub mod ids;
 pub mod interop;
+pub mod limits;
 pub mod link;
 pub mod node;
 pub mod redact;

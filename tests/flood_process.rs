@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use procs::{
     connect_from, directory_of, free_addr, probe, publish_site, request, rss_kib, start_relays,
-    tempdir, umbra, wait_listening,
+    start_relays_extra, tempdir, umbra, wait_listening,
 };
 use umbra::crypto::hop::client_start;
 use umbra::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
@@ -179,7 +179,16 @@ fn flood(links: &mut [Link], msg1: impl Fn(usize, u32) -> Vec<u8>) -> (usize, Ve
 #[test]
 fn one_client_cannot_fill_a_relays_circuit_table() {
     let dir = tempdir("flood-table");
-    let (_relays, bootstrap) = start_relays(&dir, 3, 140);
+    // The source's CREATE rate (`09-relay.md#handshakes`) would stop this flood long before
+    // the table fills; lifted here so the table's shares are what is tested (the rate is
+    // tested below).
+    let (_relays, bootstrap) = start_relays_extra(
+        &dir,
+        3,
+        140,
+        (None, &[]),
+        "creates_per_sec = 1000000\ncreate_burst = 1000000\n",
+    );
     let directory = directory_of(&bootstrap);
     let target = directory
         .relays()
@@ -258,10 +267,11 @@ fn one_client_cannot_fill_a_relays_circuit_table() {
         destroyed.len(),
         t.elapsed().as_secs_f64()
     );
-    assert_eq!(
-        created,
-        20_000 - 1,
-        "the table holds 20,000 (one from step 2)"
+    // The table holds 20,000, one of them step 2's circuit unless it idled out meanwhile
+    // (30 s once the table is three-quarters full, `09-relay.md#idle-circuits`).
+    assert!(
+        (20_000 - 1..=20_000).contains(&created),
+        "{created}: the table holds 20,000"
     );
     assert!(
         destroyed
@@ -273,6 +283,59 @@ fn one_client_cannot_fill_a_relays_circuit_table() {
     // circuit through that relay builds and moves data.
     let out = probe(&bootstrap, 200_000);
     eprintln!("{out}");
+}
+
+#[test]
+fn a_create_flood_from_one_address_is_held_to_its_rate() {
+    // 5 CREATEs a second after a burst of 20 (`09-relay.md#handshakes`), from one address.
+    let dir = tempdir("flood-rate");
+    let (_relays, bootstrap) = start_relays_extra(
+        &dir,
+        3,
+        230,
+        (None, &[]),
+        "creates_per_sec = 5\ncreate_burst = 20\n",
+    );
+    let directory = directory_of(&bootstrap);
+    let target = directory
+        .relays()
+        .find(|d| d.addr.ip().to_string() == "127.231.0.1")
+        .expect("relay 1")
+        .clone();
+    let mut link = Link::open_as("127.0.0.13", &target, 300, false);
+    let msgs: Vec<ChanMsg> = (1..=200u32)
+        .map(|c| {
+            let mut seed = [3u8; 32];
+            seed[..4].copy_from_slice(&c.to_le_bytes());
+            create(
+                c,
+                client_start(&target.onion_key, 1, Randomness::Seeded(seed))
+                    .unwrap()
+                    .1,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    link.send(&msgs);
+    let (created, destroyed) = link.answers(200);
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "200 CREATEs from one address: {created} CREATED, {} refused in {secs:.1} s",
+        destroyed.len()
+    );
+    assert!(
+        created as f64 <= 20.0 + 5.0 * secs + 1.0,
+        "{created} circuits in {secs:.1} s: the rate did not apply"
+    );
+    assert!(
+        destroyed
+            .iter()
+            .all(|r| *r == DestroyReason::RESOURCE_LIMIT),
+        "{destroyed:?}"
+    );
+    // Another address is not held to that one's rate: an honest reader's circuit builds.
+    let out = probe(&bootstrap, 100_000);
+    assert!(out.contains("intact"), "{out}");
 }
 
 fn status(gw: SocketAddr) -> serde_json::Value {

@@ -478,3 +478,96 @@ fn exit_memory_is_bounded_for_the_relay_under_many_flooding_circuits() {
     let mut c = h.connect_from("10.200.0.1:5000");
     still_serves(&mut h, &mut c, 1);
 }
+
+#[test]
+fn a_create_flood_waits_its_turn_for_the_cpu_and_overflows_into_overloaded() {
+    // 1 ms a handshake, 10% of a core, three-quarters of it for handshakes: 75 a second;
+    // the queue holds what 1.75 s answers, 131 (`09-relay.md#handshakes`).
+    let limits = RelayLimits {
+        handshake_cost: Duration::from_millis(1),
+        cpu_percent: 10,
+        creates_per_sec: 100_000,
+        create_burst: 100_000,
+        ..RelayLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let mut flood = h.connect_from("10.9.0.9:5000");
+    let mut honest = h.connect_from("10.1.0.1:6000");
+    let onion = h.onion;
+    let (mut created, mut overloaded) = (0, 0);
+    for batch in 0..6u32 {
+        let msgs: Vec<ChanMsg> = (1..=50u32)
+            .map(|i| {
+                let id = batch * 50 + i;
+                let mut seed = [9u8; 32];
+                seed[..4].copy_from_slice(&id.to_le_bytes());
+                create(
+                    id,
+                    &client_start(&onion, 1, Randomness::Seeded(seed)).unwrap().1,
+                )
+            })
+            .collect();
+        let (out, _) = h.send(&mut flood, &msgs);
+        created += out
+            .iter()
+            .filter(|m| matches!(m, ChanMsg::Created { .. }))
+            .count();
+        overloaded += out
+            .iter()
+            .filter(|m| matches!(m, ChanMsg::Destroy { reason, .. } if *reason == DestroyReason::OVERLOADED))
+            .count();
+    }
+    // A few answered from the budget's bank, 131 waiting, the rest refused at once.
+    assert!(created <= 8, "{created} answered at once: no budget");
+    assert_eq!(created + overloaded + 131, 300, "{created} + {overloaded}");
+    // An honest CREATE from another network still gets in (the flood's newest makes room)
+    // and is answered within its first turns, not behind 131 of the flood's.
+    let (_, m) = client_start(&onion, 1, Randomness::Seeded([1; 32])).unwrap();
+    let (out, _) = h.send(&mut honest, &[create(1, &m)]);
+    assert!(out.is_empty(), "{out:?}");
+    let mut answered_at = None;
+    for step in 1..=20 {
+        let (got, _) = h.advance(Duration::from_millis(10), &mut [&mut flood, &mut honest]);
+        if got
+            .iter()
+            .any(|(l, m)| *l == honest.link && matches!(m, ChanMsg::Created { .. }))
+        {
+            answered_at = Some(step * 10);
+            break;
+        }
+    }
+    let ms = answered_at.expect("the honest CREATE was not answered within 200 ms");
+    assert!(ms <= 100, "answered after {ms} ms");
+    let stats = h.relay.handshake_stats().unwrap();
+    assert_eq!(stats.refused_overloaded as usize, overloaded + 1);
+}
+
+#[test]
+fn an_anonymous_source_past_its_create_rate_is_refused() {
+    let limits = RelayLimits {
+        creates_per_sec: 2,
+        create_burst: 5,
+        ..RelayLimits::default()
+    };
+    let mut h = Harness::with_limits(limits);
+    let mut c = h.connect_from("10.9.0.9:5000");
+    let onion = h.onion;
+    let mut outs = Vec::new();
+    for id in 1..=8u32 {
+        let (_, m) = client_start(&onion, 1, Randomness::Seeded([id as u8; 32])).unwrap();
+        let (out, _) = h.send(&mut c, &[create(id, &m)]);
+        outs.extend(out);
+    }
+    let created = outs
+        .iter()
+        .filter(|m| matches!(m, ChanMsg::Created { .. }))
+        .count();
+    assert_eq!(created, 5, "{outs:?}");
+    assert!(destroyed(&outs, 6, DestroyReason::RESOURCE_LIMIT));
+    assert_eq!(h.relay.handshake_stats().unwrap().refused_rate, 3);
+    // Half a second later, one more.
+    h.advance(Duration::from_millis(500), &mut [&mut c]);
+    let (_, m) = client_start(&onion, 1, Randomness::Seeded([99; 32])).unwrap();
+    let (out, _) = h.send(&mut c, &[create(9, &m)]);
+    assert!(matches!(out[..], [ChanMsg::Created { .. }]), "{out:?}");
+}

@@ -67,6 +67,7 @@ function render(s) {
         ? `Tor first hop FAILED: ${s.tor.last_error}. Umbra does not connect directly.`
         : `Tor bootstrapping: ${s.tor.percent}% (${s.tor.message}).`);
   drawGraph(s.bandwidth.series);
+  limits(s);
   legend(s.bandwidth.totals);
   text("circuit-summary", `${s.circuits.own.length} own circuits open; ${s.circuits.relayed} carried for others`);
   const body = document.querySelector("#circuits tbody");
@@ -98,6 +99,37 @@ function render(s) {
   const g = s.gateway;
   text("gateway", `port ${g.port} · ${g.requests} requests, ${g.errors} errors · ${bytes(g.bytes_out)} served · ` +
     `${g.site_circuits} site circuits open, ${g.circuits_built} built`);
+}
+
+// The previous status, to turn the limits' byte counters into rates.
+let previous = null;
+
+function limits(s) {
+  const l = s.limits;
+  const dt = previous ? Math.max(0.5, s.uptime_secs - previous.uptime_secs) : 1;
+  const rate = (c, d) => previous ? (l.classes[c][d].bytes - previous.limits.classes[c][d].bytes) / dt : 0;
+  const body = document.querySelector("#limits tbody");
+  body.replaceChildren(...Object.keys(l.classes).map((c) => {
+    const tr = document.createElement("tr");
+    const lim = l.classes[c].out.limit;
+    for (const cell of [c, bytes(rate(c, "in")) + "/s", bytes(rate(c, "out")) + "/s",
+      lim === null ? "none" : bytes(lim) + "/s"]) {
+      const td = document.createElement("td"); td.textContent = cell; tr.append(td);
+    }
+    return tr;
+  }));
+  text("limits-summary", `total: ${l.total.rate === null ? "no limit" : bytes(l.total.rate) + "/s"} each way · ` +
+    `${l.held_cells} cells waiting (${bytes(l.memory.held_bytes)} of ${bytes(l.memory.limit)} memory) · ` +
+    `circuits closed: ${l.closed_for_memory} for memory, ${l.closed_for_overrun} for overrunning their window`);
+  const a = l.accounting;
+  text("accounting", !a ? "No monthly quota." :
+    `This period: ${bytes(Math.max(a.used_in, a.used_out))} of ${bytes(a.quota)} used, ` +
+    `paced at ${bytes(a.pace_bytes_per_sec)}/s until ${new Date(a.period_end * 1000).toISOString().slice(0, 10)}.`);
+  const h = l.handshakes;
+  text("handshakes", !h ? "" :
+    `CREATEs: ${h.answered} answered (longest wait ${h.max_wait_ms} ms), ${h.queued} waiting, ` +
+    `${h.refused_overloaded} refused overloaded, ${h.refused_rate} refused over their source's rate · CPU budget ${l.cpu_percent}% of a core`);
+  previous = s;
 }
 
 async function poll() {

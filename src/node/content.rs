@@ -246,6 +246,10 @@ impl Node {
     pub(super) fn on_dht_action(&mut self, now: Time, a: DhtAction) {
         match a {
             DhtAction::Send { to, msg } => {
+                let class = match msg {
+                    DhtMsg::Value { .. } => crate::limits::Class::Seeding,
+                    _ => crate::limits::Class::Dht,
+                };
                 let cells = dht_fragments(&msg.encode());
                 if self.dirsync.directory().get(&to).is_none() {
                     if let Some(d) = self.dht.as_mut() {
@@ -253,7 +257,7 @@ impl Node {
                     }
                     return;
                 }
-                self.with_link(now, to, Purpose::Relay, Waiter::Dht(to, cells));
+                self.with_link(now, to, Purpose::Relay, Waiter::Dht(to, cells, class));
             }
             DhtAction::Done {
                 id,

@@ -180,7 +180,7 @@ impl Node {
                 for answer in self.dirsync.on_sync(id, &digests) {
                     let Ok(bytes) = answer.encode() else { continue };
                     for cell in dir_fragments(&bytes) {
-                        self.link_send(link, cell);
+                        self.link_send(now, link, cell);
                     }
                 }
             }

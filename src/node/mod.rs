@@ -14,6 +14,7 @@ mod exit_load;
 mod independent;
 mod links;
 mod routing;
+mod shaping;
 
 /// What the application above the node hears: circuits built, failed or closed, streams
 /// opened, fed and ended. Apps and drivers name it so, never through the circuit machine.
@@ -21,6 +22,9 @@ pub use crate::circuit::{CircuitFailure, ClientEvent as NodeEvent};
 #[cfg(feature = "sim")]
 pub use content::DhtObserved;
 pub use content::SiteValidator;
+pub use shaping::{
+    ACCOUNTING_STATE, MAX_HELD_DHT_PER_LINK, MAX_HELD_PER_CIRCUIT, ShapingStats, Traffic,
+};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -77,6 +81,8 @@ pub struct NodeConfig {
     pub store_quota: u64,
     /// Relay discovery (`10-directory.md#timing`).
     pub directory: SyncConfig,
+    /// Bandwidth and memory limits (`09-relay.md#bandwidth`).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for NodeConfig {
@@ -92,6 +98,7 @@ impl Default for NodeConfig {
             dht: crate::dht::DhtConfig::default(),
             store_quota: 1 << 30,
             directory: SyncConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -207,20 +214,6 @@ impl crate::error::HasKind for NodeError {
     }
 }
 
-/// Bytes carried, by subsystem (the dashboard's bandwidth graph). Counted in whole cells on
-/// links, both directions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Cells of this node's own circuits (its reader and gateway).
-    pub own: u64,
-    /// Cells relayed for others' circuits.
-    pub relayed: u64,
-    /// DHT cells between relays.
-    pub dht: u64,
-    /// Bytes of held records served to other nodes (included in `dht` as cells).
-    pub seeding: u64,
-}
-
 /// What a relay's observation log holds: the observation and the previous hop's address
 /// (`sim` feature only).
 #[cfg(feature = "sim")]
@@ -236,7 +229,12 @@ pub struct Observed {
 enum Waiter {
     Launch(CircHandle, Vec<HopSpec>),
     Extend(CircKey),
-    Dht(NodeId, Vec<crate::wire::restrict::ChanMsg>),
+    /// The cells of one DHT message and their class (`VALUE` answers are seeding).
+    Dht(
+        NodeId,
+        Vec<crate::wire::restrict::ChanMsg>,
+        crate::limits::Class,
+    ),
     Dir(Vec<crate::wire::restrict::ChanMsg>),
 }
 
@@ -289,6 +287,7 @@ pub struct Node {
     dht: Option<crate::dht::Dht>,
     content: content::ContentState,
     traffic: Traffic,
+    shaping: shaping::Shaping,
 }
 
 impl Node {
@@ -320,6 +319,7 @@ impl Node {
             let _ = dirsync.set_own(Time::ZERO, cfg.wall_at_zero, k.identity.clone(), own);
         }
         let _ = dirsync.take_changes();
+        let shaping = shaping::Shaping::new(&cfg.limits, (Time::ZERO, cfg.wall_at_zero));
         Node {
             cfg,
             rng,
@@ -353,6 +353,7 @@ impl Node {
             dht: None,
             content: content::ContentState::default(),
             traffic: Traffic::default(),
+            shaping,
         }
     }
 
@@ -381,6 +382,7 @@ impl Node {
                 .collect(),
         );
         self.dht = Some(dht);
+        self.restore_accounting_from_store(now);
     }
 
     /// This relay's node id (`None` for a reader).
@@ -487,15 +489,6 @@ impl Node {
         self.errors.push_back(e);
     }
 
-    /// Bytes carried so far, by subsystem.
-    pub fn traffic(&self) -> Traffic {
-        let seeding = self.dht.as_ref().map_or(0, |d| d.stats().served_bytes);
-        Traffic {
-            seeding,
-            ..self.traffic
-        }
-    }
-
     /// The next output for the driver.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
@@ -513,11 +506,17 @@ impl Node {
         let relay = self.switch.as_ref().and_then(Switch::poll_timeout);
         let dht = self.dht.as_ref().and_then(crate::dht::Dht::poll_timeout);
         let dir = Some(self.dirsync.poll_timeout()).filter(|t| *t != Time::NEVER);
-        [links, client, relay, dht, dir].into_iter().flatten().min()
+        let held = self.shaping.poll_timeout();
+        [links, client, relay, dht, dir, held]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.pace(now);
+        self.release_held(now, false);
         let mut due = Vec::new();
         while let Some(&(t, link)) = self.link_timers.first() {
             if t > now {
@@ -543,6 +542,9 @@ impl Node {
         self.client.handle_timeout(now);
         if let Some(s) = self.switch.as_mut() {
             s.handle_timeout(now);
+            for e in s.take_errors() {
+                self.record(NodeError::Relay(e));
+            }
         }
         let wall = self.wall(now);
         if let Some(d) = self.dht.as_mut() {
@@ -733,9 +735,14 @@ impl Node {
                     s.attach_next(now, from, (link, circ_id));
                 }
             }
-            Waiter::Dht(_, cells) | Waiter::Dir(cells) => {
+            Waiter::Dht(_, cells, class) => {
                 for c in cells {
-                    self.link_send(link, c);
+                    self.link_send_as(now, link, c, Some(class));
+                }
+            }
+            Waiter::Dir(cells) => {
+                for c in cells {
+                    self.link_send(now, link, c);
                 }
             }
         }
@@ -753,7 +760,7 @@ impl Node {
                         s.extend_failed(from, DestroyReason::UNREACHABLE);
                     }
                 }
-                Waiter::Dht(to, _) => {
+                Waiter::Dht(to, _, _) => {
                     if let Some(d) = self.dht.as_mut() {
                         d.unreachable(_now, to);
                     }

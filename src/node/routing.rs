@@ -64,6 +64,11 @@ impl Node {
                     self.outputs.push_back(Output::Close { link });
                     return;
                 };
+                // Its handshake takes from the CPU budget CREATEs wait for
+                // (`09-relay.md#handshakes`).
+                if let Some(s) = self.switch.as_mut() {
+                    s.charge_link_handshake(now);
+                }
                 (
                     Handshaking::accept(
                         self.cfg.link,
@@ -94,6 +99,7 @@ impl Node {
     }
 
     pub(super) fn on_link_bytes(&mut self, now: Time, link: LinkId, bytes: &[u8]) {
+        self.charge_read(now, bytes.len());
         let Some(entry) = self.links.get_mut(&link) else {
             return;
         };
@@ -167,6 +173,7 @@ impl Node {
                             },
                         );
                         self.link_send(
+                            now,
                             link,
                             ChanMsg::Destroy {
                                 circ_id,
@@ -198,7 +205,14 @@ impl Node {
         }
     }
 
-    fn dispatch(&mut self, now: Time, link: LinkId, peer: Option<Peer>, msg: ChanMsg) {
+    /// Handle a message its bucket paid for (`shaping::dispatch` decides).
+    pub(super) fn dispatch_now(
+        &mut self,
+        now: Time,
+        link: LinkId,
+        peer: Option<Peer>,
+        msg: ChanMsg,
+    ) {
         self.count(link, &msg);
         let relay_result = match msg {
             ChanMsg::Create { circ_id, body } => {
@@ -292,7 +306,8 @@ impl Node {
         None
     }
 
-    pub(super) fn link_send(&mut self, link: LinkId, msg: ChanMsg) {
+    /// Queue `msg` on `link` now (`shaping::link_send` decides when).
+    pub(super) fn send_now(&mut self, link: LinkId, msg: ChanMsg) {
         self.count(link, &msg);
         let Some(entry) = self.links.get_mut(&link) else {
             return;
@@ -354,14 +369,14 @@ impl Node {
             while let Some(a) = self.client.poll_action() {
                 progress = true;
                 match a {
-                    ClientAction::Send { link, msg } => self.link_send(link, msg),
+                    ClientAction::Send { link, msg } => self.link_send(now, link, msg),
                     ClientAction::Event(ev) => self.on_client_event(ev),
                 }
             }
             while let Some(a) = self.switch.as_mut().and_then(|s| s.poll_action()) {
                 progress = true;
                 match a {
-                    RelayAction::Send { link, msg } => self.link_send(link, msg),
+                    RelayAction::Send { link, msg } => self.link_send(now, link, msg),
                     RelayAction::Extend { from, target } => {
                         if self.dirsync.directory().get(&target).is_none() {
                             self.record(NodeError::Relay(crate::relay::RelayError::ExtendUnknown));
@@ -412,7 +427,10 @@ impl Node {
                 continue;
             };
             match entry.poll_transmit(now) {
-                Ok(Some(bytes)) => self.outputs.push_back(Output::Send { link, bytes }),
+                Ok(Some(bytes)) => {
+                    self.shaping.written += bytes.len() as u64;
+                    self.outputs.push_back(Output::Send { link, bytes });
+                }
                 Ok(None) => {}
                 Err(error) => self.close_link(now, link, Some(error), true),
             }

@@ -21,6 +21,12 @@ pub enum RelayError {
     /// A limit was reached (`09-relay.md#limits`).
     #[error("circuit limit reached")]
     Limit,
+    /// The handshake queue is full (`09-relay.md#handshakes`).
+    #[error("handshake queue full")]
+    Overloaded,
+    /// The source sent CREATEs faster than its rate (`09-relay.md#handshakes`).
+    #[error("CREATE rate of the source passed")]
+    CreateRate,
     /// CREATE whose hop message 1 this relay answered recently (`04-circuits.md#replay`).
     #[error("replayed hop handshake")]
     Replayed,
@@ -57,7 +63,9 @@ pub enum RelayError {
 impl HasKind for RelayError {
     fn kind(&self) -> ErrorKind {
         match self {
-            RelayError::Limit => ErrorKind::ResourceLimit,
+            RelayError::Limit | RelayError::Overloaded | RelayError::CreateRate => {
+                ErrorKind::ResourceLimit
+            }
             RelayError::Layer(_) | RelayError::Handshake(_) => ErrorKind::CryptoFailure,
             _ => ErrorKind::PeerProtocolViolation,
         }

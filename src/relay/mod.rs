@@ -13,6 +13,7 @@
 
 mod error;
 pub mod exit;
+mod handshakes;
 mod shares;
 mod timers;
 
@@ -32,6 +33,7 @@ use crate::wire::relay_msg::{RelayContext, RelayMsg, RelayMsgError};
 use crate::wire::restrict::{ChanMsg, CreateBody, CreatedBody, DestroyReason, HandshakeType};
 pub use error::RelayError;
 use exit::ExitCirc;
+pub use handshakes::{HandshakeStats, MAX_HANDSHAKE_DELAY};
 use shares::Shares;
 pub use shares::Source;
 
@@ -60,6 +62,14 @@ pub struct RelayLimits {
     pub idle_timeout: Duration,
     /// The same, once the table is three-quarters full.
     pub pressure_idle_timeout: Duration,
+    /// What one hop handshake costs this machine (the runtime measures it at start).
+    pub handshake_cost: Duration,
+    /// Percent of one core CREATEs and link handshakes may use (`[limits] cpu_percent`).
+    pub cpu_percent: u32,
+    /// CREATEs a second one anonymous source (an address, a /64) may send...
+    pub creates_per_sec: u32,
+    /// ...after a burst of this many.
+    pub create_burst: u32,
 }
 
 impl Default for RelayLimits {
@@ -70,6 +80,10 @@ impl Default for RelayLimits {
             extend_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(900),
             pressure_idle_timeout: Duration::from_secs(30),
+            handshake_cost: Duration::from_micros(250),
+            cpu_percent: 100,
+            creates_per_sec: 20,
+            create_burst: 400,
         }
     }
 }
@@ -209,6 +223,10 @@ pub struct Switch {
     next_seq: u64,
     /// Bytes queued towards readers by exit services, all circuits together.
     service_queued: usize,
+    /// CREATEs waiting for the CPU budget.
+    handshakes: handshakes::Handshakes,
+    /// Errors of CREATEs answered from the queue.
+    errors: Vec<RelayError>,
     actions: VecDeque<RelayAction>,
     rng: UmbraRng,
     #[cfg(feature = "sim")]
@@ -234,6 +252,12 @@ impl Switch {
             next_sweep: Time::ZERO,
             next_seq: 0,
             service_queued: 0,
+            handshakes: handshakes::Handshakes::new(
+                limits.handshake_cost,
+                limits.cpu_percent,
+                (limits.creates_per_sec, limits.create_burst),
+            ),
+            errors: Vec::new(),
             actions: VecDeque::new(),
             rng,
             #[cfg(feature = "sim")]
@@ -286,7 +310,8 @@ impl Switch {
         self.send(link, ChanMsg::Destroy { circ_id, reason });
     }
 
-    /// CREATE arrived (`04-circuits.md#create`) from `source` on `link`.
+    /// CREATE arrived (`04-circuits.md#create`) from `source` on `link`: refused at once
+    /// past a limit, else queued for the CPU and answered in turn (`handshakes`).
     pub fn handle_create(
         &mut self,
         now: Time,
@@ -297,25 +322,107 @@ impl Switch {
         body: &CreateBody,
     ) -> Result<(), RelayError> {
         let key = (link, circ_id);
-        if self.circuits.contains_key(&key) || self.by_next.contains_key(&key) {
+        if self.circuits.contains_key(&key)
+            || self.by_next.contains_key(&key)
+            || self.handshakes.contains(link, circ_id)
+        {
             self.teardown(key, DestroyReason::PROTOCOL);
+            self.handshakes.purge(link, Some(circ_id));
             self.destroy(key, DestroyReason::PROTOCOL);
             return Err(RelayError::ReusedCircuit);
         }
         let on_link = self.per_link.get(&link).copied().unwrap_or(0);
-        // A full table: the largest source gives way to a smaller one (`09-relay.md#shares`).
-        let victim = if self.circuits.len() >= self.limits.max_circuits {
-            self.shares.victim_for(&source)
-        } else {
-            None
-        };
         // The per-link limit is for readers' links; a link from a relay carries many readers'
         // circuits and is bounded by the table and its share (`09-relay.md#limits`).
         let link_full = prev == PrevKind::Reader && on_link >= self.limits.max_circuits_per_link;
-        if link_full || (self.circuits.len() >= self.limits.max_circuits && victim.is_none()) {
+        let table_full = self.circuits.len() >= self.limits.max_circuits
+            && self.shares.victim_for(&source).is_none();
+        if link_full || table_full {
             self.destroy(key, DestroyReason::RESOURCE_LIMIT);
             return Err(RelayError::Limit);
         }
+        let pending = handshakes::Pending {
+            link,
+            prev,
+            source,
+            circ_id,
+            body: body.clone(),
+            at: now,
+        };
+        match self.handshakes.push(now, pending) {
+            Err(handshakes::Refused::Overloaded) => {
+                self.destroy(key, DestroyReason::OVERLOADED);
+                return Err(RelayError::Overloaded);
+            }
+            Err(handshakes::Refused::Rate) => {
+                self.destroy(key, DestroyReason::RESOURCE_LIMIT);
+                return Err(RelayError::CreateRate);
+            }
+            Ok(Some(pushed_out)) => {
+                self.destroy(
+                    (pushed_out.link, pushed_out.circ_id),
+                    DestroyReason::OVERLOADED,
+                );
+            }
+            Ok(None) => {}
+        }
+        self.answer_queued(now)
+    }
+
+    /// Answer the queued CREATEs the CPU budget pays for now; the first error is returned,
+    /// later ones kept for [`Switch::take_errors`].
+    fn answer_queued(&mut self, now: Time) -> Result<(), RelayError> {
+        let mut result = Ok(());
+        while let Some(p) = self.handshakes.pop(now) {
+            if let Err(e) = self.answer_create(now, p) {
+                if result.is_ok() {
+                    result = Err(e);
+                } else if self.errors.len() < 64 {
+                    self.errors.push(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// Errors of CREATEs answered from the queue, since the last call.
+    pub fn take_errors(&mut self) -> Vec<RelayError> {
+        std::mem::take(&mut self.errors)
+    }
+
+    /// A link handshake was accepted: it takes from the same CPU budget as CREATEs.
+    pub fn charge_link_handshake(&mut self, now: Time) {
+        self.handshakes.charge(now, 2);
+    }
+
+    /// The handshake queue's counters.
+    pub fn handshake_stats(&self) -> HandshakeStats {
+        self.handshakes.stats()
+    }
+
+    /// Answer a CREATE whose turn came (`04-circuits.md#create`).
+    fn answer_create(&mut self, now: Time, p: handshakes::Pending) -> Result<(), RelayError> {
+        let handshakes::Pending {
+            link,
+            prev,
+            source,
+            circ_id,
+            body,
+            ..
+        } = p;
+        let key = (link, circ_id);
+        // A full table: the largest source gives way to a smaller one (`09-relay.md#shares`).
+        let victim = if self.circuits.len() >= self.limits.max_circuits {
+            match self.shares.victim_for(&source) {
+                Some(v) => Some(v),
+                None => {
+                    self.destroy(key, DestroyReason::RESOURCE_LIMIT);
+                    return Err(RelayError::Limit);
+                }
+            }
+        } else {
+            None
+        };
         let refuse = |s: &mut Self, e: RelayError| {
             s.destroy(key, DestroyReason::PROTOCOL);
             Err(e)
@@ -710,6 +817,7 @@ impl Switch {
     /// DESTROY arrived on `link`/`circ_id`: tear down and pass it on.
     pub fn handle_destroy(&mut self, link: LinkId, circ_id: CircId, reason: DestroyReason) {
         let key = (link, circ_id);
+        self.handshakes.purge(link, Some(circ_id));
         if self.circuits.contains_key(&key) {
             self.remove(key, reason, false, true);
         } else if let Some(&prev) = self.by_next.get(&key) {

@@ -1,6 +1,6 @@
 //! When circuits end without a DESTROY (`protocol-spec/09-relay.md#limits`,
-//! `#idle-circuits`): EXTENDs past their deadline, circuits idle for too long, and every
-//! circuit of a link that closed.
+//! `#idle-circuits`, `#memory`): EXTENDs past their deadline, circuits idle for too long,
+//! every circuit of a link that closed, and circuits the node closes for memory.
 //!
 //! Each costs time in what it removes, never in the size of the table: deadlines sit in an
 //! ordered set, a link's circuits are one range of the ordered maps, and the idle sweep
@@ -23,6 +23,22 @@ fn link_range(link: LinkId) -> core::ops::RangeInclusive<CircKey> {
 }
 
 impl Switch {
+    /// Close the circuit with an end `key` (either side), telling both neighbours `reason`;
+    /// its two ends, if it was here (`09-relay.md#memory`).
+    pub fn close_end(&mut self, key: CircKey, reason: DestroyReason) -> Option<[CircKey; 2]> {
+        let prev = if self.circuits.contains_key(&key) {
+            key
+        } else {
+            *self.by_next.get(&key)?
+        };
+        let next = match self.circuits.get(&prev).map(|e| &e.next) {
+            Some(Next::Attached { key: next, .. }) => *next,
+            _ => prev,
+        };
+        self.remove(prev, reason, true, true);
+        Some([prev, next])
+    }
+
     /// Remember that `key` has a deadline at `at` (an EXTEND or a CREATED awaited).
     pub(super) fn arm(&mut self, at: Time, key: CircKey) {
         self.deadlines.insert((at, key));
@@ -30,6 +46,7 @@ impl Switch {
 
     /// A link closed: every circuit using it goes, and the other side is told.
     pub fn link_closed(&mut self, link: LinkId) {
+        self.handshakes.purge(link, None);
         let prevs: Vec<CircKey> = self
             .circuits
             .range(link_range(link))
@@ -53,7 +70,8 @@ impl Switch {
     pub fn poll_timeout(&self) -> Option<Time> {
         let extend = self.deadlines.first().map(|&(t, _)| t);
         let sweep = (!self.circuits.is_empty()).then_some(self.next_sweep);
-        [extend, sweep].into_iter().flatten().min()
+        let queued = self.handshakes.poll_timeout();
+        [extend, sweep, queued].into_iter().flatten().min()
     }
 
     /// The idle limit now: shorter when the table is three-quarters full.
@@ -67,6 +85,9 @@ impl Switch {
 
     /// Tear down EXTENDs past their deadline, and idle circuits when the sweep is due.
     pub fn handle_timeout(&mut self, now: Time) {
+        if let Err(e) = self.answer_queued(now) {
+            self.errors.push(e);
+        }
         while let Some(&(at, key)) = self.deadlines.first() {
             if at > now {
                 break;

@@ -1,7 +1,7 @@
 //! Which accepted connections a relay takes on (`protocol-spec/09-relay.md#connections`).
 //!
-//! Before a handshake byte is read, an inbound connection must fit three bounds: the
-//! relay's total (a quarter of its file descriptors stay free for its own dials, files and
+//! Before a handshake byte is read, an inbound connection must fit four bounds: at most
+//! [`MAX_HANDSHAKING`] links still in their handshake, the relay's total (a quarter of its file descriptors stay free for its own dials, files and
 //! the gateway), a cap per source network (an IPv4 address, an IPv6 /64), and a rate of
 //! new connections per source (a token bucket: each one costs the relay a link handshake,
 //! three X25519 operations). A connection past a bound is closed at once: no buffer, no
@@ -22,6 +22,8 @@ pub const RATE_BURST: f64 = 32.0;
 pub const RATE_PER_SEC: f64 = 8.0;
 /// Inbound connections at most, whatever the descriptor limit.
 pub const MAX_TOTAL: usize = 4096;
+/// Links still in their handshake at most (`09-relay.md#handshakes`).
+pub const MAX_HANDSHAKING: usize = 256;
 
 /// Why a connection was closed unread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum Refusal {
     PerSource,
     /// This source opened connections faster than the rate.
     Rate,
+    /// [`MAX_HANDSHAKING`] links are in their handshake.
+    Handshaking,
 }
 
 /// The admission state of one relay.
@@ -41,7 +45,7 @@ pub struct Admission {
     total: usize,
     open: BTreeMap<Source, usize>,
     buckets: BTreeMap<Source, (f64, Instant)>,
-    refused: [u64; 3],
+    refused: [u64; 4],
     last_log: Option<Instant>,
 }
 
@@ -60,15 +64,20 @@ impl Admission {
             total: 0,
             open: BTreeMap::new(),
             buckets: BTreeMap::new(),
-            refused: [0; 3],
+            refused: [0; 4],
             last_log: None,
         }
     }
 
-    /// A connection from `ip` was accepted at `now`: take it on, or say why not.
-    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+    /// A connection from `ip` was accepted at `now`, with `handshaking` links in their
+    /// handshake: take it on, or say why not.
+    pub fn admit(&mut self, ip: IpAddr, now: Instant, handshaking: usize) -> Result<(), Refusal> {
         let source = Source::of_ip(ip);
-        let r = self.check(source, now);
+        let r = if handshaking >= MAX_HANDSHAKING {
+            Err(Refusal::Handshaking)
+        } else {
+            self.check(source, now)
+        };
         match r {
             Ok(()) => {
                 self.total += 1;
@@ -117,9 +126,14 @@ impl Admission {
         }
     }
 
-    /// Connections refused so far: (total, per source, rate).
-    pub fn refused(&self) -> (u64, u64, u64) {
-        (self.refused[0], self.refused[1], self.refused[2])
+    /// Connections refused so far: (total, per source, rate, handshakes in progress).
+    pub fn refused(&self) -> (u64, u64, u64, u64) {
+        (
+            self.refused[0],
+            self.refused[1],
+            self.refused[2],
+            self.refused[3],
+        )
     }
 
     fn log(&mut self, now: Instant) {
@@ -130,10 +144,11 @@ impl Admission {
             return;
         }
         self.last_log = Some(now);
-        let (t, s, r) = self.refused();
+        let (t, s, r, h) = self.refused();
         tracing::warn!(
             "refusing inbound connections (so far: {t} at the total of {}, {s} at \
-             {MAX_PER_SOURCE} per source, {r} over {RATE_PER_SEC}/s per source); logged once a minute",
+             {MAX_PER_SOURCE} per source, {r} over {RATE_PER_SEC}/s per source, {h} with \
+             {MAX_HANDSHAKING} handshakes in progress); logged once a minute",
             self.max_total
         );
     }
@@ -163,26 +178,33 @@ mod tests {
         let mut a = Admission::with_total(100);
         let ip = "10.0.0.9".parse().unwrap();
         for _ in 0..RATE_BURST as usize {
-            assert_eq!(a.admit(ip, t), Ok(()));
+            assert_eq!(a.admit(ip, t, 0), Ok(()));
         }
-        assert_eq!(a.admit(ip, t), Err(Refusal::Rate));
+        assert_eq!(a.admit(ip, t, 0), Err(Refusal::Rate));
         // Another source is not affected; time refills the bucket.
-        assert_eq!(a.admit("10.0.0.1".parse().unwrap(), t), Ok(()));
+        assert_eq!(a.admit("10.0.0.1".parse().unwrap(), t, 0), Ok(()));
         let later = t + Duration::from_secs(10);
         for _ in 0..(MAX_PER_SOURCE - RATE_BURST as usize) {
-            assert_eq!(a.admit(ip, later), Ok(()));
+            assert_eq!(a.admit(ip, later, 0), Ok(()));
         }
         assert_eq!(
-            a.admit(ip, later + Duration::from_secs(10)),
+            a.admit(ip, later + Duration::from_secs(10), 0),
             Err(Refusal::PerSource)
         );
         a.release(ip);
-        assert_eq!(a.admit(ip, later + Duration::from_secs(10)), Ok(()));
+        assert_eq!(a.admit(ip, later + Duration::from_secs(10), 0), Ok(()));
         // The total.
         let mut b = Admission::with_total(2);
-        assert_eq!(b.admit("10.0.0.1".parse().unwrap(), t), Ok(()));
-        assert_eq!(b.admit("10.0.0.2".parse().unwrap(), t), Ok(()));
-        assert_eq!(b.admit("10.0.0.3".parse().unwrap(), t), Err(Refusal::Total));
-        assert_eq!(b.refused(), (1, 0, 0));
+        assert_eq!(b.admit("10.0.0.1".parse().unwrap(), t, 0), Ok(()));
+        assert_eq!(b.admit("10.0.0.2".parse().unwrap(), t, 0), Ok(()));
+        assert_eq!(
+            b.admit("10.0.0.3".parse().unwrap(), t, 0),
+            Err(Refusal::Total)
+        );
+        assert_eq!(b.refused(), (1, 0, 0, 0));
+        assert_eq!(
+            b.admit("10.0.0.4".parse().unwrap(), t, super::MAX_HANDSHAKING),
+            Err(Refusal::Handshaking)
+        );
     }
 }

@@ -100,6 +100,9 @@ pub enum Command {
         /// address is refused: whoever can connect could use the node).
         #[arg(long, value_name = "ADDR")]
         gateway: Option<std::net::SocketAddr>,
+        /// Limits (`[limits]` in --config; each flag overrides its key).
+        #[command(flatten)]
+        limits: super::limits_config::LimitFlags,
     },
     /// Create a data directory with keys and a commented umbra.toml (every default shown).
     ///
@@ -130,6 +133,9 @@ pub enum Command {
         /// Where the reader keeps its guards (default: $XDG_DATA_HOME/umbra).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Limits (`[limits]` in --config; each flag overrides its key).
+        #[command(flatten)]
+        limits: super::limits_config::LimitFlags,
     },
     /// Open a site (or the dashboard) in your browser in the leak-proof reading mode: a
     /// browser profile of its own whose only way out is the gateway as HTTP proxy (loopback
@@ -407,8 +413,12 @@ pub fn main() -> ExitCode {
             bandwidth,
             max_circuits,
             gateway,
+            limits,
         } => {
             let Ok(file) = load_config("relay", config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            let Some(limits) = limits_of("relay", &file, &limits) else {
                 return ExitCode::from(2);
             };
             let dht = file.dht.to_config();
@@ -419,7 +429,7 @@ pub fn main() -> ExitCode {
             cfg.bootstrap = bootstrap.or(cfg.bootstrap);
             cfg.bandwidth_kib = bandwidth.unwrap_or(cfg.bandwidth_kib);
             cfg.max_circuits = max_circuits.unwrap_or(cfg.max_circuits);
-            super::relay_cmd::relay(&cfg, (dht, directory), init_only, gateway)
+            super::relay_cmd::relay(&cfg, (dht, directory, limits), init_only, gateway)
         }
         Command::Publish {
             dir,
@@ -543,8 +553,12 @@ pub fn main() -> ExitCode {
             config,
             listen,
             data_dir,
+            limits,
         } => {
             let Ok(file) = load_config("run", config.as_deref()) else {
+                return ExitCode::from(2);
+            };
+            let Some(limits) = limits_of("run", &file, &limits) else {
                 return ExitCode::from(2);
             };
             let gw = file.gateway;
@@ -555,7 +569,7 @@ pub fn main() -> ExitCode {
             done(
                 "run",
                 super::node_cmd::run(
-                    (&bootstrap, file.directory.to_config()),
+                    (&bootstrap, file.directory.to_config(), limits),
                     listen,
                     gw.cache_quota_mib << 20,
                     state,
@@ -606,6 +620,19 @@ fn load_config(what: &str, path: Option<&std::path::Path>) -> Result<super::conf
         .transpose()
         .map(Option::unwrap_or_default)
         .map_err(|e| eprintln!("umbra {what}: {e}"))
+}
+
+/// `[limits]` with the flags laid over it; an unusable setting is reported with its key.
+fn limits_of(
+    what: &str,
+    file: &super::config::Config,
+    flags: &super::limits_config::LimitFlags,
+) -> Option<crate::limits::Limits> {
+    let (section, from_flag) = file.limits.with_flags(flags);
+    section
+        .to_limits_from(&from_flag)
+        .map_err(|e| eprintln!("umbra {what}: {e}"))
+        .ok()
 }
 
 /// A command's exit code; its error, if any, is printed once (the command's own output, not

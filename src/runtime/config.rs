@@ -33,6 +33,10 @@ pub struct Config {
     /// `[directory]`: relay discovery (`protocol-spec/10-directory.md`).
     #[serde(default)]
     pub directory: DirectorySection,
+    /// `[limits]`: bandwidth, the monthly quota, CPU and memory
+    /// (`protocol-spec/09-relay.md#bandwidth`).
+    #[serde(default)]
+    pub limits: super::limits_config::LimitsSection,
 }
 
 /// `[directory]`: how the node learns and keeps the relay set
@@ -226,6 +230,10 @@ data_dir = "@DATA_DIR@"
 # max_circuits_per_link = 2000
 # MiB of other people's site records you store for the network.
 # store_quota_mib = 1024
+# CREATEs (new circuits) a second one address (an IPv6 /64) may send, after a burst.
+# Readers behind one address (a NAT, a Tor exit) share it. Relays are not limited.
+# creates_per_sec = 20
+# create_burst = 400
 # Running several relays? Make one family key (umbra keygen --out family.key), give
 # every relay of yours the same file: readers then never put two of them on one path.
 # family_key = "family.key"
@@ -269,6 +277,28 @@ data_dir = "@DATA_DIR@"
 # per_family = 64
 # Seconds this node must have known a relay before it may become one of your guards.
 # guard_min_age_secs = 691200
+
+[limits]
+# What the node may spend (protocol-spec/09-relay.md#bandwidth). No key set: no limit,
+# except memory (512 MiB) and cpu_percent (100). Rates are each direction; units:
+# B, KiB, MiB, GiB, TiB (1024), kB, MB, GB, TB (1000), kbit, Mbit, Gbit; "/s" for rates.
+# Cells past a limit wait (the circuit windows then slow their senders); none is dropped.
+# Everything together, and the burst after a quiet spell (default: 2 s of rate).
+# rate = "8 MiB/s"
+# burst = "16 MiB"
+# Circuits carried for others; DHT, storage and replication; serving held records.
+# Your own reading and publishing are served first and are never held for these.
+# relayed = "4 MiB/s"
+# dht = "1 MiB/s"
+# seeding = "1 MiB/s"
+# A quota per month, each direction, paced to last the whole month (no hibernation),
+# and the day of the month the period starts.
+# monthly = "500 GiB"
+# period_start_day = 1
+# Percent of one core the node may spend on handshakes (1-100).
+# cpu_percent = 100
+# Queued cells and buffers at most; past it, circuits holding the oldest are closed.
+# memory = "512 MiB"
 "#;
 
 /// The template with the data directory filled in.
@@ -387,6 +417,10 @@ pub struct RelayConfig {
     pub max_circuits_per_link: usize,
     /// MiB of others' records stored at most. Default 1024.
     pub store_quota_mib: u64,
+    /// CREATEs a second one anonymous source (an address, an IPv6 /64) may send. Default 20.
+    pub creates_per_sec: u32,
+    /// CREATEs such a source may send at once before that rate applies. Default 400.
+    pub create_burst: u32,
     /// The family's key (`umbra keygen`), shared by every relay of one operator: they
     /// then never share a path (`09-relay.md#families`). No default: no family.
     pub family_key: Option<PathBuf>,
@@ -403,6 +437,8 @@ impl Default for RelayConfig {
             max_circuits: limits.max_circuits,
             max_circuits_per_link: limits.max_circuits_per_link,
             store_quota_mib: 1024,
+            creates_per_sec: limits.creates_per_sec,
+            create_burst: limits.create_burst,
             family_key: None,
         }
     }
@@ -506,6 +542,16 @@ mod tests {
         };
         assert_eq!(c.relay, relay);
         assert_eq!(c.tor, super::TorSection::default());
+        // The [limits] examples are usable limits.
+        let limits = c.limits.to_limits().unwrap();
+        assert_eq!((limits.rate, limits.memory), (Some(8 << 20), 512 << 20));
+        assert_eq!(
+            Config::parse(&super::template(dir))
+                .unwrap()
+                .limits
+                .to_limits(),
+            Ok(crate::limits::Limits::default())
+        );
     }
 
     #[test]

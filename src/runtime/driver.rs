@@ -232,6 +232,11 @@ pub struct Driver {
     dialer: Dialer,
     /// Outcomes of the record store's background commits.
     durable: Option<super::committer::Durable>,
+    /// The process's CPU time at the last charge, microseconds (`[limits] cpu_percent`).
+    cpu_at: u64,
+    /// Read turns kept while the node's limits pause reading a link
+    /// (`09-relay.md#bandwidth`): its reader reads nothing until they are given back.
+    paused: Vec<(LinkId, ReadTurn)>,
 }
 
 impl Driver {
@@ -249,6 +254,8 @@ impl Driver {
             next_link: 1,
             dialer: Dialer::Direct,
             durable: None,
+            paused: Vec::new(),
+            cpu_at: process_cpu_micros(),
         }
     }
 
@@ -369,6 +376,14 @@ impl Driver {
                 () = &mut shutdown => return (0, self.node),
             }
             self.flush(app);
+            // What the process spent takes from the node's CPU budget.
+            let cpu = process_cpu_micros();
+            let now = self.now();
+            self.node.charge_cpu(now, cpu.saturating_sub(self.cpu_at));
+            self.cpu_at = cpu;
+            // Give back the turns of links the limits no longer pause.
+            let (node, now) = (&self.node, self.now());
+            self.paused.retain(|(link, _)| node.read_paused(now, *link));
         }
     }
 
@@ -377,7 +392,13 @@ impl Driver {
         match ev {
             NetEvent::Opened(stream, peer, outbound) => {
                 // An inbound connection past a bound is closed unread (`09-relay.md#connections`).
-                if outbound.is_none() && self.admission.admit(peer.ip(), Instant::now()).is_err() {
+                let handshaking = self.node.link_handshakes();
+                if outbound.is_none()
+                    && self
+                        .admission
+                        .admit(peer.ip(), Instant::now(), handshaking)
+                        .is_err()
+                {
                     drop(stream);
                     return;
                 }
@@ -399,7 +420,11 @@ impl Driver {
             }
             NetEvent::Bytes(link, bytes, turn) => {
                 self.node.handle(now, Input::LinkBytes { link, bytes });
-                drop(turn);
+                if self.node.read_paused(now, link) {
+                    self.paused.push((link, turn));
+                } else {
+                    drop(turn);
+                }
             }
             NetEvent::Closed(link) => {
                 if self.forget(link) {
@@ -412,6 +437,7 @@ impl Driver {
 
     /// Stop a link's tasks and release its admission; whether it was open.
     fn forget(&mut self, link: LinkId) -> bool {
+        self.paused.retain(|(l, _)| *l != link);
         if let Some(ip) = self.inbound.remove(&link) {
             self.admission.release(ip);
         }
@@ -565,6 +591,12 @@ impl Driver {
             }
         }
     }
+}
+
+/// CPU time this process has used, microseconds.
+fn process_cpu_micros() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1000
 }
 
 fn log_error(e: &crate::node::NodeError) {

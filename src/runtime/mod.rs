@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod bench;
 pub mod browse;
+pub mod calibrate;
 pub mod cli;
 pub mod committer;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod driver;
 pub mod error;
 pub mod gateway;
 pub mod interop_cmd;
+pub mod limits_config;
 pub mod log;
 pub mod node_cmd;
 pub mod pins_cmd;

@@ -59,7 +59,11 @@ pub fn init(data_dir: &Path) -> Result<(), RuntimeError> {
 /// and quota (shared with `umbra fetch`), where its guards (`protocol-spec/09-relay.md#guards`)
 /// and its memory of manifests seen (`07-sites.md#memory`) are kept across runs.
 pub fn run(
-    (bootstrap, directory): (&Path, crate::directory::sync::SyncConfig),
+    (bootstrap, directory, limits): (
+        &Path,
+        crate::directory::sync::SyncConfig,
+        crate::limits::Limits,
+    ),
     gateway: SocketAddr,
     cache_quota: u64,
     state: Option<(std::path::PathBuf, u64)>,
@@ -77,6 +81,7 @@ pub fn run(
         let cfg = NodeConfig {
             wall_at_zero: wall_now(),
             directory,
+            limits,
             ..NodeConfig::default()
         };
         let relays = dir.relays().count();
@@ -94,6 +99,14 @@ pub fn run(
         if let Some(g) = state.as_ref().and_then(|c| c.lock().ok()?.load_guards()) {
             node.set_guards(g);
         }
+        // The accounting period a reader kept when it last stopped (`09-relay.md#accounting`).
+        let saved = state
+            .as_ref()
+            .and_then(|c| c.lock().ok()?.read_state(crate::node::ACCOUNTING_STATE))
+            .and_then(|b| crate::limits::period::PeriodState::decode(&b).ok());
+        if let Some(s) = saved {
+            node.restore_accounting(crate::time::Time::ZERO, s);
+        }
         println!("umbra: reader with {relays} known relays (it learns the rest from the network)");
         println!("dashboard: http://localhost:{port}/");
         println!("sites:     http://<address>.localhost:{port}/  (or HTTP proxy {gateway} and http://<address>.umbra/)");
@@ -108,16 +121,23 @@ pub fn run(
         let shutdown = async {
             super::driver::stop_signal().await;
         };
-        let node = super::gateway::run_with_gateway(
-            super::driver::Driver::new(node, Instant::now()).with_dialer(dialer),
+        let epoch = Instant::now();
+        let mut node = super::gateway::run_with_gateway(
+            super::driver::Driver::new(node, epoch).with_dialer(dialer),
             None,
             (listener, port),
             (info, state.clone(), pins),
             shutdown,
         )
         .await;
+        node.flush_accounting(crate::time::Time::from_micros(
+            u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX),
+        ));
         if let Some(s) = state.as_ref().and_then(|c| c.lock().ok()) {
             let _ = s.save_guards(node.guards());
+            if let Some(p) = node.accounting() {
+                let _ = s.write_state(crate::node::ACCOUNTING_STATE, &p.state().encode());
+            }
         }
         if std::fs::create_dir_all(data_dir).is_ok() {
             save_directory(node.directory(), &cache);
@@ -184,6 +204,62 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
+/// `umbra status`'s limits lines (`09-relay.md#bandwidth`).
+fn print_limits(l: &serde_json::Value) {
+    let n = |p: &str| l.pointer(p).and_then(serde_json::Value::as_u64);
+    let limit = |p: &str| n(p).map_or("none".to_string(), |r| format!("{}/s", bytes(r)));
+    let classes: Vec<String> = ["own", "relayed", "dht", "seeding"]
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} {} in, {} out (limit {})",
+                bytes(n(&format!("/classes/{c}/in/bytes")).unwrap_or(0)),
+                bytes(n(&format!("/classes/{c}/out/bytes")).unwrap_or(0)),
+                limit(&format!("/classes/{c}/out/limit"))
+            )
+        })
+        .collect();
+    println!(
+        "limits:     total {} each way; {}",
+        limit("/total/rate"),
+        classes.join("; ")
+    );
+    println!(
+        "            {} cells waiting ({} of {} memory); circuits closed: {} for memory, {} \
+         for overrunning their window",
+        n("/held_cells").unwrap_or(0),
+        bytes(n("/memory/held_bytes").unwrap_or(0)),
+        bytes(n("/memory/limit").unwrap_or(0)),
+        n("/closed_for_memory").unwrap_or(0),
+        n("/closed_for_overrun").unwrap_or(0)
+    );
+    if l["accounting"].is_object() {
+        println!(
+            "accounting: {} of {} used this period (in {}, out {}), paced at {}/s",
+            bytes(
+                n("/accounting/used_in")
+                    .unwrap_or(0)
+                    .max(n("/accounting/used_out").unwrap_or(0))
+            ),
+            bytes(n("/accounting/quota").unwrap_or(0)),
+            bytes(n("/accounting/used_in").unwrap_or(0)),
+            bytes(n("/accounting/used_out").unwrap_or(0)),
+            bytes(n("/accounting/pace_bytes_per_sec").unwrap_or(0))
+        );
+    }
+    if l["handshakes"].is_object() {
+        println!(
+            "handshakes: {} CREATEs answered, {} waiting, {} refused overloaded, {} over their \
+             source's rate; CPU budget {}% of a core",
+            n("/handshakes/answered").unwrap_or(0),
+            n("/handshakes/queued").unwrap_or(0),
+            n("/handshakes/refused_overloaded").unwrap_or(0),
+            n("/handshakes/refused_rate").unwrap_or(0),
+            n("/cpu_percent").unwrap_or(100)
+        );
+    }
+}
+
 /// `umbra status`: the running node's status, readable (or raw JSON).
 pub fn status(addr: SocketAddr, json: bool) -> Result<(), RuntimeError> {
     let (code, body) = http_get(addr, "/api/status")?;
@@ -246,6 +322,7 @@ pub fn status(addr: SocketAddr, json: bool) -> Result<(), RuntimeError> {
         bytes(n("/bandwidth/totals/dht")),
         bytes(n("/bandwidth/totals/seeding"))
     );
+    print_limits(&v["limits"]);
     println!(
         "storage:    {} of {} ({} records); gateway cache {} of {}",
         bytes(n("/storage/store_used")),

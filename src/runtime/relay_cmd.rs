@@ -144,7 +144,11 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
 /// `umbra relay`.
 pub fn relay(
     cfg: &super::config::RelayConfig,
-    (dht, directory): (crate::dht::DhtConfig, crate::directory::sync::SyncConfig),
+    (dht, directory, spend): (
+        crate::dht::DhtConfig,
+        crate::directory::sync::SyncConfig,
+        crate::limits::Limits,
+    ),
     init_only: bool,
     gateway: Option<std::net::SocketAddr>,
 ) -> ExitCode {
@@ -155,9 +159,14 @@ pub fn relay(
         );
         return ExitCode::from(2);
     };
+    let cost = super::calibrate::hop_handshake_cost(&mut os_rng());
     let limits = RelayLimits {
         max_circuits: cfg.max_circuits,
         max_circuits_per_link: cfg.max_circuits_per_link,
+        handshake_cost: cost,
+        cpu_percent: spend.cpu_percent,
+        creates_per_sec: cfg.creates_per_sec,
+        create_burst: cfg.create_burst,
         ..RelayLimits::default()
     };
     let result = relay_inner(
@@ -165,11 +174,26 @@ pub fn relay(
         listen,
         cfg.bootstrap.as_deref(),
         (init_only, cfg.family_key.as_deref()),
-        (cfg.bandwidth_kib, limits),
+        (advertised(cfg.bandwidth_kib, &spend), limits, spend),
         (dht, cfg.store_quota_mib << 20, directory),
         gateway,
     );
     super::cli::done("relay", result.map(|()| true))
+}
+
+/// The bandwidth a relay advertises (KiB/s, its path-selection weight): what its operator
+/// said, but never more than its `relayed` limit, else its total `rate`
+/// (`09-relay.md#bandwidth`), so readers do not send it more than it will carry.
+/// With a monthly quota, never more than the quota's mean rate (`09-relay.md#accounting`).
+fn advertised(bandwidth_kib: u32, limits: &crate::limits::Limits) -> u32 {
+    let month = limits
+        .accounting
+        .map(|a| (a.quota as f64 / (30.44 * 86_400.0)) as u64);
+    [limits.relayed.or(limits.rate), month]
+        .into_iter()
+        .flatten()
+        .map(|rate| u32::try_from((rate >> 10).max(1)).unwrap_or(u32::MAX))
+        .fold(bandwidth_kib, u32::min)
 }
 
 fn relay_inner(
@@ -177,7 +201,7 @@ fn relay_inner(
     listen: std::net::SocketAddr,
     bootstrap: Option<&Path>,
     (init_only, family_key): (bool, Option<&Path>),
-    (bandwidth, limits): (u32, RelayLimits),
+    (bandwidth, limits, spend): (u32, RelayLimits, crate::limits::Limits),
     (dht, store_quota, directory): (
         crate::dht::DhtConfig,
         u64,
@@ -220,6 +244,7 @@ fn relay_inner(
         let cfg = NodeConfig {
             wall_at_zero: wall_now(),
             relay_limits: limits,
+            limits: spend,
             dht,
             store_quota,
             directory,
@@ -281,6 +306,9 @@ fn relay_inner(
                 driver.run_keep(Some(listener), &mut pins, shutdown).await.1
             }
         };
+        node.flush_accounting(crate::time::Time::from_micros(
+            u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX),
+        ));
         node.save_peers();
         save_directory(node.directory(), &cache);
         println!(

@@ -222,6 +222,8 @@ impl DestroyReason {
     pub const FINISHED: DestroyReason = DestroyReason(4);
     /// A timer ran out.
     pub const TIMEOUT: DestroyReason = DestroyReason(5);
+    /// The relay's handshake queue is full: try another relay (`09-relay.md#handshakes`).
+    pub const OVERLOADED: DestroyReason = DestroyReason(6);
 }
 
 /// A cell parsed in its context (`03-cells.md#contexts`).

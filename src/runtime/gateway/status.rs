@@ -166,12 +166,71 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
             "stale_exits": g.counters.stale_exits,
         },
         "relay": relay,
+        "limits": limits_json(node, now),
         "dht": dht,
         "directory": directory,
         "equivocations": equivocations,
         "tor": info.tor.as_ref().map(|t| t.json()),
     })
     .to_string()
+}
+
+/// What the limits allow and what they did (`09-relay.md#bandwidth`): bytes passed and the
+/// limit per class and direction, the total, held cells and circuits closed, the accounting
+/// period and its pace, and the handshake queue.
+pub fn limits_json(node: &Node, now: Time) -> Value {
+    use crate::limits::{Class, Direction};
+    let shaper = node.shaper();
+    let mut classes = serde_json::Map::new();
+    for c in Class::ALL {
+        let dir = |d| {
+            let u = shaper.usage(d, c);
+            json!({ "bytes": u.bytes, "limit": u.limit })
+        };
+        classes.insert(
+            c.name().into(),
+            json!({ "in": dir(Direction::In), "out": dir(Direction::Out) }),
+        );
+    }
+    let s = node.shaping_stats();
+    let limits = node.limits();
+    let wall = node.wall(now);
+    let accounting = node.accounting().map(|p| {
+        let st = p.state();
+        json!({
+            "quota": p.accounting().quota,
+            "period_start": st.start,
+            "period_end": p.end(),
+            "used_in": st.used[0],
+            "used_out": st.used[1],
+            "pace_bytes_per_sec": p.rate(wall),
+        })
+    });
+    let handshakes = node.handshake_stats().map(|h| {
+        json!({
+            "answered": h.answered,
+            "queued": h.queued,
+            "refused_overloaded": h.refused_overloaded,
+            "refused_rate": h.refused_rate,
+            "max_wait_ms": h.max_wait_us / 1000,
+        })
+    });
+    json!({
+        "classes": classes,
+        "total": {
+            "rate": shaper.total_rate(),
+            "configured_rate": limits.rate,
+            "read": shaper.bytes_read(),
+        },
+        "held_cells": s.held_cells,
+        "held_total": s.held_total,
+        "closed_for_memory": s.closed_for_memory,
+        "closed_for_overrun": s.closed_for_overrun,
+        "memory": { "limit": limits.memory, "held_bytes": s.held_cells as u64 * crate::wire::cell::CELL_LEN as u64 },
+        "cpu_percent": limits.cpu_percent,
+        "accounting": accounting,
+        "handshakes": handshakes,
+    })
 }
 
 /// The sites a storer holds proofs against, and their sequences (`06-dht.md#store`).
@@ -272,6 +331,7 @@ pub fn metrics(node: &Node, snapshot: &GatewaySnapshot) -> String {
         "Relays in this node's verified directory.",
         &[("", node.directory().len() as u64)],
     );
+    limit_metrics(node, &mut metric);
     if let Some(d) = node.dht() {
         metric(
             "umbra_store_bytes",
@@ -300,4 +360,97 @@ pub fn metrics(node: &Node, snapshot: &GatewaySnapshot) -> String {
         );
     }
     out
+}
+
+/// The limits' metrics (`09-relay.md#bandwidth`).
+fn limit_metrics(node: &Node, metric: &mut impl FnMut(&str, &str, &str, &[(&str, u64)])) {
+    use crate::limits::{Class, Direction};
+    let shaper = node.shaper();
+    let mut passed = Vec::new();
+    let mut limits = Vec::new();
+    for c in Class::ALL {
+        for d in Direction::BOTH {
+            let u = shaper.usage(d, c);
+            let labels = format!("class=\"{}\",direction=\"{}\"", c.name(), d.name());
+            passed.push((labels.clone(), u.bytes));
+            if let Some(l) = u.limit {
+                limits.push((labels, l));
+            }
+        }
+    }
+    fn pairs(v: &[(String, u64)]) -> Vec<(&str, u64)> {
+        v.iter().map(|(l, n)| (l.as_str(), *n)).collect()
+    }
+    metric(
+        "umbra_limited_bytes_total",
+        "counter",
+        "Bytes passed by each class's bucket, each direction (09-relay.md#bandwidth).",
+        &pairs(&passed),
+    );
+    metric(
+        "umbra_limit_bytes_per_second",
+        "gauge",
+        "Each class's limit, each direction.",
+        &pairs(&limits),
+    );
+    if let Some(r) = shaper.total_rate() {
+        metric(
+            "umbra_total_limit_bytes_per_second",
+            "gauge",
+            "The total's rate now (the accounting pace, when paced).",
+            &[("", r)],
+        );
+    }
+    let s = node.shaping_stats();
+    metric(
+        "umbra_held_cells",
+        "gauge",
+        "Cells waiting for their bucket.",
+        &[("", s.held_cells as u64)],
+    );
+    metric(
+        "umbra_circuits_closed_total",
+        "counter",
+        "Circuits closed by the limits (09-relay.md#memory).",
+        &[
+            ("why=\"memory\"", s.closed_for_memory),
+            ("why=\"overrun\"", s.closed_for_overrun),
+        ],
+    );
+    if let Some(p) = node.accounting() {
+        let st = p.state();
+        metric(
+            "umbra_accounting_bytes",
+            "gauge",
+            "Bytes counted in the accounting period (09-relay.md#accounting).",
+            &[
+                ("direction=\"in\"", st.used[0]),
+                ("direction=\"out\"", st.used[1]),
+            ],
+        );
+        metric(
+            "umbra_accounting_quota_bytes",
+            "gauge",
+            "The period's quota, each direction.",
+            &[("", p.accounting().quota)],
+        );
+    }
+    if let Some(h) = node.handshake_stats() {
+        metric(
+            "umbra_create_handshakes_total",
+            "counter",
+            "CREATEs by outcome (09-relay.md#handshakes).",
+            &[
+                ("outcome=\"answered\"", h.answered),
+                ("outcome=\"overloaded\"", h.refused_overloaded),
+                ("outcome=\"rate\"", h.refused_rate),
+            ],
+        );
+        metric(
+            "umbra_create_queue",
+            "gauge",
+            "CREATEs waiting for the CPU budget.",
+            &[("", h.queued as u64)],
+        );
+    }
 }

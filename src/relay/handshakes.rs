@@ -1,0 +1,331 @@
+//! CREATEs wait their turn for the CPU (`protocol-spec/09-relay.md#handshakes`).
+//!
+//! Answering a CREATE costs the relay a hop handshake (two X25519 operations and a hash),
+//! the most expensive thing an anonymous peer can make it do. So CREATEs are not answered on
+//! arrival but queued per source (a relay by identity, anyone else by network) and answered
+//! round-robin across sources while a CPU budget pays for them: a token bucket of CPU
+//! microseconds, refilled at `cpu_percent` of one core, each handshake costing its measured
+//! cost (the runtime measures it at start; link handshakes the node accepts are charged to
+//! the same budget). A CREATE that would wait longer than the bound (1.75 s, Tor's
+//! `MaxOnionQueueDelay`) is refused with `DESTROY` reason `OVERLOADED`; when the queue is
+//! full, a CREATE from a source with fewer queued takes the place of the newest CREATE of the
+//! source with most, so one address flooding the relay is refused, not everyone else.
+//! Anonymous sources are also held to a rate of CREATEs (per second, with a burst), as Tor's
+//! DoS subsystem holds clients; relays are not (they carry many readers' circuits, and their
+//! share of the table bounds them).
+//! Not in this module: answering a CREATE (`Switch::answer_create`) or the table.
+
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::Source;
+use crate::ids::LinkId;
+use crate::limits::TokenBucket;
+use crate::time::Time;
+use crate::wire::cell::CircId;
+use crate::wire::restrict::CreateBody;
+
+/// The longest a CREATE may wait to be answered (Tor's `MaxOnionQueueDelay`).
+pub const MAX_HANDSHAKE_DELAY: Duration = Duration::from_millis(1750);
+/// The queue holds at least this many, whatever the estimate (Tor: 50).
+const MIN_QUEUE: usize = 50;
+/// CPU microseconds the budget may bank: a tenth of a second of its rate, at least one
+/// handshake.
+const BANK: u64 = 10;
+
+/// A CREATE waiting to be answered.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub link: LinkId,
+    pub prev: super::PrevKind,
+    pub source: Source,
+    pub circ_id: CircId,
+    pub body: CreateBody,
+    pub at: Time,
+}
+
+/// Why a CREATE was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The queue would take longer than the bound.
+    Overloaded,
+    /// The source sends CREATEs faster than its rate.
+    Rate,
+}
+
+/// Counters of the handshake queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandshakeStats {
+    /// CREATEs answered after waiting their turn.
+    pub answered: u64,
+    /// CREATEs refused because the queue was full (`OVERLOADED`).
+    pub refused_overloaded: u64,
+    /// CREATEs refused because their source passed its rate.
+    pub refused_rate: u64,
+    /// CREATEs waiting now.
+    pub queued: usize,
+    /// The longest wait of an answered CREATE, microseconds.
+    pub max_wait_us: u64,
+}
+
+/// The queue and the budget.
+#[derive(Debug)]
+pub(super) struct Handshakes {
+    cost_us: u64,
+    cpu: TokenBucket,
+    capacity: usize,
+    queues: BTreeMap<Source, VecDeque<Pending>>,
+    /// Every queued `(link, circuit id)`.
+    index: BTreeSet<(LinkId, CircId)>,
+    /// Sources by queued count, for "the source with most".
+    sizes: BTreeSet<(usize, Source)>,
+    /// Round-robin order of sources with something queued.
+    turn: VecDeque<Source>,
+    rates: BTreeMap<Source, TokenBucket>,
+    rate: (u32, u32),
+    stats: HandshakeStats,
+}
+
+impl Handshakes {
+    /// A queue for handshakes costing `cost` each, `cpu_percent` of a core, and `rate` CREATEs
+    /// a second with a burst per anonymous source.
+    pub(super) fn new(cost: Duration, cpu_percent: u32, rate: (u32, u32)) -> Handshakes {
+        let cost_us = u64::try_from(cost.as_micros()).unwrap_or(u64::MAX).max(1);
+        // Three-quarters of the node's CPU budget: the rest reads, relays and answers.
+        let per_sec = (u64::from(cpu_percent.clamp(1, 100)) * 10_000 * 3 / 4).max(1);
+        let delay_us = u64::try_from(MAX_HANDSHAKE_DELAY.as_micros()).unwrap_or(u64::MAX);
+        let capacity = usize::try_from(delay_us.saturating_mul(per_sec) / 1_000_000 / cost_us)
+            .unwrap_or(usize::MAX)
+            .max(MIN_QUEUE);
+        Handshakes {
+            cost_us,
+            cpu: TokenBucket::new(per_sec, (per_sec / BANK).max(cost_us), Time::ZERO),
+            capacity,
+            queues: BTreeMap::new(),
+            index: BTreeSet::new(),
+            sizes: BTreeSet::new(),
+            turn: VecDeque::new(),
+            rates: BTreeMap::new(),
+            rate,
+            stats: HandshakeStats::default(),
+        }
+    }
+
+    fn count(&self, s: &Source) -> usize {
+        self.queues.get(s).map_or(0, VecDeque::len)
+    }
+
+    fn set_count(&mut self, s: Source, before: usize, after: usize) {
+        if before > 0 {
+            self.sizes.remove(&(before, s));
+        }
+        if after > 0 {
+            self.sizes.insert((after, s));
+        }
+    }
+
+    /// Whether `(link, circ_id)` has a CREATE waiting.
+    pub(super) fn contains(&self, link: LinkId, circ_id: CircId) -> bool {
+        self.index.contains(&(link, circ_id))
+    }
+
+    /// Queue `p`; a CREATE pushed out to make room for it is returned to be refused.
+    pub(super) fn push(&mut self, now: Time, p: Pending) -> Result<Option<Pending>, Refused> {
+        if let Source::Net(_) = p.source {
+            let (per_sec, burst) = self.rate;
+            if self.rates.len() > 4 * self.capacity {
+                // Forget sources whose bucket refilled: a full bucket is a fresh one.
+                self.rates
+                    .retain(|_, b| b.available(now) < i64::from(burst.max(1)));
+            }
+            let bucket = self.rates.entry(p.source).or_insert_with(|| {
+                TokenBucket::new(u64::from(per_sec), u64::from(burst.max(1)), now)
+            });
+            if !bucket.try_take(now, 1) {
+                self.stats.refused_rate += 1;
+                return Err(Refused::Rate);
+            }
+        }
+        let mut evicted = None;
+        if self.stats.queued >= self.capacity {
+            let mine = self.count(&p.source);
+            match self.sizes.last().copied() {
+                Some((most, big)) if big != p.source && most > mine + 1 => {
+                    evicted = self.remove_newest(big);
+                }
+                _ => {
+                    self.stats.refused_overloaded += 1;
+                    return Err(Refused::Overloaded);
+                }
+            }
+            self.stats.refused_overloaded += 1;
+        }
+        let s = p.source;
+        let before = self.count(&s);
+        if before == 0 {
+            self.turn.push_back(s);
+        }
+        self.index.insert((p.link, p.circ_id));
+        self.queues.entry(s).or_default().push_back(p);
+        self.set_count(s, before, before + 1);
+        self.stats.queued += 1;
+        Ok(evicted)
+    }
+
+    fn remove_newest(&mut self, s: Source) -> Option<Pending> {
+        let q = self.queues.get_mut(&s)?;
+        let before = q.len();
+        let p = q.pop_back()?;
+        self.index.remove(&(p.link, p.circ_id));
+        if q.is_empty() {
+            self.queues.remove(&s);
+            self.turn.retain(|t| *t != s);
+        }
+        self.set_count(s, before, before - 1);
+        self.stats.queued -= 1;
+        Some(p)
+    }
+
+    /// The next CREATE to answer, if the budget pays for it now (round-robin by source).
+    pub(super) fn pop(&mut self, now: Time) -> Option<Pending> {
+        if self.stats.queued == 0 || !self.cpu.try_take(now, self.cost_us) {
+            return None;
+        }
+        let s = self.turn.pop_front()?;
+        let q = self.queues.get_mut(&s)?;
+        let before = q.len();
+        let p = q.pop_front()?;
+        self.index.remove(&(p.link, p.circ_id));
+        if q.is_empty() {
+            self.queues.remove(&s);
+        } else {
+            self.turn.push_back(s);
+        }
+        self.set_count(s, before, before - 1);
+        self.stats.queued -= 1;
+        self.stats.answered += 1;
+        let waited = u64::try_from((now - p.at).as_micros()).unwrap_or(u64::MAX);
+        self.stats.max_wait_us = self.stats.max_wait_us.max(waited);
+        Some(p)
+    }
+
+    /// Work done outside the queue (a link handshake accepted) costing `handshakes` hop
+    /// handshakes' worth of CPU.
+    pub(super) fn charge(&mut self, now: Time, handshakes: u64) {
+        self.cpu
+            .charge(now, handshakes.saturating_mul(self.cost_us));
+    }
+
+    /// When the budget next pays for a queued CREATE.
+    pub(super) fn poll_timeout(&self) -> Option<Time> {
+        (self.stats.queued > 0).then(|| self.cpu.ready_at(self.cost_us))
+    }
+
+    /// Drop what waits from `link` (it closed), or only `circ_id` on it.
+    pub(super) fn purge(&mut self, link: LinkId, circ_id: Option<CircId>) {
+        let sources: Vec<Source> = self.queues.keys().copied().collect();
+        for s in sources {
+            let Some(q) = self.queues.get_mut(&s) else {
+                continue;
+            };
+            let before = q.len();
+            let index = &mut self.index;
+            q.retain(|p| {
+                let gone = p.link == link && circ_id.is_none_or(|c| c == p.circ_id);
+                if gone {
+                    index.remove(&(p.link, p.circ_id));
+                }
+                !gone
+            });
+            let after = q.len();
+            if after == before {
+                continue;
+            }
+            if after == 0 {
+                self.queues.remove(&s);
+                self.turn.retain(|t| *t != s);
+            }
+            self.set_count(s, before, after);
+            self.stats.queued -= before - after;
+        }
+    }
+
+    pub(super) fn stats(&self) -> HandshakeStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Handshakes, Pending, Refused};
+    use crate::ids::LinkId;
+    use crate::relay::{PrevKind, Source};
+    use crate::time::Time;
+    use crate::wire::cell::CircId;
+    use crate::wire::restrict::{CreateBody, HandshakeType};
+    use core::time::Duration;
+
+    fn pending(net: u8, n: u32, at: Time) -> Pending {
+        let mut a = [0u8; 16];
+        a[15] = net;
+        Pending {
+            link: LinkId(u64::from(net)),
+            prev: PrevKind::Reader,
+            source: Source::Net(a),
+            circ_id: CircId::new(0x8000_0000 | n).unwrap(),
+            body: CreateBody {
+                handshake_type: HandshakeType::NOISE_NK_V1,
+                handshake: Vec::new(),
+            },
+            at,
+        }
+    }
+
+    #[test]
+    fn a_flooding_source_is_refused_and_others_are_answered_in_turn() {
+        // 1 ms per handshake at 10% of a core, three-quarters of it for handshakes: 75 a
+        // second, 131 queued at most (what 1.75 s answers).
+        let mut h = Handshakes::new(Duration::from_millis(1), 10, (1000, 10_000));
+        let t0 = Time::ZERO;
+        let mut refused = 0;
+        for n in 0..1000 {
+            if h.push(t0, pending(1, n, t0)).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(h.stats().queued, 131);
+        assert_eq!(refused, 869);
+        // Others still get in: each takes the place of the flood's newest.
+        for net in 2..12u8 {
+            let evicted = h.push(t0, pending(net, 0, t0)).unwrap();
+            assert_eq!(evicted.map(|p| p.link), Some(LinkId(1)));
+        }
+        // Answered round-robin: the ten others within the first 20 answers.
+        let mut others = 0;
+        let mut t = t0;
+        for _ in 0..20 {
+            t = t + Duration::from_millis(10);
+            while let Some(p) = h.pop(t) {
+                if p.link != LinkId(1) {
+                    others += 1;
+                }
+            }
+        }
+        assert_eq!(others, 10);
+        // The budget holds: 200 ms at 75 a second answered ~15 plus the bank.
+        assert!(h.stats().answered <= 32, "{:?}", h.stats());
+    }
+
+    #[test]
+    fn an_anonymous_source_past_its_rate_is_refused() {
+        let mut h = Handshakes::new(Duration::from_micros(100), 100, (2, 5));
+        let t0 = Time::ZERO;
+        let ok = (0..10)
+            .filter(|&n| h.push(t0, pending(1, n, t0)).is_ok())
+            .count();
+        assert_eq!(ok, 5);
+        assert_eq!(h.push(t0, pending(1, 99, t0)).unwrap_err(), Refused::Rate);
+        let later = t0 + Duration::from_millis(500);
+        assert!(h.push(later, pending(1, 100, later)).is_ok());
+    }
+}

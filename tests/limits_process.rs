@@ -1,0 +1,237 @@
+//! Limits in the real binary (`protocol-spec/09-relay.md#bandwidth`, `#accounting`,
+//! `#handshakes`): bad settings are refused with their key named, and each limit applies.
+//! How fast nodes run against their limits is measured by `umbra bench --limits`, not here;
+//! these tests only check lower bounds and counters.
+
+#![allow(clippy::disallowed_methods)]
+
+mod procs;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use procs::{
+    Procs, directory_of, free_addr, probe, request, run, start_relays_extra, tempdir, umbra,
+    wait_listening,
+};
+
+/// `umbra relay --init-only` with `limits` as its `[limits]` section and `flags`: its exit
+/// code and stderr.
+fn relay_init(dir: &Path, limits: &str, flags: &[&str]) -> (Option<i32>, String) {
+    let config = dir.join("bad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[relay]\nlisten = \"127.0.0.1:1\"\ndata_dir = \"{}\"\n[limits]\n{limits}\n",
+            dir.join("r").display()
+        ),
+    )
+    .unwrap();
+    let out = umbra()
+        .args(["relay", "--init-only", "--config"])
+        .arg(&config)
+        .args(flags)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_limits_are_refused_with_the_key_named() {
+    let dir = tempdir("limits-bad");
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "relayed = \"4 MB/z\"",
+            &[],
+            &["[limits] relayed", "unknown unit \"MB/z\""],
+        ),
+        ("rate = \"-1 MiB/s\"", &[], &["[limits] rate", "negative"]),
+        (
+            "dht = \"0 KiB/s\"",
+            &[],
+            &["[limits] dht", "zero would stop"],
+        ),
+        (
+            "seeding = \"1 MiB\"",
+            &[],
+            &["[limits] seeding", "add \"/s\""],
+        ),
+        (
+            "monthly = \"5 GiB/s\"",
+            &[],
+            &["[limits] monthly", "drop \"/s\""],
+        ),
+        (
+            "monthly = \"0 GiB\"",
+            &[],
+            &["[limits] monthly", "zero would stop"],
+        ),
+        (
+            "monthly = \"9 GiB\"\nperiod_start_day = 30",
+            &[],
+            &["period_start_day", "from 1 to 28"],
+        ),
+        (
+            "cpu_percent = 0",
+            &[],
+            &["[limits] cpu_percent", "from 1 to 100"],
+        ),
+        (
+            "memory = \"1 MiB\"",
+            &[],
+            &["[limits] memory", "at least 16 MiB"],
+        ),
+        (
+            "burst = \"1 KiB\"",
+            &[],
+            &["[limits] burst", "at least 64 KiB"],
+        ),
+        ("", &["--relayed", "fast"], &["--relayed", "not a number"]),
+        (
+            "",
+            &["--cpu-percent", "150"],
+            &["--cpu-percent", "from 1 to 100"],
+        ),
+        (
+            "relayed = \"1 MiB/s\"",
+            &["--relayed", "0 B/s"],
+            &["--relayed", "zero"],
+        ),
+        ("ratee = \"1 MiB/s\"", &[], &["ratee"]),
+    ];
+    for (limits, flags, expect) in cases {
+        let (code, err) = relay_init(&dir, limits, flags);
+        assert_eq!(code, Some(2), "{limits} {flags:?}: {err}");
+        for e in *expect {
+            assert!(err.contains(e), "{limits} {flags:?}: {err:?} lacks {e:?}");
+        }
+    }
+    // And good ones pass, as flags of `umbra run` too (checked before it connects anywhere).
+    let (code, err) = relay_init(&dir, "relayed = \"4 MiB/s\"\nmonthly = \"500 GiB\"", &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (ok, _, err) = run(
+        umbra().args(["run", "--bootstrap", "/nonexistent", "--memory", "8 MiB"]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        !ok && err.contains("--memory") && err.contains("16 MiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_relayed_limit_slows_circuits_and_loses_nothing() {
+    // Each relay may carry 128 KiB/s each way; a 1 MiB echo crosses each relay twice in
+    // each direction (out and back), so 2 MiB in at every relay: at least 15 s. Unlimited,
+    // it takes well under one.
+    let dir = tempdir("limits-relayed");
+    let (_relays, bootstrap) = start_relays_extra(
+        &dir,
+        3,
+        210,
+        (None, &[]),
+        "[limits]\nrelayed = \"128 KiB/s\"\n",
+    );
+    let t = Instant::now();
+    let out = probe(&bootstrap, 1 << 20);
+    let took = t.elapsed();
+    assert!(out.contains("echoed 1048576 bytes intact"), "{out}");
+    assert!(
+        took >= Duration::from_secs(12),
+        "a 1 MiB echo through relays limited to 128 KiB/s took {took:?}: the limit did not apply"
+    );
+    eprintln!(
+        "1 MiB echo through 128 KiB/s relays: {:.1} s",
+        took.as_secs_f64()
+    );
+}
+
+fn status(gw: SocketAddr) -> serde_json::Value {
+    let r = request(gw, "GET", "/api/status", &gw.to_string(), &[]);
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+fn start_relay_with_gateway(dir: &Path, i: usize, bootstrap: &Path, gw: SocketAddr) -> Procs {
+    let log = std::fs::File::create(dir.join(format!("gw{i}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
+        .args(["relay", "--config"])
+        .arg(dir.join(format!("r{i}.toml")))
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .arg("--gateway")
+        .arg(gw.to_string())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let procs = Procs(vec![child]);
+    wait_listening(gw, "the relay's dashboard");
+    procs
+}
+
+#[test]
+fn a_monthly_quota_is_advertised_paced_counted_and_kept_across_a_restart() {
+    let dir = tempdir("limits-monthly");
+    let (mut relays, bootstrap) =
+        start_relays_extra(&dir, 3, 220, (None, &[]), "[limits]\nmonthly = \"1 TiB\"\n");
+    // The descriptor advertises at most the quota's mean rate: 1 TiB a month is 408 KiB/s
+    // (the default advertisement is 10,000).
+    for d in directory_of(&bootstrap).relays() {
+        assert!(d.bandwidth <= 408, "advertised {} KiB/s", d.bandwidth);
+    }
+    // Relay 1 again, with its dashboard: the period, the pace, the bytes counted.
+    let mut first = relays.0.remove(0);
+    let _ = first.kill();
+    let _ = first.wait();
+    let gw = free_addr("127.0.0.1");
+    let r1 = start_relay_with_gateway(&dir, 1, &bootstrap, gw);
+    let s = status(gw);
+    let a = &s["limits"]["accounting"];
+    assert_eq!(a["quota"], 1u64 << 40, "{s}");
+    assert!(a["pace_bytes_per_sec"].as_u64().unwrap() > 0, "{a}");
+    // Traffic through relay 1, counted at its next pace (every minute).
+    let out = probe(&bootstrap, 200_000);
+    assert!(out.contains("intact"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let used = loop {
+        let used = status(gw)["limits"]["accounting"]["used_in"]
+            .as_u64()
+            .unwrap();
+        if used > 0 || Instant::now() > deadline {
+            break used;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert!(used > 0, "nothing counted in 90 s");
+    // Killed (no chance to save on the way out) and started again: the count goes on.
+    drop(r1);
+    let gw2 = free_addr("127.0.0.1");
+    let _r1 = start_relay_with_gateway(&dir, 1, &bootstrap, gw2);
+    let again = status(gw2)["limits"]["accounting"]["used_in"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        again >= used,
+        "after a restart {again} < {used}: the period was forgotten"
+    );
+    // `umbra status` prints it.
+    let (ok, out, err) = run(
+        umbra().args(["status", "--gateway", &gw2.to_string()]),
+        Duration::from_secs(20),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("accounting:") && out.contains("1024.0 GiB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("limits:") && out.contains("handshakes:"),
+        "{out}"
+    );
+}
