@@ -12,12 +12,12 @@
 mod procs;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use procs::{
     connect_from, directory_of, free_addr, probe, publish_site, request, rss_kib, start_relays,
-    start_relays_extra, tempdir, umbra, wait_listening,
+    start_relays_extra, status, tempdir, umbra, wait_listening,
 };
 use umbra::crypto::hop::client_start;
 use umbra::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
@@ -336,12 +336,6 @@ fn a_create_flood_from_one_address_is_held_to_its_rate() {
     // Another address is not held to that one's rate: an honest reader's circuit builds.
     let out = probe(&bootstrap, 100_000);
     assert!(out.contains("intact"), "{out}");
-}
-
-fn status(gw: SocketAddr) -> serde_json::Value {
-    let r = request(gw, "GET", "/api/status", &gw.to_string(), &[]);
-    assert_eq!(r.status, 200);
-    serde_json::from_slice(&r.body).unwrap()
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use procs::{
-    Procs, directory_of, free_addr, probe, request, run, start_relays_extra, tempdir, umbra,
+    Procs, directory_of, free_addr, probe, run, start_relays_extra, status, tempdir, umbra,
     wait_listening,
 };
 
@@ -151,12 +151,6 @@ fn a_relayed_limit_slows_circuits_and_loses_nothing() {
     );
 }
 
-fn status(gw: SocketAddr) -> serde_json::Value {
-    let r = request(gw, "GET", "/api/status", &gw.to_string(), &[]);
-    assert_eq!(r.status, 200);
-    serde_json::from_slice(&r.body).unwrap()
-}
-
 fn start_relay_with_gateway(dir: &Path, i: usize, bootstrap: &Path, gw: SocketAddr) -> Procs {
     let log = std::fs::File::create(dir.join(format!("gw{i}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
@@ -219,6 +213,17 @@ fn a_monthly_quota_is_advertised_paced_counted_and_kept_across_a_restart() {
     assert!(
         again >= used,
         "after a restart {again} < {used}: the period was forgotten"
+    );
+    // `/metrics` carries it.
+    let m = procs::request(gw2, "GET", "/metrics", &gw2.to_string(), &[]);
+    let m = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        m.contains("umbra_accounting_quota_bytes 1099511627776"),
+        "{m}"
+    );
+    assert!(
+        m.contains("umbra_limited_bytes_total{class=\"relayed\",direction=\"in\"}"),
+        "{m}"
     );
     // `umbra status` prints it.
     let (ok, out, err) = run(

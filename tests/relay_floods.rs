@@ -571,3 +571,33 @@ fn an_anonymous_source_past_its_create_rate_is_refused() {
     let (out, _) = h.send(&mut c, &[create(9, &m)]);
     assert!(matches!(out[..], [ChanMsg::Created { .. }]), "{out:?}");
 }
+
+#[test]
+fn reading_pauses_while_the_inbound_total_is_in_debt() {
+    // `[limits] rate` = 64 KiB/s: bytes read past it stop the driver reading until the
+    // bucket is repaid (`09-relay.md#bandwidth`).
+    let mut h = Harness::new();
+    let now = h.now;
+    h.relay.set_limits(
+        now,
+        umbra::limits::Limits {
+            rate: Some(64 << 10),
+            burst: Some(64 << 10),
+            ..umbra::limits::Limits::default()
+        },
+    );
+    let mut c = h.connect();
+    assert!(!h.relay.read_paused(h.now, c.link));
+    let padding: Vec<ChanMsg> = (0..50).map(|_| ChanMsg::Padding).collect();
+    for _ in 0..8 {
+        h.send(&mut c, &padding);
+    }
+    assert!(
+        h.relay.read_paused(h.now, c.link),
+        "200 KB read at 64 KiB/s"
+    );
+    h.advance(Duration::from_millis(1500), &mut [&mut c]);
+    assert!(h.relay.read_paused(h.now, c.link), "still in debt");
+    h.advance(Duration::from_secs(2), &mut [&mut c]);
+    assert!(!h.relay.read_paused(h.now, c.link), "repaid after ~3 s");
+}

@@ -99,3 +99,60 @@ fn without_limits_the_same_echoes_are_fast() {
     assert!(samples[0].len() < 30, "took {} s", samples[0].len());
     assert_eq!(w.nodes()[0].node.shaping_stats().held_total, 0);
 }
+
+#[test]
+fn a_relay_never_puts_itself_on_its_own_circuits() {
+    // Four relays: a path of three that may include relay 0 would do so three times in four.
+    let mut w = World::new(seed(152), 4, 0, NetModel::default());
+    w.run_until(secs(2));
+    let me = w.nodes()[0].node.node_id().unwrap();
+    for _ in 0..20 {
+        let id = w.spawn(0, Box::new(Echo::new(1000)));
+        let until = w.now() + Duration::from_secs(30);
+        w.run_apps(&[id], until);
+        let e = w.app::<Echo>(id).unwrap();
+        assert_eq!(e.state, EchoState::Done, "{e:?}");
+        assert!(
+            !e.path.contains(&me),
+            "relay 0's own circuit went through itself"
+        );
+    }
+}
+
+#[test]
+fn past_the_memory_limit_the_circuits_holding_the_oldest_cells_are_closed() {
+    // Relays held to 64 KiB/s with 256 KiB for held cells: four echoes keep 512 KiB each in
+    // flight, more than the memory allows (`09-relay.md#memory`).
+    let limits = Limits {
+        relayed: Some(64 << 10),
+        memory: 256 << 10,
+        ..Limits::default()
+    };
+    let mut w = World::with_config(seed(153), 3, 4, NetModel::default(), |c| c.limits = limits);
+    let ids: Vec<AppId> = (3..7)
+        .map(|r| w.spawn(r, Box::new(Echo::new(8 << 20))))
+        .collect();
+    let cell = umbra::wire::cell::CELL_LEN as u64;
+    let mut peak = 0u64;
+    for s in 1..=60 {
+        w.run_until(secs(s));
+        for i in 0..3 {
+            let held = w.nodes()[i].node.shaping_stats().held_cells as u64 * cell;
+            peak = peak.max(held);
+        }
+    }
+    let closed: u64 = (0..3)
+        .map(|i| w.nodes()[i].node.shaping_stats().closed_for_memory)
+        .sum();
+    eprintln!("peak held {peak} B against 256 KiB; {closed} circuits closed for memory");
+    assert!(closed > 0, "no circuit was closed for memory");
+    assert!(
+        peak <= (256 << 10) + cell,
+        "held {peak} B past the 256 KiB limit"
+    );
+    // The closed circuits' echoes failed; nothing was corrupted.
+    for &id in &ids {
+        let e = w.app::<Echo>(id).unwrap();
+        assert!(!matches!(e.state, EchoState::Corrupted(_)), "{e:?}");
+    }
+}

@@ -55,6 +55,8 @@ pub fn compatible(a: &Descriptor, b: &Descriptor) -> bool {
 pub struct Guards {
     chosen: Vec<NodeId>,
     down: BTreeSet<NodeId>,
+    /// The relay this node itself is: never its own guard (`09-relay.md#path-selection`).
+    me: Option<NodeId>,
 }
 
 impl Guards {
@@ -73,7 +75,14 @@ impl Guards {
         Guards {
             chosen: list,
             down: BTreeSet::new(),
+            me: None,
         }
+    }
+
+    /// This node is the relay `me`: it is never chosen (and is dropped if it was).
+    pub fn exclude(&mut self, me: NodeId) {
+        self.me = Some(me);
+        self.chosen.retain(|g| *g != me);
     }
 
     /// Mark a guard unreachable (it is skipped until [`Guards::mark_up`]).
@@ -101,8 +110,10 @@ impl Guards {
         min_age: core::time::Duration,
         rng: &mut UmbraRng,
     ) {
-        self.chosen
-            .retain(|g| dir.get(g).is_some_and(|d| d.roles.contains(Roles::GUARD)));
+        let me = self.me;
+        self.chosen.retain(|g| {
+            Some(*g) != me && dir.get(g).is_some_and(|d| d.roles.contains(Roles::GUARD))
+        });
         if self.chosen.len() >= GUARD_SET_SIZE {
             return;
         }
@@ -124,6 +135,7 @@ impl Guards {
                 rng,
                 dir.relays().filter(|d| {
                     d.roles.contains(Roles::GUARD)
+                        && Some(d.node_id()) != me
                         && (!any_old || old_enough(d))
                         && taken.iter().all(|t| compatible(t, d))
                 }),

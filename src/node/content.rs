@@ -354,6 +354,7 @@ impl Node {
         if !self.content.load.has_room(circ, manifest)
             || !reply_room
             || relay_queued >= MAX_RELAY_QUEUED
+            || !self.content.load.take_rate(now, circ)
         {
             self.refuse(circ, stream, id, refusal::BUSY);
             return;

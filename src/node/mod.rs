@@ -658,11 +658,16 @@ impl Node {
             // Every guard failed recently: try them again rather than choosing new ones.
             self.guards.clear_down();
         }
-        let avoid = self
+        // A relay never puts itself on its own circuits (`09-relay.md#path-selection`).
+        let mut avoid = self
             .builds
             .get(&handle)
             .map(|b| b.avoid.clone())
             .unwrap_or_default();
+        avoid.extend(self.me);
+        if let Some(me) = self.me {
+            self.guards.exclude(me);
+        }
         match select_path(dir, &self.guards, &avoid, &mut self.rng) {
             Ok(path) => {
                 let hops: Vec<HopSpec> = path

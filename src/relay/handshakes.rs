@@ -13,17 +13,23 @@
 //! Anonymous sources are also held to a rate of CREATEs (per second, with a burst), as Tor's
 //! DoS subsystem holds clients; relays are not (they carry many readers' circuits, and their
 //! share of the table bounds them).
-//! Not in this module: answering a CREATE (`Switch::answer_create`) or the table.
+//! This module also answers a CREATE whose turn came (`Switch::answer_create`).
+//! Not in this module: the table, its shares (`shares`) or timers (`timers`).
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::Source;
+use super::{Entry, Next, PrevKind, RelayError, Source, Switch};
+#[cfg(feature = "sim")]
+use super::{Observation, RelayAction};
+use crate::crypto::hop;
+use crate::crypto::layer::RelayLayer;
+use crate::crypto::noise::Randomness;
 use crate::ids::LinkId;
 use crate::limits::TokenBucket;
 use crate::time::Time;
-use crate::wire::cell::CircId;
-use crate::wire::restrict::CreateBody;
+use crate::wire::cell::{CircId, MAX_LAYERS};
+use crate::wire::restrict::{ChanMsg, CreateBody, CreatedBody, DestroyReason, HandshakeType};
 
 /// The longest a CREATE may wait to be answered (Tor's `MaxOnionQueueDelay`).
 pub const MAX_HANDSHAKE_DELAY: Duration = Duration::from_millis(1750);
@@ -252,6 +258,191 @@ impl Handshakes {
 
     pub(super) fn stats(&self) -> HandshakeStats {
         self.stats
+    }
+}
+
+impl Switch {
+    /// CREATE arrived (`04-circuits.md#create`) from `source` on `link`: refused at once
+    /// past a limit, else queued for the CPU and answered in turn (`handshakes`).
+    pub fn handle_create(
+        &mut self,
+        now: Time,
+        link: LinkId,
+        prev: PrevKind,
+        source: Source,
+        circ_id: CircId,
+        body: &CreateBody,
+    ) -> Result<(), RelayError> {
+        let key = (link, circ_id);
+        if self.circuits.contains_key(&key)
+            || self.by_next.contains_key(&key)
+            || self.handshakes.contains(link, circ_id)
+        {
+            self.teardown(key, DestroyReason::PROTOCOL);
+            self.handshakes.purge(link, Some(circ_id));
+            self.destroy(key, DestroyReason::PROTOCOL);
+            return Err(RelayError::ReusedCircuit);
+        }
+        let on_link = self.per_link.get(&link).copied().unwrap_or(0);
+        // The per-link limit is for readers' links; a link from a relay carries many readers'
+        // circuits and is bounded by the table and its share (`09-relay.md#limits`).
+        let link_full = prev == PrevKind::Reader && on_link >= self.limits.max_circuits_per_link;
+        let table_full = self.circuits.len() >= self.limits.max_circuits
+            && self.shares.victim_for(&source).is_none();
+        if link_full || table_full {
+            self.destroy(key, DestroyReason::RESOURCE_LIMIT);
+            return Err(RelayError::Limit);
+        }
+        let pending = Pending {
+            link,
+            prev,
+            source,
+            circ_id,
+            body: body.clone(),
+            at: now,
+        };
+        match self.handshakes.push(now, pending) {
+            Err(Refused::Overloaded) => {
+                self.destroy(key, DestroyReason::OVERLOADED);
+                return Err(RelayError::Overloaded);
+            }
+            Err(Refused::Rate) => {
+                self.destroy(key, DestroyReason::RESOURCE_LIMIT);
+                return Err(RelayError::CreateRate);
+            }
+            Ok(Some(pushed_out)) => {
+                self.destroy(
+                    (pushed_out.link, pushed_out.circ_id),
+                    DestroyReason::OVERLOADED,
+                );
+            }
+            Ok(None) => {}
+        }
+        self.answer_queued(now)
+    }
+
+    /// Answer the queued CREATEs the CPU budget pays for now; the first error is returned,
+    /// later ones kept for [`Switch::take_errors`].
+    pub(super) fn answer_queued(&mut self, now: Time) -> Result<(), RelayError> {
+        let mut result = Ok(());
+        while let Some(p) = self.handshakes.pop(now) {
+            if let Err(e) = self.answer_create(now, p) {
+                if result.is_ok() {
+                    result = Err(e);
+                } else if self.errors.len() < 64 {
+                    self.errors.push(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// Errors of CREATEs answered from the queue, since the last call.
+    pub fn take_errors(&mut self) -> Vec<RelayError> {
+        std::mem::take(&mut self.errors)
+    }
+
+    /// A link handshake was accepted: it takes from the same CPU budget as CREATEs.
+    pub fn charge_link_handshake(&mut self, now: Time) {
+        self.handshakes.charge(now, 2);
+    }
+
+    /// The handshake queue's counters.
+    pub fn handshake_stats(&self) -> HandshakeStats {
+        self.handshakes.stats()
+    }
+
+    /// Answer a CREATE whose turn came (`04-circuits.md#create`).
+    fn answer_create(&mut self, now: Time, p: Pending) -> Result<(), RelayError> {
+        let Pending {
+            link,
+            prev,
+            source,
+            circ_id,
+            body,
+            ..
+        } = p;
+        let key = (link, circ_id);
+        // A full table: the largest source gives way to a smaller one (`09-relay.md#shares`).
+        let victim = if self.circuits.len() >= self.limits.max_circuits {
+            match self.shares.victim_for(&source) {
+                Some(v) => Some(v),
+                None => {
+                    self.destroy(key, DestroyReason::RESOURCE_LIMIT);
+                    return Err(RelayError::Limit);
+                }
+            }
+        } else {
+            None
+        };
+        let refuse = |s: &mut Self, e: RelayError| {
+            s.destroy(key, DestroyReason::PROTOCOL);
+            Err(e)
+        };
+        if body.handshake_type != HandshakeType::NOISE_NK_V1 {
+            return refuse(self, RelayError::HandshakeType(body.handshake_type.0));
+        }
+        if self.hop_replay.seen(now, &body.handshake) {
+            self.stats.replays += 1;
+            return refuse(self, RelayError::Replayed);
+        }
+        let (index, msg2, keys) = match hop::server(
+            &self.onion,
+            &body.handshake,
+            Randomness::Seeded(self.rng.array()),
+        ) {
+            Ok(x) => x,
+            Err(e) => return refuse(self, RelayError::Handshake(e)),
+        };
+        self.hop_replay.insert(now, &body.handshake);
+        // `04-circuits.md#hop-index`: a reader's link carries hop 1, a relay's link hops 2..=3.
+        let index_ok = match prev {
+            PrevKind::Reader => index == 1,
+            PrevKind::Relay => index >= 2 && usize::from(index) <= MAX_LAYERS,
+        };
+        if !index_ok {
+            return refuse(self, RelayError::HopIndex(index));
+        }
+        let layer = match RelayLayer::new(index, &keys) {
+            Ok(l) => l,
+            Err(e) => return refuse(self, RelayError::Layer(e)),
+        };
+        if let Some(v) = victim {
+            self.stats.evicted += 1;
+            self.remove(v, DestroyReason::RESOURCE_LIMIT, true, true);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.shares.add(source, seq, key);
+        self.circuits.insert(
+            key,
+            Entry {
+                layer,
+                next: Next::None,
+                exit: None,
+                source,
+                seq,
+                last_active: now,
+            },
+        );
+        *self.per_link.entry(link).or_default() += 1;
+        self.stats.created += 1;
+        self.send(
+            link,
+            ChanMsg::Created {
+                circ_id,
+                body: CreatedBody { handshake: msg2 },
+            },
+        );
+        #[cfg(feature = "sim")]
+        self.actions
+            .push_back(RelayAction::Observe(Observation::Created {
+                circ: key,
+                prev,
+            }));
+        #[cfg(not(feature = "sim"))]
+        let _ = prev;
+        Ok(())
     }
 }
 

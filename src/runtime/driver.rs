@@ -216,6 +216,7 @@ struct LinkTasks {
     writer: mpsc::UnboundedSender<Vec<u8>>,
     queued: Arc<AtomicUsize>,
     reader: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<()>,
 }
 
 /// The owner task's state.
@@ -234,6 +235,9 @@ pub struct Driver {
     durable: Option<super::committer::Durable>,
     /// The process's CPU time at the last charge, microseconds (`[limits] cpu_percent`).
     cpu_at: u64,
+    /// Bytes queued for all links' sockets together: past half of `[limits] memory`, the
+    /// link with most queued is dropped (`09-relay.md#memory`).
+    total_queued: Arc<AtomicUsize>,
     /// Read turns kept while the node's limits pause reading a link
     /// (`09-relay.md#bandwidth`): its reader reads nothing until they are given back.
     paused: Vec<(LinkId, ReadTurn)>,
@@ -255,6 +259,7 @@ impl Driver {
             dialer: Dialer::Direct,
             durable: None,
             paused: Vec::new(),
+            total_queued: Arc::new(AtomicUsize::new(0)),
             cpu_at: process_cpu_micros(),
         }
     }
@@ -450,6 +455,18 @@ impl Driver {
         }
     }
 
+    /// Drop a link whose peer does not read: its writer stops and what it queued is freed.
+    fn drop_stalled(&mut self, link: LinkId) {
+        if let Some(l) = self.links.get(&link) {
+            l.writer_task.abort();
+            let left = l.queued.swap(0, Ordering::Relaxed);
+            saturating_sub(&self.total_queued, left);
+        }
+        self.forget(link);
+        let now = self.now();
+        self.node.handle(now, Input::LinkClosed { link });
+    }
+
     fn spawn_link(&mut self, conn: Conn) -> LinkId {
         match conn {
             Conn::Tcp(stream) => {
@@ -508,7 +525,8 @@ impl Driver {
         let tx = self.tx.clone();
         let queued = Arc::new(AtomicUsize::new(0));
         let counter = queued.clone();
-        tokio::spawn(async move {
+        let total = self.total_queued.clone();
+        let writer_task = tokio::spawn(async move {
             while let Some(mut buf) = wrx.recv().await {
                 while buf.len() < 1 << 20 {
                     match wrx.try_recv() {
@@ -521,7 +539,8 @@ impl Driver {
                     let _ = tx.send(NetEvent::Closed(link)).await;
                     return;
                 }
-                counter.fetch_sub(buf.len(), Ordering::Relaxed);
+                saturating_sub(&counter, buf.len());
+                saturating_sub(&total, buf.len());
             }
             let _ = wr.shutdown().await;
         });
@@ -531,6 +550,7 @@ impl Driver {
                 writer: wtx,
                 queued,
                 reader,
+                writer_task,
             },
         );
         link
@@ -573,14 +593,27 @@ impl Driver {
                     return;
                 };
                 let before = l.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+                let total = self.total_queued.fetch_add(bytes.len(), Ordering::Relaxed);
                 if before + bytes.len() > WRITE_QUEUE_CAP {
                     // The peer stopped reading: drop it rather than buffer without bound.
-                    self.forget(link);
-                    let now = self.now();
-                    self.node.handle(now, Input::LinkClosed { link });
+                    self.drop_stalled(link);
                     return;
                 }
                 let _ = l.writer.send(bytes);
+                // All sockets' queues together past half the memory limit: the link holding
+                // most goes (its reader stopped reading, most likely).
+                let cap = usize::try_from(self.node.limits().memory / 2).unwrap_or(usize::MAX);
+                if total > cap {
+                    let biggest = self
+                        .links
+                        .iter()
+                        .max_by_key(|(_, l)| l.queued.load(Ordering::Relaxed))
+                        .map(|(k, _)| *k);
+                    if let Some(b) = biggest {
+                        tracing::debug!("queued bytes past half the memory limit: dropping a link");
+                        self.drop_stalled(b);
+                    }
+                }
             }
             Output::Close { link } => {
                 self.forget(link);
@@ -591,6 +624,13 @@ impl Driver {
             }
         }
     }
+}
+
+/// `a -= n`, stopping at zero (a dropped link's writer may still report a write).
+fn saturating_sub(a: &AtomicUsize, n: usize) {
+    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
 }
 
 /// CPU time this process has used, microseconds.

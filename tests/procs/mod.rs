@@ -433,3 +433,10 @@ pub fn probe(bootstrap: &Path, bytes: usize) -> String {
     );
     out
 }
+
+/// The status document (`/api/status`) of the gateway or dashboard at `gw`.
+pub fn status(gw: SocketAddr) -> serde_json::Value {
+    let r = request(gw, "GET", "/api/status", &gw.to_string(), &[]);
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).unwrap()
+}
