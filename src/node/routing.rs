@@ -341,6 +341,7 @@ impl Node {
         }
         self.dirty.remove(&link);
         self.dir_limits.forget(link);
+        self.shaping.forget_link(link);
         let keys: Vec<_> = self
             .links_to
             .iter()

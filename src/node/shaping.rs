@@ -190,6 +190,17 @@ impl Shaping {
         }
     }
 
+    /// Drop every held cell of a link that closed.
+    pub(super) fn forget_link(&mut self, link: LinkId) {
+        self.per_circ.retain(|(_, l, _), _| *l != link);
+        self.dht_in.remove(&link);
+        for q in self.queues.iter_mut().flatten() {
+            let before = q.len();
+            q.retain(|h| h.link != link);
+            self.stats.held_cells = self.stats.held_cells.saturating_sub(before - q.len());
+        }
+    }
+
     /// Counters.
     pub(super) fn stats(&self) -> ShapingStats {
         self.stats
@@ -353,17 +364,24 @@ impl Node {
             let q = &self.shaping.queues;
             let oldest = Direction::BOTH
                 .iter()
-                .filter_map(|&d| q[d as usize][Class::Relayed as usize].front())
-                .min_by_key(|h| h.at)
-                .and_then(|h| match h.msg {
-                    ChanMsg::Relay { circ_id, .. } => Some((h.link, circ_id)),
+                .filter_map(|&d| Some((d, q[d as usize][Class::Relayed as usize].front()?)))
+                .min_by_key(|(_, h)| h.at)
+                .and_then(|(d, h)| match h.msg {
+                    ChanMsg::Relay { circ_id, .. } => Some((d, h.link, circ_id)),
                     _ => None,
                 });
-            let Some((link, circ_id)) = oldest else {
+            let Some((dir, link, circ_id)) = oldest else {
                 return;
             };
             self.shaping.stats.closed_for_memory += 1;
+            let before = self.shaping.stats.held_cells;
             self.close_held_circuit(now, link, circ_id);
+            if self.shaping.stats.held_cells >= before {
+                // Nothing went with it: drop that cell itself, so the loop always ends.
+                if let Some(h) = self.shaping.queue(dir, Class::Relayed).pop_front() {
+                    self.shaping.forget(dir, h.link, &h.msg);
+                }
+            }
         }
     }
 
