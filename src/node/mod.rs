@@ -286,7 +286,6 @@ pub struct Node {
     after_sync: Vec<CircHandle>,
     dht: Option<crate::dht::Dht>,
     content: content::ContentState,
-    traffic: Traffic,
     shaping: shaping::Shaping,
 }
 
@@ -352,7 +351,6 @@ impl Node {
             after_sync: Vec::new(),
             dht: None,
             content: content::ContentState::default(),
-            traffic: Traffic::default(),
             shaping,
         }
     }

@@ -186,25 +186,6 @@ impl Node {
         }
     }
 
-    /// Count a cell in or out of `link` for the bandwidth graph.
-    fn count(&mut self, link: LinkId, msg: &ChanMsg) {
-        let cell = crate::wire::cell::CELL_LEN as u64;
-        match msg {
-            ChanMsg::Dht { .. } | ChanMsg::Dir { .. } => self.traffic.dht += cell,
-            ChanMsg::Create { circ_id, .. }
-            | ChanMsg::Created { circ_id, .. }
-            | ChanMsg::Relay { circ_id, .. }
-            | ChanMsg::Destroy { circ_id, .. } => {
-                if self.client.owns(link, *circ_id) {
-                    self.traffic.own += cell;
-                } else {
-                    self.traffic.relayed += cell;
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// Handle a message its bucket paid for (`shaping::dispatch` decides).
     pub(super) fn dispatch_now(
         &mut self,
@@ -213,7 +194,6 @@ impl Node {
         peer: Option<Peer>,
         msg: ChanMsg,
     ) {
-        self.count(link, &msg);
         let relay_result = match msg {
             ChanMsg::Create { circ_id, body } => {
                 // Shares of the table go to relays by identity, to others by network
@@ -308,7 +288,6 @@ impl Node {
 
     /// Queue `msg` on `link` now (`shaping::link_send` decides when).
     pub(super) fn send_now(&mut self, link: LinkId, msg: ChanMsg) {
-        self.count(link, &msg);
         let Some(entry) = self.links.get_mut(&link) else {
             return;
         };

@@ -45,7 +45,8 @@ pub const MAX_HELD_PER_CIRCUIT: usize = crate::flow::CIRC_WINDOW as usize + 500;
 const RELEASE_BATCH: u64 = 8 * CELL;
 
 /// Bytes carried, by subsystem (the dashboard's bandwidth graph). Counted in whole cells on
-/// links, both directions.
+/// links, both directions, as the limits' buckets pass them (`CREATE`, `CREATED`, `DESTROY`
+/// and link cells are not counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Traffic {
     /// Cells of this node's own circuits (its reader and gateway).
@@ -290,9 +291,9 @@ impl Node {
         s.queue(dir, class).push_back(Held { link, msg, at: now });
         if let Some(circ_id) = overrun {
             self.shaping.stats.closed_for_overrun += 1;
-            self.close_held_circuit(now, link, circ_id);
+            self.close_held_circuit(link, circ_id);
         }
-        self.reclaim(now);
+        self.reclaim();
     }
 
     /// Release every held cell the buckets now pay for, own class first; with `all`, every
@@ -335,7 +336,7 @@ impl Node {
     }
 
     /// Close the circuit one of whose ends is `link`/`circ_id` and drop what it holds.
-    fn close_held_circuit(&mut self, now: Time, link: LinkId, circ_id: CircId) {
+    fn close_held_circuit(&mut self, link: LinkId, circ_id: CircId) {
         let ends = self
             .switch
             .as_mut()
@@ -344,12 +345,11 @@ impl Node {
         for (l, c) in ends.into_iter().flatten() {
             self.shaping.purge(l, c);
         }
-        let _ = now;
     }
 
     /// While held cells and exit replies pass the memory limit, close the circuit holding
     /// the oldest held relayed cell, down to three-quarters of the limit.
-    fn reclaim(&mut self, now: Time) {
+    fn reclaim(&mut self) {
         let used = |n: &Node| {
             (n.shaping.stats.held_cells as u64) * CELL
                 + n.switch
@@ -375,7 +375,7 @@ impl Node {
             };
             self.shaping.stats.closed_for_memory += 1;
             let before = self.shaping.stats.held_cells;
-            self.close_held_circuit(now, link, circ_id);
+            self.close_held_circuit(link, circ_id);
             if self.shaping.stats.held_cells >= before {
                 // Nothing went with it: drop that cell itself, so the loop always ends.
                 if let Some(h) = self.shaping.queue(dir, Class::Relayed).pop_front() {
@@ -489,12 +489,16 @@ impl Node {
         self.shaping.stats()
     }
 
-    /// Bytes carried so far, by subsystem.
+    /// Bytes carried so far, by subsystem: the cells each class's buckets passed, both
+    /// directions (held records served, in bytes, from the DHT's own count).
     pub fn traffic(&self) -> Traffic {
-        let seeding = self.dht.as_ref().map_or(0, |d| d.stats().served_bytes);
+        let s = &self.shaping.shaper;
+        let both = |c| s.usage(Direction::In, c).bytes + s.usage(Direction::Out, c).bytes;
         Traffic {
-            seeding,
-            ..self.traffic
+            own: both(Class::Own),
+            relayed: both(Class::Relayed),
+            dht: both(Class::Dht) + both(Class::Seeding),
+            seeding: self.dht.as_ref().map_or(0, |d| d.stats().served_bytes),
         }
     }
 }

@@ -219,51 +219,50 @@ fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64, LimitsError> {
 }
 
 impl LimitsSection {
-    /// This section with `flags` laid over it.
-    pub fn with_flags(&self, flags: &LimitFlags) -> (LimitsSection, [bool; 8]) {
+    /// This section with `flags` laid over it, and the keys the flags set.
+    pub fn with_flags(&self, flags: &LimitFlags) -> (LimitsSection, Vec<&'static str>) {
         let mut s = self.clone();
-        let mut from_flag = [false; 8];
-        let text = |f: &Option<String>| f.clone().map(Amount::Text);
-        let pairs: [(&mut Option<Amount>, Option<Amount>); 7] = [
-            (&mut s.rate, text(&flags.rate)),
-            (&mut s.burst, text(&flags.burst)),
-            (&mut s.relayed, text(&flags.relayed)),
-            (&mut s.dht, text(&flags.dht)),
-            (&mut s.seeding, text(&flags.seeding)),
-            (&mut s.monthly, text(&flags.monthly)),
-            (&mut s.memory, text(&flags.memory)),
+        let mut from_flag = Vec::new();
+        let pairs: [(&'static str, &mut Option<Amount>, &Option<String>); 7] = [
+            ("rate", &mut s.rate, &flags.rate),
+            ("burst", &mut s.burst, &flags.burst),
+            ("relayed", &mut s.relayed, &flags.relayed),
+            ("dht", &mut s.dht, &flags.dht),
+            ("seeding", &mut s.seeding, &flags.seeding),
+            ("monthly", &mut s.monthly, &flags.monthly),
+            ("memory", &mut s.memory, &flags.memory),
         ];
-        for (i, (slot, flag)) in pairs.into_iter().enumerate() {
+        for (key, slot, flag) in pairs {
             if let Some(f) = flag {
-                *slot = Some(f);
-                from_flag[i] = true;
+                *slot = Some(Amount::Text(f.clone()));
+                from_flag.push(key);
             }
         }
         if let Some(c) = flags.cpu_percent {
             s.cpu_percent = Some(c);
-            from_flag[7] = true;
+            from_flag.push("cpu_percent");
         }
         (s, from_flag)
     }
 
     /// The limits these settings describe, each key checked.
     pub fn to_limits(&self) -> Result<Limits, LimitsError> {
-        self.to_limits_from(&[false; 8])
+        self.to_limits_from(&[])
     }
 
-    /// [`LimitsSection::to_limits`] of a section whose keys came from flags where
-    /// `from_flag` says (errors then name the flag).
-    pub fn to_limits_from(&self, from_flag: &[bool; 8]) -> Result<Limits, LimitsError> {
-        let name = |i: usize, key: &str| {
-            if from_flag.get(i).copied().unwrap_or(false) {
+    /// [`LimitsSection::to_limits`] of a section whose keys `from_flag` came from flags
+    /// (errors then name the flag).
+    pub fn to_limits_from(&self, from_flag: &[&str]) -> Result<Limits, LimitsError> {
+        let name = |key: &str| {
+            if from_flag.contains(&key) {
                 format!("--{}", key.replace('_', "-"))
             } else {
                 format!("[limits] {key}")
             }
         };
-        let rate = |i: usize, key: &str, a: &Option<Amount>, what: &'static str| {
+        let rate = |key: &str, a: &Option<Amount>, what: &'static str| {
             let Some(a) = a else { return Ok(None) };
-            let key = name(i, key);
+            let key = name(key);
             let v = parse_amount(&key, a, true)?;
             if v == 0 {
                 return Err(LimitsError {
@@ -275,15 +274,15 @@ impl LimitsSection {
             Ok(Some(v))
         };
         let mut limits = Limits {
-            rate: rate(0, "rate", &self.rate, "all traffic")?,
-            relayed: rate(2, "relayed", &self.relayed, "every circuit carried")?,
-            dht: rate(3, "dht", &self.dht, "the DHT")?,
-            seeding: rate(4, "seeding", &self.seeding, "serving records")?,
-            own: rate(8, "own", &self.own, "your own reading")?,
+            rate: rate("rate", &self.rate, "all traffic")?,
+            relayed: rate("relayed", &self.relayed, "every circuit carried")?,
+            dht: rate("dht", &self.dht, "the DHT")?,
+            seeding: rate("seeding", &self.seeding, "serving records")?,
+            own: rate("own", &self.own, "your own reading")?,
             ..Limits::default()
         };
         if let Some(b) = &self.burst {
-            let key = name(1, "burst");
+            let key = name("burst");
             let v = parse_amount(&key, b, false)?;
             if v < MIN_BURST {
                 return Err(LimitsError {
@@ -295,7 +294,7 @@ impl LimitsSection {
             limits.burst = Some(v);
         }
         if let Some(m) = &self.monthly {
-            let key = name(5, "monthly");
+            let key = name("monthly");
             let quota = parse_amount(&key, m, false)?;
             if quota == 0 {
                 return Err(LimitsError {
@@ -318,11 +317,11 @@ impl LimitsSection {
             ranged("[limits] period_start_day", d, 1, 28)?;
         }
         if let Some(c) = self.cpu_percent {
-            let c = ranged(&name(7, "cpu_percent"), c, 1, 100)?;
+            let c = ranged(&name("cpu_percent"), c, 1, 100)?;
             limits.cpu_percent = u32::try_from(c).unwrap_or(100);
         }
         if let Some(m) = &self.memory {
-            let key = name(6, "memory");
+            let key = name("memory");
             let v = parse_amount(&key, m, false)?;
             if v < MIN_MEMORY {
                 return Err(LimitsError {
