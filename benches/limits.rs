@@ -88,9 +88,9 @@ fn part_a(seed: u64) -> Vec<(String, String, String)> {
 
     // The same while every reader pushes 64 MiB echoes.
     let mut w = world(seed);
-    let flood: Vec<AppId> = (RELAYS..RELAYS + READERS)
-        .map(|r| w.spawn(r, Box::new(Echo::new(64 << 20))))
-        .collect();
+    for r in RELAYS..RELAYS + READERS {
+        w.spawn(r, Box::new(Echo::new(64 << 20)));
+    }
     w.run_until(secs(5));
     let own = w.spawn(0, Box::new(Echo::new(OWN)));
     let mut samples: Vec<[u64; 2]> = Vec::new();
@@ -117,7 +117,6 @@ fn part_a(seed: u64) -> Vec<(String, String, String)> {
             .max()
             .unwrap_or(0)
     };
-    let _ = flood;
     let bound = RELAYED * 10 + burst;
     vec![
         (

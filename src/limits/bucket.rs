@@ -41,11 +41,6 @@ impl TokenBucket {
         self.rate
     }
 
-    /// The most bytes the bucket holds.
-    pub fn burst(&self) -> u64 {
-        self.burst
-    }
-
     /// Whether the bucket was in debt when last asked.
     pub fn in_debt(&self) -> bool {
         self.tokens < 0

@@ -188,29 +188,18 @@ impl Shaper {
         }
     }
 
-    /// No limits at all.
-    pub fn unlimited() -> Shaper {
-        Shaper::new(&Limits::default(), Time::ZERO)
-    }
-
-    /// Whether any bucket exists (if not, nothing is ever held).
-    pub fn limits_anything(&self) -> bool {
-        self.total.iter().any(Option::is_some) || self.class.iter().flatten().any(Option::is_some)
-    }
-
     /// Take `cost` bytes for a message of `class` going `dir`, if its class bucket (and,
     /// outbound, the total) hold them; `false` takes nothing.
     pub fn admit(&mut self, now: Time, dir: Direction, class: Class, cost: u64) -> bool {
         let (d, c) = (dir as usize, class as usize);
-        let class_ok = self.class[d][c].as_mut().is_none_or(|b| {
-            b.available(now);
-            b.ready_at(cost) <= now
-        });
+        let need = i64::try_from(cost).unwrap_or(i64::MAX);
+        let class_ok = self.class[d][c]
+            .as_mut()
+            .is_none_or(|b| b.available(now) >= need);
         let total_ok = dir == Direction::In
-            || self.total[d].as_mut().is_none_or(|b| {
-                b.available(now);
-                b.ready_at(cost) <= now
-            });
+            || self.total[d]
+                .as_mut()
+                .is_none_or(|b| b.available(now) >= need);
         if !(class_ok && total_ok) {
             return false;
         }
@@ -359,6 +348,10 @@ mod tests {
         assert_eq!(s.read_paused_until(), None);
         s.charge_read(Time::ZERO, 100 << 10);
         assert_eq!(s.read_paused_until(), Some(Time::from_micros(500_000)));
-        assert!(Shaper::unlimited().read_paused_until().is_none());
+        assert!(
+            Shaper::new(&Limits::default(), Time::ZERO)
+                .read_paused_until()
+                .is_none()
+        );
     }
 }
