@@ -6,9 +6,11 @@
 //! for yet is held in its class's queue, in order, and released when the bucket has
 //! refilled — the node's own class first — never dropped: a held cell is a SENDME not yet
 //! earned, so the circuit windows stop its sender, which is how a limit pushes back. Bytes
-//! read from sockets take from the inbound total; while it is in debt, and while one link's
-//! held DHT messages pass [`MAX_HELD_DHT_PER_LINK`], the driver reads nothing more
-//! ([`crate::node::Node::read_paused`]).
+//! read from sockets take from the inbound total; while it is in debt, and while the DHT
+//! messages held from or to one link pass [`MAX_HELD_DHT_PER_LINK`], the driver reads
+//! nothing more (from any link, or from that one: [`crate::node::Node::read_paused`]). So a
+//! peer asking for records faster than `seeding` lets them out is read no faster than its
+//! answers leave.
 //!
 //! Held cells are memory. When held cells and exit replies together pass the `memory` limit,
 //! the circuits holding the oldest held cells are closed (`DESTROY` with `RESOURCE_LIMIT`)
@@ -35,7 +37,7 @@ use crate::wire::restrict::{ChanMsg, DestroyReason};
 
 /// What one held cell costs, in bucket bytes and memory.
 const CELL: u64 = CELL_LEN as u64;
-/// Held DHT and directory cells from one link past which that link is not read.
+/// Held DHT and directory cells from or to one link past which that link is not read.
 pub const MAX_HELD_DHT_PER_LINK: usize = 512;
 /// Cells one circuit may have held in one direction: its window and room for the
 /// non-DATA cells beside it (`05-streams.md#flow-control`). More breaks flow control.
@@ -70,6 +72,9 @@ pub struct ShapingStats {
     pub closed_for_memory: u64,
     /// Circuits closed for holding more cells than a window allows.
     pub closed_for_overrun: u64,
+    /// Links the runtime dropped because their peer stopped reading and their socket queue
+    /// passed its cap, or all queues together passed half of `memory`.
+    pub links_dropped_unread: u64,
 }
 
 #[derive(Debug)]
@@ -87,8 +92,11 @@ pub(super) struct Shaping {
     queues: [[VecDeque<Held>; 4]; 2],
     /// Held cells per circuit end, each direction.
     per_circ: BTreeMap<(Direction, LinkId, CircId), usize>,
-    /// Held inbound DHT and directory cells per link.
-    dht_in: BTreeMap<LinkId, usize>,
+    /// Held DHT and directory cells per link, from it and to it.
+    dht_held: BTreeMap<LinkId, usize>,
+    /// The queue holding DHT and directory cells to a link, and how many: later ones to that
+    /// link wait in the same queue, so fragments of two messages never interleave.
+    dht_out: BTreeMap<LinkId, (Class, usize)>,
     stats: ShapingStats,
     /// The accounting period's pacer, its next run, and the bytes (read, written) it has
     /// counted.
@@ -114,7 +122,8 @@ impl Shaping {
             memory: limits.memory,
             queues: Default::default(),
             per_circ: BTreeMap::new(),
-            dht_in: BTreeMap::new(),
+            dht_held: BTreeMap::new(),
+            dht_out: BTreeMap::new(),
             stats: ShapingStats::default(),
             pacer,
             next_pace: now,
@@ -162,15 +171,22 @@ impl Shaping {
                     }
                 }
             }
-            _ if dir == Direction::In => {
-                if let Some(n) = self.dht_in.get_mut(&link) {
+            _ => {
+                if let Some(n) = self.dht_held.get_mut(&link) {
                     *n -= 1;
                     if *n == 0 {
-                        self.dht_in.remove(&link);
+                        self.dht_held.remove(&link);
+                    }
+                }
+                if dir == Direction::Out {
+                    if let Some((_, n)) = self.dht_out.get_mut(&link) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.dht_out.remove(&link);
+                        }
                     }
                 }
             }
-            _ => {}
         }
     }
 
@@ -194,7 +210,8 @@ impl Shaping {
     /// Drop every held cell of a link that closed.
     pub(super) fn forget_link(&mut self, link: LinkId) {
         self.per_circ.retain(|(_, l, _), _| *l != link);
-        self.dht_in.remove(&link);
+        self.dht_held.remove(&link);
+        self.dht_out.remove(&link);
         for q in self.queues.iter_mut().flatten() {
             let before = q.len();
             q.retain(|h| h.link != link);
@@ -256,6 +273,16 @@ impl Node {
         if let ChanMsg::Destroy { circ_id, .. } = &msg {
             self.shaping.purge(link, *circ_id);
         }
+        // A DHT or directory message to a link with such cells held waits behind them, in
+        // their queue: the fragments of two messages must not interleave (`03-cells.md#dht`).
+        let behind = match &msg {
+            ChanMsg::Dht { .. } | ChanMsg::Dir { .. } => self.shaping.dht_out.get(&link),
+            _ => None,
+        };
+        if let (Some(_), Some(&(queue, _))) = (class, behind) {
+            self.hold(now, Direction::Out, queue, link, msg);
+            return;
+        }
         match class {
             Some(class) if !self.pass(now, Direction::Out, class) => {
                 self.hold(now, Direction::Out, class, link, msg);
@@ -282,8 +309,9 @@ impl Node {
                 (*n > MAX_HELD_PER_CIRCUIT).then_some(*circ_id)
             }
             _ => {
-                if dir == Direction::In {
-                    *s.dht_in.entry(link).or_default() += 1;
+                *s.dht_held.entry(link).or_default() += 1;
+                if dir == Direction::Out {
+                    s.dht_out.entry(link).or_insert((class, 0)).1 += 1;
                 }
                 None
             }
@@ -386,12 +414,12 @@ impl Node {
     }
 
     /// Whether the driver should stop reading `link` for now: the inbound total or the CPU
-    /// budget is in debt, or the link's held DHT messages are many.
+    /// budget is in debt, or the DHT messages held from or to the link are many.
     pub fn read_paused(&self, now: Time, link: LinkId) -> bool {
         let shaper = &self.shaping.shaper;
         shaper.read_paused_until().is_some_and(|t| t > now)
             || shaper.cpu_paused_until().is_some_and(|t| t > now)
-            || self.shaping.dht_in.get(&link).copied().unwrap_or(0) >= MAX_HELD_DHT_PER_LINK
+            || self.shaping.dht_held.get(&link).copied().unwrap_or(0) >= MAX_HELD_DHT_PER_LINK
     }
 
     /// Count the bytes of the last minute into the accounting period and set the total rate
@@ -487,6 +515,11 @@ impl Node {
     /// What the limits held and closed.
     pub fn shaping_stats(&self) -> ShapingStats {
         self.shaping.stats()
+    }
+
+    /// The runtime dropped a link whose peer stopped reading (`09-relay.md#memory`).
+    pub fn note_link_dropped_unread(&mut self) {
+        self.shaping.stats.links_dropped_unread += 1;
     }
 
     /// Bytes carried so far, by subsystem: the cells each class's buckets passed, both

@@ -463,6 +463,7 @@ impl Driver {
             saturating_sub(&self.total_queued, left);
         }
         self.forget(link);
+        self.node.note_link_dropped_unread();
         let now = self.now();
         self.node.handle(now, Input::LinkClosed { link });
     }

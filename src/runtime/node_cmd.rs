@@ -226,12 +226,13 @@ fn print_limits(l: &serde_json::Value) {
     );
     println!(
         "            {} cells waiting ({} of {} memory); circuits closed: {} for memory, {} \
-         for overrunning their window",
+         for overrunning their window; {} links dropped unread",
         n("/held_cells").unwrap_or(0),
         bytes(n("/memory/held_bytes").unwrap_or(0)),
         bytes(n("/memory/limit").unwrap_or(0)),
         n("/closed_for_memory").unwrap_or(0),
-        n("/closed_for_overrun").unwrap_or(0)
+        n("/closed_for_overrun").unwrap_or(0),
+        n("/links_dropped_unread").unwrap_or(0)
     );
     if l["accounting"].is_object() {
         println!(

@@ -226,6 +226,7 @@ pub fn limits_json(node: &Node, now: Time) -> Value {
         "held_total": s.held_total,
         "closed_for_memory": s.closed_for_memory,
         "closed_for_overrun": s.closed_for_overrun,
+        "links_dropped_unread": s.links_dropped_unread,
         "memory": { "limit": limits.memory, "held_bytes": s.held_cells as u64 * crate::wire::cell::CELL_LEN as u64 },
         "cpu_percent": limits.cpu_percent,
         "accounting": accounting,
@@ -416,6 +417,12 @@ fn limit_metrics(node: &Node, metric: &mut impl FnMut(&str, &str, &str, &[(&str,
             ("why=\"memory\"", s.closed_for_memory),
             ("why=\"overrun\"", s.closed_for_overrun),
         ],
+    );
+    metric(
+        "umbra_links_dropped_unread_total",
+        "counter",
+        "Links dropped because their peer stopped reading (09-relay.md#memory).",
+        &[("", s.links_dropped_unread)],
     );
     if let Some(p) = node.accounting() {
         let st = p.state();
