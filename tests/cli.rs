@@ -197,6 +197,48 @@ fn status_without_a_node_says_what_to_start() {
     assert!(out.contains("umbra run"), "{out}");
 }
 
+/// `umbra bench --limits` at a small size (400 stalled circuits; the full run is documented
+/// in `docs/performance.md#limits`): both CREATE floods and the stalled readers ran, and
+/// every figure is in the table and the JSON. How the figures compare with their targets is
+/// the bench's to show, not this test's.
+#[test]
+fn bench_limits_floods_a_relay_and_stalls_readers_and_writes_every_figure() {
+    let json = std::env::temp_dir().join(format!("umbra-bench-limits-{}.json", std::process::id()));
+    let (code, out) = umbra(&[
+        "bench",
+        "--limits",
+        "--idle-circuits",
+        "400",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("(b) CREATE flood, per-address rate on"),
+        "{out}"
+    );
+    assert!(out.contains("peak over the baseline"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let l = &v["limits"];
+    assert!(l["handshake_cost_us"].as_f64().unwrap() > 0.0, "{l}");
+    for k in ["create_flood", "create_flood_rate_lifted"] {
+        let f = &l[k];
+        assert!(f["flood_sent_per_s"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(f["honest_built_under_flood"].as_u64().unwrap() > 0, "{f}");
+        assert!(f["relay_cpu_percent"].as_f64().is_some(), "{f}");
+    }
+    // With the rate on, the flood is refused for it; lifted, the queue refuses it.
+    assert!(
+        l["create_flood"]["refused_rate"].as_u64().unwrap() > 0,
+        "{l}"
+    );
+    let s = &l["stalled_readers"];
+    assert_eq!(s["circuits"], 400, "{s}");
+    assert!(s["rss_peak_bytes"].as_u64().unwrap() > 0, "{s}");
+}
+
 /// `umbra bench` end to end at a small size (the full run is `benches/compare-tor.sh`): every
 /// figure the table and the JSON promise is present and plausible.
 #[test]

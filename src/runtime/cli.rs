@@ -242,6 +242,11 @@ pub enum Command {
         /// passes through relay 2.
         #[arg(long)]
         store_flood: bool,
+        /// Instead, measure the limits with relay processes: a CREATE flood at 10x a
+        /// relay's handshake capacity (cpu_percent = 50) while honest circuits build, and
+        /// --idle-circuits circuits whose readers stop reading (memory = 64 MiB).
+        #[arg(long)]
+        limits: bool,
     },
     /// Build a 3-hop circuit through the relays of a bootstrap list and echo bytes through
     /// it, checking every byte.
@@ -479,6 +484,7 @@ pub fn main() -> ExitCode {
             tor_first_hop,
             relay_port,
             store_flood,
+            limits,
         } => done(
             "bench",
             super::bench::bench(&super::bench::BenchOptions {
@@ -490,6 +496,7 @@ pub fn main() -> ExitCode {
                 tor_first_hop,
                 relay_port,
                 store_flood,
+                limits,
             })
             .map(|()| true),
         ),

@@ -39,6 +39,24 @@ impl Client {
 
     /// GET `path`; the body must be `want` exactly.
     pub fn get(&mut self, path: &str, want: &[u8]) -> Result<Timed, RuntimeError> {
+        let (timed, body) = self.fetch(path)?;
+        if body != want {
+            return Err(RuntimeError::Bench(format!(
+                "GET {path}: the body differs from the published file"
+            )));
+        }
+        Ok(timed)
+    }
+
+    /// GET `path` as JSON (the dashboard's `/api/status`).
+    pub fn json(&mut self, path: &str) -> Result<serde_json::Value, RuntimeError> {
+        let (_, body) = self.fetch(path)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| RuntimeError::Bench(format!("GET {path}: not JSON: {e}")))
+    }
+
+    /// GET `path`: its timing and body (status 200 only).
+    fn fetch(&mut self, path: &str) -> Result<(Timed, Vec<u8>), RuntimeError> {
         let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
         let start = Instant::now();
         self.reader
@@ -77,11 +95,6 @@ impl Client {
         if status != "200" {
             return Err(RuntimeError::Bench(format!("GET {path}: status {status}")));
         }
-        if body != want {
-            return Err(RuntimeError::Bench(format!(
-                "GET {path}: the body differs from the published file"
-            )));
-        }
-        Ok(Timed { first_byte, total })
+        Ok((Timed { first_byte, total }, body))
     }
 }

@@ -9,9 +9,12 @@
 //! every process is killed and the temporary directory removed at the end.
 //! Not in this module: protocol logic, or C tor (`benches/compare-tor.sh` runs both).
 
-mod flood;
+pub mod flood;
 mod http;
+mod limits;
 mod procs;
+pub mod raw_link;
+pub mod stalled;
 
 use crate::runtime::error::RuntimeError;
 use std::path::{Path, PathBuf};
@@ -47,6 +50,8 @@ pub struct BenchOptions {
     pub relay_port: Option<u16>,
     /// Also build circuits while relay 1 floods relay 2 with `STORE`s.
     pub store_flood: bool,
+    /// Measure the limits instead (`limits.rs`): a CREATE flood and stalled readers.
+    pub limits: bool,
 }
 
 const MB: f64 = 1e6;
@@ -62,7 +67,11 @@ pub fn bench(opts: &BenchOptions) -> Result<(), RuntimeError> {
     let result = bench_in(opts, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
-    print_table(&results);
+    if opts.limits {
+        limits::print(&results);
+    } else {
+        print_table(&results);
+    }
     if let Some(path) = &opts.json {
         let text = serde_json::to_string_pretty(&results)
             .map_err(|e| RuntimeError::Bench(e.to_string()))?;
@@ -74,6 +83,16 @@ pub fn bench(opts: &BenchOptions) -> Result<(), RuntimeError> {
 }
 
 fn bench_in(opts: &BenchOptions, dir: &Path) -> Result<Value, RuntimeError> {
+    if opts.limits {
+        let steal = steal_ticks();
+        let mut out = json!({
+            "machine": machine(),
+            "umbra": env!("CARGO_PKG_VERSION"),
+            "limits": limits::limits(dir, opts.idle_circuits)?,
+        });
+        out["machine"]["steal_percent_whole_bench"] = json!(steal_percent(steal, steal_ticks()));
+        return Ok(out);
+    }
     let net = Network::start(dir, opts.relays, opts.relay_port)?;
     eprintln!(
         "[bench] {} relay processes listening; measuring",
@@ -337,7 +356,7 @@ fn store_flood(
         .clone();
     let target_pid = net.relay_pids().get(1).copied().unwrap_or(0);
     let cpu0 = procs::cpu_seconds(target_pid);
-    let flood = flood::StoreFlood::start(&dir.join("r1"), &target)?;
+    let flood = flood::DhtFlood::stores(&dir.join("r1"), &target)?;
     std::thread::sleep(Duration::from_secs(2));
     let mut builds = CircuitBench::new(5, 30, 0, 1);
     let built = run_reader(rt, net, &mut builds, 120);

@@ -79,7 +79,7 @@ fn exe() -> Result<PathBuf, RuntimeError> {
         .map_err(|e| RuntimeError::Bench(format!("cannot find the umbra binary: {e}")))
 }
 
-fn free_port(ip: &str) -> Result<SocketAddr, RuntimeError> {
+pub fn free_port(ip: &str) -> Result<SocketAddr, RuntimeError> {
     std::net::TcpListener::bind(format!("{ip}:0"))
         .and_then(|l| l.local_addr())
         .map_err(|e| RuntimeError::Bench(format!("no free port on {ip}: {e}")))
@@ -135,8 +135,20 @@ fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), RuntimeError> {
 /// Relay processes on loopback and the directory that lists them.
 pub struct Network {
     relays: Vec<Child>,
+    addrs: Vec<SocketAddr>,
     bootstrap: PathBuf,
     directory: Arc<Directory>,
+}
+
+/// How relay 1 differs from the others (`umbra bench --limits`).
+#[derive(Debug, Default)]
+pub struct Tune {
+    /// TOML appended to relay 1's file (a `[limits]` section).
+    pub limits: String,
+    /// Relay 1 keeps the default per-address CREATE rate (the others lift it).
+    pub default_create_rate: bool,
+    /// Relay 1 serves its dashboard and `/api/status` here.
+    pub gateway: Option<SocketAddr>,
 }
 
 impl Drop for Network {
@@ -151,6 +163,16 @@ impl Drop for Network {
 impl Network {
     /// Start `n` relays, relay `i` on 127.(60+i).0.1 so that no two share a /16.
     pub fn start(dir: &Path, n: usize, port: Option<u16>) -> Result<Network, RuntimeError> {
+        Network::start_tuned(dir, n, port, &Tune::default())
+    }
+
+    /// [`Network::start`] with relay 1 set up as `tune` says.
+    pub fn start_tuned(
+        dir: &Path,
+        n: usize,
+        port: Option<u16>,
+        tune: &Tune,
+    ) -> Result<Network, RuntimeError> {
         if !(3..=150).contains(&n) {
             return Err(RuntimeError::Bench(
                 "--relays must be between 3 and 150".into(),
@@ -171,15 +193,17 @@ impl Network {
             // Every reader of the bench comes from 127.0.0.1 and builds hundreds of circuits
             // a second, past the per-address CREATE rate meant for one address's readers
             // (`09-relay.md#handshakes`): lifted here, as for a relay behind a busy NAT.
-            std::fs::write(
-                &config,
-                format!(
-                    "[relay]\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n\
-                     creates_per_sec = 100000\ncreate_burst = 100000\n",
-                    data.display()
-                ),
-            )
-            .map_err(|e| RuntimeError::Bench(e.to_string()))?;
+            let mut text = format!(
+                "[relay]\nlisten = \"{addr}\"\ndata_dir = \"{}\"\n",
+                data.display()
+            );
+            if i > 1 || !tune.default_create_rate {
+                text.push_str("creates_per_sec = 100000\ncreate_burst = 100000\n");
+            }
+            if i == 1 {
+                text.push_str(&tune.limits);
+            }
+            std::fs::write(&config, text).map_err(|e| RuntimeError::Bench(e.to_string()))?;
             run_umbra(
                 &[
                     "relay".as_ref(),
@@ -200,15 +224,20 @@ impl Network {
         let (directory, _) = Directory::from_bootstrap(&list, super::wall_now());
         let mut net = Network {
             relays: Vec::new(),
+            addrs: addrs.clone(),
             bootstrap,
             directory: Arc::new(directory),
         };
         for i in 1..=n {
-            let child = Command::new(exe()?)
-                .args(["relay", "--config"])
+            let mut cmd = Command::new(exe()?);
+            cmd.args(["relay", "--config"])
                 .arg(dir.join(format!("r{i}.toml")))
                 .arg("--bootstrap")
-                .arg(&net.bootstrap)
+                .arg(&net.bootstrap);
+            if let (1, Some(gw)) = (i, tune.gateway) {
+                cmd.arg("--gateway").arg(gw.to_string());
+            }
+            let child = cmd
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -218,6 +247,9 @@ impl Network {
         for a in &addrs {
             wait_listening(*a, "a relay")?;
         }
+        if let Some(gw) = tune.gateway {
+            wait_listening(gw, "relay 1's dashboard")?;
+        }
         // Let the relays' DHT joins finish before anything is timed.
         std::thread::sleep(Duration::from_secs(2));
         Ok(net)
@@ -226,6 +258,19 @@ impl Network {
     /// The relays' directory.
     pub fn directory(&self) -> Arc<Directory> {
         self.directory.clone()
+    }
+
+    /// Relay `i`'s descriptor (1-based).
+    pub fn relay(&self, i: usize) -> Result<crate::directory::Descriptor, RuntimeError> {
+        let addr = self
+            .addrs
+            .get(i.wrapping_sub(1))
+            .ok_or_else(|| RuntimeError::Bench(format!("no relay {i}")))?;
+        self.directory
+            .relays()
+            .find(|d| d.addr == *addr)
+            .map(|d| (**d).clone())
+            .ok_or_else(|| RuntimeError::Bench(format!("relay {i} is not in the directory")))
     }
 
     /// The relays' process ids.
