@@ -13,7 +13,6 @@ mod procs;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use procs::{
@@ -53,20 +52,7 @@ fn restart_with(
     text.push_str(limits);
     std::fs::write(&config, text).unwrap();
     let gw = free_addr("127.0.0.1");
-    let log = std::fs::File::create(dir.join(format!("gw{i}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
-        .args(["relay", "--config"])
-        .arg(&config)
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .arg("--gateway")
-        .arg(gw.to_string())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let procs = Procs(vec![child]);
-    wait_listening(gw, "the relay's dashboard");
+    let procs = procs::start_relay_with_gateway(dir, i, bootstrap, gw);
     wait_listening(relay(bootstrap, i).addr, "the relay");
     (procs, gw)
 }
@@ -90,25 +76,8 @@ fn class_bytes(gw: SocketAddr, class: &str, dir: &str) -> u64 {
 #[test]
 fn a_total_rate_slows_circuits_and_loses_nothing() {
     // `rate` bounds everything a relay reads: a 1 MiB echo makes every relay read 2 MiB (on
-    // the way out and back), so at 128 KiB/s it takes at least 12 s beyond the bursts.
-    // Unlimited, it takes well under a second.
-    let dir = tempdir("limits-rate");
-    let (_relays, bootstrap) = start_relays_extra(
-        &dir,
-        3,
-        240,
-        (None, &[]),
-        "[limits]\nrate = \"128 KiB/s\"\n",
-    );
-    let t = Instant::now();
-    let out = probe(&bootstrap, 1 << 20);
-    let took = t.elapsed();
-    assert!(out.contains("echoed 1048576 bytes intact"), "{out}");
-    assert!(
-        took >= Duration::from_secs(12),
-        "a 1 MiB echo through relays limited to 128 KiB/s in total took {took:?}: the limit \
-         did not apply"
-    );
+    // the way out and back).
+    procs::echo_is_held_back("limits-rate", 240, "[limits]\nrate = \"128 KiB/s\"\n");
 }
 
 /// Send `n` CREATEs with fresh handshakes to `target` from each address of `srcs`, all

@@ -7,15 +7,10 @@
 
 mod procs;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use procs::{
-    Procs, directory_of, free_addr, probe, run, start_relays_extra, status, tempdir, umbra,
-    wait_listening,
-};
+use procs::{directory_of, free_addr, probe, run, start_relays_extra, status, tempdir, umbra};
 
 /// `umbra relay --init-only` with `limits` as its `[limits]` section and `flags`: its exit
 /// code and stderr.
@@ -126,47 +121,9 @@ fn bad_limits_are_refused_with_the_key_named() {
 
 #[test]
 fn a_relayed_limit_slows_circuits_and_loses_nothing() {
-    // Each relay may carry 128 KiB/s each way; a 1 MiB echo crosses each relay twice in
-    // each direction (out and back), so 2 MiB in at every relay: at least 15 s. Unlimited,
-    // it takes well under one.
-    let dir = tempdir("limits-relayed");
-    let (_relays, bootstrap) = start_relays_extra(
-        &dir,
-        3,
-        210,
-        (None, &[]),
-        "[limits]\nrelayed = \"128 KiB/s\"\n",
-    );
-    let t = Instant::now();
-    let out = probe(&bootstrap, 1 << 20);
-    let took = t.elapsed();
-    assert!(out.contains("echoed 1048576 bytes intact"), "{out}");
-    assert!(
-        took >= Duration::from_secs(12),
-        "a 1 MiB echo through relays limited to 128 KiB/s took {took:?}: the limit did not apply"
-    );
-    eprintln!(
-        "1 MiB echo through 128 KiB/s relays: {:.1} s",
-        took.as_secs_f64()
-    );
-}
-
-fn start_relay_with_gateway(dir: &Path, i: usize, bootstrap: &Path, gw: SocketAddr) -> Procs {
-    let log = std::fs::File::create(dir.join(format!("gw{i}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
-        .args(["relay", "--config"])
-        .arg(dir.join(format!("r{i}.toml")))
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .arg("--gateway")
-        .arg(gw.to_string())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let procs = Procs(vec![child]);
-    wait_listening(gw, "the relay's dashboard");
-    procs
+    // Each relay may carry 128 KiB/s each way; a 1 MiB echo crosses each relay twice in each
+    // direction (out and back).
+    procs::echo_is_held_back("limits-relayed", 210, "[limits]\nrelayed = \"128 KiB/s\"\n");
 }
 
 #[test]
@@ -184,7 +141,7 @@ fn a_monthly_quota_is_advertised_paced_counted_and_kept_across_a_restart() {
     let _ = first.kill();
     let _ = first.wait();
     let gw = free_addr("127.0.0.1");
-    let r1 = start_relay_with_gateway(&dir, 1, &bootstrap, gw);
+    let r1 = procs::start_relay_with_gateway(&dir, 1, &bootstrap, gw);
     let s = status(gw);
     let a = &s["limits"]["accounting"];
     assert_eq!(a["quota"], 1u64 << 40, "{s}");
@@ -206,7 +163,7 @@ fn a_monthly_quota_is_advertised_paced_counted_and_kept_across_a_restart() {
     // Killed (no chance to save on the way out) and started again: the count goes on.
     drop(r1);
     let gw2 = free_addr("127.0.0.1");
-    let _r1 = start_relay_with_gateway(&dir, 1, &bootstrap, gw2);
+    let _r1 = procs::start_relay_with_gateway(&dir, 1, &bootstrap, gw2);
     let again = status(gw2)["limits"]["accounting"]["used_in"]
         .as_u64()
         .unwrap();

@@ -434,6 +434,47 @@ pub fn probe(bootstrap: &Path, bytes: usize) -> String {
     out
 }
 
+/// Three relays on `net` with `limits` in their files, and a 1 MiB echo through them, which
+/// must come back intact; asserts it took at least 12 s (a limit of 128 KiB/s makes each
+/// relay move 2 MiB each way at that rate; unlimited, it takes well under a second).
+#[allow(dead_code)]
+pub fn echo_is_held_back(name: &str, net: usize, limits: &str) {
+    let dir = tempdir(name);
+    let (_relays, bootstrap) = start_relays_extra(&dir, 3, net, (None, &[]), limits);
+    let t = Instant::now();
+    probe(&bootstrap, 1 << 20);
+    let took = t.elapsed();
+    eprintln!(
+        "1 MiB echo through relays with {limits:?}: {:.1} s",
+        took.as_secs_f64()
+    );
+    assert!(
+        took >= Duration::from_secs(12),
+        "a 1 MiB echo through relays with {limits:?} took {took:?}: the limit did not apply"
+    );
+}
+
+/// Start relay `i` of the relays [`start_relays`] made in `dir` again, with its dashboard on
+/// `gw`; its stderr goes to `gw<i>.log`. Waits until the dashboard listens.
+#[allow(dead_code)]
+pub fn start_relay_with_gateway(dir: &Path, i: usize, bootstrap: &Path, gw: SocketAddr) -> Procs {
+    let log = std::fs::File::create(dir.join(format!("gw{i}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_umbra"))
+        .args(["relay", "--config"])
+        .arg(dir.join(format!("r{i}.toml")))
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .arg("--gateway")
+        .arg(gw.to_string())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let procs = Procs(vec![child]);
+    wait_listening(gw, "the relay's dashboard");
+    procs
+}
+
 /// The status document (`/api/status`) of the gateway or dashboard at `gw`.
 pub fn status(gw: SocketAddr) -> serde_json::Value {
     let r = request(gw, "GET", "/api/status", &gw.to_string(), &[]);

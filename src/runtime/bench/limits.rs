@@ -19,7 +19,7 @@
 //! the simulated figures (a) and (d) (`benches/limits.rs`).
 
 use crate::runtime::error::RuntimeError;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use super::procs::{Network, Tune, cpu_seconds, free_port, rss_bytes};
 use super::stalled::Stalled;
 use super::{percentile, run_reader};
 use crate::app::bench::CircuitBench;
+use crate::directory::Descriptor;
 use crate::runtime::driver::os_rng;
 
 /// The CPU share relay 1 gets in (b).
@@ -76,21 +77,22 @@ pub fn limits(dir: &Path, circuits: usize) -> Result<Value, RuntimeError> {
 }
 
 /// Relay 1's `/api/status`.
-fn relay_status(gw: std::net::SocketAddr) -> Result<Value, RuntimeError> {
+fn relay_status(gw: SocketAddr) -> Result<Value, RuntimeError> {
     Client::connect(gw, gw.to_string())?.json("/api/status")
 }
 
-fn mkdir(dir: &Path) -> Result<(), RuntimeError> {
+/// Three relays in `dir`, relay 1 with `limits` and its dashboard (the per-address CREATE
+/// rate at its default if `rate_on`): the network, relay 1, its pid and its dashboard.
+fn three_relays(
+    dir: &Path,
+    limits: String,
+    rate_on: bool,
+) -> Result<(Network, Descriptor, u32, SocketAddr), RuntimeError> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| RuntimeError::Bench(format!("cannot create {}: {e}", dir.display())))
-}
-
-/// (b): honest circuits before and during a flood of `per_sec` CREATEs.
-fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, RuntimeError> {
-    mkdir(dir)?;
+        .map_err(|e| RuntimeError::Bench(format!("cannot create {}: {e}", dir.display())))?;
     let gw = free_port("127.0.0.1")?;
     let tune = Tune {
-        limits: format!("[limits]\ncpu_percent = {CPU_PERCENT}\n"),
+        limits,
         default_create_rate: rate_on,
         gateway: Some(gw),
     };
@@ -101,6 +103,16 @@ fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, Runtim
         .first()
         .copied()
         .ok_or_else(|| RuntimeError::Bench("no relay 1".into()))?;
+    Ok((net, target, pid, gw))
+}
+
+/// (b): honest circuits before and during a flood of `per_sec` CREATEs.
+fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, RuntimeError> {
+    let (net, target, pid, gw) = three_relays(
+        dir,
+        format!("[limits]\ncpu_percent = {CPU_PERCENT}\n"),
+        rate_on,
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -147,20 +159,11 @@ fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, Runtim
 
 /// (c): `total` circuits whose readers send echoes and stop reading.
 fn stalled_readers(dir: &Path, total: usize) -> Result<Value, RuntimeError> {
-    mkdir(dir)?;
-    let gw = free_port("127.0.0.1")?;
-    let tune = Tune {
-        limits: format!("[limits]\nmemory = \"{} MiB\"\n", MEMORY >> 20),
-        default_create_rate: true,
-        gateway: Some(gw),
-    };
-    let net = Network::start_tuned(dir, 3, None, &tune)?;
-    let target = net.relay(1)?;
-    let pid = net
-        .relay_pids()
-        .first()
-        .copied()
-        .ok_or_else(|| RuntimeError::Bench("no relay 1".into()))?;
+    let (_net, target, pid, gw) = three_relays(
+        dir,
+        format!("[limits]\nmemory = \"{} MiB\"\n", MEMORY >> 20),
+        true,
+    )?;
     let rss_base = rss_bytes(pid);
     let links = total.div_ceil(PER_LINK);
     let mut readers = Vec::new();
