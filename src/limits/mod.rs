@@ -279,6 +279,24 @@ impl Shaper {
     }
 
     /// The total's rate now (`None`: unlimited).
+    pub fn total_rate_in(&self) -> Option<u64> {
+        self.total[Direction::In as usize]
+            .as_ref()
+            .map(TokenBucket::rate)
+    }
+
+    /// The most one socket read should take: a twentieth of a second of the inbound total's
+    /// rate, within [`MIN_READ`] and `max` (`max` with no total).
+    pub fn read_quantum(&self, max: usize) -> usize {
+        match self.total_rate_in() {
+            Some(rate) => usize::try_from(rate / 20)
+                .unwrap_or(max)
+                .clamp(MIN_READ, max.max(MIN_READ)),
+            None => max,
+        }
+    }
+
+    /// The outbound total's rate, if limited (the pacer sets both directions alike).
     pub fn total_rate(&self) -> Option<u64> {
         self.total[Direction::Out as usize]
             .as_ref()
@@ -301,10 +319,30 @@ impl Shaper {
     }
 }
 
+/// The least one socket read takes while the inbound total is limited.
+pub const MIN_READ: usize = 2048;
+
 #[cfg(test)]
 mod tests {
-    use super::{Class, Direction, Limits, Shaper};
+    use super::{Class, Direction, Limits, MIN_READ, Shaper};
     use crate::time::Time;
+
+    #[test]
+    fn a_limited_total_reads_a_twentieth_of_a_second_at_a_time() {
+        let max = 64 << 10;
+        let unlimited = Shaper::new(&Limits::default(), Time::ZERO);
+        assert_eq!(unlimited.read_quantum(max), max);
+        let paced = |rate: u64| {
+            let limits = Limits {
+                rate: Some(rate),
+                ..Limits::default()
+            };
+            Shaper::new(&limits, Time::ZERO).read_quantum(max)
+        };
+        assert_eq!(paced(1 << 20), (1 << 20) / 20);
+        assert_eq!(paced(20_000), MIN_READ, "never below one small read");
+        assert_eq!(paced(100 << 20), max, "never above the buffer");
+    }
 
     #[test]
     fn a_class_limit_holds_that_class_only_and_the_total_holds_all_outbound() {

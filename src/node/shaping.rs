@@ -422,6 +422,15 @@ impl Node {
             || self.shaping.dht_held.get(&link).copied().unwrap_or(0) >= MAX_HELD_DHT_PER_LINK
     }
 
+    /// The most a link should read from its socket at once: a twentieth of a second of the
+    /// inbound total's rate (within 2 KiB and `max`), or `max` with no total. So while the
+    /// total holds reading back, one link that always has bytes waiting takes a small share
+    /// at each turn rather than a second of the budget, and the others are read between its
+    /// reads (`09-relay.md#bandwidth`).
+    pub fn read_quantum(&self, max: usize) -> usize {
+        self.shaping.shaper.read_quantum(max)
+    }
+
     /// Count the bytes of the last minute into the accounting period and set the total rate
     /// for the rest of it; a relay saves the period's state in its store.
     pub(super) fn pace(&mut self, now: Time) {

@@ -238,6 +238,8 @@ pub struct Driver {
     /// Bytes queued for all links' sockets together: past half of `[limits] memory`, the
     /// link with most queued is dropped (`09-relay.md#memory`).
     total_queued: Arc<AtomicUsize>,
+    /// The most one socket read takes ([`Node::read_quantum`]), shared with the readers.
+    read_quantum: Arc<AtomicUsize>,
     /// Read turns kept while the node's limits pause reading a link
     /// (`09-relay.md#bandwidth`): its reader reads nothing until they are given back.
     paused: Vec<(LinkId, ReadTurn)>,
@@ -260,6 +262,7 @@ impl Driver {
             durable: None,
             paused: Vec::new(),
             total_queued: Arc::new(AtomicUsize::new(0)),
+            read_quantum: Arc::new(AtomicUsize::new(READ_BUF_MAX)),
             cpu_at: process_cpu_micros(),
         }
     }
@@ -386,6 +389,8 @@ impl Driver {
             let now = self.now();
             self.node.charge_cpu(now, cpu.saturating_sub(self.cpu_at));
             self.cpu_at = cpu;
+            self.read_quantum
+                .store(self.node.read_quantum(READ_BUF_MAX), Ordering::Relaxed);
             // Give back the turns of links the limits no longer pause.
             let (node, now) = (&self.node, self.now());
             self.paused.retain(|(link, _)| node.read_paused(now, *link));
@@ -492,6 +497,7 @@ impl Driver {
         self.next_link += 1;
         let tx = self.tx.clone();
         let turns = Arc::new(tokio::sync::Semaphore::new(READS_IN_FLIGHT));
+        let quantum = self.read_quantum.clone();
         let reader = tokio::spawn(async move {
             // Small until the peer sends much: an idle or handshaking connection holds 4 KiB.
             let mut buf = vec![0u8; 4096];
@@ -500,7 +506,8 @@ impl Driver {
                 let Ok(turn) = turns.clone().acquire_owned().await else {
                     return;
                 };
-                match rd.read(&mut buf).await {
+                let max = quantum.load(Ordering::Relaxed).clamp(1, buf.len());
+                match rd.read(&mut buf[..max]).await {
                     Ok(0) | Err(_) => {
                         let _ = tx.send(NetEvent::Closed(link)).await;
                         return;

@@ -62,12 +62,16 @@ pub fn limits(dir: &Path, circuits: usize) -> Result<Value, RuntimeError> {
         "handshake_cost_us": cost_us,
         "create_capacity_per_s": capacity,
     });
-    for (key, rate_on) in [("create_flood", true), ("create_flood_rate_lifted", false)] {
-        eprintln!(
-            "[bench] (b) CREATE flood from one address, per-address rate {}",
-            if rate_on { "on" } else { "lifted" }
-        );
-        out[key] = create_flood(&dir.join(key), 10.0 * capacity, rate_on)?;
+    let cpu = format!("[limits]\ncpu_percent = {CPU_PERCENT}\n");
+    // The operator: 1 MiB/s, half a core, 100 GiB a month (paced: ~44 KB/s).
+    let operator = format!("{cpu}rate = \"1 MiB/s\"\nmonthly = \"100 GiB\"\n");
+    for (key, limits, rate_on) in [
+        ("create_flood", &cpu, true),
+        ("create_flood_rate_lifted", &cpu, false),
+        ("create_flood_operator", &operator, true),
+    ] {
+        eprintln!("[bench] (b) CREATE flood from one address: {key}");
+        out[key] = create_flood(&dir.join(key), 10.0 * capacity, limits, rate_on)?;
     }
     if circuits > 0 {
         eprintln!("[bench] (c) {circuits} circuits whose readers stop reading");
@@ -106,13 +110,15 @@ fn three_relays(
     Ok((net, target, pid, gw))
 }
 
-/// (b): honest circuits before and during a flood of `per_sec` CREATEs.
-fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, RuntimeError> {
-    let (net, target, pid, gw) = three_relays(
-        dir,
-        format!("[limits]\ncpu_percent = {CPU_PERCENT}\n"),
-        rate_on,
-    )?;
+/// (b): honest circuits before and during a flood of `per_sec` CREATEs, relay 1 with
+/// `limits`.
+fn create_flood(
+    dir: &Path,
+    per_sec: f64,
+    limits: &str,
+    rate_on: bool,
+) -> Result<Value, RuntimeError> {
+    let (net, target, pid, gw) = three_relays(dir, limits.to_string(), rate_on)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -124,6 +130,7 @@ fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, Runtim
     let flood = CreateFlood::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), target, per_sec)?;
     // Let the flood reach the relay's queue before anything is read.
     std::thread::sleep(Duration::from_secs(2));
+    let read0 = relay_status(gw)?["limits"]["total"]["read"].as_f64();
     let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
     let mut busy = CircuitBench::new(0, HONEST, 0, 1);
     run_reader(&rt, &net, &mut busy, 300)?;
@@ -131,9 +138,15 @@ fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, Runtim
     if rest > 0.0 {
         std::thread::sleep(Duration::from_secs_f64(rest));
     }
-    let (cpu1, secs) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
-    let report = flood.stop()?;
     let status = relay_status(gw)?;
+    let (cpu1, secs) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
+    // A flood blocked on a relay that reads little may take a while to stop: after the window.
+    let report = flood.stop()?;
+    let total = &status["limits"]["total"];
+    let read = total["read"]
+        .as_f64()
+        .zip(read0)
+        .map(|(b, a)| (b - a) / secs.max(1e-9));
     let h = &status["limits"]["handshakes"];
     let built = |b: &CircuitBench| b.sequential_ms.len();
     Ok(json!({
@@ -150,6 +163,8 @@ fn create_flood(dir: &Path, per_sec: f64, rate_on: bool) -> Result<Value, Runtim
         "relay_cpu_percent": (cpu1 - cpu0) / secs.max(1e-9) * 100.0,
         "relay_cpu_percent_limit": CPU_PERCENT,
         "cpu_window_s": secs,
+        "relay_read_bytes_per_s": read,
+        "relay_total_rate_now": total["rate"],
         "answered": h["answered"],
         "refused_rate": h["refused_rate"],
         "refused_overloaded": h["refused_overloaded"],
@@ -260,6 +275,10 @@ pub fn print(r: &Value) {
             "create_flood_rate_lifted",
             "(b) CREATE flood, per-address rate lifted",
         ),
+        (
+            "create_flood_operator",
+            "(b) the same with rate 1 MiB/s and monthly 100 GiB as well",
+        ),
     ] {
         println!("{label}");
         let f = |name: &str, key: &str, unit: &str| row(name, &["limits", k, key], unit);
@@ -289,6 +308,16 @@ pub fn print(r: &Value) {
             "  relay CPU under the flood (limit 50)",
             "relay_cpu_percent",
             "%",
+        );
+        f(
+            "  relay read under the flood, bytes/s",
+            "relay_read_bytes_per_s",
+            "B/s",
+        );
+        f(
+            "  relay's total rate at the end (pace)",
+            "relay_total_rate_now",
+            "B/s",
         );
         f("  CREATEs answered", "answered", "");
         f("  refused for the per-address rate", "refused_rate", "");
