@@ -1,9 +1,10 @@
 //! Each limit applies, in the real binary (issue 15 item 8; `protocol-spec/09-relay.md#bandwidth`,
-//! `#handshakes`, `#memory`): `rate`, `dht`, `seeding`, `cpu_percent` and `memory`, each set
-//! on one relay of a loopback network and driven past its limit by a peer the test plays by
-//! hand (`umbra::runtime::bench`'s raw links and floods). Each test checks that the limit
-//! held (a lower bound of time, a counter, a refusal), not how fast anything ran: the speed
-//! figures are `umbra bench --limits`'s. `relayed`, `monthly` and the CREATE rate are in
+//! `#handshakes`, `#memory`): `rate`, `burst`, `own`, `dht`, `seeding`, `cpu_percent` and
+//! `memory`, each set on a loopback network's relays (or its reader, for `own`) and driven
+//! past its limit, often by a peer the test plays by hand (`umbra::runtime::bench`'s raw
+//! links and floods). Each test checks that the limit held (a lower bound of time, a
+//! counter, a refusal), not how fast anything ran: the speed figures are
+//! `umbra bench --limits`'s. `relayed`, `monthly` and the CREATE rate are in
 //! `tests/limits_process.rs` and `tests/flood_process.rs`.
 
 #![allow(clippy::disallowed_methods)]
@@ -343,4 +344,75 @@ fn a_seeding_limit_holds_value_answers_to_its_rate() {
         counted <= bound,
         "{counted} bytes counted as seeding in {secs:.1} s"
     );
+}
+
+#[test]
+fn a_burst_lets_a_short_transfer_through_a_low_rate_unheld() {
+    // The same relays as `a_total_rate…` (128 KiB/s), with a 4 MiB burst: a 1 MiB echo moves
+    // 2 MiB each way at each relay, within the burst, so nothing waits. With the default
+    // burst (two seconds of the rate) cells wait, and the echo takes 12 s or more.
+    let dir = tempdir("limits-burst");
+    let (mut relays, bootstrap) = start_relays_extra(
+        &dir,
+        3,
+        130,
+        (None, &[]),
+        "[limits]\nrate = \"128 KiB/s\"\nburst = \"4 MiB\"\n",
+    );
+    let (_r1, gw) = restart_with(&dir, &mut relays, 1, &bootstrap, "");
+    probe(&bootstrap, 1 << 20);
+    let s = status(gw);
+    assert_eq!(s["limits"]["total"]["configured_rate"], 128 << 10, "{s}");
+    assert_eq!(
+        s["limits"]["held_total"], 0,
+        "cells waited within the burst: it did not apply"
+    );
+}
+
+#[test]
+fn an_own_limit_holds_the_readers_own_fetches() {
+    // A reader with `own = 64 KiB/s` fetches a 512 KiB file through its gateway: at least
+    // 7 s beyond the first second's burst. Unlimited, well under one.
+    let dir = tempdir("limits-own");
+    let (_relays, bootstrap) = start_relays(&dir, 3, 80);
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    let body: Vec<u8> = (0..512u32 << 10)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(site.join("big.bin"), &body).unwrap();
+    let address = procs::publish_site(&dir, &bootstrap, &site);
+    let config = dir.join("reader.toml");
+    std::fs::write(&config, "[limits]\nown = \"64 KiB/s\"\n").unwrap();
+    let gw = free_addr("127.0.0.1");
+    let reader = procs::umbra()
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .args(["--listen", &gw.to_string(), "--data-dir"])
+        .arg(dir.join("reader"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _reader = Procs(vec![reader]);
+    wait_listening(gw, "the gateway");
+    let t = Instant::now();
+    let host = format!("{address}.localhost:{}", gw.port());
+    let r = procs::request(gw, "GET", "/big.bin", &host, &[]);
+    let took = t.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "the file came back altered");
+    eprintln!(
+        "512 KiB through a reader with own = 64 KiB/s: {:.1} s",
+        took.as_secs_f64()
+    );
+    assert!(
+        took >= Duration::from_secs(5),
+        "512 KiB at own = 64 KiB/s took {took:?}: the limit did not apply"
+    );
+    let own = &status(gw)["limits"]["classes"]["own"]["in"];
+    assert_eq!(own["limit"], 64 << 10, "{own}");
+    assert!(own["bytes"].as_u64().unwrap() >= 512 << 10, "{own}");
 }
