@@ -278,7 +278,7 @@ impl Shaper {
         }
     }
 
-    /// The total's rate now (`None`: unlimited).
+    /// The inbound total's rate now (`None`: unlimited).
     pub fn total_rate_in(&self) -> Option<u64> {
         self.total[Direction::In as usize]
             .as_ref()
@@ -296,7 +296,8 @@ impl Shaper {
         }
     }
 
-    /// The outbound total's rate, if limited (the pacer sets both directions alike).
+    /// The outbound total's rate now (`None`: unlimited; the pacer sets both directions
+    /// alike).
     pub fn total_rate(&self) -> Option<u64> {
         self.total[Direction::Out as usize]
             .as_ref()

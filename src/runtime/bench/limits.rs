@@ -7,16 +7,18 @@
 //!   same measurement the relay makes). Meanwhile a reader from another address builds
 //!   circuits one after another; with three relays every circuit passes relay 1. Measured:
 //!   the share of honest circuits built (with a run without the flood beside it) and relay
-//!   1's CPU from `/proc` over the flood. Run twice: with the per-address CREATE rate
-//!   (the default), and with it lifted so only the CPU budget and the queue hold.
+//!   1's CPU from `/proc` over the flood. Run three times: with the per-address CREATE
+//!   rate (the default); with it lifted, so only the CPU budget and the queue hold; and as
+//!   the operator (`rate = 1 MiB/s`, `monthly = 100 GiB` as well), with the bytes
+//!   relay 1 read against its pace.
 //! - (c) **Readers that stop reading.** Relay 1 runs with `memory = "64 MiB"`. Readers on
 //!   50 addresses build 10,000 one-hop circuits to it, open an `echo` stream on each, send
 //!   it far more than `memory` altogether, and never read again. Measured: relay 1's peak
-//!   RSS over its RSS before any circuit, and what the relay closed to stay within.
+//!   RSS over its RSS while it held the circuits with their readers still reading (and over
+//!   its RSS before any circuit), and what the relay closed to stay within.
 //!
 //! Not in this module: the links driven by hand (`raw_link.rs`, `stalled.rs`), the floods
-//! (`flood.rs`),
-//! the simulated figures (a) and (d) (`benches/limits.rs`).
+//! (`flood.rs`), the simulated figures (a) and (d) (`benches/limits.rs`).
 
 use crate::runtime::error::RuntimeError;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -47,7 +49,7 @@ const PER_LINK: usize = 200;
 /// DATA cells each stalled reader sends on its circuit's echo stream.
 const CELLS_PER_CIRCUIT: usize = 64;
 
-/// Run (b) twice and (c); the figures as JSON.
+/// Run (b) three times and (c); the figures as JSON.
 pub fn limits(dir: &Path, circuits: usize) -> Result<Value, RuntimeError> {
     let cost = crate::runtime::calibrate::hop_handshake_cost(&mut os_rng());
     let cost_us = cost.as_secs_f64() * 1e6;
@@ -181,6 +183,12 @@ fn stalled_readers(dir: &Path, total: usize) -> Result<Value, RuntimeError> {
     )?;
     let rss_base = rss_bytes(pid);
     let links = total.div_ceil(PER_LINK);
+    if links > 254 {
+        return Err(RuntimeError::Bench(format!(
+            "--idle-circuits {total}: at most {} with --limits (one address per 200)",
+            254 * PER_LINK
+        )));
+    }
     let mut readers = Vec::new();
     for i in 0..links {
         let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 2, u8::try_from(i + 1).unwrap_or(255)));
