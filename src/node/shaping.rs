@@ -511,6 +511,15 @@ impl Node {
         self.links.values().filter(|e| !e.is_established()).count()
     }
 
+    /// The inbound link that has been in its handshake longest (link ids grow with time),
+    /// the one that gives way when too many are (`09-relay.md#handshakes`).
+    pub fn oldest_inbound_handshake(&self) -> Option<LinkId> {
+        self.links
+            .iter()
+            .find(|(_, e)| !e.is_established() && e.dialled.is_none())
+            .map(|(id, _)| *id)
+    }
+
     /// Bytes read from sockets take from the inbound total.
     pub(super) fn charge_read(&mut self, now: Time, bytes: usize) {
         self.shaping.shaper.charge_read(now, bytes as u64);

@@ -1,11 +1,14 @@
 //! Which accepted connections a relay takes on (`protocol-spec/09-relay.md#connections`).
 //!
-//! Before a handshake byte is read, an inbound connection must fit four bounds: at most
-//! [`MAX_HANDSHAKING`] links still in their handshake, the relay's total (a quarter of its file descriptors stay free for its own dials, files and
+//! Before a handshake byte is read, an inbound connection must fit three bounds: the
+//! relay's total (a quarter of its file descriptors stay free for its own dials, files and
 //! the gateway), a cap per source network (an IPv4 address, an IPv6 /64), and a rate of
 //! new connections per source (a token bucket: each one costs the relay a link handshake,
 //! three X25519 operations). A connection past a bound is closed at once: no buffer, no
-//! task, no crypto. Refusals are counted and logged at most once a minute.
+//! task, no crypto. At most [`MAX_HANDSHAKING`] inbound links are in their handshake: a new
+//! connection that fits the bounds past that makes the oldest of them give way, so sockets
+//! that never finish a handshake cannot lock honest peers out (they can only be churned, at
+//! each source's rate). Refusals and evictions are counted and logged at most once a minute.
 //! Not in this module: the link handshake (`link`) or circuit limits (`relay`).
 
 use std::collections::BTreeMap;
@@ -22,7 +25,8 @@ pub const RATE_BURST: f64 = 32.0;
 pub const RATE_PER_SEC: f64 = 8.0;
 /// Inbound connections at most, whatever the descriptor limit.
 pub const MAX_TOTAL: usize = 4096;
-/// Links still in their handshake at most (`09-relay.md#handshakes`).
+/// Inbound links still in their handshake at most; past it the oldest gives way
+/// (`09-relay.md#handshakes`).
 pub const MAX_HANDSHAKING: usize = 256;
 
 /// Why a connection was closed unread.
@@ -34,8 +38,6 @@ pub enum Refusal {
     PerSource,
     /// This source opened connections faster than the rate.
     Rate,
-    /// [`MAX_HANDSHAKING`] links are in their handshake.
-    Handshaking,
 }
 
 /// The admission state of one relay.
@@ -69,26 +71,28 @@ impl Admission {
         }
     }
 
-    /// A connection from `ip` was accepted at `now`, with `handshaking` links in their
-    /// handshake: take it on, or say why not.
-    pub fn admit(&mut self, ip: IpAddr, now: Instant, handshaking: usize) -> Result<(), Refusal> {
+    /// A connection from `ip` was accepted at `now`, with `handshaking` inbound links in
+    /// their handshake: take it on (`true`: the oldest of those must give way), or say why
+    /// not.
+    pub fn admit(&mut self, ip: IpAddr, now: Instant, handshaking: usize) -> Result<bool, Refusal> {
         let source = Source::of_ip(ip);
-        let r = if handshaking >= MAX_HANDSHAKING {
-            Err(Refusal::Handshaking)
-        } else {
-            self.check(source, now)
-        };
-        match r {
+        match self.check(source, now) {
             Ok(()) => {
                 self.total += 1;
                 *self.open.entry(source).or_default() += 1;
+                let evict = handshaking >= MAX_HANDSHAKING;
+                if evict {
+                    self.refused[3] += 1;
+                    self.log(now);
+                }
+                Ok(evict)
             }
             Err(e) => {
                 self.refused[e as usize] += 1;
                 self.log(now);
+                Err(e)
             }
         }
-        r
     }
 
     fn check(&mut self, source: Source, now: Instant) -> Result<(), Refusal> {
@@ -126,7 +130,8 @@ impl Admission {
         }
     }
 
-    /// Connections refused so far: (total, per source, rate, handshakes in progress).
+    /// Connections refused so far (total, per source, rate), and handshakes in progress
+    /// that gave way to a newer connection.
     pub fn refused(&self) -> (u64, u64, u64, u64) {
         (
             self.refused[0],
@@ -147,8 +152,8 @@ impl Admission {
         let (t, s, r, h) = self.refused();
         tracing::warn!(
             "refusing inbound connections (so far: {t} at the total of {}, {s} at \
-             {MAX_PER_SOURCE} per source, {r} over {RATE_PER_SEC}/s per source, {h} with \
-             {MAX_HANDSHAKING} handshakes in progress); logged once a minute",
+             {MAX_PER_SOURCE} per source, {r} over {RATE_PER_SEC}/s per source; {h} \
+             handshakes gave way, {MAX_HANDSHAKING} being in progress); logged once a minute",
             self.max_total
         );
     }
@@ -178,33 +183,37 @@ mod tests {
         let mut a = Admission::with_total(100);
         let ip = "10.0.0.9".parse().unwrap();
         for _ in 0..RATE_BURST as usize {
-            assert_eq!(a.admit(ip, t, 0), Ok(()));
+            assert_eq!(a.admit(ip, t, 0), Ok(false));
         }
         assert_eq!(a.admit(ip, t, 0), Err(Refusal::Rate));
         // Another source is not affected; time refills the bucket.
-        assert_eq!(a.admit("10.0.0.1".parse().unwrap(), t, 0), Ok(()));
+        assert_eq!(a.admit("10.0.0.1".parse().unwrap(), t, 0), Ok(false));
         let later = t + Duration::from_secs(10);
         for _ in 0..(MAX_PER_SOURCE - RATE_BURST as usize) {
-            assert_eq!(a.admit(ip, later, 0), Ok(()));
+            assert_eq!(a.admit(ip, later, 0), Ok(false));
         }
         assert_eq!(
             a.admit(ip, later + Duration::from_secs(10), 0),
             Err(Refusal::PerSource)
         );
         a.release(ip);
-        assert_eq!(a.admit(ip, later + Duration::from_secs(10), 0), Ok(()));
+        assert_eq!(a.admit(ip, later + Duration::from_secs(10), 0), Ok(false));
         // The total.
         let mut b = Admission::with_total(2);
-        assert_eq!(b.admit("10.0.0.1".parse().unwrap(), t, 0), Ok(()));
-        assert_eq!(b.admit("10.0.0.2".parse().unwrap(), t, 0), Ok(()));
+        assert_eq!(b.admit("10.0.0.1".parse().unwrap(), t, 0), Ok(false));
+        assert_eq!(b.admit("10.0.0.2".parse().unwrap(), t, 0), Ok(false));
         assert_eq!(
             b.admit("10.0.0.3".parse().unwrap(), t, 0),
             Err(Refusal::Total)
         );
         assert_eq!(b.refused(), (1, 0, 0, 0));
+        // Past the handshakes in progress, a connection that fits is taken, and the oldest
+        // handshake gives way.
+        let mut c = Admission::with_total(100);
         assert_eq!(
-            b.admit("10.0.0.4".parse().unwrap(), t, super::MAX_HANDSHAKING),
-            Err(Refusal::Handshaking)
+            c.admit("10.0.0.4".parse().unwrap(), t, super::MAX_HANDSHAKING),
+            Ok(true)
         );
+        assert_eq!(c.refused(), (0, 0, 0, 1));
     }
 }

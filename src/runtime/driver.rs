@@ -403,14 +403,20 @@ impl Driver {
             NetEvent::Opened(stream, peer, outbound) => {
                 // An inbound connection past a bound is closed unread (`09-relay.md#connections`).
                 let handshaking = self.node.link_handshakes();
-                if outbound.is_none()
-                    && self
-                        .admission
-                        .admit(peer.ip(), Instant::now(), handshaking)
-                        .is_err()
-                {
-                    drop(stream);
-                    return;
+                if outbound.is_none() {
+                    match self.admission.admit(peer.ip(), Instant::now(), handshaking) {
+                        Err(_) => {
+                            drop(stream);
+                            return;
+                        }
+                        // Past the handshakes in progress, the oldest inbound one gives way.
+                        Ok(true) => {
+                            if let Some(old) = self.node.oldest_inbound_handshake() {
+                                self.close_link(old);
+                            }
+                        }
+                        Ok(false) => {}
+                    }
                 }
                 let link = self.spawn_link(stream);
                 if outbound.is_none() {
@@ -462,13 +468,19 @@ impl Driver {
 
     /// Drop a link whose peer does not read: its writer stops and what it queued is freed.
     fn drop_stalled(&mut self, link: LinkId) {
+        self.close_link(link);
+        self.node.note_link_dropped_unread();
+    }
+
+    /// Close `link` from this side: its tasks stop, what it queued is freed, the node hears
+    /// it closed.
+    fn close_link(&mut self, link: LinkId) {
         if let Some(l) = self.links.get(&link) {
             l.writer_task.abort();
             let left = l.queued.swap(0, Ordering::Relaxed);
             saturating_sub(&self.total_queued, left);
         }
         self.forget(link);
-        self.node.note_link_dropped_unread();
         let now = self.now();
         self.node.handle(now, Input::LinkClosed { link });
     }
