@@ -385,19 +385,12 @@ fn an_own_limit_holds_the_readers_own_fetches() {
     let config = dir.join("reader.toml");
     std::fs::write(&config, "[limits]\nown = \"64 KiB/s\"\n").unwrap();
     let gw = free_addr("127.0.0.1");
-    let reader = procs::umbra()
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--bootstrap")
-        .arg(&bootstrap)
-        .args(["--listen", &gw.to_string(), "--data-dir"])
-        .arg(dir.join("reader"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _reader = Procs(vec![reader]);
-    wait_listening(gw, "the gateway");
+    let _reader = procs::start_reader_with(
+        &bootstrap,
+        gw,
+        &dir.join("reader"),
+        &["--config".as_ref(), config.as_os_str()],
+    );
     let t = Instant::now();
     let host = format!("{address}.localhost:{}", gw.port());
     let r = procs::request(gw, "GET", "/big.bin", &host, &[]);

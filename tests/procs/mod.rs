@@ -274,11 +274,22 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
 /// Start `umbra run` with its gateway on `gw` and its data in `data_dir`; wait until the
 /// gateway listens.
 pub fn start_reader(bootstrap: &Path, gw: SocketAddr, data_dir: &Path) -> Procs {
+    start_reader_with(bootstrap, gw, data_dir, &[])
+}
+
+/// [`start_reader`] with `extra` arguments to `umbra run` (e.g. `--config FILE`).
+pub fn start_reader_with(
+    bootstrap: &Path,
+    gw: SocketAddr,
+    data_dir: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Procs {
     let reader = umbra()
         .args(["run", "--bootstrap"])
         .arg(bootstrap)
         .args(["--listen", &gw.to_string(), "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
