@@ -23,7 +23,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use procs::{
-    Procs, free_addr, publish_site, request, run, start_relays_with, tempdir, umbra, wait_listening,
+    Procs, free_addr, publish_site, request, run, start_relays_with, status, tempdir, umbra,
+    wait_listening,
 };
 
 /// First port of the private Tor network (its web ports are BASE+400 and BASE+401).
@@ -332,6 +333,25 @@ fn a_reader_reaches_its_guard_through_tor_and_moves_data_intact() {
     let reader_pid = reader.id();
     let _reader = Procs(vec![reader]);
     wait_listening(gw, "the gateway");
+    // The gateway gives a site a minute; a young private Tor network can take about that long
+    // to hand a new client a usable directory (CI saw 57 s). Wait for the reader's own report
+    // that Tor is ready (bounded by its bootstrap_timeout_secs) so the minute is the fetch's.
+    let t0 = Instant::now();
+    loop {
+        let tor = status(gw)["tor"].clone();
+        match tor["state"].as_str() {
+            Some("ready") => break,
+            Some("failed") => panic!("the reader's Tor bootstrap failed: {tor}"),
+            _ if t0.elapsed() > Duration::from_secs(200) => {
+                panic!("the reader's Tor did not bootstrap within 200 s: {tor}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    eprintln!(
+        "reader's Tor ready {:.1} s after start",
+        t0.elapsed().as_secs_f64()
+    );
     let host = format!("{label}.localhost:{}", gw.port());
     let r = request(gw, "GET", "/data.bin", &host, &[]);
     let (status, body) = (r.status, r.body);
