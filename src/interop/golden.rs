@@ -47,6 +47,7 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "seen-memory" => super::golden_memory::check_memory(v),
         "pins-list" => super::golden_pins::check_pins(v),
         "directory" => super::golden_directory::check_directory(v),
+        "writers" => super::golden_writers::check_writers(v),
         _ => return None,
     })
 }
@@ -66,6 +67,7 @@ pub fn generate(kind: &str) -> Option<Value> {
         "seen-memory" => super::golden_memory::gen_memory(),
         "pins-list" => super::golden_pins::gen_pins(),
         "directory" => super::golden_directory::gen_directory(),
+        "writers" => super::golden_writers::gen_writers(),
         _ => return None,
     })
 }
@@ -84,6 +86,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("seen-memory", "seen-memory.json"),
     ("pins-list", "pins-list.json"),
     ("directory", "directory.json"),
+    ("writers", "writers.json"),
 ];
 
 use super::fixed_input as fixed;

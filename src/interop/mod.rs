@@ -20,6 +20,7 @@ pub mod golden_content;
 pub mod golden_directory;
 pub mod golden_memory;
 pub mod golden_pins;
+pub mod golden_writers;
 pub mod noise;
 pub mod rfc;
 pub mod wycheproof;

@@ -4,6 +4,7 @@
 //! - [`manifest`]: the signed, sequence-numbered file map; `Unverified` → `Verified`.
 //! - [`seen`]: [`SiteTracker`], never go back to a lower sequence; keep proof of
 //!   equivocation; the records a node stores to remember across restarts.
+//! - [`writers`]: sites with many writers: rosters, writer manifests, the merged view.
 //! - [`build`]: cut files into blocks and sign a manifest (the publisher's side).
 //!
 //! Not in this module: the DHT, storage, or transport (the node and the exit's `dht`
@@ -12,6 +13,7 @@
 pub mod address;
 pub mod manifest;
 pub mod seen;
+pub mod writers;
 
 pub use seen::{Equivocation, Observed, SeenChanges, SiteTracker};
 
