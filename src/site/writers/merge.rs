@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::crypto::hash::Hasher;
 use crate::crypto::keys::IdentityPublic;
+use crate::wire::Writer;
 
 use super::head::{FileRef, Head, SignedHead, Value};
 use super::roster::Roster;
@@ -172,12 +172,8 @@ impl HeadSet {
 /// One surviving entry of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    /// Its line.
+    /// Its line ([`View::line`] says whose).
     pub line: LineId,
-    /// The writer.
-    pub writer: IdentityPublic,
-    /// The branch.
-    pub branch: String,
     /// Its dot: the line's sequence when it was written.
     pub dot: u64,
     /// File or tombstone.
@@ -212,13 +208,35 @@ pub struct View {
     pub paths: Vec<PathState>,
     /// Heads the roster refused, with the reason.
     pub refused: Vec<(LineId, WriterError)>,
-    /// The lines merged, with their sequences.
-    pub lines: Vec<(LineId, u64)>,
+    /// The lines merged.
+    pub lines: Vec<LineInfo>,
+}
+
+/// One line a view merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineInfo {
+    /// The line.
+    pub line: LineId,
+    /// Its writer.
+    pub writer: IdentityPublic,
+    /// Its branch.
+    pub branch: String,
+    /// The sequence of the head merged.
+    pub seq: u64,
+    /// BLAKE3 of that head.
+    pub digest: [u8; 32],
 }
 
 impl View {
     /// Merge `heads` (each of its own line).
     pub fn of(heads: &[&SignedHead]) -> View {
+        // Per head, once: its line, and each context's own dot and weight.
+        let lines: Vec<LineId> = heads.iter().map(|h| h.head.line()).collect();
+        let ctx_facts: Vec<Vec<(u64, u128)>> = heads
+            .iter()
+            .zip(&lines)
+            .map(|(h, l)| h.head.contexts.iter().map(|c| (c.get(l), c.weight())).collect())
+            .collect();
         let mut cursors = vec![0usize; heads.len()];
         let mut paths = Vec::new();
         let mut here: Vec<usize> = Vec::with_capacity(heads.len());
@@ -245,23 +263,22 @@ impl View {
             }
             let mut candidates = Vec::with_capacity(here.len());
             for &j in &here {
-                let hj = &heads[j].head;
-                let ej = &hj.entries[cursors[j]];
-                let (lj, dj) = (hj.line(), hj.ctx(ej).get(&hj.line()));
+                let ej = &heads[j].head.entries[cursors[j]];
+                let (dj, weight) = ctx_facts[j]
+                    .get(usize::from(ej.ctx))
+                    .copied()
+                    .unwrap_or((0, 0));
+                let lj = lines[j];
                 let dominated = here.iter().any(|&i| {
-                    i != j && {
-                        let hi = &heads[i].head;
-                        hi.line() != lj && hi.ctx(&hi.entries[cursors[i]]).get(&lj) >= dj
-                    }
+                    let hi = &heads[i].head;
+                    i != j && lines[i] != lj && hi.ctx(&hi.entries[cursors[i]]).get(&lj) >= dj
                 });
                 if !dominated {
                     candidates.push(Candidate {
                         line: lj,
-                        writer: hj.writer,
-                        branch: hj.branch.clone(),
                         dot: dj,
                         value: ej.value.clone(),
-                        weight: hj.ctx(ej).weight(),
+                        weight,
                     });
                 }
             }
@@ -277,8 +294,23 @@ impl View {
         View {
             paths,
             refused: Vec::new(),
-            lines: heads.iter().map(|h| (h.head.line(), h.head.seq)).collect(),
+            lines: heads
+                .iter()
+                .zip(&lines)
+                .map(|(h, l)| LineInfo {
+                    line: *l,
+                    writer: h.head.writer,
+                    branch: h.head.branch.clone(),
+                    seq: h.head.seq,
+                    digest: h.digest(),
+                })
+                .collect(),
         }
+    }
+
+    /// Who wrote `line`, among the lines merged.
+    pub fn line(&self, line: &LineId) -> Option<&LineInfo> {
+        self.lines.iter().find(|l| l.line == *line)
     }
 
     /// The state of `path`.
@@ -315,31 +347,28 @@ impl View {
     /// The view hash (`11-writers.md#view-hash`): equal views, and only equal views, have
     /// equal hashes, whatever order the heads came in.
     pub fn hash(&self) -> [u8; 32] {
-        let mut h = Hasher::new();
-        h.update(b"umbra-view-v1");
+        // One buffer hashed once: many small updates cost more than the bytes.
+        let mut w = Writer::with_capacity(self.paths.len() * 128);
+        w.bytes(b"umbra-view-v1");
         for p in &self.paths {
-            h.update(&(p.path.len() as u16).to_be_bytes());
-            h.update(p.path.as_bytes());
-            h.update(&(p.candidates.len() as u16).to_be_bytes());
+            w.u16(p.path.len() as u16).bytes(p.path.as_bytes());
+            w.u16(p.candidates.len() as u16);
             for c in &p.candidates {
-                h.update(&c.line.0);
-                h.update(&c.dot.to_be_bytes());
+                w.bytes(&c.line.0).u64(c.dot);
                 match &c.value {
-                    Value::Tombstone => h.update(&[2]),
+                    Value::Tombstone => w.u8(2),
                     Value::File(f) => {
-                        h.update(&[1]);
-                        h.update(&f.size.to_be_bytes());
-                        h.update(&f.hash);
-                        h.update(&[f.media_type.len() as u8]);
-                        h.update(f.media_type.as_bytes());
-                        h.update(&(f.blocks.len() as u32).to_be_bytes());
+                        w.u8(1).u64(f.size).bytes(&f.hash);
+                        w.u8(f.media_type.len() as u8).bytes(f.media_type.as_bytes());
+                        w.u32(f.blocks.len() as u32);
                         for b in &f.blocks {
-                            h.update(b);
+                            w.bytes(b);
                         }
+                        &mut w
                     }
-                }
+                };
             }
         }
-        h.finalize()
+        crate::crypto::hash::hash(&w.into_vec())
     }
 }
