@@ -23,12 +23,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::site::address::SiteAddress;
 use crate::site::manifest::{self, Verified};
+use crate::site::writers::head::SignedHead;
+use crate::site::writers::roster::SignedRoster;
+use crate::site::writers::{self, LineId, WriterError};
 use crate::site::{SiteError, SiteTracker, verify_block};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{ExitReply, ExitRequest, RecordKind, StreamFramer};
 
 /// Requests outstanding on one stream (the exit runs at most 32 lookups per circuit).
 pub const MAX_IN_FLIGHT: usize = 32;
+
+/// Versioned lookups (manifests, rosters, writer manifests) outstanding on one stream: an
+/// exit runs at most 2 per circuit (`06-dht.md#exit-requests`).
+pub const MAX_VERSIONED_IN_FLIGHT: usize = 2;
 
 /// Attempts per record before giving up.
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -46,6 +53,9 @@ pub enum TransferError {
     /// The manifest was refused.
     #[error("manifest refused: {0}")]
     Manifest(SiteError),
+    /// A roster or writer manifest was refused (`11-writers.md`).
+    #[error("roster or writer manifest refused: {0}")]
+    Writers(WriterError),
     /// A block could not be fetched intact.
     #[error("block {0} unavailable")]
     Block(String),
@@ -85,6 +95,7 @@ impl crate::error::HasKind for TransferError {
         match self {
             TransferError::SiteNotFound | TransferError::NoSuchPath => ErrorKind::PeerUnreachable,
             TransferError::Manifest(e) => crate::error::HasKind::kind(e),
+            TransferError::Writers(e) => crate::error::HasKind::kind(e),
             TransferError::Block(_) | TransferError::NotStored => ErrorKind::PeerUnreachable,
             TransferError::Refused(2) => ErrorKind::ResourceLimit,
             TransferError::Refused(_) | TransferError::BadReply => ErrorKind::PeerProtocolViolation,
@@ -136,7 +147,14 @@ impl Requests {
 enum Want {
     Manifest,
     Block([u8; 32]),
+    Roster,
+    Line(LineId),
 }
+
+/// A roster or a line's head not found is an answer, not a failure (a single-writer site has
+/// no roster; a writer may not have published yet): asked this many times, then reported as
+/// absent.
+const ABSENT_AFTER: u32 = 2;
 
 /// A verified answer, or why there is none.
 #[derive(Debug)]
@@ -145,6 +163,12 @@ pub enum FetchEvent {
     Manifest(Result<Box<Verified>, TransferError>),
     /// A block, verified against its hash.
     Block([u8; 32], Result<Vec<u8>, TransferError>),
+    /// The site's roster (signature checked; `None`: the network holds none, the implicit
+    /// roster applies). Rollback is the caller's check (`roster::newer`).
+    Roster(Result<Option<Box<SignedRoster>>, TransferError>),
+    /// A line's newest head (signature and time checked; `None`: none found). Admission under
+    /// a roster is the caller's check.
+    Head(LineId, Result<Option<Box<SignedHead>>, TransferError>),
 }
 
 /// The request multiplexer of one site.
@@ -193,6 +217,16 @@ impl SiteFetch {
         self.want(Want::Manifest);
     }
 
+    /// Ask for the site's roster.
+    pub fn want_roster(&mut self) {
+        self.want(Want::Roster);
+    }
+
+    /// Ask for the newest head of `line`.
+    pub fn want_line(&mut self, line: LineId) {
+        self.want(Want::Line(line));
+    }
+
     /// Ask for a block.
     pub fn want_block(&mut self, hash: [u8; 32]) {
         self.want(Want::Block(hash));
@@ -217,18 +251,36 @@ impl SiteFetch {
         self.pending = again.into();
     }
 
-    /// Bytes to write on the stream now.
+    /// Bytes to write on the stream now: at most [`MAX_IN_FLIGHT`] requests, of which at
+    /// most [`MAX_VERSIONED_IN_FLIGHT`] for versioned records (the exit's cap per circuit,
+    /// `06-dht.md#exit-requests`); later versioned wants wait their turn.
     pub fn poll_send(&mut self) -> Vec<u8> {
+        let versioned = |w: &Want| !matches!(w, Want::Block(_));
+        let mut held_back = Vec::new();
         while self.in_flight.len() < MAX_IN_FLIGHT {
             let Some((w, attempts)) = self.pending.pop_front() else {
                 break;
             };
+            let running = self
+                .in_flight
+                .values()
+                .filter(|(v, _)| versioned(v))
+                .count();
+            if versioned(&w) && running >= MAX_VERSIONED_IN_FLIGHT {
+                held_back.push((w, attempts));
+                continue;
+            }
             let (kind, key) = match w {
                 Want::Manifest => (RecordKind::MANIFEST, self.site.dht_key()),
                 Want::Block(h) => (RecordKind::BLOCK, h),
+                Want::Roster => (RecordKind::ROSTER, writers::roster_dht_key(&self.site.0)),
+                Want::Line(l) => (RecordKind::WRITER, writers::line_dht_key(&self.site.0, &l)),
             };
             let id = self.req.send(|id| ExitRequest::Get { id, kind, key });
             self.in_flight.insert(id, (w, attempts + 1));
+        }
+        for h in held_back.into_iter().rev() {
+            self.pending.push_front(h);
         }
         std::mem::take(&mut self.req.outbox)
     }
@@ -244,6 +296,8 @@ impl SiteFetch {
             self.events.push_back(match w {
                 Want::Manifest => FetchEvent::Manifest(Err(error)),
                 Want::Block(h) => FetchEvent::Block(h, Err(error)),
+                Want::Roster => FetchEvent::Roster(Err(error)),
+                Want::Line(l) => FetchEvent::Head(l, Err(error)),
             });
         } else {
             self.pending.push_back((w, attempts));
@@ -280,11 +334,20 @@ impl SiteFetch {
                 continue;
             };
             let not_found = match w {
-                Want::Manifest => TransferError::SiteNotFound,
+                Want::Manifest | Want::Roster | Want::Line(_) => TransferError::SiteNotFound,
                 Want::Block(h) => TransferError::Block(crate::wire::hex::encode(&h[..8])),
             };
             let Some(record) = found else {
-                self.fail_or_retry(w, attempts, not_found);
+                match w {
+                    Want::Roster | Want::Line(_) if attempts >= ABSENT_AFTER => {
+                        self.wanted.remove(&w);
+                        self.events.push_back(match w {
+                            Want::Line(l) => FetchEvent::Head(l, Ok(None)),
+                            _ => FetchEvent::Roster(Ok(None)),
+                        });
+                    }
+                    _ => self.fail_or_retry(w, attempts, not_found),
+                }
                 continue;
             };
             match w {
@@ -301,6 +364,30 @@ impl SiteFetch {
                         // A forged or stale answer: ask again (another lookup may reach
                         // honest storers), then report the refusal.
                         Err(e) => self.fail_or_retry(w, attempts, TransferError::Manifest(e)),
+                    }
+                }
+                Want::Roster => match writers::roster::parse(&record.value, &self.site) {
+                    Ok(r) if record.kind == RecordKind::ROSTER => {
+                        self.wanted.remove(&w);
+                        self.events
+                            .push_back(FetchEvent::Roster(Ok(Some(Box::new(r)))));
+                    }
+                    Ok(_) => self.fail_or_retry(w, attempts, TransferError::BadReply),
+                    Err(e) => self.fail_or_retry(w, attempts, TransferError::Writers(e)),
+                },
+                Want::Line(l) => {
+                    let h = writers::head::parse(&record.value, &self.site).and_then(|h| {
+                        h.check_time(now)?;
+                        Ok(h)
+                    });
+                    match h {
+                        Ok(h) if h.head.line() == l && record.kind == RecordKind::WRITER => {
+                            self.wanted.remove(&w);
+                            self.events
+                                .push_back(FetchEvent::Head(l, Ok(Some(Box::new(h)))));
+                        }
+                        Ok(_) => self.fail_or_retry(w, attempts, TransferError::BadReply),
+                        Err(e) => self.fail_or_retry(w, attempts, TransferError::Writers(e)),
                     }
                 }
                 Want::Block(h) => {
@@ -451,5 +538,128 @@ mod tests {
         // The publisher equivocates: the second manifest of sequence 5 is not used.
         assert_eq!(manifest_from(&b), a.manifest);
         assert_eq!(tracker.equivocations().len(), 1);
+    }
+
+    #[test]
+    fn rosters_and_heads_are_verified_and_absence_is_an_answer() {
+        use crate::site::writers::head::{FileRef, Head, HeadEntry, Value, Vector};
+        use crate::site::writers::roster::Roster;
+        use crate::site::writers::{LineId, line_dht_key, roster_dht_key};
+
+        let site = IdentityKey::from_secret_bytes([7; 32]);
+        let writer = IdentityKey::from_secret_bytes([8; 32]);
+        let addr = SiteAddress(site.public());
+        let roster = Roster::implicit(site.public());
+        let roster_bytes = Roster { seq: 3, ..roster }.sign(&site).unwrap();
+        let line = LineId::of(&writer.public(), "");
+        let mut v = Vector::default();
+        v.raise(line, 1);
+        let head = Head {
+            site: site.public(),
+            writer: writer.public(),
+            branch: String::new(),
+            seq: 1,
+            roster: 3,
+            published: WallTime(1000),
+            expires: WallTime(u64::MAX),
+            prev: [0; 32],
+            vector: v.clone(),
+            contexts: vec![v],
+            entries: vec![HeadEntry {
+                path: "a.txt".into(),
+                ctx: 0,
+                value: Value::File(FileRef {
+                    size: 0,
+                    hash: crate::crypto::hash::hash(b""),
+                    media_type: "text/plain".into(),
+                    blocks: vec![],
+                }),
+            }],
+        };
+        let head_bytes = head.sign(&writer).unwrap();
+        let other_line = LineId::of(&writer.public(), "draft");
+        // An exit that holds the roster and the head, answers the head for any line, and
+        // holds nothing for `other_line`'s key.
+        let exit = |sent: &[u8], forged: bool| {
+            let mut f = StreamFramer::default();
+            f.push(sent);
+            let mut out = Vec::new();
+            while let Ok(Some(m)) = f.next_message() {
+                let Ok(ExitRequest::Get { id, kind, key }) = ExitRequest::decode(&m) else {
+                    continue;
+                };
+                let value = match kind {
+                    RecordKind::ROSTER if key == roster_dht_key(&site.public()) => {
+                        Some(roster_bytes.clone())
+                    }
+                    RecordKind::WRITER if key == line_dht_key(&site.public(), &line) => {
+                        let mut b = head_bytes.clone();
+                        if forged {
+                            let n = b.len();
+                            b[n - 1] ^= 1;
+                        }
+                        Some(b)
+                    }
+                    _ => None,
+                };
+                let reply = match value {
+                    Some(value) => ExitReply::Found {
+                        id,
+                        record: Record { kind, key, value },
+                    },
+                    None => ExitReply::NotFound { id },
+                };
+                out.extend(StreamFramer::frame(&reply.encode()));
+            }
+            out
+        };
+        let mut tracker = SiteTracker::new();
+        let mut f = SiteFetch::new(addr);
+        f.want_roster();
+        f.want_line(line);
+        f.want_line(other_line);
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            let sent = f.poll_send();
+            f.on_data(&exit(&sent, false), &mut tracker, WallTime(2000))
+                .unwrap();
+            while let Some(e) = f.poll_event() {
+                events.push(e);
+            }
+        }
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, FetchEvent::Roster(Ok(Some(r))) if r.roster.seq == 3))
+        );
+        assert!(events.iter().any(
+            |e| matches!(e, FetchEvent::Head(l, Ok(Some(h))) if *l == line && h.head.seq == 1)
+        ));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, FetchEvent::Head(l, Ok(None)) if *l == other_line))
+        );
+        assert_eq!(f.outstanding(), 0);
+        // A forged head is asked again, then refused with the writers' error.
+        let mut f = SiteFetch::new(addr);
+        f.want_line(line);
+        let mut last = None;
+        for _ in 0..super::MAX_ATTEMPTS {
+            let sent = f.poll_send();
+            f.on_data(&exit(&sent, true), &mut tracker, WallTime(2000))
+                .unwrap();
+            if let Some(e) = f.poll_event() {
+                last = Some(e);
+            }
+        }
+        assert!(
+            matches!(
+                last,
+                Some(FetchEvent::Head(_, Err(super::TransferError::Writers(_))))
+            ),
+            "{last:?}"
+        );
     }
 }

@@ -29,6 +29,7 @@ pub mod publish;
 pub mod relays;
 pub mod session;
 pub mod site_files;
+pub mod writers;
 
 /// An application on top of a node. `Any` lets a driver hand a finished app's results back
 /// by type (the simulator's scenarios read them).

@@ -70,8 +70,24 @@ impl Uploader {
     /// Upload `built`; blocks in `known` (listed by the previous manifest) are refreshed
     /// first and sent only if too few storers still hold them.
     pub fn new(built: &Built, known: &BTreeSet<[u8; 32]>) -> Uploader {
-        let queue = built
-            .blocks
+        let last = Record {
+            kind: RecordKind::MANIFEST,
+            key: built.parsed.address().dht_key(),
+            value: built.manifest.clone(),
+        };
+        Uploader::with_last(last, built.parsed.expires.0, &built.blocks, known)
+    }
+
+    /// Upload `blocks`, then `last` (a manifest, a writer manifest or a roster), each kept
+    /// until `expires`; blocks in `known` are refreshed first and sent only if too few
+    /// storers still hold them.
+    pub fn with_last(
+        last: Record,
+        expires: u64,
+        blocks: &BTreeMap<[u8; 32], Vec<u8>>,
+        known: &BTreeSet<[u8; 32]>,
+    ) -> Uploader {
+        let queue = blocks
             .iter()
             .map(|(h, b)| {
                 let item = if known.contains(h) {
@@ -90,15 +106,11 @@ impl Uploader {
             framer: StreamFramer::default(),
             next_id: 1,
             outbox: Vec::new(),
-            expires: built.parsed.expires.0,
-            blocks: built.blocks.clone(),
+            expires,
+            blocks: blocks.clone(),
             total: queue.len() + 1,
             queue,
-            manifest: Some(Record {
-                kind: RecordKind::MANIFEST,
-                key: built.parsed.address().dht_key(),
-                value: built.manifest.clone(),
-            }),
+            manifest: Some(last),
             in_flight: BTreeMap::new(),
             min_copies: u8::MAX,
             done: 0,
@@ -119,7 +131,7 @@ impl Uploader {
     /// Ask for `item` again, first or last; the manifest always waits for the blocks.
     fn requeue(&mut self, item: Item, attempts: u32, first: bool) {
         match item {
-            Item::Put(r) if r.kind == RecordKind::MANIFEST => self.manifest = Some(r),
+            Item::Put(r) if r.kind != RecordKind::BLOCK => self.manifest = Some(r),
             item if first => self.queue.push_front((item, attempts)),
             item => self.queue.push_back((item, attempts)),
         }

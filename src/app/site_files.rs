@@ -173,6 +173,8 @@ impl Fetcher {
                         self.remaining = self.remaining.saturating_sub(1);
                     }
                 }
+                // Not asked for by this fetcher.
+                FetchEvent::Roster(_) | FetchEvent::Head(..) => {}
             }
         }
         if self.result.is_none()

@@ -162,7 +162,7 @@ struct Active {
 
 impl Active {
     fn is_manifest(&self) -> bool {
-        self.goal == Goal::Value(RecordKind::MANIFEST)
+        matches!(self.goal, Goal::Value(k) if k.is_versioned())
     }
 
     /// The node to fetch a whole manifest from next: the highest claimed sequence above the
@@ -361,8 +361,7 @@ impl Dht {
             return;
         }
         // A block found is final; a manifest waits for every close node (cross-check).
-        let found_block =
-            matches!(a.goal, Goal::Value(k) if k != RecordKind::MANIFEST) && a.best.is_some();
+        let found_block = matches!(a.goal, Goal::Value(k) if !k.is_versioned()) && a.best.is_some();
         if found_block || a.lookup.is_done() {
             if matches!(a.goal, Goal::Store(..) | Goal::Refresh(..)) {
                 let goal = a.goal.clone();
@@ -403,11 +402,11 @@ impl Dht {
                 if let Some(to) = a.next_claim() {
                     a.fetching = Some(to);
                     let key = *a.lookup.target();
-                    self.send(now, to, id, |rpc| DhtMsg::FindValue {
-                        id: rpc,
-                        key,
-                        kind: RecordKind::MANIFEST,
-                    });
+                    let kind = match a.goal {
+                        Goal::Value(k) => k,
+                        _ => RecordKind::MANIFEST,
+                    };
+                    self.send(now, to, id, |rpc| DhtMsg::FindValue { id: rpc, key, kind });
                     return;
                 }
             }
@@ -419,11 +418,12 @@ impl Dht {
         let goal = a.goal.clone();
         for to in next {
             match &goal {
-                Goal::Value(RecordKind::MANIFEST) => {
+                Goal::Value(kind) if kind.is_versioned() => {
+                    let kind = *kind;
                     self.send(now, to, id, |rpc| DhtMsg::FindSeq {
                         id: rpc,
                         key: target,
-                        kind: RecordKind::MANIFEST,
+                        kind,
                     });
                 }
                 Goal::Value(kind) => {

@@ -149,7 +149,7 @@ impl RecordIndex {
     ) -> Result<Admission, StoreError> {
         self.clock += 1;
         let held = self.entries.get(&key).copied();
-        if held.is_none() && key.0 == RecordKind::MANIFEST {
+        if held.is_none() && key.0.is_versioned() {
             against_remembered(self.gone.get(&key.1), &info)?;
         }
         if let Some(h) = held {
@@ -250,7 +250,7 @@ impl RecordIndex {
     /// Take a record out, remembering a manifest's version.
     fn remove(&mut self, key: &RecordKey) -> Option<Removed> {
         let e = self.remove_entry(key)?;
-        let remembered = key.0 == RecordKind::MANIFEST;
+        let remembered = key.0.is_versioned();
         let forgotten = if remembered {
             self.gone.remember(key.1, e.info)
         } else {

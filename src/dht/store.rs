@@ -33,7 +33,7 @@ pub fn keep_until(
     if asked <= now {
         return None;
     }
-    Some(if kind == RecordKind::MANIFEST {
+    Some(if kind.is_versioned() {
         signed
     } else {
         signed

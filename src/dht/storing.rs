@@ -70,7 +70,7 @@ impl Dht {
             (None, _) => status::NOT_HELD,
             (Some(_), None) => status::INVALID,
             // A manifest lives by its own signed expiry: only confirmed.
-            (Some(_), Some(_)) if kind == RecordKind::MANIFEST => status::STORED,
+            (Some(_), Some(_)) if kind.is_versioned() => status::STORED,
             // Longer, never shorter.
             (Some(held), Some(until)) if until <= held.expires => status::STORED,
             (Some(held), Some(until)) => match self.store.get(kind, &key, wall) {

@@ -256,7 +256,7 @@ impl Dht {
         let keys = self.store.keys();
         let manifests: BTreeSet<[u8; 32]> = keys
             .iter()
-            .filter(|(kind, _)| *kind == RecordKind::MANIFEST)
+            .filter(|(kind, _)| kind.is_versioned())
             .map(|(_, key)| *key)
             .collect();
         let up = &mut self.upkeep;
@@ -276,7 +276,7 @@ impl Dht {
                 .renewed
                 .get(&key)
                 .is_none_or(|t| wall.0.saturating_sub(t.0) >= BLOCK_RENEWAL);
-            if kind != RecordKind::MANIFEST || !due {
+            if !kind.is_versioned() || !due {
                 continue;
             }
             let held = self.store.info(kind, &key, wall);

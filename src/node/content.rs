@@ -20,7 +20,7 @@ use crate::link::Peer;
 use crate::relay::exit::{ExitError, MAX_SERVICE_QUEUE};
 use crate::relay::{CircKey, RelayError};
 use crate::site::address::SiteAddress;
-use crate::site::{manifest, verify_block};
+use crate::site::{manifest, verify_block, writers};
 use crate::time::{Time, WallTime};
 use crate::wire::dht_msg::{
     DhtMsg, ExitReply, ExitRequest, MAX_MESSAGE, Record, RecordKind, StreamFramer,
@@ -65,15 +65,56 @@ impl RecordValidator for SiteValidator {
                     digest: hash::hash(&record.value),
                 })
             }
+            RecordKind::ROSTER => {
+                let site = writers::claimed_site(&record.value).ok_or(RecordRefusal::Invalid)?;
+                if writers::roster_dht_key(&site.0) != record.key {
+                    return Err(RecordRefusal::Invalid);
+                }
+                let r = writers::roster::parse(&record.value, &site)
+                    .map_err(|_| RecordRefusal::Invalid)?;
+                Ok(RecordInfo {
+                    expires: WallTime(u64::MAX),
+                    seq: r.roster.seq,
+                    digest: r.digest(),
+                })
+            }
+            RecordKind::WRITER => {
+                // Version 2 only: a version-1 manifest lives under kind 1.
+                let site = writers::claimed_site(&record.value)
+                    .filter(|_| record.value.first() == Some(&writers::head::HEAD_VERSION))
+                    .ok_or(RecordRefusal::Invalid)?;
+                let h = writers::head::parse(&record.value, &site)
+                    .map_err(|_| RecordRefusal::Invalid)?;
+                if writers::line_dht_key(&site.0, &h.head.line()) != record.key {
+                    return Err(RecordRefusal::Invalid);
+                }
+                if now >= h.head.expires {
+                    return Err(RecordRefusal::Expired);
+                }
+                if h.head.published.0 > now.0.saturating_add(600) {
+                    return Err(RecordRefusal::Invalid);
+                }
+                Ok(RecordInfo {
+                    expires: h.head.expires,
+                    seq: h.head.seq,
+                    digest: h.digest(),
+                })
+            }
             _ => Err(RecordRefusal::Kind),
         }
     }
 
     fn references(&self, record: &Record) -> Vec<[u8; 32]> {
-        if record.kind != RecordKind::MANIFEST {
-            return Vec::new();
+        match record.kind {
+            RecordKind::MANIFEST => {
+                manifest::parse(&record.value).map_or_else(|_| Vec::new(), |u| u.claimed_blocks())
+            }
+            RecordKind::WRITER => writers::claimed_site(&record.value)
+                .and_then(|site| writers::head::parse(&record.value, &site).ok())
+                .map(|h| h.head.blocks())
+                .unwrap_or_default(),
+            _ => Vec::new(),
         }
-        manifest::parse(&record.value).map_or_else(|_| Vec::new(), |u| u.claimed_blocks())
     }
 }
 
@@ -350,7 +391,7 @@ impl Node {
             (s.circuit_queued(circ), s.service_queued_total())
         });
         let reply_room = MAX_SERVICE_QUEUE.saturating_sub(circ_queued) >= MAX_MESSAGE;
-        let manifest = kind == RecordKind::MANIFEST;
+        let manifest = kind.is_versioned();
         if !self.content.load.has_room(circ, manifest)
             || !reply_room
             || relay_queued >= MAX_RELAY_QUEUED
@@ -381,7 +422,7 @@ impl Node {
             } => {
                 // Only the kinds a storer keeps, and a time still to come.
                 let expires = WallTime(expires);
-                let known = kind == RecordKind::BLOCK || kind == RecordKind::MANIFEST;
+                let known = kind == RecordKind::BLOCK || kind.is_versioned();
                 if !known || expires <= wall {
                     return self.refuse(circ, stream, id, refusal::INVALID);
                 }

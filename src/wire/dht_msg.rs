@@ -23,6 +23,19 @@ impl RecordKind {
     pub const MANIFEST: RecordKind = RecordKind(1);
     /// A content block, stored under its BLAKE3 hash.
     pub const BLOCK: RecordKind = RecordKind(2);
+    /// A site's signed roster of writers (`11-writers.md#roster`).
+    pub const ROSTER: RecordKind = RecordKind(3);
+    /// A writer manifest, the newest of one line (`11-writers.md#writer-manifest`).
+    pub const WRITER: RecordKind = RecordKind(4);
+
+    /// Signed and sequence-numbered: a higher sequence replaces a lower one, lookups fetch
+    /// the highest claimed (`06-dht.md#manifest-lookups`), storers remember versions.
+    pub fn is_versioned(self) -> bool {
+        matches!(
+            self,
+            RecordKind::MANIFEST | RecordKind::ROSTER | RecordKind::WRITER
+        )
+    }
 }
 
 /// A DHT record: kind, key, value.

@@ -424,6 +424,8 @@ impl GatewayCore {
                 }
             }
             FetchEvent::Block(h, Ok(data)) => self.cache.put(h, Arc::from(data)),
+            // The gateway does not ask for rosters or writer heads (yet).
+            FetchEvent::Roster(_) | FetchEvent::Head(..) => {}
             FetchEvent::Block(h, Err(e)) => {
                 let ids: Vec<u64> = self
                     .requests

@@ -140,6 +140,18 @@ impl Head {
         self.contexts.get(usize::from(e.ctx)).unwrap_or(&EMPTY)
     }
 
+    /// The blocks its files list, in order (for a storer renewing them, `06-dht.md#renewal`).
+    pub fn blocks(&self) -> Vec<[u8; 32]> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.value {
+                Value::File(f) => Some(f.blocks.iter().copied()),
+                Value::Tombstone => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     /// The entry for `path`.
     pub fn entry(&self, path: &str) -> Option<&HeadEntry> {
         self.entries
@@ -332,6 +344,22 @@ impl SignedHead {
     /// BLAKE3 of the wire bytes.
     pub fn digest(&self) -> [u8; 32] {
         hash::hash(&self.bytes)
+    }
+
+    /// Whether it is valid at `now`: not expired, not published more than 600 s ahead
+    /// (`07-sites.md#manifest`).
+    pub fn check_time(&self, now: WallTime) -> Result<(), WriterError> {
+        if now.0 >= self.head.expires.0 {
+            return Err(SiteError::Expired {
+                expires: self.head.expires.0,
+                now: now.0,
+            }
+            .into());
+        }
+        if self.head.published.0 > now.0.saturating_add(600) {
+            return Err(SiteError::NotYetValid.into());
+        }
+        Ok(())
     }
 }
 

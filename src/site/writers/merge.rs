@@ -235,7 +235,13 @@ impl View {
         let ctx_facts: Vec<Vec<(u64, u128)>> = heads
             .iter()
             .zip(&lines)
-            .map(|(h, l)| h.head.contexts.iter().map(|c| (c.get(l), c.weight())).collect())
+            .map(|(h, l)| {
+                h.head
+                    .contexts
+                    .iter()
+                    .map(|c| (c.get(l), c.weight()))
+                    .collect()
+            })
             .collect();
         let mut cursors = vec![0usize; heads.len()];
         let mut paths = Vec::new();
@@ -359,7 +365,8 @@ impl View {
                     Value::Tombstone => w.u8(2),
                     Value::File(f) => {
                         w.u8(1).u64(f.size).bytes(&f.hash);
-                        w.u8(f.media_type.len() as u8).bytes(f.media_type.as_bytes());
+                        w.u8(f.media_type.len() as u8)
+                            .bytes(f.media_type.as_bytes());
                         w.u32(f.blocks.len() as u32);
                         for b in &f.blocks {
                             w.bytes(b);

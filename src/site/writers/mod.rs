@@ -60,6 +60,33 @@ impl LineId {
     }
 }
 
+/// The DHT key of a site's roster: `BLAKE3 derive_key("umbra roster dht key v1", site key)`
+/// (`06-dht.md#records`).
+pub fn roster_dht_key(site: &IdentityPublic) -> [u8; 32] {
+    let mut out = [0; 32];
+    hash::derive_key("umbra roster dht key v1", &site.to_bytes(), &mut out);
+    out
+}
+
+/// The DHT key of a line's newest writer manifest: `BLAKE3 derive_key("umbra line dht key
+/// v1", site key || line id)` (`06-dht.md#records`).
+pub fn line_dht_key(site: &IdentityPublic, line: &LineId) -> [u8; 32] {
+    let mut m = [0u8; 64];
+    m[..32].copy_from_slice(&site.to_bytes());
+    m[32..].copy_from_slice(&line.0);
+    let mut out = [0; 32];
+    hash::derive_key("umbra line dht key v1", &m, &mut out);
+    out
+}
+
+/// The site a roster or writer manifest claims (bytes 1..33), unchecked.
+pub fn claimed_site(bytes: &[u8]) -> Option<crate::site::address::SiteAddress> {
+    let key: [u8; 32] = bytes.get(1..33)?.try_into().ok()?;
+    IdentityPublic::from_bytes(&key)
+        .ok()
+        .map(crate::site::address::SiteAddress)
+}
+
 /// Check a branch name: at most 64 bytes of `a–z 0–9 - _ . /`, not starting with `/` or `.`
 /// (`11-writers.md#lines`). `""` is the main line.
 pub fn check_branch(name: &str) -> Result<(), WriterError> {

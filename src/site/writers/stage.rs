@@ -15,13 +15,53 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::crypto::hash;
 use crate::crypto::keys::IdentityPublic;
+use crate::site::manifest::BLOCK_SIZE;
 use crate::time::WallTime;
 
 use super::head::{FileRef, Head, HeadEntry, SignedHead, Value, Vector};
 use super::merge::{HeadSet, View};
 use super::roster::Roster;
 use super::{LineId, MAX_LINES, WriterError, check_branch};
+
+/// Files cut into blocks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// Each file's reference, by path.
+    pub files: BTreeMap<String, FileRef>,
+    /// Every block, by hash (each once).
+    pub blocks: BTreeMap<[u8; 32], Vec<u8>>,
+}
+
+/// Cut `files` (path, content) into blocks, as a version-1 build does
+/// (`07-sites.md#manifest`).
+pub fn cut(files: &[(String, Vec<u8>)]) -> Result<Cut, WriterError> {
+    let mut refs = BTreeMap::new();
+    let mut blocks = BTreeMap::new();
+    for (path, content) in files {
+        crate::site::manifest::check_path(path)?;
+        let mut list = Vec::with_capacity(content.len().div_ceil(BLOCK_SIZE));
+        for chunk in content.chunks(BLOCK_SIZE) {
+            let h = hash::hash(chunk);
+            blocks.entry(h).or_insert_with(|| chunk.to_vec());
+            list.push(h);
+        }
+        refs.insert(
+            path.clone(),
+            FileRef {
+                size: content.len() as u64,
+                hash: hash::hash(content),
+                media_type: crate::site::media_type(path).to_string(),
+                blocks: list,
+            },
+        );
+    }
+    Ok(Cut {
+        files: refs,
+        blocks,
+    })
+}
 
 /// What a writer wants its line to say.
 #[derive(Debug, Clone)]
