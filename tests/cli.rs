@@ -69,7 +69,7 @@ fn keygen_writes_private_files_and_never_overwrites() {
 fn help_names_every_command_with_an_example() {
     for cmd in [
         "interop", "keygen", "demo", "relay", "probe", "publish", "fetch", "init", "run", "status",
-        "browse",
+        "browse", "writers", "log",
     ] {
         let (code, out) = umbra(&[cmd, "--help"]);
         assert_eq!(code, 0, "{out}");

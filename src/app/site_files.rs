@@ -53,8 +53,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 enum Phase {
     Manifest,
     Blocks {
-        manifest: Box<Verified>,
-        wanted: Vec<String>,
+        /// The manifest the files came from (none for a view of many writers).
+        manifest: Option<Box<Verified>>,
+        wanted: Vec<FileOut>,
     },
     Done,
 }
@@ -78,6 +79,8 @@ pub struct Fetcher {
     max_bytes: u64,
     /// The manifest, once every block it lists for the fetch verified.
     verified: Option<Box<Verified>>,
+    /// Files known without a manifest, whose blocks are wanted at the first send.
+    pending_files: Option<Vec<FileOut>>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -111,7 +114,23 @@ impl Fetcher {
             from_cache: 0,
             max_bytes: DEFAULT_MAX_BYTES,
             verified: None,
+            pending_files: None,
         }
+    }
+
+    /// Fetch the blocks of `files` (all, or only `path`) of `site`, known already: a view
+    /// of many writers' heads (`11-writers.md#merge`), each file's blocks and whole hash
+    /// verified as for a manifest's.
+    pub fn files(
+        site: SiteAddress,
+        files: Vec<FileOut>,
+        path: Option<String>,
+        now: WallTime,
+    ) -> Fetcher {
+        let mut f = Fetcher::new(site, path, now);
+        f.fetch = SiteFetch::new(site);
+        f.pending_files = Some(files);
+        f
     }
 
     /// Refuse a site whose requested files add up to more than `max` bytes (checked on the
@@ -146,6 +165,14 @@ impl Fetcher {
     pub fn poll_send(&mut self) -> Vec<u8> {
         if self.result.is_some() {
             return Vec::new();
+        }
+        // Files known without a manifest: their blocks now, once the size cap and the cache
+        // are set.
+        if let Some(files) = self.pending_files.take() {
+            self.start_blocks(files, None);
+            if self.result.is_some() {
+                return Vec::new();
+            }
         }
         self.fetch.poll_send()
     }
@@ -189,7 +216,24 @@ impl Fetcher {
         if !matches!(self.state, Phase::Manifest) {
             return;
         }
-        let wanted: Vec<String> = match &self.path {
+        let files: Vec<FileOut> = v
+            .manifest()
+            .entries
+            .iter()
+            .map(|e| FileOut {
+                path: e.path.clone(),
+                blocks: e.blocks.clone(),
+                size: e.size,
+                hash: e.hash,
+            })
+            .collect();
+        self.start_blocks(files, Some(Box::new(v)));
+    }
+
+    /// The files asked for among `files` (all, or the path asked for), checked against the
+    /// size cap; then their blocks are wanted.
+    fn start_blocks(&mut self, files: Vec<FileOut>, manifest: Option<Box<Verified>>) {
+        let wanted: Vec<FileOut> = match &self.path {
             Some(p) => {
                 let p = p.trim_start_matches('/');
                 let p = if p.is_empty() || p.ends_with('/') {
@@ -197,23 +241,19 @@ impl Fetcher {
                 } else {
                     p.to_string()
                 };
-                if v.manifest().entry(&p).is_none() {
-                    self.result = Some(Err(TransferError::NoSuchPath));
-                    return;
+                match files.into_iter().find(|f| f.path == p) {
+                    Some(f) => vec![f],
+                    None => {
+                        self.result = Some(Err(TransferError::NoSuchPath));
+                        return;
+                    }
                 }
-                vec![p]
             }
-            None => v
-                .manifest()
-                .entries
-                .iter()
-                .map(|e| e.path.clone())
-                .collect(),
+            None => files,
         };
         let size: u64 = wanted
             .iter()
-            .filter_map(|p| v.manifest().entry(p))
-            .map(|e| e.size)
+            .map(|f| f.size)
             .fold(0u64, u64::saturating_add);
         if size > self.max_bytes {
             self.result = Some(Err(TransferError::TooLarge {
@@ -224,8 +264,7 @@ impl Fetcher {
         }
         let mut needed: Vec<[u8; 32]> = wanted
             .iter()
-            .filter_map(|p| v.manifest().entry(p))
-            .flat_map(|e| e.blocks.iter().copied())
+            .flat_map(|f| f.blocks.iter().copied())
             .collect();
         needed.sort_unstable();
         needed.dedup();
@@ -244,10 +283,7 @@ impl Fetcher {
         for h in needed {
             self.fetch.want_block(h);
         }
-        self.state = Phase::Blocks {
-            manifest: Box::new(v),
-            wanted,
-        };
+        self.state = Phase::Blocks { manifest, wanted };
         if self.remaining == 0 {
             self.assemble();
         }
@@ -258,24 +294,14 @@ impl Fetcher {
         else {
             return;
         };
-        let mut files = Vec::with_capacity(wanted.len());
-        for p in wanted {
-            let Some(e) = manifest.manifest().entry(&p) else {
-                continue;
-            };
-            if let Some(b) = e.blocks.iter().find(|b| !self.blocks.contains_key(*b)) {
+        for f in &wanted {
+            if let Some(b) = f.blocks.iter().find(|b| !self.blocks.contains_key(*b)) {
                 self.result = Some(Err(TransferError::Block(crate::wire::hex::encode(&b[..8]))));
                 return;
             }
-            files.push(FileOut {
-                path: p,
-                blocks: e.blocks.clone(),
-                size: e.size,
-                hash: e.hash,
-            });
         }
-        self.verified = Some(manifest);
-        self.result = Some(Ok(files));
+        self.verified = manifest;
+        self.result = Some(Ok(wanted));
     }
 
     /// Write `f` to `w` one block at a time, checking its size and hash as it goes; an
@@ -477,19 +503,7 @@ impl FetchSite {
                     return;
                 };
                 f.on_data(&data, &mut self.tracker);
-                match f.take_result() {
-                    Some(Ok(files)) => {
-                        self.held = Some((files, now));
-                        self.settle(node, now);
-                    }
-                    Some(Err(e)) => {
-                        // This exit failed the fetch: start over on a fresh circuit.
-                        self.fetcher = None;
-                        let ev = self.session.retry(node, now, e.to_string());
-                        self.react(node, now, ev);
-                    }
-                    None => self.pump(node, now),
-                }
+                self.after_data(node, now);
             }
             SessionEvent::Retrying { why, .. } => {
                 self.reports.push(super::Report::Retrying(why.clone()));
@@ -549,11 +563,35 @@ impl FetchSite {
         self.react(node, now, ev);
     }
 
+    /// The fetcher's result, if it has one; else more to send.
+    fn after_data(&mut self, node: &mut Node, now: Time) {
+        let Some(f) = self.fetcher.as_mut() else {
+            return;
+        };
+        match f.take_result() {
+            Some(Ok(files)) => {
+                self.held = Some((files, now));
+                self.settle(node, now);
+            }
+            Some(Err(e)) => {
+                // This exit failed the fetch: start over on a fresh circuit.
+                self.fetcher = None;
+                let ev = self.session.retry(node, now, e.to_string());
+                self.react(node, now, ev);
+            }
+            None => self.pump(node, now),
+        }
+    }
+
     fn pump(&mut self, node: &mut Node, now: Time) {
         let Some(f) = self.fetcher.as_mut() else {
             return;
         };
         let bytes = f.poll_send();
+        // Files known in advance may be whole (cached) or refused before anything is sent.
+        if f.result().is_some() {
+            return self.after_data(node, now);
+        }
         session::send(self, node, now, &bytes);
     }
 }

@@ -9,8 +9,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use super::interop_cmd::interop_cmd;
-use crate::crypto::keys::{IdentityKey, LinkKeypair};
-use crate::crypto::keystore;
 use crate::interop::RunOptions;
 
 /// Umbra: a node for an anonymous peer-to-peer web.
@@ -317,6 +315,9 @@ pub enum Command {
         /// (default: `[reader] data_dir`, else the XDG data directory).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Publishing as one writer of a site with many (protocol-spec/11-writers.md).
+        #[command(flatten)]
+        writer: super::writers_args::AsWriter,
     },
     /// Fetch a site, or one file of it, through a circuit; every block is verified before
     /// anything is written, and nothing partial is ever left at OUT. The manifest is checked
@@ -350,7 +351,22 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Reading a branch or one writer of a site with many (protocol-spec/11-writers.md).
+        #[command(flatten)]
+        view: super::writers_args::ViewChoice,
     },
+    /// List a site's writers, or add and revoke them with the site key
+    /// (protocol-spec/11-writers.md).
+    ///
+    /// Example: umbra writers <address> --bootstrap relays.txt
+    ///
+    /// Example: umbra writers add --key site.key --writer <pubkey> --prefix /blog/ --bootstrap relays.txt
+    Writers(super::writers_args::WritersArgs),
+    /// A site's history as its writers' newest manifests hold it: each line with its
+    /// sequence and what it merged, refused manifests, and every conflict with each side.
+    ///
+    /// Example: umbra log <address> --bootstrap relays.txt
+    Log(super::writers_args::LogArgs),
     /// Write numbered records to a store and print `ack N` after each durable commit (the
     /// crash-safety test kills this process mid-write).
     ///
@@ -408,7 +424,7 @@ pub fn main() -> ExitCode {
             slow,
             verbose,
         } => interop_cmd(vectors, RunOptions { slow }, verbose),
-        Command::Keygen { kind, out } => keygen_cmd(&kind, &out),
+        Command::Keygen { kind, out } => super::keygen_cmd::keygen_cmd(&kind, &out),
         Command::Relay {
             config,
             data_dir,
@@ -444,6 +460,7 @@ pub fn main() -> ExitCode {
             lifetime_days,
             config,
             data_dir,
+            writer,
         } => {
             let Ok(file) = load_config("publish", config.as_deref()) else {
                 return ExitCode::from(2);
@@ -451,7 +468,15 @@ pub fn main() -> ExitCode {
             // Guards protect the publisher as they protect a reader: kept even with the
             // block cache off (`09-relay.md#guards`).
             let state = file.reader.state(data_dir);
-            super::site_cmd::publish(&dir, &key, &bootstrap, timeout, lifetime_days, state)
+            super::site_cmd::publish(
+                &dir,
+                &key,
+                &bootstrap,
+                timeout,
+                lifetime_days,
+                state,
+                writer,
+            )
         }
         Command::Fetch {
             target,
@@ -462,6 +487,7 @@ pub fn main() -> ExitCode {
             max_bytes,
             bootstrap,
             timeout,
+            view,
         } => {
             let Ok(file) = load_config("fetch", config.as_deref()) else {
                 return ExitCode::from(2);
@@ -470,8 +496,10 @@ pub fn main() -> ExitCode {
             let cache = (reader.cache && !no_cache)
                 .then(|| reader.state(data_dir))
                 .flatten();
-            super::site_cmd::fetch(&target, out, max_bytes, &bootstrap, timeout, cache)
+            super::site_cmd::fetch(&target, out, max_bytes, &bootstrap, timeout, cache, view)
         }
+        Command::Writers(args) => super::writers_args::writers_cmd(args),
+        Command::Log(args) => super::writers_args::log_cmd(args),
         Command::StoreWriter { db, count, batch } => {
             super::store_writer::store_writer(&db, count, batch)
         }
@@ -651,35 +679,6 @@ pub(crate) fn done(what: &str, r: Result<bool, super::error::RuntimeError>) -> E
         Err(e) => {
             tracing::debug!(kind = %crate::error::HasKind::kind(&e), "umbra {what} failed");
             eprintln!("umbra {what}: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn keygen_cmd(kind: &str, out: &std::path::Path) -> ExitCode {
-    let mut rng = super::driver::os_rng();
-    let result = match kind {
-        "identity" => {
-            let key = IdentityKey::generate(&mut rng);
-            keystore::write_identity(out, &key)
-                .map(|()| format!("node id {}", key.public().node_id()))
-        }
-        "link" => {
-            let key = LinkKeypair::generate(&mut rng);
-            keystore::write_static(out, &key).map(|()| "X25519 static key".to_string())
-        }
-        other => {
-            eprintln!("umbra keygen: unknown kind `{other}` (use `identity` or `link`)");
-            return ExitCode::from(2);
-        }
-    };
-    match result {
-        Ok(what) => {
-            println!("wrote {} ({what})", out.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("umbra keygen: {e}");
             ExitCode::FAILURE
         }
     }

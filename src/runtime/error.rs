@@ -75,6 +75,9 @@ pub enum RuntimeError {
     /// A link (`umbra bench`'s flood) failed.
     #[error(transparent)]
     Link(#[from] crate::link::LinkError),
+    /// A roster or writer manifest cannot be made or used (`11-writers.md`).
+    #[error(transparent)]
+    Writers(#[from] crate::site::writers::WriterError),
     /// No browser could be started.
     #[error(transparent)]
     Browse(#[from] super::browse::BrowseError),
@@ -171,6 +174,7 @@ impl HasKind for RuntimeError {
             RuntimeError::Address(e) => e.kind(),
             RuntimeError::Transfer(e) => e.kind(),
             RuntimeError::Link(e) => e.kind(),
+            RuntimeError::Writers(e) => e.kind(),
             RuntimeError::Browse(e) => e.kind(),
             #[cfg(feature = "tor")]
             RuntimeError::Tor(e) => e.kind(),

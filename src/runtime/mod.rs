@@ -18,6 +18,7 @@ pub mod driver;
 pub mod error;
 pub mod gateway;
 pub mod interop_cmd;
+pub mod keygen_cmd;
 pub mod limits_config;
 pub mod log;
 pub mod node_cmd;
@@ -32,3 +33,6 @@ pub mod store_writer;
 #[cfg(feature = "tor")]
 pub mod tor;
 pub mod tor_status;
+pub mod writer_state;
+pub mod writers_args;
+pub mod writers_cmd;

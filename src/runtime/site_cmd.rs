@@ -110,7 +110,7 @@ fn remember(cache: &Cache, blocks: &std::collections::BTreeMap<[u8; 32], Vec<u8>
 }
 
 /// A publish or fetch app, whose [`Report`]s the CLI draws.
-trait Watched: App {
+pub(crate) trait Watched: App {
     /// The bar's label.
     const LABEL: &'static str;
     /// The next report.
@@ -148,13 +148,13 @@ fn plan_lines(plan: &UploadPlan) -> Vec<String> {
 }
 
 /// The CLI's view of an app: it draws what the app reports.
-struct Shown<A> {
-    app: A,
+pub(crate) struct Shown<A> {
+    pub(crate) app: A,
     bar: Progress,
 }
 
 impl<A: Watched> Shown<A> {
-    fn new(app: A) -> Self {
+    pub(crate) fn new(app: A) -> Self {
         Shown {
             app,
             bar: Progress::default(),
@@ -205,7 +205,7 @@ impl<A: Watched> App for Shown<A> {
 /// Run `app` on a fresh reader over `dir` until it finishes or `timeout` seconds pass
 /// (`Err` then); the reader's guards come from and go back to `state`
 /// (`09-relay.md#guards`).
-async fn drive<A: Watched>(
+pub(crate) async fn drive<A: Watched>(
     dir: crate::directory::Directory,
     timeout: u64,
     app: &mut Shown<A>,
@@ -286,7 +286,8 @@ pub async fn publish_files(
 
 /// `umbra publish`. `lifetime_days`: when the manifest expires (`None`: never, the site
 /// lives while storers keep it); `state`: the file where the publisher's guards are kept
-/// across runs (the reader's cache file), and its quota.
+/// across runs (the reader's cache file), and its quota; `writer`: publish as one writer of
+/// a site with many (`11-writers.md`).
 pub fn publish(
     dir: &Path,
     key: &Path,
@@ -294,7 +295,28 @@ pub fn publish(
     timeout: u64,
     lifetime_days: Option<u64>,
     state: Option<(PathBuf, u64)>,
+    writer: super::writers_args::AsWriter,
 ) -> ExitCode {
+    if let Some(site) = &writer.site {
+        let data_dir = state
+            .as_ref()
+            .and_then(|(p, _)| p.parent())
+            .map(Path::to_path_buf);
+        let how = super::writers_cmd::WriterPublish {
+            site,
+            branch: writer.branch.as_deref().unwrap_or(""),
+            resolve: writer.resolve,
+            offline: writer.offline,
+            lifetime: crate::app::publish::lifetime_secs(lifetime_days),
+            data_dir: data_dir.as_deref(),
+        };
+        let cache = if writer.offline {
+            None
+        } else {
+            open_cache("publish", state)
+        };
+        return super::writers_cmd::publish(dir, key, &how, bootstrap, timeout, cache.as_ref());
+    }
     let r = (|| -> Result<i32, RuntimeError> {
         let key = keystore::read_identity(key)?;
         let files = read_tree(dir)?;
@@ -322,7 +344,7 @@ pub fn publish(
     finish("publish", r)
 }
 
-fn finish(what: &str, r: Result<i32, RuntimeError>) -> ExitCode {
+pub(crate) fn finish(what: &str, r: Result<i32, RuntimeError>) -> ExitCode {
     super::cli::done(what, r.map(|code| code == 0))
 }
 
@@ -440,6 +462,7 @@ pub fn fetch(
     bootstrap: &Path,
     timeout: u64,
     cache: Option<(PathBuf, u64)>,
+    view: super::writers_args::ViewChoice,
 ) -> ExitCode {
     let r = (|| -> Result<i32, RuntimeError> {
         let target = target
@@ -461,8 +484,62 @@ pub fn fetch(
         });
         let cache = open_cache("fetch", cache);
         let reader_cache = cache.clone();
+        let list = load_bootstrap(bootstrap)?;
+        let rt = super::relay_cmd::runtime()?;
+        // A site with writers, a branch or one writer: the files come from the writers'
+        // heads, merged (`11-writers.md#merge`).
+        let writer = view
+            .writer
+            .as_deref()
+            .map(super::writers_cmd::parse_writer)
+            .transpose()?;
+        let branch = view.branch.clone().unwrap_or_default();
+        crate::site::writers::check_branch(&branch)?;
+        let merged = rt.block_on(super::writers_cmd::view_of(
+            list.clone(),
+            site,
+            &branch,
+            writer,
+            view.chosen(),
+            timeout,
+            cache.as_ref(),
+        ))?;
+        let known: Option<Vec<FileOut>> = if let Some(v) = merged {
+            for c in v.conflicts() {
+                eprintln!(
+                    "umbra: {} is in conflict between {} writers; serving the default winner \
+                     (`umbra log` lists every side, `--writer` fetches one)",
+                    c.path,
+                    c.candidates.len()
+                );
+            }
+            Some(
+                v.files()
+                    .map(|(p, f)| FileOut {
+                        path: p.to_string(),
+                        blocks: f.blocks.clone(),
+                        size: f.size,
+                        hash: f.hash,
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        if known.as_ref().is_some_and(Vec::is_empty) {
+            return Err(RuntimeError::Transfer(TransferError::SiteNotFound));
+        }
+        let witnesses = if known.is_some() {
+            0
+        } else {
+            crate::app::freshness::WITNESSES
+        };
         let make = move |now| {
-            let f = Fetcher::new(site, path.clone(), now).with_max_bytes(max_bytes);
+            let f = match &known {
+                Some(files) => Fetcher::files(site, files.clone(), path.clone(), now),
+                None => Fetcher::new(site, path.clone(), now),
+            }
+            .with_max_bytes(max_bytes);
             match reader_cache.clone() {
                 Some(store) => f.with_cache(Box::new(move |h: &[u8; 32]| {
                     let mut s = store.lock().ok()?;
@@ -477,13 +554,11 @@ pub fn fetch(
                 None => f,
             }
         };
-        let mut app = Shown::new(FetchSite::new(Box::new(make)));
+        let mut app = Shown::new(FetchSite::new(Box::new(make)).with_witnesses(witnesses));
         // What this reader saw before: never accept an older manifest (`07-sites.md#memory`).
         if let Some(c) = cache.as_ref().and_then(|c| c.lock().ok()) {
             c.load_seen(app.app.tracker_mut());
         }
-        let list = load_bootstrap(bootstrap)?;
-        let rt = super::relay_cmd::runtime()?;
         let driven = rt.block_on(drive(list, timeout, &mut app, cache.as_ref()));
         if let Some(c) = cache.as_ref().and_then(|c| c.lock().ok()) {
             if let Err(e) = c.save_seen(&app.app.tracker_mut().take_changes()) {

@@ -1,0 +1,300 @@
+//! Issue 16's "done when", between real processes on loopback
+//! (`protocol-spec/11-writers.md`): a site key adds two writers; each publishes from its own
+//! data directory; a reader fetches the merged tree with both writers' files; the writers
+//! then edit one file differently while partitioned (`--offline`) and publish on
+//! reconnecting; the reader's `umbra log` lists the conflict and `umbra fetch --writer` gets
+//! each side; the site key revokes one writer, whose next publish is then refused, and the
+//! reader's view keeps only what that writer signed before its cut-off.
+
+// A process-level test: it waits on real processes, so it reads the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod procs;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use procs::{run, start_relays, tempdir, umbra};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// Run `umbra args…`; returns stdout and stderr, asserting success.
+fn ok(args: &[&str]) -> (String, String) {
+    let (done, out, err) = run(umbra().args(args), LIMIT);
+    assert!(done, "umbra {}:\n{out}\n{err}", args.join(" "));
+    (out, err)
+}
+
+/// Run `umbra args…` expecting failure; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let (done, out, err) = run(umbra().args(args), LIMIT);
+    assert!(!done, "umbra {} succeeded:\n{out}\n{err}", args.join(" "));
+    err
+}
+
+/// A key file; returns its public key as `keygen` prints it.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(format!("{name}.key"));
+    let (out, _) = ok(&[
+        "keygen",
+        "--kind",
+        "identity",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    let public = out
+        .lines()
+        .find_map(|l| l.strip_prefix("public key "))
+        .unwrap_or_else(|| panic!("keygen printed no public key:\n{out}"))
+        .trim()
+        .to_string();
+    assert_eq!(public.len(), 64, "{out}");
+    (path, public)
+}
+
+fn folder(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let d = dir.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    for (p, c) in files {
+        let f = d.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, c).unwrap();
+    }
+    d
+}
+
+fn read(dir: &Path, p: &str) -> String {
+    std::fs::read_to_string(dir.join(p))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(p).display()))
+}
+
+#[test]
+fn two_writers_merge_conflict_and_revocation_between_processes() {
+    let dir = tempdir("writers");
+    let (_relays, bootstrap) = start_relays(&dir, 6, 10);
+    let bs = bootstrap.to_str().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (site_key, _) = keygen(&dir, "site");
+    let (a_key, a_pub) = keygen(&dir, "a");
+    let (b_key, b_pub) = keygen(&dir, "b");
+    let (a_data, b_data) = (dir.join("a.data"), dir.join("b.data"));
+
+    // The site key adds two writers: A everywhere, B everywhere too (they share a file).
+    let (out, _) = ok(&[
+        "writers",
+        "add",
+        "--key",
+        &s(&site_key),
+        "--writer",
+        &a_pub,
+        "--bootstrap",
+        bs,
+    ]);
+    let address = out
+        .lines()
+        .next()
+        .and_then(|l| l.split(" of ").nth(1))
+        .unwrap_or_else(|| panic!("no address in:\n{out}"))
+        .trim()
+        .to_string();
+    let (out, _) = ok(&[
+        "writers",
+        "add",
+        "--key",
+        &s(&site_key),
+        "--writer",
+        &b_pub,
+        "--prefix",
+        "/",
+        "--bootstrap",
+        bs,
+    ]);
+    assert!(out.contains(&a_pub) && out.contains(&b_pub), "{out}");
+    let (out, _) = ok(&["writers", &address, "--bootstrap", bs]);
+    assert!(
+        out.contains(&a_pub) && out.contains(&b_pub),
+        "umbra writers lists both:\n{out}"
+    );
+
+    // Each publishes from its own data directory.
+    let a1 = folder(
+        &dir,
+        "a1",
+        &[("index.html", "<h1>by A</h1>"), ("shared.txt", "base")],
+    );
+    ok(&[
+        "publish",
+        &s(&a1),
+        "--key",
+        &s(&a_key),
+        "--site",
+        &address,
+        "--data-dir",
+        &s(&a_data),
+        "--bootstrap",
+        bs,
+    ]);
+    let b1 = folder(&dir, "b1", &[("b/notes.txt", "by B")]);
+    ok(&[
+        "publish",
+        &s(&b1),
+        "--key",
+        &s(&b_key),
+        "--site",
+        &address,
+        "--data-dir",
+        &s(&b_data),
+        "--bootstrap",
+        bs,
+    ]);
+
+    // A reader fetches the merged tree: both writers' files.
+    let out1 = dir.join("out1");
+    ok(&[
+        "fetch",
+        &address,
+        "-o",
+        &s(&out1),
+        "--no-cache",
+        "--bootstrap",
+        bs,
+    ]);
+    assert_eq!(read(&out1, "index.html"), "<h1>by A</h1>");
+    assert_eq!(read(&out1, "shared.txt"), "base");
+    assert_eq!(read(&out1, "b/notes.txt"), "by B");
+
+    // Partitioned, each edits shared.txt its own way; then each publishes on reconnecting.
+    let a2 = folder(
+        &dir,
+        "a2",
+        &[
+            ("index.html", "<h1>by A</h1>"),
+            ("shared.txt", "A's version"),
+        ],
+    );
+    let b2 = folder(
+        &dir,
+        "b2",
+        &[("b/notes.txt", "by B"), ("shared.txt", "B's version")],
+    );
+    for (f, k, d) in [(&a2, &a_key, &a_data), (&b2, &b_key, &b_data)] {
+        let (_, err) = ok(&[
+            "publish",
+            &s(f),
+            "--key",
+            &s(k),
+            "--site",
+            &address,
+            "--data-dir",
+            &s(d),
+            "--offline",
+            "--bootstrap",
+            bs,
+        ]);
+        assert!(err.contains("kept offline"), "{err}");
+    }
+    for (f, k, d) in [(&a2, &a_key, &a_data), (&b2, &b_key, &b_data)] {
+        ok(&[
+            "publish",
+            &s(f),
+            "--key",
+            &s(k),
+            "--site",
+            &address,
+            "--data-dir",
+            &s(d),
+            "--bootstrap",
+            bs,
+        ]);
+    }
+
+    // The reader's log lists the conflict, with both writers.
+    let (log, _) = ok(&["log", &address, "--bootstrap", bs]);
+    eprintln!("{log}");
+    assert!(log.contains("conflicts: 1"), "{log}");
+    assert!(log.contains("conflict shared.txt"), "{log}");
+    assert!(
+        log.contains(&a_pub[..16]) && log.contains(&b_pub[..16]),
+        "{log}"
+    );
+    // Each side, fetched by writer.
+    for (w, want) in [(&a_pub, "A's version"), (&b_pub, "B's version")] {
+        let o = dir.join(format!("side-{}", &w[..8]));
+        ok(&[
+            "fetch",
+            &address,
+            "--writer",
+            w,
+            "-o",
+            &s(&o),
+            "--no-cache",
+            "--bootstrap",
+            bs,
+        ]);
+        assert_eq!(read(&o, "shared.txt"), want);
+    }
+    // The merged fetch serves one side and says there is a conflict.
+    let out2 = dir.join("out2");
+    let (_, err) = ok(&[
+        "fetch",
+        &address,
+        "-o",
+        &s(&out2),
+        "--no-cache",
+        "--bootstrap",
+        bs,
+    ]);
+    assert!(err.contains("shared.txt is in conflict"), "{err}");
+    assert_eq!(read(&out2, "b/notes.txt"), "by B");
+
+    // The site key revokes B; B's next publish is refused, and readers never see it.
+    let (out, _) = ok(&[
+        "writers",
+        "revoke",
+        "--key",
+        &s(&site_key),
+        "--writer",
+        &b_pub,
+        "--bootstrap",
+        bs,
+    ]);
+    assert!(out.contains("revoked after sequence"), "{out}");
+    let b3 = folder(
+        &dir,
+        "b3",
+        &[
+            ("b/notes.txt", "B after revocation"),
+            ("shared.txt", "B's version"),
+        ],
+    );
+    let err = fails(&[
+        "publish",
+        &s(&b3),
+        "--key",
+        &s(&b_key),
+        "--site",
+        &address,
+        "--data-dir",
+        &s(&b_data),
+        "--bootstrap",
+        bs,
+    ]);
+    assert!(err.contains("revoked"), "{err}");
+    let out3 = dir.join("out3");
+    ok(&[
+        "fetch",
+        &address,
+        "-o",
+        &s(&out3),
+        "--no-cache",
+        "--bootstrap",
+        bs,
+    ]);
+    assert_eq!(
+        read(&out3, "b/notes.txt"),
+        "by B",
+        "what B signed before its cut-off stays"
+    );
+    let (log, _) = ok(&["log", &address, "--bootstrap", bs]);
+    assert!(log.contains("revoked after sequence"), "{log}");
+}
