@@ -6,7 +6,8 @@
 //! newest; a reader that heard nothing of the writers gets both writers' files and the
 //! conflict between them, and the same view hash as another reader; after the site key
 //! revokes writer B at its first manifest, B's second is refused by readers holding the new
-//! roster, and its first stays in the view.
+//! roster, and its first (fetched by digest from history, since storers now hold the later
+//! one under B's line) stays in the view.
 
 mod common;
 
@@ -107,6 +108,11 @@ fn upload_head(
     let h = next_head(&intent, prev, &HeadSet::new(), r).unwrap();
     let bytes = h.sign(key).unwrap();
     let signed = head::parse(&bytes, &SiteAddress(site.public())).unwrap();
+    let history = Record {
+        kind: RecordKind::HISTORY,
+        key: umbra::crypto::hash::hash(&bytes),
+        value: bytes.clone(),
+    };
     let record = Record {
         kind: RecordKind::WRITER,
         key: line_dht_key(&site.public(), &h.line()),
@@ -114,7 +120,13 @@ fn upload_head(
     };
     let id = w.spawn(
         reader,
-        Box::new(Upload::new(record, u64::MAX, &blocks, &BTreeSet::new())),
+        Box::new(Upload::with(
+            record,
+            u64::MAX,
+            &blocks,
+            &BTreeSet::new(),
+            vec![history],
+        )),
     );
     (id, signed)
 }
@@ -231,8 +243,11 @@ fn writers_publish_readers_merge_and_a_revocation_holds() {
     let v = found.heads.view(&found.roster_or_implicit(&addr), "");
     assert_eq!(v.refused.len(), 1, "{:?}", v.refused);
     assert_eq!(v.refused[0].1.class(), "revoked");
-    assert!(
-        v.file("b/mine").is_none(),
-        "B's refused manifest is not served"
+    // B's later manifest is not served; its pinned last head, fetched from history, is.
+    let served = v.file("b/mine").map(|f| f.hash);
+    assert_eq!(
+        served,
+        Some(umbra::crypto::hash::hash(b"m")),
+        "B's pinned manifest serves b/mine as B signed it before the cut-off"
     );
 }

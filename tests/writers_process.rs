@@ -233,6 +233,29 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         ]);
         assert_eq!(read(&o, "shared.txt"), want);
     }
+    // History: A publishes once more; its previous manifest is reachable by digest.
+    ok(&[
+        "publish",
+        &s(&a2),
+        "--key",
+        &s(&a_key),
+        "--site",
+        &address,
+        "--data-dir",
+        &s(&a_data),
+        "--bootstrap",
+        bs,
+    ]);
+    let (log, _) = ok(&["log", &address, "--history", "3", "--bootstrap", bs]);
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("|   ") && l.contains(" seq ")),
+        "no history fetched:\n{log}"
+    );
+    assert!(
+        log.contains("conflict shared.txt"),
+        "the conflict stays: {log}"
+    );
     // The merged fetch serves one side and says there is a conflict.
     let out2 = dir.join("out2");
     let (_, err) = ok(&[

@@ -149,6 +149,7 @@ enum Want {
     Block([u8; 32]),
     Roster,
     Line(LineId),
+    History([u8; 32]),
 }
 
 /// A roster or a line's head not found is an answer, not a failure (a single-writer site has
@@ -169,6 +170,8 @@ pub enum FetchEvent {
     /// A line's newest head (signature and time checked; `None`: none found). Admission under
     /// a roster is the caller's check.
     Head(LineId, Result<Option<Box<SignedHead>>, TransferError>),
+    /// A writer manifest kept as history, by its digest (`None`: no storer holds it).
+    History([u8; 32], Result<Option<Box<SignedHead>>, TransferError>),
 }
 
 /// The request multiplexer of one site.
@@ -227,6 +230,11 @@ impl SiteFetch {
         self.want(Want::Line(line));
     }
 
+    /// Ask for the writer manifest whose BLAKE3 is `digest` (history).
+    pub fn want_history(&mut self, digest: [u8; 32]) {
+        self.want(Want::History(digest));
+    }
+
     /// Ask for a block.
     pub fn want_block(&mut self, hash: [u8; 32]) {
         self.want(Want::Block(hash));
@@ -255,7 +263,7 @@ impl SiteFetch {
     /// most [`MAX_VERSIONED_IN_FLIGHT`] for versioned records (the exit's cap per circuit,
     /// `06-dht.md#exit-requests`); later versioned wants wait their turn.
     pub fn poll_send(&mut self) -> Vec<u8> {
-        let versioned = |w: &Want| !matches!(w, Want::Block(_));
+        let versioned = |w: &Want| !matches!(w, Want::Block(_) | Want::History(_));
         let mut held_back = Vec::new();
         while self.in_flight.len() < MAX_IN_FLIGHT {
             let Some((w, attempts)) = self.pending.pop_front() else {
@@ -275,6 +283,7 @@ impl SiteFetch {
                 Want::Block(h) => (RecordKind::BLOCK, h),
                 Want::Roster => (RecordKind::ROSTER, writers::roster_dht_key(&self.site.0)),
                 Want::Line(l) => (RecordKind::WRITER, writers::line_dht_key(&self.site.0, &l)),
+                Want::History(d) => (RecordKind::HISTORY, d),
             };
             let id = self.req.send(|id| ExitRequest::Get { id, kind, key });
             self.in_flight.insert(id, (w, attempts + 1));
@@ -298,6 +307,7 @@ impl SiteFetch {
                 Want::Block(h) => FetchEvent::Block(h, Err(error)),
                 Want::Roster => FetchEvent::Roster(Err(error)),
                 Want::Line(l) => FetchEvent::Head(l, Err(error)),
+                Want::History(d) => FetchEvent::History(d, Err(error)),
             });
         } else {
             self.pending.push_back((w, attempts));
@@ -334,15 +344,18 @@ impl SiteFetch {
                 continue;
             };
             let not_found = match w {
-                Want::Manifest | Want::Roster | Want::Line(_) => TransferError::SiteNotFound,
+                Want::Manifest | Want::Roster | Want::Line(_) | Want::History(_) => {
+                    TransferError::SiteNotFound
+                }
                 Want::Block(h) => TransferError::Block(crate::wire::hex::encode(&h[..8])),
             };
             let Some(record) = found else {
                 match w {
-                    Want::Roster | Want::Line(_) if attempts >= ABSENT_AFTER => {
+                    Want::Roster | Want::Line(_) | Want::History(_) if attempts >= ABSENT_AFTER => {
                         self.wanted.remove(&w);
                         self.events.push_back(match w {
                             Want::Line(l) => FetchEvent::Head(l, Ok(None)),
+                            Want::History(d) => FetchEvent::History(d, Ok(None)),
                             _ => FetchEvent::Roster(Ok(None)),
                         });
                     }
@@ -388,6 +401,20 @@ impl SiteFetch {
                         }
                         Ok(_) => self.fail_or_retry(w, attempts, TransferError::BadReply),
                         Err(e) => self.fail_or_retry(w, attempts, TransferError::Writers(e)),
+                    }
+                }
+                Want::History(d) => {
+                    // The manifest whose hash was asked for, whatever its age.
+                    let h = writers::head::parse(&record.value, &self.site)
+                        .ok()
+                        .filter(|h| h.digest() == d && record.kind == RecordKind::HISTORY);
+                    match h {
+                        Some(h) => {
+                            self.wanted.remove(&w);
+                            self.events
+                                .push_back(FetchEvent::History(d, Ok(Some(Box::new(h)))));
+                        }
+                        None => self.fail_or_retry(w, attempts, TransferError::BadReply),
                     }
                 }
                 Want::Block(h) => {

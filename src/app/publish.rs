@@ -119,6 +119,13 @@ impl Uploader {
         }
     }
 
+    /// Also store `record` (before the last record, as a block is).
+    pub fn also(mut self, record: Record) -> Uploader {
+        self.queue.push_back((Item::Put(record), 0));
+        self.total += 1;
+        self
+    }
+
     /// On a new stream: what was in flight is asked again, first.
     pub fn resume(&mut self) {
         self.framer = StreamFramer::default();

@@ -201,7 +201,7 @@ impl Fetcher {
                     }
                 }
                 // Not asked for by this fetcher.
-                FetchEvent::Roster(_) | FetchEvent::Head(..) => {}
+                FetchEvent::Roster(_) | FetchEvent::Head(..) | FetchEvent::History(..) => {}
             }
         }
         if self.result.is_none()

@@ -5,10 +5,13 @@
 //! - [`Gather`] reads what the network holds of a site on one `dht` stream: its roster (none:
 //!   the implicit one), the site key's version-1 manifest (its main line), then the newest
 //!   head of the lines of one branch name of every writer the roster names, plus any lines
-//!   asked for. Each answer is verified as it arrives ([`super::fetch::SiteFetch`]); heads
-//!   go into a [`HeadSet`], whose view is the site's.
-//! - [`Upload`] stores blocks and then one last record (a writer manifest or a roster)
-//!   through a circuit, as a publish does ([`super::publish::Uploader`]).
+//!   asked for, and every revoked writer's pinned head by digest (history, kind 5); with
+//!   [`Gather::with_history`], older manifests of each line along `prev`. Each answer is
+//!   verified as it arrives ([`super::fetch::SiteFetch`]); heads go into a [`HeadSet`],
+//!   whose view is the site's.
+//! - [`Upload`] stores blocks (and any further records, such as a manifest's history copy)
+//!   and then one last record (a writer manifest or a roster) through a circuit, as a
+//!   publish does ([`super::publish::Uploader`]).
 //!
 //! A lost circuit resumes on a fresh one. Not in this module: building heads
 //! (`site::writers::stage`), files, keys and printing (`runtime`).
@@ -29,6 +32,7 @@ use crate::site::writers::merge::HeadSet;
 use crate::site::writers::roster::{Roster, SignedRoster};
 use crate::time::Time;
 use crate::wire::dht_msg::Record;
+use crate::wire::hex;
 
 /// Where an app of this module is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +78,9 @@ pub struct Gather {
     tracker: SiteTracker,
     roster_known: bool,
     lines_asked: BTreeSet<LineId>,
+    /// How many older manifests of each line to fetch (`umbra log --history`).
+    depth: u32,
+    history_left: BTreeMap<LineId, u32>,
     /// What was found so far.
     pub found: Gathered,
     /// Where it is.
@@ -92,9 +99,17 @@ impl Gather {
             tracker: SiteTracker::new(),
             roster_known: false,
             lines_asked: BTreeSet::new(),
+            depth: 0,
+            history_left: BTreeMap::new(),
             found: Gathered::default(),
             state: Progress::Connecting,
         }
+    }
+
+    /// Also fetch up to `n` older manifests of each line, following `prev`.
+    pub fn with_history(mut self, n: u32) -> Gather {
+        self.depth = n;
+        self
     }
 
     fn writers(&self) -> Vec<IdentityPublic> {
@@ -110,6 +125,18 @@ impl Gather {
             Err(e) => self.found.refused.push(format!("roster: {e}")),
         }
         self.roster_known = true;
+        // A revoked writer's pinned last head, in case its line moved past the cut-off.
+        let pins: Vec<[u8; 32]> = self
+            .found
+            .roster
+            .iter()
+            .flat_map(|r| r.roster.writers.iter())
+            .filter_map(|w| w.cutoff.map(|c| c.head))
+            .filter(|d| *d != [0; 32])
+            .collect();
+        for d in pins {
+            self.fetch.want_history(d);
+        }
         let mut lines: Vec<LineId> = self
             .writers()
             .iter()
@@ -136,10 +163,34 @@ impl Gather {
             | FetchEvent::Head(_, Ok(None)) => {}
             FetchEvent::Manifest(Err(e)) => self.found.refused.push(format!("site manifest: {e}")),
             FetchEvent::Head(_, Ok(Some(h))) => {
+                if self.depth > 0 && h.head.prev != [0; 32] {
+                    self.history_left.insert(h.head.line(), self.depth - 1);
+                    self.fetch.want_history(h.head.prev);
+                }
                 self.found.heads.insert(*h);
             }
             FetchEvent::Head(l, Err(e)) => {
                 self.found.refused.push(format!("line {}: {e}", l.short()));
+            }
+            FetchEvent::History(_, Ok(Some(h))) => {
+                if let Some(depth) = self.history_left.get(&h.head.line()).copied()
+                    && depth > 0
+                    && h.head.prev != [0; 32]
+                {
+                    self.history_left.insert(h.head.line(), depth - 1);
+                    self.fetch.want_history(h.head.prev);
+                }
+                self.found.heads.insert_history(*h);
+            }
+            FetchEvent::History(d, Ok(None)) => {
+                self.found
+                    .refused
+                    .push(format!("history {}: not found", hex::encode(&d[..8])));
+            }
+            FetchEvent::History(d, Err(e)) => {
+                self.found
+                    .refused
+                    .push(format!("history {}: {e}", hex::encode(&d[..8])));
             }
             FetchEvent::Block(..) => {}
         }
@@ -199,17 +250,33 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// Store `blocks` (those in `known` only if too few storers still hold them), then
-    /// `last`, each kept until `expires`.
+    /// Store `blocks` (those in `known` only if too few storers still hold them) and `also`,
+    /// then `last`, each kept until `expires`.
     pub fn new(
         last: Record,
         expires: u64,
         blocks: &BTreeMap<[u8; 32], Vec<u8>>,
         known: &BTreeSet<[u8; 32]>,
     ) -> Upload {
+        Upload::with(last, expires, blocks, known, Vec::new())
+    }
+
+    /// [`Upload::new`], with more records stored before `last` (a writer manifest's history
+    /// copy, `11-writers.md#history`).
+    pub fn with(
+        last: Record,
+        expires: u64,
+        blocks: &BTreeMap<[u8; 32], Vec<u8>>,
+        known: &BTreeSet<[u8; 32]>,
+        also: Vec<Record>,
+    ) -> Upload {
+        let uploader = also.into_iter().fold(
+            Uploader::with_last(last, expires, blocks, known),
+            Uploader::also,
+        );
         Upload {
             session: ServiceSession::new(b"dht", CIRCUITS),
-            uploader: Uploader::with_last(last, expires, blocks, known),
+            uploader,
             state: Progress::Connecting,
             min_copies: 0,
         }

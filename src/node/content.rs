@@ -100,6 +100,25 @@ impl RecordValidator for SiteValidator {
                     digest: h.digest(),
                 })
             }
+            RecordKind::HISTORY => {
+                // Any version-2 writer manifest, under the hash of its bytes.
+                if !hash::ct_eq_32(&hash::hash(&record.value), &record.key) {
+                    return Err(RecordRefusal::Invalid);
+                }
+                let site = writers::claimed_site(&record.value)
+                    .filter(|_| record.value.first() == Some(&writers::head::HEAD_VERSION))
+                    .ok_or(RecordRefusal::Invalid)?;
+                let h = writers::head::parse(&record.value, &site)
+                    .map_err(|_| RecordRefusal::Invalid)?;
+                if now >= h.head.expires {
+                    return Err(RecordRefusal::Expired);
+                }
+                Ok(RecordInfo {
+                    expires: h.head.expires,
+                    seq: 0,
+                    digest: record.key,
+                })
+            }
             _ => Err(RecordRefusal::Kind),
         }
     }
@@ -422,7 +441,8 @@ impl Node {
             } => {
                 // Only the kinds a storer keeps, and a time still to come.
                 let expires = WallTime(expires);
-                let known = kind == RecordKind::BLOCK || kind.is_versioned();
+                let known =
+                    kind == RecordKind::BLOCK || kind == RecordKind::HISTORY || kind.is_versioned();
                 if !known || expires <= wall {
                     return self.refuse(circ, stream, id, refusal::INVALID);
                 }

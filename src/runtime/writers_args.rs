@@ -121,6 +121,10 @@ pub struct LogArgs {
     /// The branch name to show (default: the main lines, the site's merged view).
     #[arg(long, value_name = "NAME", default_value = "")]
     pub branch: String,
+    /// Also fetch and show up to N older manifests of each line (kept as history for 30
+    /// days past their last store, `protocol-spec/11-writers.md#history`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub history: u32,
     /// The relay list.
     #[arg(long, value_name = "FILE")]
     pub bootstrap: std::path::PathBuf,
@@ -168,5 +172,11 @@ pub fn writers_cmd(args: WritersArgs) -> ExitCode {
 
 /// Run `umbra log`.
 pub fn log_cmd(args: LogArgs) -> ExitCode {
-    log(&args.address, &args.branch, &args.bootstrap, args.timeout)
+    log(
+        &args.address,
+        &args.branch,
+        args.history,
+        &args.bootstrap,
+        args.timeout,
+    )
 }

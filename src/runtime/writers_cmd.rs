@@ -67,13 +67,13 @@ pub fn parse_prefix(s: &str) -> Result<String, RuntimeError> {
 
 async fn gather(
     list: Directory,
-    site: SiteAddress,
-    branch: &str,
+    (site, branch): (SiteAddress, &str),
     extra: Vec<LineId>,
+    depth: u32,
     timeout: u64,
     state: Option<&Cache>,
 ) -> Result<Gathered, RuntimeError> {
-    let mut app = Shown::new(Gather::new(site, branch, extra));
+    let mut app = Shown::new(Gather::new(site, branch, extra).with_history(depth));
     drive(list, timeout, &mut app, state).await?;
     match app.app.state {
         Progress::Done => Ok(app.app.found),
@@ -90,13 +90,13 @@ async fn gather(
 
 async fn upload(
     list: Directory,
-    last: Record,
+    (last, also): (Record, Vec<Record>),
     expires: u64,
     blocks: &BTreeMap<[u8; 32], Vec<u8>>,
     state: Option<&Cache>,
     timeout: u64,
 ) -> Result<u8, RuntimeError> {
-    let mut app = Shown::new(Upload::new(last, expires, blocks, &BTreeSet::new()));
+    let mut app = Shown::new(Upload::with(last, expires, blocks, &BTreeSet::new(), also));
     drive(list, timeout, &mut app, state).await?;
     match app.app.state {
         Progress::Done => Ok(app.app.min_copies),
@@ -159,7 +159,7 @@ pub fn list(address: &str, bootstrap: &Path, timeout: u64) -> ExitCode {
     let r = (|| -> Result<i32, RuntimeError> {
         let site = SiteAddress::parse(address)?;
         let list = load_bootstrap(bootstrap)?;
-        let found = runtime()?.block_on(gather(list, site, "", vec![], timeout, None))?;
+        let found = runtime()?.block_on(gather(list, (site, ""), vec![], 0, timeout, None))?;
         print_roster(
             &site,
             &found.roster_or_implicit(&site),
@@ -188,7 +188,7 @@ pub fn edit(key: &Path, change: Edit, bootstrap: &Path, timeout: u64) -> ExitCod
         let site = SiteAddress(key.public());
         let list = load_bootstrap(bootstrap)?;
         let rt = runtime()?;
-        let found = rt.block_on(gather(list.clone(), site, "", vec![], timeout, None))?;
+        let found = rt.block_on(gather(list.clone(), (site, ""), vec![], 0, timeout, None))?;
         let mut next = found.roster_or_implicit(&site);
         next.seq = next.seq.max(wall_now().0).max(next.seq + 1);
         next.published = wall_now();
@@ -236,7 +236,7 @@ pub fn edit(key: &Path, change: Edit, bootstrap: &Path, timeout: u64) -> ExitCod
         };
         let copies = rt.block_on(upload(
             list,
-            record,
+            (record, vec![]),
             u64::MAX,
             &BTreeMap::new(),
             None,
@@ -304,9 +304,9 @@ pub fn publish(
         if let Some(list) = &list {
             let found = rt.block_on(gather(
                 list.clone(),
-                site,
-                branch,
+                (site, branch),
                 vec![own, main],
+                0,
                 timeout,
                 state,
             ))?;
@@ -373,6 +373,12 @@ pub fn publish(
             println!("{site}");
             return Ok(0);
         };
+        // The newest of the line, and a copy under its hash that stays reachable as history.
+        let history = Record {
+            kind: RecordKind::HISTORY,
+            key: crate::crypto::hash::hash(&bytes),
+            value: bytes.clone(),
+        };
         let record = Record {
             kind: RecordKind::WRITER,
             key: line_dht_key(&site.0, &own),
@@ -380,7 +386,7 @@ pub fn publish(
         };
         let copies = rt.block_on(upload(
             list,
-            record,
+            (record, vec![history]),
             head.expires.0,
             &cut.blocks,
             state,
@@ -414,7 +420,7 @@ fn print_log(site: &SiteAddress, found: &Gathered, view: &View) {
     print_roster(site, &roster, found.roster.is_some());
     println!("view {}", hex::encode(&view.hash()[..8]));
     for l in &view.lines {
-        let Some(h) = found.heads.get(&l.line) else {
+        let Some(h) = found.heads.by_digest(&l.digest) else {
             continue;
         };
         let head = &h.head;
@@ -442,8 +448,27 @@ fn print_log(site: &SiteAddress, found: &Gathered, view: &View) {
                 format!(" merges {}", merged.join(" "))
             },
         );
-        if head.prev != [0; 32] {
-            println!("|   previous {}", hex::encode(&head.prev[..8]));
+        // The line's history, as far as it was fetched (`--history N`).
+        let mut prev = head.prev;
+        while prev != [0; 32] {
+            match found.heads.by_digest(&prev) {
+                Some(p) => {
+                    println!(
+                        "|   {} seq {} ({} entries)",
+                        hex::encode(&prev[..8]),
+                        p.head.seq,
+                        p.head.entries.len()
+                    );
+                    prev = p.head.prev;
+                }
+                None => {
+                    println!(
+                        "|   {} (earlier history not fetched)",
+                        hex::encode(&prev[..8])
+                    );
+                    break;
+                }
+            }
         }
     }
     for (line, e) in &view.refused {
@@ -471,14 +496,15 @@ fn print_log(site: &SiteAddress, found: &Gathered, view: &View) {
     }
 }
 
-/// `umbra log ADDRESS [--branch NAME]`.
-pub fn log(address: &str, branch: &str, bootstrap: &Path, timeout: u64) -> ExitCode {
+/// `umbra log ADDRESS [--branch NAME] [--history N]`.
+pub fn log(address: &str, branch: &str, depth: u32, bootstrap: &Path, timeout: u64) -> ExitCode {
     let r = (|| -> Result<i32, RuntimeError> {
         let site = SiteAddress::parse(address)?;
         check_branch(branch)
             .map_err(|e| RuntimeError::Usage(format!("--branch {branch:?}: {e}")))?;
         let list = load_bootstrap(bootstrap)?;
-        let found = runtime()?.block_on(gather(list, site, branch, vec![], timeout, None))?;
+        let found =
+            runtime()?.block_on(gather(list, (site, branch), vec![], depth, timeout, None))?;
         let view = found.heads.view(&found.roster_or_implicit(&site), branch);
         print_log(&site, &found, &view);
         Ok(0)
@@ -501,7 +527,7 @@ pub async fn view_of(
     let extra = writer
         .map(|w| vec![LineId::of(&w, branch)])
         .unwrap_or_default();
-    let found = gather(list, site, branch, extra, timeout, state).await?;
+    let found = gather(list, (site, branch), extra, 0, timeout, state).await?;
     if !chosen && found.roster.is_none() {
         return Ok(None);
     }

@@ -27,6 +27,8 @@ impl RecordKind {
     pub const ROSTER: RecordKind = RecordKind(3);
     /// A writer manifest, the newest of one line (`11-writers.md#writer-manifest`).
     pub const WRITER: RecordKind = RecordKind(4);
+    /// A writer manifest kept as history, under its BLAKE3 hash (`11-writers.md#history`).
+    pub const HISTORY: RecordKind = RecordKind(5);
 
     /// Signed and sequence-numbered: a higher sequence replaces a lower one, lookups fetch
     /// the highest claimed (`06-dht.md#manifest-lookups`), storers remember versions.

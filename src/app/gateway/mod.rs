@@ -425,7 +425,7 @@ impl GatewayCore {
             }
             FetchEvent::Block(h, Ok(data)) => self.cache.put(h, Arc::from(data)),
             // The gateway does not ask for rosters or writer heads (yet).
-            FetchEvent::Roster(_) | FetchEvent::Head(..) => {}
+            FetchEvent::Roster(_) | FetchEvent::Head(..) | FetchEvent::History(..) => {}
             FetchEvent::Block(h, Err(e)) => {
                 let ids: Vec<u64> = self
                     .requests

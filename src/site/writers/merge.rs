@@ -44,6 +44,9 @@ pub enum Inserted {
 pub struct HeadSet {
     heads: BTreeMap<LineId, SignedHead>,
     proofs: BTreeSet<Proof>,
+    /// Older manifests fetched by digest (`11-writers.md#history`): a revoked writer's
+    /// pinned last head when its line has moved past the cut-off.
+    history: BTreeMap<[u8; 32], SignedHead>,
 }
 
 impl HeadSet {
@@ -110,6 +113,20 @@ impl HeadSet {
             self.insert(h.clone());
         }
         self.proofs.extend(other.proofs.iter().cloned());
+        self.history
+            .extend(other.history.iter().map(|(d, h)| (*d, h.clone())));
+    }
+
+    /// Keep an older manifest, fetched by its digest.
+    pub fn insert_history(&mut self, h: SignedHead) {
+        self.history.insert(h.digest(), h);
+    }
+
+    /// The manifest with digest `d`, newest or history.
+    pub fn by_digest(&self, d: &[u8; 32]) -> Option<&SignedHead> {
+        self.history
+            .get(d)
+            .or_else(|| self.heads.values().find(|h| h.digest() == *d))
     }
 
     /// The heads held, by line.
@@ -146,6 +163,19 @@ impl HeadSet {
             match roster.admit_signed(h) {
                 Ok(()) => ok.push(h),
                 Err(e) => refused.push((*line, e)),
+            }
+        }
+        // A revoked writer whose line moved past its cut-off: its pinned last head, if held.
+        for w in &roster.writers {
+            let Some(c) = w.cutoff else { continue };
+            let line = LineId::of(&w.key, "");
+            let pinned = self.history.get(&c.head).filter(|h| {
+                h.head.line() == line && pick(&h.head) && roster.admit_signed(h).is_ok()
+            });
+            if let Some(p) = pinned
+                && !ok.iter().any(|h| h.head.line() == line)
+            {
+                ok.push(p);
             }
         }
         (ok, refused)
