@@ -19,16 +19,16 @@ use procs::{run, start_relays, tempdir, umbra};
 const LIMIT: Duration = Duration::from_secs(180);
 
 /// Run `umbra args…`; returns stdout and stderr, asserting success.
-fn ok(args: &[&str]) -> (String, String) {
+fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> (String, String) {
     let (done, out, err) = run(umbra().args(args), LIMIT);
-    assert!(done, "umbra {}:\n{out}\n{err}", args.join(" "));
+    assert!(done, "umbra {args:?}:\n{out}\n{err}");
     (out, err)
 }
 
 /// Run `umbra args…` expecting failure; returns stderr.
-fn fails(args: &[&str]) -> String {
+fn fails<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let (done, out, err) = run(umbra().args(args), LIMIT);
-    assert!(!done, "umbra {} succeeded:\n{out}\n{err}", args.join(" "));
+    assert!(!done, "umbra {args:?} succeeded:\n{out}\n{err}");
     err
 }
 
@@ -50,6 +50,32 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .to_string();
     assert_eq!(public.len(), 64, "{out}");
     (path, public)
+}
+
+/// `umbra publish FOLDER --key KEY --site ADDRESS --data-dir DATA --bootstrap BS EXTRA…`.
+fn publish_args<'a>(
+    folder: &Path,
+    key: &Path,
+    data: &Path,
+    address: &'a str,
+    bs: &'a str,
+    extra: &[&'a str],
+) -> Vec<String> {
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let mut v: Vec<String> = vec![
+        "publish".into(),
+        p(folder),
+        "--key".into(),
+        p(key),
+        "--site".into(),
+        address.into(),
+        "--data-dir".into(),
+        p(data),
+        "--bootstrap".into(),
+        bs.into(),
+    ];
+    v.extend(extra.iter().map(|x| x.to_string()));
+    v
 }
 
 fn folder(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -122,31 +148,9 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         "a1",
         &[("index.html", "<h1>by A</h1>"), ("shared.txt", "base")],
     );
-    ok(&[
-        "publish",
-        &s(&a1),
-        "--key",
-        &s(&a_key),
-        "--site",
-        &address,
-        "--data-dir",
-        &s(&a_data),
-        "--bootstrap",
-        bs,
-    ]);
+    ok(&publish_args(&a1, &a_key, &a_data, &address, bs, &[]));
     let b1 = folder(&dir, "b1", &[("b/notes.txt", "by B")]);
-    ok(&[
-        "publish",
-        &s(&b1),
-        "--key",
-        &s(&b_key),
-        "--site",
-        &address,
-        "--data-dir",
-        &s(&b_data),
-        "--bootstrap",
-        bs,
-    ]);
+    ok(&publish_args(&b1, &b_key, &b_data, &address, bs, &[]));
 
     // A reader fetches the merged tree: both writers' files.
     let out1 = dir.join("out1");
@@ -178,34 +182,11 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         &[("b/notes.txt", "by B"), ("shared.txt", "B's version")],
     );
     for (f, k, d) in [(&a2, &a_key, &a_data), (&b2, &b_key, &b_data)] {
-        let (_, err) = ok(&[
-            "publish",
-            &s(f),
-            "--key",
-            &s(k),
-            "--site",
-            &address,
-            "--data-dir",
-            &s(d),
-            "--offline",
-            "--bootstrap",
-            bs,
-        ]);
+        let (_, err) = ok(&publish_args(f, k, d, &address, bs, &["--offline"]));
         assert!(err.contains("kept offline"), "{err}");
     }
     for (f, k, d) in [(&a2, &a_key, &a_data), (&b2, &b_key, &b_data)] {
-        ok(&[
-            "publish",
-            &s(f),
-            "--key",
-            &s(k),
-            "--site",
-            &address,
-            "--data-dir",
-            &s(d),
-            "--bootstrap",
-            bs,
-        ]);
+        ok(&publish_args(f, k, d, &address, bs, &[]));
     }
 
     // The reader's log lists the conflict, with both writers.
@@ -234,18 +215,7 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         assert_eq!(read(&o, "shared.txt"), want);
     }
     // History: A publishes once more; its previous manifest is reachable by digest.
-    ok(&[
-        "publish",
-        &s(&a2),
-        "--key",
-        &s(&a_key),
-        "--site",
-        &address,
-        "--data-dir",
-        &s(&a_data),
-        "--bootstrap",
-        bs,
-    ]);
+    ok(&publish_args(&a2, &a_key, &a_data, &address, bs, &[]));
     let (log, _) = ok(&["log", &address, "--history", "3", "--bootstrap", bs]);
     assert!(
         log.lines()
@@ -290,18 +260,7 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
             ("shared.txt", "B's version"),
         ],
     );
-    let err = fails(&[
-        "publish",
-        &s(&b3),
-        "--key",
-        &s(&b_key),
-        "--site",
-        &address,
-        "--data-dir",
-        &s(&b_data),
-        "--bootstrap",
-        bs,
-    ]);
+    let err = fails(&publish_args(&b3, &b_key, &b_data, &address, bs, &[]));
     assert!(err.contains("revoked"), "{err}");
     let out3 = dir.join("out3");
     ok(&[

@@ -90,6 +90,28 @@ pub enum Value {
     Tombstone,
 }
 
+impl Value {
+    /// Its encoding: `kind u8` (1 file, 2 tombstone), then for a file `size u64 || hash [32]
+    /// || u8 len || media type || u32 n || n × block hash [32]` (`11-writers.md#writer-manifest`,
+    /// also hashed into the view hash, `#view-hash`).
+    pub fn write(&self, w: &mut Writer) {
+        match self {
+            Value::Tombstone => {
+                w.u8(2);
+            }
+            Value::File(f) => {
+                w.u8(1).u64(f.size).bytes(&f.hash);
+                w.u8(f.media_type.len() as u8)
+                    .bytes(f.media_type.as_bytes());
+                w.u32(f.blocks.len() as u32);
+                for b in &f.blocks {
+                    w.bytes(b);
+                }
+            }
+        }
+    }
+}
+
 /// One entry of a head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadEntry {
@@ -287,20 +309,7 @@ impl Head {
         for e in &self.entries {
             w.u16_prefixed("path", e.path.as_bytes(), MAX_PATH)?;
             w.u16(e.ctx);
-            match &e.value {
-                Value::Tombstone => {
-                    w.u8(2);
-                }
-                Value::File(f) => {
-                    w.u8(1).u64(f.size).bytes(&f.hash);
-                    w.u8(f.media_type.len() as u8)
-                        .bytes(f.media_type.as_bytes());
-                    w.u32(f.blocks.len() as u32);
-                    for b in &f.blocks {
-                        w.bytes(b);
-                    }
-                }
-            }
+            e.value.write(&mut w);
         }
         Ok(w.into_vec())
     }

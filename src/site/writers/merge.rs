@@ -391,19 +391,7 @@ impl View {
             w.u16(p.candidates.len() as u16);
             for c in &p.candidates {
                 w.bytes(&c.line.0).u64(c.dot);
-                match &c.value {
-                    Value::Tombstone => w.u8(2),
-                    Value::File(f) => {
-                        w.u8(1).u64(f.size).bytes(&f.hash);
-                        w.u8(f.media_type.len() as u8)
-                            .bytes(f.media_type.as_bytes());
-                        w.u32(f.blocks.len() as u32);
-                        for b in &f.blocks {
-                            w.bytes(b);
-                        }
-                        &mut w
-                    }
-                };
+                c.value.write(&mut w);
             }
         }
         crate::crypto::hash::hash(&w.into_vec())
