@@ -491,6 +491,15 @@ fn print_log(site: &SiteAddress, found: &Gathered, view: &View) {
             );
         }
     }
+    for p in found.heads.proofs() {
+        println!(
+            "equivocation: writer {} signed two manifests with sequence {} ({} and {})",
+            hex::encode(&p.writer[..8]),
+            p.seq,
+            hex::encode(&crate::crypto::hash::hash(&p.manifests[0])[..8]),
+            hex::encode(&crate::crypto::hash::hash(&p.manifests[1])[..8]),
+        );
+    }
     for why in &found.refused {
         println!("refused answer: {why}");
     }
