@@ -1,6 +1,7 @@
 //! Issue 16's "done when", between real processes on loopback
 //! (`protocol-spec/11-writers.md`): a site key adds two writers; each publishes from its own
-//! data directory; a reader fetches the merged tree with both writers' files; the writers
+//! data directory; a reader fetches the merged tree with both writers' files (with
+//! `umbra fetch`, and through `umbra run`'s gateway as a browser would); the writers
 //! then edit one file differently while partitioned (`--offline`) and publish on
 //! reconnecting; the reader's `umbra log` lists the conflict and `umbra fetch --writer` gets
 //! each side; the site key revokes one writer, whose next publish is then refused, and the
@@ -14,7 +15,7 @@ mod procs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use procs::{run, start_relays, tempdir, umbra};
+use procs::{free_addr, request, run, start_reader, start_relays, tempdir, umbra};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -166,6 +167,19 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
     assert_eq!(read(&out1, "index.html"), "<h1>by A</h1>");
     assert_eq!(read(&out1, "shared.txt"), "base");
     assert_eq!(read(&out1, "b/notes.txt"), "by B");
+
+    // A browser reading through a reader's gateway gets the merged view too.
+    let gw = free_addr("127.0.0.1");
+    let _reader = start_reader(&bootstrap, gw, &dir.join("reader"));
+    let host = format!(
+        "{}.localhost:{}",
+        address.trim_end_matches(".umbra"),
+        gw.port()
+    );
+    let r = request(gw, "GET", "/b/notes.txt", &host, &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"by B"[..]));
+    let r = request(gw, "GET", "/", &host, &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"<h1>by A</h1>"[..]));
 
     // Partitioned, each edits shared.txt its own way; then each publishes on reconnecting.
     let a2 = folder(

@@ -20,16 +20,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod cache;
+mod events;
 mod reply;
 mod respond;
 mod snapshot;
+mod writers;
 
 pub use cache::BlockCache;
 pub use reply::{Body, Head, ReplyPart, RequestId, SiteRequest, page, site_error};
 pub use snapshot::{GRAPH_SECONDS, GatewayCounters, GatewaySnapshot, Sample};
+pub use writers::MergedSite;
 
 use super::App;
-use super::fetch::{FetchEvent, SiteFetch, TransferError};
+use super::fetch::SiteFetch;
 use super::freshness::{Freshness, WITNESSES};
 use super::session::{ServiceSession, SessionEvent};
 use super::site_files::WITNESS_WAIT;
@@ -77,6 +80,8 @@ struct SiteConn {
     checked: Option<NodeId>,
     /// A manifest from an exit not checked yet, held until its witnesses answered.
     unconfirmed: Option<(Box<Verified>, Time)>,
+    /// The site's roster and writers' heads, when it has them (`11-writers.md`).
+    writers: writers::SiteWriters,
 }
 
 #[derive(Debug)]
@@ -159,6 +164,7 @@ impl GatewayCore {
             witness: None,
             checked: None,
             unconfirmed: None,
+            writers: writers::SiteWriters::default(),
         });
         c.last_used = now;
         key
@@ -390,59 +396,6 @@ impl GatewayCore {
         }
     }
 
-    fn on_fetch_event(&mut self, now: Time, key: [u8; 32], ev: FetchEvent) {
-        match ev {
-            FetchEvent::Manifest(Ok(m)) => {
-                if let Some(c) = self.conns.get_mut(&key) {
-                    if c.witness.is_some() {
-                        c.unconfirmed = Some((m, now));
-                    } else {
-                        c.manifest = Some((Arc::new(*m), now));
-                        c.refreshing = false;
-                    }
-                }
-            }
-            FetchEvent::Manifest(Err(e)) => {
-                let stale = self.conns.get_mut(&key).and_then(|c| {
-                    c.refreshing = false;
-                    c.manifest.as_mut().map(|(_, at)| *at = now)
-                });
-                if stale.is_none() {
-                    let (status, title) = match e {
-                        TransferError::SiteNotFound => (404, "Site not found"),
-                        _ => (502, "Site refused"),
-                    };
-                    let detail = match e {
-                        TransferError::SiteNotFound => {
-                            "No node of the network holds this site. It may never have been \
-                             published, or its publisher let it expire."
-                                .to_string()
-                        }
-                        other => format!("The site's manifest could not be used: {other}."),
-                    };
-                    self.fail_site(&key, status, title, &detail);
-                }
-            }
-            FetchEvent::Block(h, Ok(data)) => self.cache.put(h, Arc::from(data)),
-            // The gateway does not ask for rosters or writer heads (yet).
-            FetchEvent::Roster(_) | FetchEvent::Head(..) | FetchEvent::History(..) => {}
-            FetchEvent::Block(h, Err(e)) => {
-                let ids: Vec<u64> = self
-                    .requests
-                    .iter()
-                    .filter(|(_, r)| match &r.stage {
-                        Stage::Streaming { blocks, .. } => r.site == key && blocks.contains(&h),
-                        Stage::Manifest => false,
-                    })
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in ids {
-                    self.fail_request(id, 502, "Block unavailable", &e.to_string());
-                }
-            }
-        }
-    }
-
     /// Move every request as far as it can go; ask for what it needs next.
     fn advance(&mut self, now: Time, wall: crate::time::WallTime) {
         let ids: Vec<u64> = self.requests.keys().copied().collect();
@@ -455,28 +408,48 @@ impl GatewayCore {
                 let Some(c) = self.conns.get_mut(&site) else {
                     continue;
                 };
-                if c.manifest
-                    .as_ref()
-                    .is_some_and(|(m, _)| m.manifest().expires <= wall)
-                {
-                    // A manifest kept while offline is never used past its signed expiry.
-                    c.manifest = None;
-                }
-                let usable = match &c.manifest {
-                    Some((m, at)) if now.saturating_since(*at) < MANIFEST_TTL || c.refreshing => {
-                        Some(m.clone())
-                    }
-                    _ => None,
-                };
-                match usable {
-                    // Responding starts the stream: fall through to ask for its blocks now.
-                    Some(m) => self.respond(id, &m),
-                    // A manifest held for its witnesses is not asked for again meanwhile.
-                    None if c.unconfirmed.is_some() => continue,
-                    None => {
-                        c.refreshing = true;
-                        c.fetch.want_manifest();
+                // A site with writers is served from their merged view; the manifest is
+                // asked for meanwhile, for a site that turns out to have none.
+                let merged = match c.writers.serving(now, MANIFEST_TTL, &mut c.fetch) {
+                    writers::Serving::Merged(m) => Some(m),
+                    writers::Serving::Undecided => {
+                        if c.manifest.is_none() && c.unconfirmed.is_none() && !c.refreshing {
+                            c.refreshing = true;
+                            c.fetch.want_manifest();
+                        }
                         continue;
+                    }
+                    writers::Serving::Manifest => None,
+                };
+                if let Some(m) = merged {
+                    // Responding starts the stream: fall through to ask for its blocks now.
+                    self.respond(id, &*m);
+                } else {
+                    if c.manifest
+                        .as_ref()
+                        .is_some_and(|(m, _)| m.manifest().expires <= wall)
+                    {
+                        // A manifest kept while offline is never used past its signed expiry.
+                        c.manifest = None;
+                    }
+                    let usable = match &c.manifest {
+                        Some((m, at))
+                            if now.saturating_since(*at) < MANIFEST_TTL || c.refreshing =>
+                        {
+                            Some(m.clone())
+                        }
+                        _ => None,
+                    };
+                    match usable {
+                        // Responding starts the stream: fall through to ask for its blocks.
+                        Some(m) => self.respond(id, &*m),
+                        // A manifest held for its witnesses is not asked for again meanwhile.
+                        None if c.unconfirmed.is_some() => continue,
+                        None => {
+                            c.refreshing = true;
+                            c.fetch.want_manifest();
+                            continue;
+                        }
                     }
                 }
             }
@@ -597,37 +570,6 @@ impl GatewayCore {
                     self.retry(node, now, key, why);
                 }
             }
-        }
-    }
-
-    /// Bytes from site `key`'s exit: the fetch protocol's answers.
-    fn on_data(&mut self, node: &mut Node, now: Time, key: [u8; 32], data: &[u8]) {
-        let wall = node.wall(now);
-        let Some(c) = self.conns.get_mut(&key) else {
-            return;
-        };
-        let proofs = self.tracker.equivocations().len();
-        let site = c.site.encode();
-        let r = c.fetch.on_data(data, &mut self.tracker, wall);
-        if self.tracker.equivocations().len() > proofs {
-            // Reported, never silently used (`07-sites.md#rollback-and-equivocation`).
-            self.counters.equivocations += 1;
-            tracing::warn!(
-                "site {} signed two different manifests with one sequence; \
-                 keeping the first one seen",
-                crate::redact::Sensitive(site)
-            );
-        }
-        if let Err(e) = r {
-            self.retry(node, now, key, e.to_string());
-            return;
-        }
-        let mut events = Vec::new();
-        while let Some(ev) = c.fetch.poll_event() {
-            events.push(ev);
-        }
-        for ev in events {
-            self.on_fetch_event(now, key, ev);
         }
     }
 }

@@ -23,8 +23,9 @@ impl GatewayCore {
         self.tracker.take_changes()
     }
 
-    /// Start the response of a request whose site's manifest is known.
-    pub(super) fn respond(&mut self, id: u64, m: &Verified) {
+    /// Start the response of a request whose site's files are known (its manifest, or its
+    /// writers' merged view).
+    pub(super) fn respond(&mut self, id: u64, m: &dyn SiteFiles) {
         let Some(r) = self.requests.get_mut(&id) else {
             return;
         };
@@ -32,9 +33,9 @@ impl GatewayCore {
         if path.is_empty() || path.ends_with('/') {
             path.push_str("index.html");
         }
-        let Some(entry) = m.manifest().entry(&path) else {
+        let Some(entry) = m.file(&path) else {
             let dir_index = format!("{path}/index.html");
-            if m.manifest().entry(&dir_index).is_some() {
+            if m.file(&dir_index).is_some() {
                 let mut headers = security_headers();
                 headers.push(("location", format!("/{path}/")));
                 self.requests.remove(&id);
@@ -50,7 +51,7 @@ impl GatewayCore {
             return;
         };
         if entry.media_type.starts_with("text/html") {
-            let site = m.manifest().address();
+            let site = m.address();
             if let Some(seq) = self.tracker.equivocated(&site) {
                 if self.warned.insert(site.0.to_bytes()) {
                     self.requests.remove(&id);
@@ -66,7 +67,7 @@ impl GatewayCore {
             .bytes()
             .all(|b| b.is_ascii_graphic() || b == b' ')
         {
-            entry.media_type.clone()
+            entry.media_type.to_string()
         } else {
             "application/octet-stream".to_string()
         };
@@ -115,7 +116,7 @@ impl GatewayCore {
             return;
         }
         r.stage = Stage::Streaming {
-            blocks: entry.blocks.clone(),
+            blocks: entry.blocks.to_vec(),
             plan,
             next: plan.first_block,
             head: Some(Head {
@@ -124,6 +125,52 @@ impl GatewayCore {
                 body: Body::Stream { len: plan.len },
             }),
         };
+    }
+}
+
+/// One file of a site, as a request needs it.
+pub(super) struct FileMeta<'a> {
+    size: u64,
+    hash: &'a [u8; 32],
+    media_type: &'a str,
+    blocks: &'a [[u8; 32]],
+}
+
+/// What the gateway serves a site's files from.
+pub(super) trait SiteFiles {
+    /// The site.
+    fn address(&self) -> SiteAddress;
+    /// The file at `path`.
+    fn file(&self, path: &str) -> Option<FileMeta<'_>>;
+}
+
+impl SiteFiles for Verified {
+    fn address(&self) -> SiteAddress {
+        self.manifest().address()
+    }
+
+    fn file(&self, path: &str) -> Option<FileMeta<'_>> {
+        self.manifest().entry(path).map(|e| FileMeta {
+            size: e.size,
+            hash: &e.hash,
+            media_type: &e.media_type,
+            blocks: &e.blocks,
+        })
+    }
+}
+
+impl SiteFiles for super::writers::MergedSite {
+    fn address(&self) -> SiteAddress {
+        self.site
+    }
+
+    fn file(&self, path: &str) -> Option<FileMeta<'_>> {
+        self.files.get(path).map(|f| FileMeta {
+            size: f.size,
+            hash: &f.hash,
+            media_type: &f.media_type,
+            blocks: &f.blocks,
+        })
     }
 }
 
