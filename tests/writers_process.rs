@@ -228,6 +228,26 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         ]);
         assert_eq!(read(&o, "shared.txt"), want);
     }
+    // The writers page of a gateway that had not read the site before (another keeps its
+    // merged view for 30 s, as it does a manifest) lists the conflict with both sides.
+    let gw2 = free_addr("127.0.0.1");
+    let _reader2 = start_reader(&bootstrap, gw2, &dir.join("reader2"));
+    let host2 = format!(
+        "{}.localhost:{}",
+        address.trim_end_matches(".umbra"),
+        gw2.port()
+    );
+    let r = request(gw2, "GET", "/.umbra/writers", &host2, &[]);
+    let page = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(
+        page.contains("Conflicts: 1") && page.contains("/shared.txt"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&a_pub[..16]) && page.contains(&b_pub[..16]),
+        "{page}"
+    );
     // History: A publishes once more; its previous manifest is reachable by digest.
     ok(&publish_args(&a2, &a_key, &a_data, &address, bs, &[]));
     let (log, _) = ok(&["log", &address, "--history", "3", "--bootstrap", bs]);

@@ -422,6 +422,15 @@ impl GatewayCore {
                     writers::Serving::Manifest => None,
                 };
                 if let Some(m) = merged {
+                    if self
+                        .requests
+                        .get(&id)
+                        .is_some_and(|r| r.path == writers::WRITERS_PAGE)
+                    {
+                        self.requests.remove(&id);
+                        self.answer(id, writers::writers_page(&m));
+                        continue;
+                    }
                     // Responding starts the stream: fall through to ask for its blocks now.
                     self.respond(id, &*m);
                 } else {

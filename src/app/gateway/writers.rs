@@ -5,7 +5,10 @@
 //! from its manifest as before. The merged view is used for the same time a manifest is,
 //! then gathered again while the old one keeps serving.
 //!
-//! Not in this module: the merge (`site::writers`), answering requests (`respond.rs`).
+//! The gateway also answers `/.umbra/writers` on such a site's origin with a page of its own
+//! (no script): the site's writers and lines, every conflict with each side, and the heads
+//! refused. Not in this module: the merge (`site::writers`), answering file requests
+//! (`respond.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -175,4 +178,75 @@ impl SiteWriters {
         self.merged = Some((Arc::new(MergedSite { site, view, files }), now));
         self.asked = false;
     }
+}
+
+/// The path of the writers page on a site's origin (`08-gateway.md#writers`).
+pub const WRITERS_PAGE: &str = ".umbra/writers";
+
+/// The writers page of a merged site: lines, conflicts with every side, refused heads.
+pub fn writers_page(m: &MergedSite) -> super::Head {
+    use crate::gateway::escape_html as esc;
+    use crate::site::writers::head::Value;
+    use crate::wire::hex;
+    let short = |b: &[u8]| hex::encode(&b[..8.min(b.len())]);
+    let mut body = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Writers of this site</title><style>body{font-family:system-ui,sans-serif;\
+         max-width:50em;margin:2em auto;padding:0 1em;color:#222}code{font-size:.9em}\
+         td,th{padding:.2em .6em;text-align:left}</style></head><body>\
+         <h1>Writers of this site</h1><p>Umbra serves this site from its writers' merged view \
+         (protocol-spec/11-writers.md). Each path's default winner is served; every conflict \
+         is listed here with each side.</p><h2>Lines merged</h2><table><tr><th>writer</th>\
+         <th>branch</th><th>sequence</th></tr>",
+    );
+    for l in &m.view.lines {
+        body.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            short(&l.writer.to_bytes()),
+            if l.branch.is_empty() {
+                "main".to_string()
+            } else {
+                esc(&l.branch)
+            },
+            l.seq
+        ));
+    }
+    body.push_str("</table>");
+    let conflicts: Vec<_> = m.view.conflicts().collect();
+    body.push_str(&format!("<h2>Conflicts: {}</h2>", conflicts.len()));
+    for c in conflicts {
+        body.push_str(&format!("<h3><code>/{}</code></h3><ul>", esc(&c.path)));
+        for (i, side) in c.candidates.iter().enumerate() {
+            let who = m
+                .view
+                .line(&side.line)
+                .map_or_else(String::new, |l| short(&l.writer.to_bytes()));
+            let what = match &side.value {
+                Value::File(f) => format!("{} bytes, BLAKE3 {}", f.size, short(&f.hash)),
+                Value::Tombstone => "deleted".to_string(),
+            };
+            body.push_str(&format!(
+                "<li>{} writer <code>{who}</code> at sequence {}: {what}</li>",
+                if i == 0 { "served:" } else { "also:" },
+                side.dot
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    if !m.view.refused.is_empty() {
+        body.push_str("<h2>Refused</h2><ul>");
+        for (line, e) in &m.view.refused {
+            body.push_str(&format!(
+                "<li>line <code>{}</code>: {}</li>",
+                line.short(),
+                esc(&e.to_string())
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("</body></html>\n");
+    let mut headers = super::reply::security_headers();
+    headers.push(("content-type", "text/html; charset=utf-8".into()));
+    headers.push(("cache-control", "no-store".into()));
+    super::page(200, headers, body)
 }
