@@ -22,7 +22,6 @@ use super::App;
 use super::fetch::{FetchEvent, SiteFetch, TransferError};
 use super::publish::{CIRCUITS, Uploader};
 use super::session::{self, OnSession, ServiceSession, SessionEvent};
-use crate::crypto::keys::IdentityPublic;
 use crate::node::{Node, NodeEvent};
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
@@ -112,13 +111,6 @@ impl Gather {
         self
     }
 
-    fn writers(&self) -> Vec<IdentityPublic> {
-        let r = self.found.roster_or_implicit(&self.site);
-        std::iter::once(r.site)
-            .chain(r.writers.iter().map(|w| w.key))
-            .collect()
-    }
-
     fn on_roster(&mut self, r: Result<Option<Box<SignedRoster>>, TransferError>) {
         match r {
             Ok(r) => self.found.roster = r.map(|r| *r),
@@ -126,22 +118,11 @@ impl Gather {
         }
         self.roster_known = true;
         // A revoked writer's pinned last head, in case its line moved past the cut-off.
-        let pins: Vec<[u8; 32]> = self
-            .found
-            .roster
-            .iter()
-            .flat_map(|r| r.roster.writers.iter())
-            .filter_map(|w| w.cutoff.map(|c| c.head))
-            .filter(|d| *d != [0; 32])
-            .collect();
-        for d in pins {
+        let roster = self.found.roster_or_implicit(&self.site);
+        for d in roster.pins() {
             self.fetch.want_history(d);
         }
-        let mut lines: Vec<LineId> = self
-            .writers()
-            .iter()
-            .map(|w| LineId::of(w, &self.branch))
-            .collect();
+        let mut lines = roster.lines(&self.branch);
         lines.extend(self.extra.iter().copied());
         for l in lines {
             if self.lines_asked.insert(l) {

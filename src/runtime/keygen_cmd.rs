@@ -17,7 +17,7 @@ pub fn keygen_cmd(kind: &str, out: &std::path::Path) -> ExitCode {
             // The public key is what `umbra writers add --writer` takes.
             keystore::write_identity(out, &key).map(|()| {
                 format!(
-                    "Ed25519 identity, node id {})\npublic key {}\nas a site {}",
+                    "Ed25519 identity, node id {}\npublic key {}\nas a site {}",
                     key.public().node_id(),
                     crate::wire::hex::encode(&key.public().to_bytes()),
                     crate::site::address::SiteAddress(key.public())
@@ -35,7 +35,13 @@ pub fn keygen_cmd(kind: &str, out: &std::path::Path) -> ExitCode {
     };
     match result {
         Ok(what) => {
-            println!("wrote {} ({what})", out.display());
+            // The first line is the key's kind; any further lines (an identity's public key
+            // and address) follow the `wrote` line on their own.
+            let (kind, rest) = what.split_once('\n').unwrap_or((&what, ""));
+            println!("wrote {} ({kind})", out.display());
+            if !rest.is_empty() {
+                println!("{rest}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

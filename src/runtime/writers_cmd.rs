@@ -190,7 +190,7 @@ pub fn edit(key: &Path, change: Edit, bootstrap: &Path, timeout: u64) -> ExitCod
         let rt = runtime()?;
         let found = rt.block_on(gather(list.clone(), (site, ""), vec![], 0, timeout, None))?;
         let mut next = found.roster_or_implicit(&site);
-        next.seq = next.seq.max(wall_now().0).max(next.seq + 1);
+        next.seq = wall_now().0.max(next.seq + 1);
         next.published = wall_now();
         match change {
             Edit::Add(w, prefixes) => {

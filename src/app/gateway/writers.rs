@@ -109,22 +109,13 @@ impl SiteWriters {
                     Err(_) => None,
                 };
                 if let Some(r) = &roster {
-                    let writers = std::iter::once(r.roster.site)
-                        .chain(r.roster.writers.iter().map(|w| w.key));
-                    for w in writers {
-                        let l = LineId::of(&w, "");
+                    for l in r.roster.lines("") {
                         if self.pending_lines.insert(l) {
                             fetch.want_line(l);
                         }
                     }
-                    for d in r
-                        .roster
-                        .writers
-                        .iter()
-                        .filter_map(|w| w.cutoff)
-                        .map(|c| c.head)
-                    {
-                        if d != [0; 32] && self.pending_pins.insert(d) {
+                    for d in r.roster.pins() {
+                        if self.pending_pins.insert(d) {
                             fetch.want_history(d);
                         }
                     }

@@ -119,6 +119,26 @@ impl Roster {
             })
     }
 
+    /// The lines a reader gathers for branch `branch`: the site key's and every listed
+    /// writer's (`11-writers.md#in-the-dht`).
+    pub fn lines(&self, branch: &str) -> Vec<super::LineId> {
+        std::iter::once(self.site)
+            .chain(self.writers.iter().map(|w| w.key))
+            .map(|w| super::LineId::of(&w, branch))
+            .collect()
+    }
+
+    /// The digests of revoked writers' pinned last heads, fetched from history
+    /// (`11-writers.md#history`).
+    pub fn pins(&self) -> Vec<[u8; 32]> {
+        self.writers
+            .iter()
+            .filter_map(|w| w.cutoff)
+            .map(|c| c.head)
+            .filter(|d| *d != [0; 32])
+            .collect()
+    }
+
     /// Check that `head` may be used under this roster: same site, its writer listed, written
     /// under this roster or an older one, not past the writer's cut-off, every entry inside
     /// the writer's prefixes. The head's signature was checked when it was parsed.
