@@ -80,6 +80,7 @@ fn head_of(w: usize, seq: u64, ctx: Vector, tag: usize) -> SignedHead {
         vector,
         contexts: vec![ctx],
         entries,
+        branches: Vec::new(),
     };
     let bytes = h.sign(&k).expect("sign");
     head::parse(&bytes, &SiteAddress(site().public())).expect("parse")
@@ -196,6 +197,7 @@ fn main() {
             vector: v.clone(),
             contexts: vec![v],
             entries,
+            branches: Vec::new(),
         }
         .sign(&k)
         .expect("sign")
@@ -236,6 +238,7 @@ fn main() {
                     expires: WallTime(u64::MAX),
                     files: &files,
                     delete: &BTreeSet::new(),
+                    branches: &std::collections::BTreeSet::new(),
                     resolve: false,
                 };
                 let h = next_head(&intent, p.as_ref(), &set, &r).expect("next head");

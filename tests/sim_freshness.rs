@@ -193,6 +193,7 @@ fn gateways_read(w: &mut World, site: SiteAddress) -> (usize, usize, usize) {
             let core = w.app_mut::<GatewayCore>(app).unwrap();
             let req = SiteRequest {
                 site,
+                view: Default::default(),
                 path: String::new(),
                 range: None,
                 if_none_match: None,

@@ -110,6 +110,7 @@ impl Browser {
             w,
             SiteRequest {
                 site,
+                view: Default::default(),
                 path: path.into(),
                 range: range.map(str::to_string),
                 if_none_match: None,
@@ -338,6 +339,7 @@ fn the_core_answers_by_request_id_with_back_pressure_and_cancel() {
     let (mut b, first) = Browser::reading(&mut w, 41, site, &files[0].1);
     let req = |path: &str, range: Option<&str>, inm: Option<String>, head: bool| SiteRequest {
         site,
+        view: Default::default(),
         path: path.into(),
         range: range.map(str::to_string),
         if_none_match: inm,

@@ -103,6 +103,7 @@ fn upload_head(
         expires: WallTime(u64::MAX),
         files: &refs,
         delete: &BTreeSet::new(),
+        branches: &std::collections::BTreeSet::new(),
         resolve: false,
     };
     let h = next_head(&intent, prev, &HeadSet::new(), r).unwrap();

@@ -83,6 +83,7 @@ impl Writer {
             expires: WallTime(u64::MAX),
             files: &self.files,
             delete: &BTreeSet::new(),
+            branches: &std::collections::BTreeSet::new(),
             resolve: false,
         };
         let h = next_head(&intent, self.prev.as_ref(), &HeadSet::new(), r).unwrap();

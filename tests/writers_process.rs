@@ -5,7 +5,9 @@
 //! then edit one file differently while partitioned (`--offline`) and publish on
 //! reconnecting; the reader's `umbra log` lists the conflict and `umbra fetch --writer` gets
 //! each side; the site key revokes one writer, whose next publish is then refused, and the
-//! reader's view keeps only what that writer signed before its cut-off.
+//! reader's view keeps only what that writer signed before its cut-off. Between, a writer
+//! publishes a named branch, which a fresh reader's gateway lists on the writers page and
+//! serves at its own origin, beside each writer's line; the dashboard lists the writers.
 
 // A process-level test: it waits on real processes, so it reads the real clock.
 #![allow(clippy::disallowed_methods)]
@@ -33,8 +35,8 @@ fn fails<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     err
 }
 
-/// A key file; returns its public key as `keygen` prints it.
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+/// A key file; returns its public key and its address form as `keygen` prints them.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String, String) {
     let path = dir.join(format!("{name}.key"));
     let (out, _) = ok(&[
         "keygen",
@@ -50,7 +52,14 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .trim()
         .to_string();
     assert_eq!(public.len(), 64, "{out}");
-    (path, public)
+    let address = out
+        .lines()
+        .find_map(|l| l.strip_prefix("as a site "))
+        .unwrap_or_else(|| panic!("keygen printed no address:\n{out}"))
+        .trim()
+        .trim_end_matches(".umbra")
+        .to_string();
+    (path, public, address)
 }
 
 /// `umbra publish FOLDER --key KEY --site ADDRESS --data-dir DATA --bootstrap BS EXTRA…`.
@@ -101,9 +110,9 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
     let (_relays, bootstrap) = start_relays(&dir, 6, 10);
     let bs = bootstrap.to_str().unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (site_key, _) = keygen(&dir, "site");
-    let (a_key, a_pub) = keygen(&dir, "a");
-    let (b_key, b_pub) = keygen(&dir, "b");
+    let (site_key, _, _) = keygen(&dir, "site");
+    let (a_key, a_pub, a_addr) = keygen(&dir, "a");
+    let (b_key, b_pub, b_addr) = keygen(&dir, "b");
     let (a_data, b_data) = (dir.join("a.data"), dir.join("b.data"));
 
     // The site key adds two writers: A everywhere, B everywhere too (they share a file).
@@ -203,6 +212,31 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         ok(&publish_args(f, k, d, &address, bs, &[]));
     }
 
+    // A named branch: A publishes a draft, announced on its main line; readers find it.
+    let draft = folder(&dir, "draft", &[("draft.html", "<p>draft</p>")]);
+    let (_, err) = ok(&publish_args(
+        &draft,
+        &a_key,
+        &a_data,
+        &address,
+        bs,
+        &["--branch", "draft"],
+    ));
+    assert!(err.contains("announcing branch draft"), "{err}");
+    let out_draft = dir.join("out-draft");
+    ok(&[
+        "fetch",
+        &address,
+        "--branch",
+        "draft",
+        "-o",
+        &s(&out_draft),
+        "--no-cache",
+        "--bootstrap",
+        bs,
+    ]);
+    assert_eq!(read(&out_draft, "draft.html"), "<p>draft</p>");
+
     // The reader's log lists the conflict, with both writers.
     let (log, _) = ok(&["log", &address, "--bootstrap", bs]);
     eprintln!("{log}");
@@ -248,6 +282,44 @@ fn two_writers_merge_conflict_and_revocation_between_processes() {
         page.contains(&a_pub[..16]) && page.contains(&b_pub[..16]),
         "{page}"
     );
+    // The page lists the branch and links its origin, where the gateway serves it; the
+    // main view does not hold the draft; each writer's line has an origin of its own.
+    let site_label = address.trim_end_matches(".umbra");
+    let draft_host = format!("draft.branch.{site_label}.localhost:{}", gw2.port());
+    assert!(
+        page.contains("Branches") && page.contains(&format!("http://{draft_host}/")),
+        "{page}"
+    );
+    let r = request(gw2, "GET", "/draft.html", &draft_host, &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"<p>draft</p>"[..]));
+    let r = request(gw2, "GET", "/draft.html", &host2, &[]);
+    assert_eq!(r.status, 404, "the draft is not in the main view");
+    let nav = request(
+        gw2,
+        "GET",
+        "/draft.html",
+        &draft_host,
+        &[("Sec-Fetch-Dest", "document")],
+    );
+    assert_eq!(nav.status, 303);
+    assert_eq!(
+        nav.header("location"),
+        format!("http://view.{draft_host}/draft.html")
+    );
+    for (w, want) in [(&a_addr, "A's version"), (&b_addr, "B's version")] {
+        let line_host = format!("{w}.writer.{site_label}.localhost:{}", gw2.port());
+        let r = request(gw2, "GET", "/shared.txt", &line_host, &[]);
+        assert_eq!(
+            (r.status, String::from_utf8_lossy(&r.body).as_ref()),
+            (200, want)
+        );
+    }
+    // The dashboard lists the site's writers, its conflict and the branch.
+    let status = procs::status(gw2);
+    let w = &status["writers"][0];
+    assert_eq!(w["writers"].as_array().map(Vec::len), Some(2), "{status}");
+    assert_eq!(w["conflicts"], 1, "{w}");
+    assert_eq!(w["branches"], serde_json::json!(["draft"]), "{w}");
     // History: A publishes once more; its previous manifest is reachable by digest.
     ok(&publish_args(&a2, &a_key, &a_data, &address, bs, &[]));
     let (log, _) = ok(&["log", &address, "--history", "3", "--bootstrap", bs]);

@@ -135,6 +135,7 @@ fn run(ops: &[Op]) -> Sim {
                     expires: WallTime(u64::MAX),
                     files: &me.files,
                     delete: &BTreeSet::new(),
+                    branches: &std::collections::BTreeSet::new(),
                     resolve: false,
                 };
                 let h = next_head(&intent, me.prev.as_ref(), &me.seen, &r).expect("next head");

@@ -96,6 +96,17 @@ function render(s) {
     ? `${eq.length} proof(s) kept: these sites' keys signed two different manifests with one sequence. The first one seen stays in use.`
     : "No site was caught signing two versions with one sequence.");
   list("equivocations", eq.map((x) => `${x.site} (sequence ${x.seq}, seen as ${x.seen_as})`));
+  const ws = s.writers;
+  text("writers-summary", ws.length
+    ? `${ws.length} site(s) read this run have writers (each site's /.umbra/writers page lists its conflicts):`
+    : "No site read this run has writers.");
+  list("writers", ws.map((x) => `${x.site}: roster ${x.roster}, the site key and ` +
+    `${x.writers.length} writer(s) (` +
+    x.writers.map((w) => w.key + (w.prefixes.includes("") ? "" : " under /" + w.prefixes.join(", /")) +
+      (w.cutoff === null ? "" : ` revoked after ${w.cutoff}`)).join("; ") +
+    `) · ${x.lines} lines merged, ${x.conflicts} conflict(s)` +
+    (x.refused ? `, ${x.refused} refused` : "") +
+    (x.branches.length ? ` · branches: ${x.branches.join(", ")}` : "")));
   const g = s.gateway;
   text("gateway", `port ${g.port} · ${g.requests} requests, ${g.errors} errors · ${bytes(g.bytes_out)} served · ` +
     `${g.site_circuits} site circuits open, ${g.circuits_built} built`);

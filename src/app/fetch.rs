@@ -602,6 +602,7 @@ mod tests {
                     blocks: vec![],
                 }),
             }],
+            branches: Vec::new(),
         };
         let head_bytes = head.sign(&writer).unwrap();
         let other_line = LineId::of(&writer.public(), "draft");

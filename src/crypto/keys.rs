@@ -120,6 +120,25 @@ impl IdentityPublic {
     }
 }
 
+impl PartialOrd for IdentityPublic {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Ordered by the 32-byte encoding.
+impl Ord for IdentityPublic {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_bytes().cmp(&other.to_bytes())
+    }
+}
+
+impl std::hash::Hash for IdentityPublic {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_bytes().hash(state);
+    }
+}
+
 impl fmt::Debug for IdentityPublic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "IdentityPublic({})", self.node_id())

@@ -9,10 +9,12 @@
 //! Not in this module: sockets and HTTP parsing (`runtime/gateway`), circuits (`node`),
 //! manifest verification (`site`).
 
+pub mod origin;
 pub mod range;
 pub mod shell;
 
 use crate::site::address::{AddressError, SiteAddress};
+pub use origin::SiteOrigin;
 use shell::{ASSET_PREFIX, Destination, VIEW_LABEL, destination};
 
 /// The suffix browsers send to loopback (RFC 6761 §6.3) that carries a site's address.
@@ -30,8 +32,8 @@ pub enum Route {
     },
     /// A site's frame page (`view.<address>.localhost`, see [`shell`]).
     Shell {
-        /// The site.
-        site: SiteAddress,
+        /// The site and view.
+        origin: SiteOrigin,
         /// The origin-form target the frame loads (path and query).
         target: String,
     },
@@ -43,15 +45,15 @@ pub enum Route {
     /// A top-level navigation to a site's content origin: answered with a 303 to its frame
     /// page, so that a site is never the top-level document ([`shell`]).
     ToShell {
-        /// The site.
-        site: SiteAddress,
+        /// The site and view.
+        origin: SiteOrigin,
         /// The origin-form target (path and query).
         target: String,
     },
     /// A file of a site.
     Site {
-        /// The site.
-        site: SiteAddress,
+        /// The site and view.
+        origin: SiteOrigin,
         /// The decoded path within the site, without the leading `/` (empty: the index).
         path: String,
         /// Reached in proxy mode (`http://<address>.umbra/`).
@@ -85,6 +87,15 @@ pub enum Refusal {
     /// The path is not valid (bad percent-encoding, `..`, control characters).
     #[error("the path is not valid")]
     BadPath,
+    /// A site origin naming a branch or writer that cannot be one
+    /// ([`origin`]; `08-gateway.md#writers`).
+    #[error("{name:?} does not name a view of a site: {why}")]
+    BadView {
+        /// The host labels as given.
+        name: String,
+        /// What is wrong with them.
+        why: String,
+    },
     /// More than one `Host` header (RFC 9112 §3.2).
     #[error("the request has more than one Host header")]
     DuplicateHost,
@@ -96,7 +107,10 @@ impl Refusal {
         match self {
             Refusal::UnknownHost(_) => 421,
             Refusal::Clearnet(_) => 403,
-            Refusal::BadAddress { .. } | Refusal::BadPath | Refusal::DuplicateHost => 400,
+            Refusal::BadAddress { .. }
+            | Refusal::BadView { .. }
+            | Refusal::BadPath
+            | Refusal::DuplicateHost => 400,
             Refusal::Method(_) => 405,
         }
     }
@@ -152,17 +166,14 @@ pub fn decode_path(target: &str) -> Result<String, Refusal> {
     })
 }
 
-fn site_label(label: &str, path: &str, proxied: bool) -> Route {
-    match SiteAddress::parse(label) {
-        Ok(site) => Route::Site {
-            site,
+fn site_label(labels: &str, path: &str, proxied: bool) -> Route {
+    match SiteOrigin::parse(labels) {
+        Ok(origin) => Route::Site {
+            origin,
             path: path.trim_start_matches('/').to_string(),
             proxied,
         },
-        Err(error) => Route::Refused(Refusal::BadAddress {
-            name: label.to_string(),
-            error,
-        }),
+        Err(r) => Route::Refused(r),
     }
 }
 
@@ -245,31 +256,33 @@ pub fn route(req: &RequestHead<'_>, port: u16) -> Route {
             let Some(labels) = name.strip_suffix(LOCALHOST_SUFFIX) else {
                 return Route::Refused(Refusal::UnknownHost(name));
             };
-            match labels.split_once('.') {
-                None => match site_label(labels, &path, false) {
-                    Route::Site { site, .. }
-                        if destination(req.fetch_dest, req.accept) == Destination::TopLevel =>
-                    {
-                        Route::ToShell {
-                            site,
-                            target: target.to_string(),
-                        }
-                    }
-                    other => other,
-                },
-                Some((VIEW_LABEL, label)) if !label.contains('.') => {
-                    match site_label(label, &path, false) {
-                        Route::Site { .. } if path.starts_with(ASSET_PREFIX) => Route::ShellFile {
-                            name: path[ASSET_PREFIX.len()..].to_string(),
-                        },
-                        Route::Site { site, .. } => Route::Shell {
-                            site,
-                            target: target.to_string(),
-                        },
-                        other => other,
+            // `view.<origin>` is that origin's frame page, unless the labels after `view.`
+            // name no origin (a branch may not be called `view`, so this is unambiguous).
+            let shell = labels
+                .strip_prefix(VIEW_LABEL)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|r| SiteOrigin::parse(r).ok());
+            if let Some(origin) = shell {
+                return match path.strip_prefix(ASSET_PREFIX) {
+                    Some(name) => Route::ShellFile {
+                        name: name.to_string(),
+                    },
+                    None => Route::Shell {
+                        origin,
+                        target: target.to_string(),
+                    },
+                };
+            }
+            match site_label(labels, &path, false) {
+                Route::Site { origin, .. }
+                    if destination(req.fetch_dest, req.accept) == Destination::TopLevel =>
+                {
+                    Route::ToShell {
+                        origin,
+                        target: target.to_string(),
                     }
                 }
-                Some(_) => Route::Refused(Refusal::UnknownHost(name)),
+                other => other,
             }
         }
     }
@@ -373,6 +386,7 @@ pub fn refusal_page(r: &Refusal) -> (u16, &'static str, String) {
         Refusal::UnknownHost(_) => "Unknown host",
         Refusal::Clearnet(_) => "Clearnet request refused",
         Refusal::BadAddress { .. } => "Not a valid site address",
+        Refusal::BadView { .. } => "Not a branch or writer of this site",
         Refusal::Method(_) => "Method not allowed",
         Refusal::BadPath => "Bad path",
         Refusal::DuplicateHost => "Bad request",
@@ -389,7 +403,7 @@ pub fn refusal_page(r: &Refusal) -> (u16, &'static str, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Refusal, RequestHead, Route, decode_path, route};
+    use super::{Refusal, RequestHead, Route, SiteOrigin, decode_path, route};
     use crate::crypto::keys::IdentityKey;
     use crate::crypto::rng::UmbraRng;
     use crate::site::address::SiteAddress;
@@ -414,7 +428,7 @@ mod tests {
         assert_eq!(
             route(&req("GET", "/x/y.html?q=1", Some(&host)), 8080),
             Route::Site {
-                site: a,
+                origin: SiteOrigin::main(a),
                 path: "x/y.html".into(),
                 proxied: false
             }
@@ -427,7 +441,7 @@ mod tests {
         assert_eq!(
             route(&req("GET", &proxied, None), 8080),
             Route::Site {
-                site: a,
+                origin: SiteOrigin::main(a),
                 path: "a b.txt".into(),
                 proxied: true
             }
@@ -445,7 +459,7 @@ mod tests {
         assert_eq!(
             route(&nav, 8080),
             Route::ToShell {
-                site: a,
+                origin: SiteOrigin::main(a),
                 target: "/x.html?q".into()
             }
         );
@@ -462,7 +476,7 @@ mod tests {
         assert_eq!(
             route(&shell, 8080),
             Route::Shell {
-                site: a,
+                origin: SiteOrigin::main(a),
                 target: "/x.html?q".into()
             }
         );
@@ -486,6 +500,55 @@ mod tests {
                 name: "shell.js".into()
             }
         );
+    }
+
+    #[test]
+    fn branch_and_writer_origins_route_to_their_views() {
+        let (a, w) = (
+            addr(),
+            SiteAddress(IdentityKey::from_secret_bytes([9; 32]).public()),
+        );
+        let draft = SiteOrigin {
+            site: a,
+            view: crate::site::writers::ViewSpec {
+                branch: "draft".into(),
+                writer: None,
+            },
+        };
+        let host = format!("{}.localhost:8080", draft.labels());
+        assert_eq!(
+            route(&req("GET", "/p.html", Some(&host)), 8080),
+            Route::Site {
+                origin: draft.clone(),
+                path: "p.html".into(),
+                proxied: false
+            }
+        );
+        let nav = RequestHead {
+            fetch_dest: Some("document"),
+            ..req("GET", "/p.html", Some(&host))
+        };
+        assert!(matches!(route(&nav, 8080), Route::ToShell { origin, .. } if origin == draft));
+        let shell = format!("view.{host}");
+        assert!(matches!(
+            route(&req("GET", "/p.html", Some(&shell)), 8080),
+            Route::Shell { origin, .. } if origin == draft
+        ));
+        let line = format!("{}.writer.{}.localhost:8080", w.encode(), a.encode());
+        assert!(matches!(
+            route(&req("GET", "/", Some(&line)), 8080),
+            Route::Site { origin, .. } if origin.view.writer == Some(w.0)
+        ));
+        let proxied = format!("http://draft.branch.{}.umbra/p.html", a.encode());
+        assert!(matches!(
+            route(&req("GET", &proxied, None), 8080),
+            Route::Site { origin, proxied: true, .. } if origin == draft
+        ));
+        let bad = format!("Bad_Name.branch.{}.localhost:8080", a.encode());
+        assert!(matches!(
+            route(&req("GET", "/", Some(&bad)), 8080),
+            Route::Refused(Refusal::BadView { .. })
+        ));
     }
 
     #[test]

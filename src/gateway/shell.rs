@@ -31,7 +31,7 @@
 //! Not in this module: routing (`super::route`), the site's other headers
 //! (`super::site_headers`), sockets.
 
-use crate::gateway::{LOCALHOST_SUFFIX, escape_html, site_origin};
+use crate::gateway::{LOCALHOST_SUFFIX, SiteOrigin, escape_html, site_origin};
 use crate::site::address::SiteAddress;
 
 /// The label before a site's address that names its frame page's origin.
@@ -68,28 +68,36 @@ pub fn destination(fetch_dest: Option<&str>, accept: Option<&str>) -> Destinatio
     }
 }
 
-/// The origin of a site's frame page: `http://view.<address>.localhost:PORT`.
-pub fn view_origin(site: &SiteAddress, port: u16) -> String {
+/// The origin of a site view's frame page: `http://view.<origin labels>.localhost:PORT`.
+pub fn view_origin(origin: &SiteOrigin, port: u16) -> String {
     format!(
         "http://{VIEW_LABEL}.{}{LOCALHOST_SUFFIX}:{port}",
-        site.encode()
+        origin.labels()
     )
 }
 
+/// Every origin of `site` but its main one: its branches and writers' lines, and the frame
+/// pages (`http://*.<address>.localhost:PORT`, a CSP host source).
+pub fn site_subdomains(site: &SiteAddress, port: u16) -> String {
+    format!("http://*.{}{LOCALHOST_SUFFIX}:{port}", site.encode())
+}
+
 /// The Content-Security-Policy of the frame page: its own script and style, the site's
-/// content origin as the only frame, nothing else; never framed itself.
-pub fn shell_csp(site: &SiteAddress, port: u16) -> String {
+/// origins (main, branches, writers' lines) as the only frames, nothing else; never framed
+/// itself.
+pub fn shell_csp(origin: &SiteOrigin, port: u16) -> String {
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; frame-src {}; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; frame-src {} {}; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        site_origin(site, port)
+        site_origin(&origin.site, port),
+        site_subdomains(&origin.site, port)
     )
 }
 
 /// Headers of every frame-page response besides its content type.
-pub fn shell_headers(site: &SiteAddress, port: u16) -> Vec<(&'static str, String)> {
+pub fn shell_headers(origin: &SiteOrigin, port: u16) -> Vec<(&'static str, String)> {
     vec![
-        ("content-security-policy", shell_csp(site, port)),
+        ("content-security-policy", shell_csp(origin, port)),
         ("x-content-type-options", "nosniff".into()),
         ("referrer-policy", "no-referrer".into()),
         ("cross-origin-opener-policy", "same-origin".into()),
@@ -101,15 +109,25 @@ pub fn shell_headers(site: &SiteAddress, port: u16) -> Vec<(&'static str, String
 }
 
 /// The frame page for `target` (the request's origin-form path and query), which the frame
-/// loads from the site's content origin.
-pub fn shell_page(site: &SiteAddress, port: u16, target: &str) -> String {
+/// loads from the view's content origin.
+pub fn shell_page(origin: &SiteOrigin, port: u16, target: &str) -> String {
     let target = if target.starts_with('/') { target } else { "/" };
-    let src = format!("{}{target}", site_origin(site, port));
-    let short: String = site.encode().chars().take(8).collect();
+    let src = format!("{}{target}", origin.url(port));
+    let site = &origin.site;
+    let mut short: String = site.encode().chars().take(8).collect();
+    short.push('…');
+    if !origin.view.branch.is_empty() {
+        short.push_str(&format!(" branch {}", origin.view.branch));
+    }
+    if let Some(w) = &origin.view.writer {
+        let w: String = SiteAddress(*w).encode().chars().take(8).collect();
+        short.push_str(&format!(" writer {w}…"));
+    }
+    let short = escape_html(&short);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{short}… · Umbra</title>\
+         <title>{short} · Umbra</title>\
          <link rel=\"stylesheet\" href=\"{ASSET_PREFIX}shell.css\">\
          <script src=\"{ASSET_PREFIX}shell.js\" defer></script></head><body>\
          <div id=\"umbra-leave\" role=\"alertdialog\" aria-live=\"assertive\" hidden>\
@@ -130,7 +148,7 @@ pub fn shell_page(site: &SiteAddress, port: u16, target: &str) -> String {
          profile whose only way out is the gateway.</p>\
          <p><button id=\"umbra-consent-yes\" type=\"button\">Read it here anyway</button> \
          (remembered for this site in this browser)</p></div>\
-         <iframe id=\"umbra-site\" title=\"{short}… (an Umbra site)\" data-src=\"{src}\" \
+         <iframe id=\"umbra-site\" title=\"{short} (an Umbra site)\" data-src=\"{src}\" \
          sandbox=\"allow-scripts allow-same-origin allow-forms allow-modals\" \
          referrerpolicy=\"no-referrer\" allow=\"\"></iframe>\
          <noscript><p>The gateway's frame page needs its own small script to load the site \
@@ -158,9 +176,12 @@ pub fn site_csp(ancestor: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Destination, destination, shell_csp, shell_page, site_csp, view_origin};
+    use super::{
+        Destination, destination, shell_csp, shell_page, site_csp, site_subdomains, view_origin,
+    };
     use crate::crypto::keys::IdentityKey;
     use crate::crypto::rng::UmbraRng;
+    use crate::gateway::SiteOrigin;
     use crate::site::address::SiteAddress;
 
     fn addr() -> SiteAddress {
@@ -186,10 +207,14 @@ mod tests {
     #[test]
     fn the_frame_page_frames_only_the_sites_origin() {
         let a = addr();
-        let csp = shell_csp(&a, 8470);
-        assert!(csp.contains(&format!("frame-src http://{}.localhost:8470;", a.encode())));
+        let o = SiteOrigin::main(a);
+        let csp = shell_csp(&o, 8470);
+        let e = a.encode();
+        assert!(csp.contains(&format!(
+            "frame-src http://{e}.localhost:8470 http://*.{e}.localhost:8470;"
+        )));
         assert!(csp.contains("frame-ancestors 'none'"));
-        let page = shell_page(&a, 8470, "/a.html?x=\"<b>\"");
+        let page = shell_page(&o, 8470, "/a.html?x=\"<b>\"");
         assert!(
             page.contains("sandbox=\"allow-scripts allow-same-origin allow-forms allow-modals\"")
         );
@@ -199,8 +224,12 @@ mod tests {
         assert!(page.contains("id=\"umbra-consent\""), "{page}");
         assert!(!page.contains(" src=\"http"), "{page}");
         assert!(page.contains(&format!("umbra browse {a}")), "{page}");
-        // The site may be framed by its frame page only.
-        let v = view_origin(&a, 8470);
+        // The site may be framed by its own origins only (its frame pages among them).
+        assert_eq!(
+            view_origin(&o, 8470),
+            format!("http://view.{e}.localhost:8470")
+        );
+        let v = site_subdomains(&a, 8470);
         assert!(site_csp(Some(&v)).ends_with(&format!("frame-ancestors {v} 'self'")));
         assert!(site_csp(None).ends_with("frame-ancestors 'self'"));
     }

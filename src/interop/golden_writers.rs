@@ -19,7 +19,7 @@ use crate::site::build;
 use crate::site::writers::head::{self, FileRef, HEAD_LABEL, SignedHead, Value as EntryValue};
 use crate::site::writers::merge::{HeadSet, Inserted};
 use crate::site::writers::roster::{self, Cutoff, Roster, RosterWriter};
-use crate::site::writers::stage::{Intent, next_head};
+use crate::site::writers::stage::{Intent, announce, next_head};
 use crate::time::WallTime;
 use crate::wire::hex;
 
@@ -71,6 +71,7 @@ fn manifest_expect(bytes: &[u8], site: &SiteAddress) -> Value {
                     "dot": hd.ctx(e).get(&line),
                     "file": match &e.value { EntryValue::File(f) => Value::from(hex::encode(&f.hash)), EntryValue::Tombstone => Value::Null },
                 })).collect::<Vec<_>>(),
+                "branches": hd.branches,
             })
         }
         Err(e) => json!({"error": e.class()}),
@@ -191,6 +192,10 @@ impl World {
         for h in seen {
             set.insert((*h).clone());
         }
+        // A writer lists the branch it writes on.
+        let branches: BTreeSet<String> = std::iter::once(branch.to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
         let intent = Intent {
             site: self.site.public(),
             writer: k.public(),
@@ -200,6 +205,7 @@ impl World {
             expires: WallTime(u64::MAX),
             files: &files,
             delete: &BTreeSet::new(),
+            branches: &branches,
             resolve: false,
         };
         let h = next_head(&intent, prev, &set, r).map_err(|e| e.to_string())?;
@@ -253,6 +259,24 @@ fn build_all() -> Result<Value, String> {
     )?;
     let a3 = w.publish(&w.a, "", 3, &[("b/shared", "A+B")], Some(&a2), &[&b1], &r1)?;
     let draft = w.publish(&w.a, "draft", 4, &[("draft.html", "d")], None, &[], &r1)?;
+    // Writer a's main line again, listing its branch: how readers learn of it.
+    let announced = {
+        let branches = BTreeSet::from(["draft".to_string()]);
+        let intent = Intent {
+            site: w.site.public(),
+            writer: w.a.public(),
+            branch: "",
+            seq: 6,
+            published: WallTime(1_800_000_000),
+            expires: WallTime(u64::MAX),
+            files: &BTreeMap::new(),
+            delete: &BTreeSet::new(),
+            branches: &branches,
+            resolve: false,
+        };
+        let h = announce(&intent, Some(&a3), &r1).map_err(|e| e.to_string())?;
+        head::parse(&h.sign(&w.a).map_err(|e| e.to_string())?, &addr).map_err(|e| e.to_string())?
+    };
     let b2 = w.publish(
         &w.b,
         "",
@@ -337,6 +361,7 @@ fn build_all() -> Result<Value, String> {
         ("main line", &a1.bytes),
         ("a merge covering writer b, with a tombstone", &a3.bytes),
         ("orphan branch", &draft.bytes),
+        ("a main line listing its writer's branch", &announced.bytes),
         ("version 1 read as the site key's main line", &v1.manifest),
         ("bad signature", &m_bad_sig),
         ("unknown version", &m_version),
@@ -388,7 +413,8 @@ fn build_all() -> Result<Value, String> {
         "provenance": PROVENANCE,
         "description": "Sites with many writers (protocol-spec/11-writers.md). All objects are for `address`. `rosters`: a roster's \
             bytes and what they say (or an error class). `manifests`: a writer manifest's bytes (or a version-1 manifest) and what \
-            they say: writer, branch, line id, seq, roster, prev, vector, and per entry its dot and file hash (null: tombstone); \
+            they say: writer, branch, line id, seq, roster, prev, vector, per entry its dot and file hash (null: tombstone), and \
+            the named branches it lists (#branches); \
             or an error class. `admission`: a roster and a manifest, and the verdict (#admission). `merges`: a roster, heads \
             (inserted in order) and a branch name, and the view: view hash (#view-hash), served files, conflicts with every \
             survivor (default winner first), refused heads. `equivocation`: two manifests of one writer with one sequence. \

@@ -355,6 +355,26 @@ pub fn status(addr: SocketAddr, json: bool) -> Result<(), RuntimeError> {
             .map(|s| format!(", last reconciled {s} s ago"))
             .unwrap_or_else(|| ", not reconciled yet".into())
     );
+    for w in v["writers"].as_array().cloned().unwrap_or_default() {
+        let count = |k: &str| w[k].as_u64().unwrap_or(0);
+        println!(
+            "writers:    {}: roster {}, {} writers besides the site key, {} lines, {} conflicts, \
+             branches [{}]",
+            w["site"].as_str().unwrap_or("?"),
+            count("roster"),
+            w["writers"].as_array().map_or(0, Vec::len),
+            count("lines"),
+            count("conflicts"),
+            w["branches"]
+                .as_array()
+                .map(|b| b
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
+    }
     let proofs = v["equivocations"].as_array().cloned().unwrap_or_default();
     if proofs.is_empty() {
         println!("equivocation: none seen");

@@ -15,9 +15,11 @@ pub struct AsWriter {
     /// the writer's own line, instead of as the site itself.
     #[arg(long, value_name = "ADDRESS")]
     pub site: Option<String>,
-    /// With --site: publish on this named branch (a-z 0-9 - _ . /) instead of the writer's
-    /// main line. Readers see it with `umbra fetch --branch NAME`; it joins the site's merged
-    /// view only when a main line writes its files.
+    /// With --site: publish on this named branch (a DNS label: a-z 0-9 -, up to 63) instead
+    /// of the writer's main line. A new branch is announced on the writer's main line, so
+    /// readers find it: `umbra fetch --branch NAME`, or the gateway at
+    /// http://NAME.branch.ADDRESS.localhost:PORT/. It joins the site's merged view only when
+    /// a main line writes its files.
     #[arg(long, value_name = "NAME", requires = "site")]
     pub branch: Option<String>,
     /// With --site: resolve every conflict on the folder's paths in the folder's favour

@@ -23,8 +23,10 @@ use crate::site::address::SiteAddress;
 use crate::site::writers::head::{SignedHead, Value};
 use crate::site::writers::merge::View;
 use crate::site::writers::roster::{self, Cutoff, Roster, RosterWriter};
-use crate::site::writers::stage::{Intent, cut, next_head};
-use crate::site::writers::{LineId, WriterError, check_branch, line_dht_key, roster_dht_key};
+use crate::site::writers::stage::{Intent, announce, cut, next_head};
+use crate::site::writers::{
+    LineId, MAX_BRANCHES, WriterError, check_branch, line_dht_key, roster_dht_key,
+};
 use crate::time::WallTime;
 use crate::wire::dht_msg::{Record, RecordKind};
 use crate::wire::hex;
@@ -301,6 +303,9 @@ pub fn publish(
         } else {
             Some(load_bootstrap(bootstrap)?)
         };
+        // Whether the network's newest main line of this writer lists the branch: if not, the
+        // publish announces it there (`11-writers.md#branches`).
+        let mut listed = true;
         if let Some(list) = &list {
             let found = rt.block_on(gather(
                 list.clone(),
@@ -313,6 +318,11 @@ pub fn publish(
             for why in &found.refused {
                 eprintln!("umbra: refused: {why}");
             }
+            listed = branch.is_empty()
+                || found
+                    .heads
+                    .get(&main)
+                    .is_some_and(|h| h.head.branches.iter().any(|b| b == branch));
             memory.heads.join(&found.heads);
             if let Some(r) = found.roster {
                 memory.roster = Some(match roster::newer(memory.roster.take(), r.clone()) {
@@ -337,6 +347,24 @@ pub fn publish(
             .unwrap_or(0);
         let now = wall_now();
         let seq = now.0.max(highest + 1);
+        // The writer's named branches: those its main line lists, those it wrote, this one.
+        let mut branches: BTreeSet<String> = memory
+            .heads
+            .heads()
+            .filter(|h| h.head.writer == key.public())
+            .flat_map(|h| h.head.branches.iter().chain(Some(&h.head.branch)))
+            .filter(|b| !b.is_empty())
+            .cloned()
+            .collect();
+        if !branch.is_empty() {
+            branches.insert(branch.to_string());
+        }
+        if branches.len() > MAX_BRANCHES {
+            return Err(RuntimeError::Usage(format!(
+                "a writer has at most {MAX_BRANCHES} named branches; this one would be its {}th",
+                branches.len()
+            )));
+        }
         let intent = Intent {
             site: site.0,
             writer: key.public(),
@@ -346,6 +374,7 @@ pub fn publish(
             expires: WallTime(now.0.saturating_add(how.lifetime)),
             files: &cut.files,
             delete: &BTreeSet::new(),
+            branches: &branches,
             resolve: how.resolve,
         };
         let head = next_head(&intent, prev.as_ref(), &memory.heads, &roster)?;
@@ -374,19 +403,34 @@ pub fn publish(
             return Ok(0);
         };
         // The newest of the line, and a copy under its hash that stays reachable as history.
-        let history = Record {
-            kind: RecordKind::HISTORY,
-            key: crate::crypto::hash::hash(&bytes),
-            value: bytes.clone(),
-        };
-        let record = Record {
-            kind: RecordKind::WRITER,
-            key: line_dht_key(&site.0, &own),
-            value: bytes,
+        let mut records = vec![history_of(&bytes), line_record(&site, &own, bytes)];
+        if !listed {
+            // A new branch: the writer's main line again, unchanged but listing it, stored
+            // after the branch so that a reader who learns of it finds it.
+            let intent = Intent {
+                branch: "",
+                seq: seq + 1,
+                ..intent
+            };
+            let main_head = announce(&intent, memory.heads.get(&main), &roster)?;
+            roster.admit(&main_head)?;
+            let main_bytes = main_head.sign(&key)?;
+            memory
+                .heads
+                .insert(crate::site::writers::head::parse(&main_bytes, &site)?);
+            records.push(history_of(&main_bytes));
+            records.push(line_record(&site, &main, main_bytes));
+            eprintln!(
+                "announcing branch {branch} on the writer's main line (sequence {})",
+                seq + 1
+            );
+        }
+        let Some(last) = records.pop() else {
+            return Err(RuntimeError::Usage("nothing to store".into()));
         };
         let copies = rt.block_on(upload(
             list,
-            (record, vec![history]),
+            (last, records),
             head.expires.0,
             &cut.blocks,
             state,
@@ -404,6 +448,24 @@ pub fn publish(
         Ok(0)
     })();
     finish("publish", r)
+}
+
+/// A manifest stored under its hash, reachable as history (`11-writers.md#history`).
+fn history_of(bytes: &[u8]) -> Record {
+    Record {
+        kind: RecordKind::HISTORY,
+        key: crate::crypto::hash::hash(bytes),
+        value: bytes.to_vec(),
+    }
+}
+
+/// The newest manifest of `line`.
+fn line_record(site: &SiteAddress, line: &LineId, bytes: Vec<u8>) -> Record {
+    Record {
+        kind: RecordKind::WRITER,
+        key: line_dht_key(&site.0, line),
+        value: bytes,
+    }
 }
 
 fn value_text(v: &Value) -> String {

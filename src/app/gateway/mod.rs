@@ -43,6 +43,7 @@ use crate::node::{Node, NodeEvent};
 use crate::site::SiteTracker;
 use crate::site::address::SiteAddress;
 use crate::site::manifest::Verified;
+use crate::site::writers::ViewSpec;
 use crate::time::Time;
 
 /// How long a fetched manifest is used before it is asked for again.
@@ -100,6 +101,7 @@ enum Stage {
 #[derive(Debug)]
 struct Active {
     site: [u8; 32],
+    view: ViewSpec,
     path: String,
     range: Option<String>,
     if_none_match: Option<String>,
@@ -128,6 +130,8 @@ pub struct GatewayCore {
     out: VecDeque<(RequestId, ReplyPart)>,
     last_sample: Option<(Time, crate::node::Traffic)>,
     last_housekeeping: Time,
+    /// The port the browser reaches the gateway on, for links between a site's origins.
+    port: u16,
 }
 
 impl GatewayCore {
@@ -147,7 +151,13 @@ impl GatewayCore {
             out: VecDeque::new(),
             last_sample: None,
             last_housekeeping: Time::ZERO,
+            port: 8470,
         }
+    }
+
+    /// The port browsers reach the gateway on (links between a site's origins name it).
+    pub fn set_port(&mut self, port: u16) {
+        self.port = port;
     }
 
     fn conn(&mut self, now: Time, site: SiteAddress) -> [u8; 32] {
@@ -244,6 +254,7 @@ impl GatewayCore {
             id,
             Active {
                 site: key,
+                view: req.view,
                 path: req.path,
                 range: req.range,
                 if_none_match: req.if_none_match,
@@ -410,7 +421,8 @@ impl GatewayCore {
                 };
                 // A site with writers is served from their merged view; the manifest is
                 // asked for meanwhile, for a site that turns out to have none.
-                let merged = match c.writers.serving(now, MANIFEST_TTL, &mut c.fetch) {
+                let spec = (c.site, &r.view);
+                let merged = match c.writers.serving(now, MANIFEST_TTL, &mut c.fetch, spec) {
                     writers::Serving::Merged(m) => Some(m),
                     writers::Serving::Undecided => {
                         if c.manifest.is_none() && c.unconfirmed.is_none() && !c.refreshing {
@@ -428,7 +440,7 @@ impl GatewayCore {
                         .is_some_and(|r| r.path == writers::WRITERS_PAGE)
                     {
                         self.requests.remove(&id);
-                        self.answer(id, writers::writers_page(&m));
+                        self.answer(id, writers::writers_page(&m, self.port));
                         continue;
                     }
                     // Responding starts the stream: fall through to ask for its blocks now.

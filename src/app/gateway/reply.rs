@@ -14,6 +14,9 @@ pub struct RequestId(pub u64);
 pub struct SiteRequest {
     /// The site.
     pub site: SiteAddress,
+    /// Which view of it: a branch, one writer's line, or (default) the main view
+    /// (`08-gateway.md#writers`).
+    pub view: crate::site::writers::ViewSpec,
     /// The path within it.
     pub path: String,
     /// The `Range` header.

@@ -4,7 +4,7 @@
 //! Not in this module: rendering (`runtime/gateway/status.rs`).
 
 use super::GatewayCore;
-use crate::crypto::keys::NodeId;
+use crate::crypto::keys::{IdentityPublic, NodeId};
 use crate::node::Node;
 use crate::site::address::SiteAddress;
 use crate::time::Time;
@@ -41,6 +41,28 @@ pub struct GatewaySnapshot {
     /// Sites the reader caught signing two manifests with one sequence, and the sequence
     /// (`07-sites.md#memory`); proofs are kept in the tracker and the node's store.
     pub equivocated: Vec<(SiteAddress, u64)>,
+    /// Sites read this run that have writers (`11-writers.md`), as last gathered.
+    pub writers: Vec<SiteWritersInfo>,
+}
+
+/// A site with writers, as the dashboard lists it (`08-gateway.md#dashboard`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteWritersInfo {
+    /// The site.
+    pub site: SiteAddress,
+    /// Its roster's sequence.
+    pub roster: u64,
+    /// Each listed writer: key, path prefixes (`""`: the whole site), and its cut-off
+    /// sequence if revoked. The site key, always a writer, is not listed.
+    pub writers: Vec<(IdentityPublic, Vec<String>, Option<u64>)>,
+    /// Lines merged into the main view.
+    pub lines: usize,
+    /// Paths in conflict in the main view.
+    pub conflicts: usize,
+    /// Heads refused.
+    pub refused: usize,
+    /// Named branches the writers list.
+    pub branches: Vec<String>,
 }
 
 /// Counters for the dashboard and `/metrics`.
@@ -113,6 +135,34 @@ impl GatewayCore {
                 .equivocations()
                 .iter()
                 .map(|e| (e.site, e.seq))
+                .collect(),
+            writers: self
+                .conns
+                .values()
+                .filter_map(|c| {
+                    let (roster, main) = c.writers.summary()?;
+                    let mut branches: Vec<String> = main
+                        .view
+                        .lines
+                        .iter()
+                        .flat_map(|l| l.branches.iter().cloned())
+                        .collect();
+                    branches.sort();
+                    branches.dedup();
+                    Some(SiteWritersInfo {
+                        site: c.site,
+                        roster: roster.seq,
+                        writers: roster
+                            .writers
+                            .iter()
+                            .map(|w| (w.key, w.prefixes.clone(), w.cutoff.map(|c| c.seq)))
+                            .collect(),
+                        lines: main.view.lines.len(),
+                        conflicts: main.view.conflicts().count(),
+                        refused: main.view.refused.len(),
+                        branches,
+                    })
+                })
                 .collect(),
         }
     }

@@ -14,11 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::app::fetch::{FetchEvent, SiteFetch};
+use crate::gateway::SiteOrigin;
 use crate::site::address::SiteAddress;
-use crate::site::writers::LineId;
 use crate::site::writers::head::{FileRef, Head, SignedHead};
 use crate::site::writers::merge::{HeadSet, View};
 use crate::site::writers::roster::{Roster, SignedRoster};
+use crate::site::writers::{LineId, ViewSpec};
 use crate::time::Time;
 
 /// A site's merged view, as the gateway serves it.
@@ -26,6 +27,8 @@ use crate::time::Time;
 pub struct MergedSite {
     /// The site.
     pub site: SiteAddress,
+    /// Which view of it.
+    pub spec: ViewSpec,
     /// The view (its conflicts, its lines).
     pub view: View,
     /// The served file of each path (the default winner, tombstones left out).
@@ -43,7 +46,8 @@ pub(super) struct SiteWriters {
     /// Lines and pinned heads asked for and not answered yet.
     pending_lines: BTreeSet<LineId>,
     pending_pins: BTreeSet<[u8; 32]>,
-    merged: Option<(Arc<MergedSite>, Time)>,
+    /// The views asked for, each with what was last gathered for it and when.
+    views: BTreeMap<ViewSpec, Option<(Arc<MergedSite>, Time)>>,
 }
 
 /// How a site is to be served.
@@ -57,14 +61,17 @@ pub(super) enum Serving {
 }
 
 impl SiteWriters {
-    /// How the site is served now; asks for the roster (again, after `ttl`) on `fetch`.
+    /// How `spec` of `site` is served now; asks for the roster (again, after `ttl`) and the
+    /// view's lines on `fetch`. Without a roster the main view is the manifest's, and any
+    /// other view is read under the implicit roster (the site key's own lines).
     pub(super) fn serving(
         &mut self,
         now: Time,
         ttl: std::time::Duration,
         fetch: &mut SiteFetch,
+        (site, spec): (SiteAddress, &ViewSpec),
     ) -> Serving {
-        if let Some((m, at)) = &self.merged {
+        if let Some(Some((m, at))) = self.views.get(spec) {
             let m = m.clone();
             if now.saturating_since(*at) >= ttl && !self.asked {
                 self.ask(fetch);
@@ -72,8 +79,24 @@ impl SiteWriters {
             return Serving::Merged(m);
         }
         match &self.roster {
-            Some(None) => Serving::Manifest,
-            _ => {
+            Some(None) if spec.is_main() => Serving::Manifest,
+            Some(r) => {
+                if !self.views.contains_key(spec) {
+                    let roster = effective(r.as_ref(), site);
+                    self.views.insert(spec.clone(), None);
+                    self.want(&roster, spec, fetch);
+                    // Mid-round (the roster asked again), the round's answer settles it.
+                    if !self.asked {
+                        self.settle(now, site);
+                    }
+                    if let Some(Some((m, _))) = self.views.get(spec) {
+                        return Serving::Merged(m.clone());
+                    }
+                }
+                Serving::Undecided
+            }
+            None => {
+                self.views.entry(spec.clone()).or_insert(None);
                 if !self.asked {
                     self.ask(fetch);
                 }
@@ -88,9 +111,32 @@ impl SiteWriters {
         !matches!(self.roster, Some(None))
     }
 
+    /// The site's roster and its main view, when it has writers (for the dashboard).
+    pub(super) fn summary(&self) -> Option<(&Roster, Arc<MergedSite>)> {
+        let Some(Some(r)) = &self.roster else {
+            return None;
+        };
+        let main = self.views.get(&ViewSpec::default())?.as_ref()?;
+        Some((&r.roster, main.0.clone()))
+    }
+
     fn ask(&mut self, fetch: &mut SiteFetch) {
         self.asked = true;
         fetch.want_roster();
+    }
+
+    /// Ask for the lines of `spec` under `roster`, and the revoked writers' pinned heads.
+    fn want(&mut self, roster: &Roster, spec: &ViewSpec, fetch: &mut SiteFetch) {
+        for l in roster.lines_of(spec) {
+            if self.pending_lines.insert(l) {
+                fetch.want_line(l);
+            }
+        }
+        for d in roster.pins() {
+            if self.pending_pins.insert(d) {
+                fetch.want_history(d);
+            }
+        }
     }
 
     /// A fetch event about writers; false if it is not one.
@@ -108,21 +154,14 @@ impl SiteWriters {
                     // A roster that does not verify counts as none: the manifest decides.
                     Err(_) => None,
                 };
-                if let Some(r) = &roster {
-                    for l in r.roster.lines("") {
-                        if self.pending_lines.insert(l) {
-                            fetch.want_line(l);
-                        }
-                    }
-                    for d in r.roster.pins() {
-                        if self.pending_pins.insert(d) {
-                            fetch.want_history(d);
-                        }
-                    }
-                } else {
-                    // No roster (any more): the site is served from its manifest.
-                    self.merged = None;
-                    self.asked = false;
+                if roster.is_none() {
+                    // No roster (any more): the main view is the manifest's.
+                    self.views.remove(&ViewSpec::default());
+                }
+                let effective = effective(roster.as_ref(), site);
+                let specs: Vec<ViewSpec> = self.views.keys().cloned().collect();
+                for spec in &specs {
+                    self.want(&effective, spec, fetch);
                 }
                 self.roster = Some(roster);
             }
@@ -154,45 +193,78 @@ impl SiteWriters {
         true
     }
 
-    /// Once the roster and every line asked for have answered: the merged view.
+    /// Once the roster and every line asked for have answered: each view asked for.
     fn settle(&mut self, now: Time, site: SiteAddress) {
-        let Some(Some(r)) = &self.roster else { return };
+        let Some(r) = &self.roster else { return };
         if !self.pending_lines.is_empty() || !self.pending_pins.is_empty() {
             return;
         }
-        let roster: &Roster = &r.roster;
-        let view = self.heads.view(roster, "");
-        let files = view
-            .files()
-            .map(|(p, f)| (p.to_string(), f.clone()))
-            .collect();
-        self.merged = Some((Arc::new(MergedSite { site, view, files }), now));
+        let roster = effective(r.as_ref(), site);
+        for (spec, slot) in &mut self.views {
+            let view = self.heads.view_of(&roster, spec);
+            let files = view
+                .files()
+                .map(|(p, f)| (p.to_string(), f.clone()))
+                .collect();
+            let m = MergedSite {
+                site,
+                spec: spec.clone(),
+                view,
+                files,
+            };
+            *slot = Some((Arc::new(m), now));
+        }
         self.asked = false;
     }
+}
+
+/// The roster a site's views are read under: its own, else the implicit one.
+fn effective(r: Option<&SignedRoster>, site: SiteAddress) -> Roster {
+    r.map_or_else(|| Roster::implicit(site.0), |r| r.roster.clone())
 }
 
 /// The path of the writers page on a site's origin (`08-gateway.md#writers`).
 pub const WRITERS_PAGE: &str = ".umbra/writers";
 
-/// The writers page of a merged site: lines, conflicts with every side, refused heads.
-pub fn writers_page(m: &MergedSite) -> super::Head {
+/// The writers page of a merged site: which view it is, the lines merged (each linked to its
+/// own origin), the writers' named branches (each linked to its merged view), conflicts with
+/// every side, refused heads. `port` is the gateway's, for the links between the site's
+/// origins (`08-gateway.md#writers`).
+pub fn writers_page(m: &MergedSite, port: u16) -> super::Head {
     use crate::gateway::escape_html as esc;
     use crate::site::writers::head::Value;
     use crate::wire::hex;
     let short = |b: &[u8]| hex::encode(&b[..8.min(b.len())]);
-    let mut body = String::from(
+    let url = |view: ViewSpec| esc(&SiteOrigin { site: m.site, view }.url(port));
+    let which = match (&m.spec.writer, m.spec.branch.as_str()) {
+        (None, "") => "the site's main view".to_string(),
+        (None, b) => format!("the merged view of branch <code>{}</code>", esc(b)),
+        (Some(w), "") => format!("writer <code>{}</code>'s main line", short(&w.to_bytes())),
+        (Some(w), b) => format!(
+            "writer <code>{}</code>'s branch <code>{}</code>",
+            short(&w.to_bytes()),
+            esc(b)
+        ),
+    };
+    let mut body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Writers of this site</title><style>body{font-family:system-ui,sans-serif;\
-         max-width:50em;margin:2em auto;padding:0 1em;color:#222}code{font-size:.9em}\
-         td,th{padding:.2em .6em;text-align:left}</style></head><body>\
-         <h1>Writers of this site</h1><p>Umbra serves this site from its writers' merged view \
-         (protocol-spec/11-writers.md). Each path's default winner is served; every conflict \
-         is listed here with each side.</p><h2>Lines merged</h2><table><tr><th>writer</th>\
-         <th>branch</th><th>sequence</th></tr>",
+         <title>Writers of this site</title><style>body{{font-family:system-ui,sans-serif;\
+         max-width:50em;margin:2em auto;padding:0 1em;color:#222}}code{{font-size:.9em}}\
+         td,th{{padding:.2em .6em;text-align:left}}</style></head><body>\
+         <h1>Writers of this site</h1><p>This is {which} (<a href=\"{main}/\">the main view</a>). \
+         Umbra serves it from its writers' merged view (protocol-spec/11-writers.md): each \
+         path's default winner is served; every conflict is listed here with each side.</p>\
+         <h2>Lines merged</h2><table><tr><th>writer</th><th>branch</th><th>sequence</th>\
+         </tr>",
+        main = url(ViewSpec::default()),
     );
     for l in &m.view.lines {
+        let line = url(ViewSpec {
+            branch: l.branch.clone(),
+            writer: Some(l.writer),
+        });
         body.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"{line}/\"><code>{}</code></a></td><td>{}</td><td>{}</td></tr>",
             short(&l.writer.to_bytes()),
             if l.branch.is_empty() {
                 "main".to_string()
@@ -203,6 +275,30 @@ pub fn writers_page(m: &MergedSite) -> super::Head {
         ));
     }
     body.push_str("</table>");
+    let mut branches: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for l in &m.view.lines {
+        for b in &l.branches {
+            branches
+                .entry(b.as_str())
+                .or_default()
+                .push(short(&l.writer.to_bytes()));
+        }
+    }
+    if !branches.is_empty() {
+        body.push_str("<h2>Branches</h2><ul>");
+        for (b, who) in branches {
+            let view = url(ViewSpec {
+                branch: b.to_string(),
+                writer: None,
+            });
+            body.push_str(&format!(
+                "<li><a href=\"{view}/\"><code>{}</code></a>: written by <code>{}</code></li>",
+                esc(b),
+                who.join("</code>, <code>")
+            ));
+        }
+        body.push_str("</ul>");
+    }
     let conflicts: Vec<_> = m.view.conflicts().collect();
     body.push_str(&format!("<h2>Conflicts: {}</h2>", conflicts.len()));
     for c in conflicts {

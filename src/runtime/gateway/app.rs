@@ -20,6 +20,7 @@ use crate::app::gateway::{self, Body, GatewayCore, Head, INITIAL_ROOM, ReplyPart
 use crate::app::pinner::Pinner;
 use crate::node::{Node, NodeEvent};
 use crate::site::address::SiteAddress;
+use crate::site::writers::ViewSpec;
 use crate::time::Time;
 
 /// A response body chunk, or the error that aborts the response.
@@ -68,6 +69,8 @@ pub enum GwRequest {
 pub struct SiteAsk {
     /// The site.
     pub site: SiteAddress,
+    /// Which view of it (`08-gateway.md#writers`).
+    pub view: ViewSpec,
     /// The path within it.
     pub path: String,
     /// The `Range` header.
@@ -139,6 +142,7 @@ impl GatewayApp {
         memory: Option<crate::runtime::site_cmd::Cache>,
     ) -> Self {
         let mut core = GatewayCore::new(info.cache_quota);
+        core.set_port(info.port);
         if let Some(store) = memory.as_ref().and_then(|m| m.lock().ok()) {
             let loaded = store.load_seen(core.tracker_mut());
             tracing::info!(
@@ -182,6 +186,7 @@ impl GatewayApp {
                 GwRequest::Site(ask) => {
                     let SiteAsk {
                         site,
+                        view,
                         path,
                         range,
                         if_none_match,
@@ -190,6 +195,7 @@ impl GatewayApp {
                     } = *ask;
                     let req = gateway::SiteRequest {
                         site,
+                        view,
                         path,
                         range,
                         if_none_match,

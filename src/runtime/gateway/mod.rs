@@ -177,20 +177,20 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
             )
         }
         Route::Dashboard { path } => dashboard(&ctx, &path).await,
-        Route::ToShell { site, target } => {
-            let mut headers = shell::shell_headers(&site, ctx.port);
+        Route::ToShell { origin, target } => {
+            let mut headers = shell::shell_headers(&origin, ctx.port);
             headers.push((
                 "location",
-                format!("{}{target}", shell::view_origin(&site, ctx.port)),
+                format!("{}{target}", shell::view_origin(&origin, ctx.port)),
             ));
             headers.push(("vary", "Sec-Fetch-Dest, Accept".into()));
             page(303, headers, Bytes::new())
         }
-        Route::Shell { site, target } => shell_reply(
+        Route::Shell { origin, target } => shell_reply(
             200,
-            shell::shell_headers(&site, ctx.port),
+            shell::shell_headers(&origin, ctx.port),
             "text/html; charset=utf-8",
-            shell::shell_page(&site, ctx.port, &target),
+            shell::shell_page(&origin, ctx.port, &target),
         ),
         Route::ShellFile { name } => match name.as_str() {
             "shell.js" => dashboard_reply(200, "text/javascript; charset=utf-8", shell::SHELL_JS),
@@ -202,16 +202,19 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Body>,
             ),
         },
         Route::Site {
-            site,
+            origin,
             path,
             proxied,
         } => {
-            let ancestor = (!proxied).then(|| shell::view_origin(&site, ctx.port));
+            // Any of the site's own origins may frame it: its frame pages, and the frame
+            // after a link from one view of the site to another (`08-gateway.md#writers`).
+            let ancestor = (!proxied).then(|| shell::site_subdomains(&origin.site, ctx.port));
             let head = req.method() == hyper::Method::HEAD;
             let (range, if_none_match) = (header("range"), header("if-none-match"));
             let mut reply = match ask(&ctx, |reply| {
                 GwRequest::Site(Box::new(SiteAsk {
-                    site,
+                    site: origin.site,
+                    view: origin.view,
                     path,
                     range,
                     if_none_match,

@@ -107,6 +107,25 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
             |(site, seq)| json!({ "site": short_site(site), "seq": seq, "seen_as": "storer" }),
         ),
     );
+    let writers: Vec<Value> = g
+        .writers
+        .iter()
+        .map(|w| {
+            json!({
+                "site": short_site(&w.site),
+                "roster": w.roster,
+                "writers": w.writers.iter().map(|(k, prefixes, cutoff)| json!({
+                    "key": crate::wire::hex::encode(&k.to_bytes()[..8]),
+                    "prefixes": prefixes,
+                    "cutoff": cutoff,
+                })).collect::<Vec<_>>(),
+                "lines": w.lines,
+                "conflicts": w.conflicts,
+                "refused": w.refused,
+                "branches": w.branches,
+            })
+        })
+        .collect();
     let stats = node.directory_stats();
     let wall = node.wall(now);
     let directory = json!({
@@ -170,6 +189,7 @@ pub fn status_json(info: &StatusInfo, node: &mut Node, now: Time, g: &GatewaySna
         "dht": dht,
         "directory": directory,
         "equivocations": equivocations,
+        "writers": writers,
         "tor": info.tor.as_ref().map(|t| t.json()),
     })
     .to_string()

@@ -22,7 +22,7 @@ use crate::site::manifest::{
 use crate::time::WallTime;
 use crate::wire::{DecodeError, Reader, Writer};
 
-use super::{LineId, MAX_BRANCH, MAX_CONTEXTS, MAX_LINES, WriterError, check_branch};
+use super::{LineId, MAX_BRANCH, MAX_BRANCHES, MAX_CONTEXTS, MAX_LINES, WriterError, check_branch};
 
 /// Writer manifest format version (version 1 is the single-writer manifest).
 pub const HEAD_VERSION: u8 = 2;
@@ -148,6 +148,9 @@ pub struct Head {
     pub contexts: Vec<Vector>,
     /// Entries, sorted by path, unique.
     pub entries: Vec<HeadEntry>,
+    /// The writer's named branches, as it knew them when it signed (sorted, unique; readers
+    /// discover a writer's branches from its main line, `11-writers.md#branches`).
+    pub branches: Vec<String>,
 }
 
 impl Head {
@@ -213,6 +216,7 @@ impl Head {
                     }),
                 })
                 .collect(),
+            branches: Vec::new(),
         }
     }
 
@@ -240,6 +244,15 @@ impl Head {
         }
         if self.entries.len() > MAX_ENTRIES {
             return Err(SiteError::TooLarge.into());
+        }
+        if self.branches.len() > MAX_BRANCHES
+            || self.branches.iter().any(String::is_empty)
+            || !self.branches.windows(2).all(|w| w[0] < w[1])
+        {
+            return Err(WriterError::BadBranch);
+        }
+        for b in &self.branches {
+            check_branch(b)?;
         }
         for (i, e) in self.entries.iter().enumerate() {
             check_path(&e.path)?;
@@ -310,6 +323,10 @@ impl Head {
             w.u16_prefixed("path", e.path.as_bytes(), MAX_PATH)?;
             w.u16(e.ctx);
             e.value.write(&mut w);
+        }
+        w.u8(self.branches.len() as u8);
+        for b in &self.branches {
+            w.u8(b.len() as u8).bytes(b.as_bytes());
         }
         Ok(w.into_vec())
     }
@@ -499,6 +516,19 @@ pub fn parse(bytes: &[u8], site: &SiteAddress) -> Result<SignedHead, WriterError
         };
         entries.push(HeadEntry { path, ctx, value });
     }
+    let nb = usize::from(r.u8()?);
+    if nb > MAX_BRANCHES {
+        return Err(WriterError::BadBranch);
+    }
+    let mut branches = Vec::with_capacity(nb);
+    for _ in 0..nb {
+        let len = usize::from(r.u8()?);
+        if len > MAX_BRANCH {
+            return Err(WriterError::BadBranch);
+        }
+        branches
+            .push(String::from_utf8(r.take(len)?.to_vec()).map_err(|_| WriterError::BadBranch)?);
+    }
     let signed = r.consumed();
     let sig = Signature(r.array()?);
     r.finish()?;
@@ -514,6 +544,7 @@ pub fn parse(bytes: &[u8], site: &SiteAddress) -> Result<SignedHead, WriterError
         vector,
         contexts,
         entries,
+        branches,
     };
     head.check()?;
     writer

@@ -189,6 +189,14 @@ impl HeadSet {
         v
     }
 
+    /// The view `spec` names: a branch's merged view, or one writer's line.
+    pub fn view_of(&self, roster: &Roster, spec: &super::ViewSpec) -> View {
+        match &spec.writer {
+            Some(w) => self.line_view(roster, w, &spec.branch),
+            None => self.view(roster, &spec.branch),
+        }
+    }
+
     /// The view of one line alone (`umbra fetch --writer`).
     pub fn line_view(&self, roster: &Roster, writer: &IdentityPublic, branch: &str) -> View {
         let line = LineId::of(writer, branch);
@@ -255,6 +263,8 @@ pub struct LineInfo {
     pub seq: u64,
     /// BLAKE3 of that head.
     pub digest: [u8; 32],
+    /// The writer's named branches that head lists (`11-writers.md#branches`).
+    pub branches: Vec<String>,
 }
 
 impl View {
@@ -339,6 +349,7 @@ impl View {
                     branch: h.head.branch.clone(),
                     seq: h.head.seq,
                     digest: h.digest(),
+                    branches: h.head.branches.clone(),
                 })
                 .collect(),
         }

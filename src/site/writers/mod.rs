@@ -32,8 +32,11 @@ pub const MAX_LINES: usize = 256;
 pub const MAX_WRITERS: usize = 256;
 /// The most path prefixes of one writer.
 pub const MAX_PREFIXES: usize = 16;
-/// The longest branch name, in bytes.
-pub const MAX_BRANCH: usize = 64;
+/// The longest branch name, in bytes (a DNS label: every branch has its own gateway origin,
+/// `08-gateway.md#writers`).
+pub const MAX_BRANCH: usize = 63;
+/// The most named branches one writer manifest lists (`11-writers.md#branches`).
+pub const MAX_BRANCHES: usize = 32;
 /// The most distinct causal contexts in one manifest (never more than its entries).
 pub const MAX_CONTEXTS: usize = 10_000;
 
@@ -87,18 +90,41 @@ pub fn claimed_site(bytes: &[u8]) -> Option<crate::site::address::SiteAddress> {
         .map(crate::site::address::SiteAddress)
 }
 
-/// Check a branch name: at most 64 bytes of `a–z 0–9 - _ . /`, not starting with `/` or `.`
-/// (`11-writers.md#lines`). `""` is the main line.
+/// Check a branch name: `""` (the main line), or a DNS label: 1 to 63 bytes of `a–z 0–9 -`,
+/// not starting or ending with `-` (`11-writers.md#lines`), so that every branch has an
+/// origin of its own at the gateway. `view` is reserved: it is the label of the gateway's
+/// frame page (`08-gateway.md#origins`).
 pub fn check_branch(name: &str) -> Result<(), WriterError> {
-    let ok = name.len() <= MAX_BRANCH
-        && !name.starts_with(['/', '.'])
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./".contains(&b));
+    let ok = name.is_empty()
+        || (name.len() <= MAX_BRANCH
+            && name != "view"
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
     if ok {
         Ok(())
     } else {
         Err(WriterError::BadBranch)
+    }
+}
+
+/// Which view of a site a reader asks for: the merged view of a branch name over every
+/// writer (`writer: None`; `""` is the site's main view), or one writer's line
+/// (`11-writers.md#merge`, `08-gateway.md#writers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ViewSpec {
+    /// The branch name (`""`: main).
+    pub branch: String,
+    /// One writer's line only.
+    pub writer: Option<IdentityPublic>,
+}
+
+impl ViewSpec {
+    /// The site's main merged view.
+    pub fn is_main(&self) -> bool {
+        self.branch.is_empty() && self.writer.is_none()
     }
 }
 

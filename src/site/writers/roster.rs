@@ -128,6 +128,15 @@ impl Roster {
             .collect()
     }
 
+    /// The lines a reader gathers for the view `spec`: every writer's line of its branch, or
+    /// the one writer's line.
+    pub fn lines_of(&self, spec: &super::ViewSpec) -> Vec<super::LineId> {
+        match &spec.writer {
+            Some(w) => vec![super::LineId::of(w, &spec.branch)],
+            None => self.lines(&spec.branch),
+        }
+    }
+
     /// The digests of revoked writers' pinned last heads, fetched from history
     /// (`11-writers.md#history`).
     pub fn pins(&self) -> Vec<[u8; 32]> {

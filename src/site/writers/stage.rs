@@ -82,6 +82,8 @@ pub struct Intent<'a> {
     pub files: &'a BTreeMap<String, FileRef>,
     /// Paths it deletes whoever wrote them (inside its prefixes).
     pub delete: &'a BTreeSet<String>,
+    /// The writer's named branches, to list in the head (`11-writers.md#branches`).
+    pub branches: &'a BTreeSet<String>,
     /// Resolve every conflict on a path it names or drops in its own favour. Without it, a
     /// conflict stays while the writer's side is unchanged, and dropping its side of one
     /// leaves a tombstone concurrent with the other sides (still a listed conflict).
@@ -236,7 +238,54 @@ pub fn next_head(
         vector,
         contexts,
         entries,
+        branches: intent.branches.iter().cloned().collect(),
     };
+    head.check()?;
+    Ok(head)
+}
+
+/// The writer's main line again, unchanged but for the branches it lists: its previous
+/// main-line head (`prev`, or none: an empty line) at `intent.seq`, every entry kept in its
+/// own context, listing `intent.branches` (`11-writers.md#branches`). `intent.files`,
+/// `delete` and `resolve` are not used. This is how a writer's new branch becomes known to
+/// readers, who read branch lists from main lines.
+pub fn announce(
+    intent: &Intent<'_>,
+    prev: Option<&SignedHead>,
+    roster: &Roster,
+) -> Result<Head, WriterError> {
+    let own = LineId::of(&intent.writer, "");
+    if let Some(p) = prev
+        && (p.head.seq >= intent.seq || p.head.line() != own)
+    {
+        return Err(WriterError::BadVector(
+            "the new sequence must be above the previous one",
+        ));
+    }
+    let mut head = match prev {
+        Some(p) => p.head.clone(),
+        None => Head {
+            site: intent.site,
+            writer: intent.writer,
+            branch: String::new(),
+            seq: 0,
+            roster: roster.seq,
+            published: intent.published,
+            expires: intent.expires,
+            prev: [0; 32],
+            vector: Vector::default(),
+            contexts: Vec::new(),
+            entries: Vec::new(),
+            branches: Vec::new(),
+        },
+    };
+    head.seq = intent.seq;
+    head.roster = roster.seq;
+    head.published = intent.published;
+    head.expires = intent.expires;
+    head.prev = prev.map(SignedHead::digest).unwrap_or([0; 32]);
+    head.vector.raise(own, intent.seq);
+    head.branches = intent.branches.iter().cloned().collect();
     head.check()?;
     Ok(head)
 }

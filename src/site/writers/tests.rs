@@ -78,6 +78,7 @@ fn publish(
         expires: WallTime(u64::MAX),
         files: &files,
         delete: &BTreeSet::new(),
+        branches: &std::collections::BTreeSet::new(),
         resolve: false,
     };
     let h = next_head(&intent, prev, seen, r).unwrap();
@@ -188,9 +189,9 @@ fn oversized_and_inconsistent_vectors_are_typed_errors() {
     let mut h = a.head.clone();
     h.vector = Default::default();
     assert!(matches!(h.sign(&key(2)), Err(WriterError::BadVector(_))));
-    // An entry kind that is neither file nor tombstone.
+    // An entry kind that is neither file nor tombstone (before the branch count byte).
     let mut bytes = a.bytes.clone();
-    let at = bytes.len() - 64 - (8 + 32 + 1 + 10 + 4 + 32) - 1;
+    let at = bytes.len() - 64 - 1 - (8 + 32 + 1 + 10 + 4 + 32) - 1;
     bytes[at] = 9;
     assert!(matches!(
         head::parse(&bytes, &addr()),
@@ -213,6 +214,7 @@ fn the_roster_admits_only_what_it_grants() {
         expires: WallTime(u64::MAX),
         files: &files,
         delete: &BTreeSet::new(),
+        branches: &std::collections::BTreeSet::new(),
         resolve: false,
     };
     assert!(matches!(
@@ -321,6 +323,7 @@ fn equivocation_keeps_a_proof_and_the_lower_digest() {
         expires: WallTime(u64::MAX),
         files: &files,
         delete: &BTreeSet::new(),
+        branches: &std::collections::BTreeSet::new(),
         resolve: false,
     };
     let d = next_head(&intent, None, &HeadSet::new(), &r).unwrap();
@@ -422,4 +425,65 @@ fn concurrent_edits_conflict_and_a_later_write_resolves_them() {
         again.insert(h.clone());
     }
     assert_eq!(again.view(&r, "").hash(), v.hash());
+}
+
+#[test]
+fn branch_names_are_dns_labels_and_a_main_line_lists_its_writers_branches() {
+    use super::check_branch;
+    use super::stage::announce;
+    for ok in ["", "draft", "v-2", "a", &"x".repeat(63)] {
+        assert_eq!(check_branch(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "Draft",
+        "a_b",
+        "a.b",
+        "a/b",
+        "-a",
+        "a-",
+        "view",
+        &"x".repeat(64),
+    ] {
+        assert_eq!(check_branch(bad), Err(WriterError::BadBranch), "{bad}");
+    }
+    let r = roster(1, None);
+    let a1 = publish(2, 1, &[("a.txt", b"a")], None, &HeadSet::new(), &r);
+    // Writer 2 announces its branch on its main line: same entries, same dots, a new sequence.
+    let branches = BTreeSet::from(["draft".to_string(), "v-2".to_string()]);
+    let intent = Intent {
+        site: key(1).public(),
+        writer: key(2).public(),
+        branch: "",
+        seq: 5,
+        published: WallTime(200),
+        expires: WallTime(u64::MAX),
+        files: &BTreeMap::new(),
+        delete: &BTreeSet::new(),
+        branches: &branches,
+        resolve: false,
+    };
+    let h = announce(&intent, Some(&a1), &r).unwrap();
+    let signed = head::parse(&h.sign(&key(2)).unwrap(), &addr()).unwrap();
+    assert_eq!(signed.head.branches, vec!["draft", "v-2"]);
+    assert_eq!(signed.head.prev, a1.digest());
+    assert_eq!(signed.head.entries, a1.head.entries);
+    let mut set = HeadSet::new();
+    set.insert(a1.clone());
+    let before = set.view(&r, "");
+    set.insert(signed.clone());
+    let after = set.view(&r, "");
+    assert_eq!(before.paths, after.paths, "an announcement changes no file");
+    assert_eq!(after.lines[0].branches, vec!["draft", "v-2"]);
+    // Not above the previous sequence; unsorted, repeated or bad names are refused.
+    let stale = Intent { seq: 1, ..intent };
+    assert!(announce(&stale, Some(&a1), &r).is_err());
+    for list in [vec!["b", "a"], vec!["a", "a"], vec!["A"], vec![""]] {
+        let mut bad = h.clone();
+        bad.branches = list.iter().map(|s| s.to_string()).collect();
+        assert_eq!(bad.sign(&key(2)), Err(WriterError::BadBranch), "{list:?}");
+    }
+    // A fresh writer's announcement is an empty main line.
+    let fresh = announce(&Intent { seq: 7, ..intent }, None, &r).unwrap();
+    assert!(fresh.entries.is_empty() && fresh.branches.len() == 2);
+    assert!(head::parse(&fresh.sign(&key(2)).unwrap(), &addr()).is_ok());
 }
