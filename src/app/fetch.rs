@@ -68,6 +68,9 @@ pub enum TransferError {
     /// A record could not be stored on any node.
     #[error("no node accepted a record")]
     NotStored,
+    /// The storers hold a newer version (`REFUSED` 4, `06-dht.md#exit-requests`).
+    #[error("the network holds a newer version of this record (or another with its sequence)")]
+    Superseded,
     /// The exit sent something malformed or unexpected.
     #[error("bad reply from the exit")]
     BadReply,
@@ -98,6 +101,7 @@ impl crate::error::HasKind for TransferError {
             TransferError::Writers(e) => crate::error::HasKind::kind(e),
             TransferError::Block(_) | TransferError::NotStored => ErrorKind::PeerUnreachable,
             TransferError::Refused(2) => ErrorKind::ResourceLimit,
+            TransferError::Superseded => ErrorKind::BadApiUsage,
             TransferError::Refused(_) | TransferError::BadReply => ErrorKind::PeerProtocolViolation,
             TransferError::TooLarge { .. } => ErrorKind::ResourceLimit,
             TransferError::Write { .. } => ErrorKind::LocalIo,

@@ -248,6 +248,11 @@ impl KeepSite {
                 }
                 self.session.finish(node, now);
             }
+            // The network moved past the copy held: the next check fetches the newer one.
+            Some(Err(e @ TransferError::Superseded)) => {
+                self.state = KeepState::Failed(e.to_string());
+                self.session.finish(node, now);
+            }
             Some(Err(e)) => {
                 if let Some((u, _, _)) = self.uploader.as_mut() {
                     u.clear_result();

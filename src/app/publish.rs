@@ -34,6 +34,8 @@ pub const MAX_IN_FLIGHT: usize = 16;
 pub const REFRESH_MIN_COPIES: u8 = 4;
 /// `REFUSED` reason 2: the exit is at a limit; ask again (`06-dht.md#exit-requests`).
 const BUSY: u8 = 2;
+/// `REFUSED` reason 4: the storers hold a newer version of the record.
+const SUPERSEDED: u8 = 4;
 
 /// One thing to ask the exit for.
 #[derive(Debug, Clone)]
@@ -242,7 +244,11 @@ impl Uploader {
             }
             (item @ Item::Put(_), Err(reason)) => {
                 self.requeue(item, 0, false);
-                self.result = Some(Err(TransferError::Refused(reason)));
+                self.result = Some(Err(if reason == SUPERSEDED {
+                    TransferError::Superseded
+                } else {
+                    TransferError::Refused(reason)
+                }));
             }
         }
     }
@@ -487,6 +493,11 @@ impl Publish {
                     min_copies: u.min_copies,
                 };
                 self.state = PublishState::Done(Box::new(done));
+                self.session.finish(node, now);
+            }
+            // Another circuit would be told the same: the network holds a newer version.
+            Some(Err(e @ TransferError::Superseded)) => {
+                self.state = PublishState::Failed(e.to_string());
                 self.session.finish(node, now);
             }
             Some(Err(e)) => {

@@ -284,6 +284,11 @@ impl Upload {
                         self.state = Progress::Done;
                         self.session.finish(node, now);
                     }
+                    // Another circuit would be told the same: the network holds a newer version.
+                    Some(Err(e @ TransferError::Superseded)) => {
+                        self.state = Progress::Failed(e.to_string());
+                        self.session.finish(node, now);
+                    }
                     Some(Err(e)) => {
                         self.uploader.clear_result();
                         let ev = self.session.retry(node, now, e.to_string());

@@ -122,8 +122,15 @@ pub enum LookupOutcome {
     Found(Record),
     /// No valid record.
     NotFound,
-    /// How many storers accepted the record.
-    Stored(u8),
+    /// A store or refresh ended: how many storers accepted the record (status 0), and how
+    /// many refused it because they hold a higher sequence or another record with the same
+    /// one (status 3, `06-dht.md#store`).
+    Stored {
+        /// Storers that accepted it.
+        copies: u8,
+        /// Storers that hold something newer (or equivocal).
+        superseded: u8,
+    },
 }
 
 /// What the DHT asks of the node.
@@ -147,12 +154,20 @@ pub enum DhtAction {
     },
 }
 
+/// Storers' answers to one store: accepted, and refused as superseded.
+#[derive(Debug, Clone, Copy, Default)]
+struct StoreCount {
+    copies: u8,
+    superseded: u8,
+}
+
 #[derive(Debug)]
 struct Active {
     lookup: Lookup,
     goal: Goal,
     best: Option<(Record, RecordInfo)>,
-    storing: Option<(BTreeSet<NodeId>, u8)>,
+    /// A store under way: the storers not answered yet, and the answers so far.
+    storing: Option<(BTreeSet<NodeId>, StoreCount)>,
     /// Manifest lookups: the versions close nodes said they hold (node, seq, digest), in the
     /// order they arrived (`06-dht.md#manifest-lookups`).
     claims: Vec<(NodeId, u64, [u8; 32])>,
@@ -355,7 +370,10 @@ impl Dht {
             return;
         };
         if a.storing.is_some() {
-            if a.storing.as_ref().is_some_and(|(p, _)| p.is_empty()) {
+            if a.storing
+                .as_ref()
+                .is_some_and(|(waiting, _)| waiting.is_empty())
+            {
                 self.finish(id);
             }
             return;
@@ -371,7 +389,7 @@ impl Dht {
                     self.finish(id);
                     return;
                 }
-                a.storing = Some((targets.iter().copied().collect(), 0));
+                a.storing = Some((targets.iter().copied().collect(), StoreCount::default()));
                 for t in targets {
                     let msg = |rpc| match &goal {
                         Goal::Store(record, expires) => DhtMsg::Store {
@@ -456,10 +474,13 @@ impl Dht {
         };
         self.pending.retain(|_, (l, _)| *l != id);
         let outcome = match (&a.goal, a.best, a.storing) {
-            (Goal::Store(..) | Goal::Refresh(..), _, Some((_, acks))) => {
-                LookupOutcome::Stored(acks)
+            (Goal::Store(..) | Goal::Refresh(..), _, count) => {
+                let count = count.map(|(_, c)| c).unwrap_or_default();
+                LookupOutcome::Stored {
+                    copies: count.copies,
+                    superseded: count.superseded,
+                }
             }
-            (Goal::Store(..) | Goal::Refresh(..), _, None) => LookupOutcome::Stored(0),
             (Goal::Value(_), Some((r, _)), _) => LookupOutcome::Found(r),
             (Goal::Value(_), None, _) => LookupOutcome::NotFound,
             (Goal::Nodes, _, _) => LookupOutcome::Nodes(a.lookup.closest_answered(self.cfg.k)),
@@ -639,13 +660,17 @@ impl Dht {
                     return;
                 };
                 if let Some(Active {
-                    storing: Some((waiting, acks)),
+                    storing: Some((waiting, count)),
                     ..
                 }) = self.lookups.get_mut(&lid)
                 {
-                    waiting.remove(&from);
-                    if status == 0 || status == 3 {
-                        *acks = acks.saturating_add(1);
+                    // Only an answer from a storer asked counts, once.
+                    if waiting.remove(&from) {
+                        match status {
+                            0 => count.copies = count.copies.saturating_add(1),
+                            3 => count.superseded = count.superseded.saturating_add(1),
+                            _ => {}
+                        }
                     }
                 }
                 self.drive(now, lid);

@@ -412,6 +412,10 @@ fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             "exit REFUSED",
             ExitReply::Refused { id: 12, reason: 1 }.encode(),
         ),
+        (
+            "exit REFUSED SUPERSEDED (a PUT the storers hold a newer version of)",
+            ExitReply::Refused { id: 13, reason: 4 }.encode(),
+        ),
     ]
 }
 

@@ -32,6 +32,7 @@ mod refusal {
     pub const INVALID: u8 = 1;
     pub const BUSY: u8 = 2;
     pub const NO_DHT: u8 = 3;
+    pub const SUPERSEDED: u8 = 4;
 }
 
 /// Validates records with the site rules (`06-dht.md#records`).
@@ -337,7 +338,16 @@ impl Node {
                 };
                 let reply = match outcome {
                     LookupOutcome::Found(record) => ExitReply::Found { id: req, record },
-                    LookupOutcome::Stored(copies) => ExitReply::Stored { id: req, copies },
+                    // No storer took it and some hold something newer: the publisher is told
+                    // so, not that it succeeded (`06-dht.md#exit-requests`).
+                    LookupOutcome::Stored {
+                        copies: 0,
+                        superseded,
+                    } if superseded > 0 => ExitReply::Refused {
+                        id: req,
+                        reason: refusal::SUPERSEDED,
+                    },
+                    LookupOutcome::Stored { copies, .. } => ExitReply::Stored { id: req, copies },
                     LookupOutcome::NotFound | LookupOutcome::Nodes(_) => {
                         ExitReply::NotFound { id: req }
                     }

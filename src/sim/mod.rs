@@ -119,8 +119,8 @@ impl std::fmt::Debug for Apps {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AppId(pub usize);
 
-/// Descriptor validity used for simulated relays.
-const WALL_START: u64 = 1_800_000_000;
+/// The wall clock at a world's start (Unix seconds); descriptors are valid from then.
+pub use dht_world::WALL_START;
 
 impl World {
     /// A world of `relays` relays (every role) and `readers` readers, from `seed`.

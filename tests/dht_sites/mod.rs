@@ -88,7 +88,7 @@ pub fn publish(
     let deadline = w.now() + Duration::from_secs(300);
     w.run_lookups(&keys, deadline);
     keys.iter()
-        .filter(|k| matches!(w.done.get(k), Some((LookupOutcome::Stored(c), _)) if *c > 0))
+        .filter(|k| matches!(w.done.get(k), Some((LookupOutcome::Stored { copies, .. }, _)) if *copies > 0))
         .count()
 }
 
