@@ -81,6 +81,52 @@ fn unknown_command_closes_only_its_circuit() {
     still_serves(&mut h, &mut c, 2);
 }
 
+/// `03-cells.md#errors`: whatever the decode result, a refused cell on a circuit closes
+/// that circuit (DESTROY `PROTOCOL`), one on circuit id 0 is ignored, and the link stays.
+#[test]
+fn a_refused_cell_closes_the_circuit_it_names_or_is_ignored_on_id_0() {
+    let mut h = Harness::new();
+    let mut c = h.connect();
+    let raw = |h: &mut Harness, c: &mut relay_harness::Client, cell: Cell| {
+        c.est.send(&cell);
+        let bytes = c.est.poll_transmit(Time::ZERO).unwrap().unwrap();
+        h.send_raw(c, &bytes)
+    };
+    // CREATED may not come from a reader (not-allowed), on its live circuit 1.
+    let _l1 = h.create(&mut c, 1);
+    let (out, closed) = raw(
+        &mut h,
+        &mut c,
+        Cell::with_content(1, Command::CREATED, &[0, 0]).unwrap(),
+    );
+    assert!(!closed);
+    assert!(destroyed(&out, 1, DestroyReason::PROTOCOL), "{out:?}");
+    // PADDING on a circuit (circ-id-rule).
+    let _l2 = h.create(&mut c, 2);
+    let (out, _) = raw(
+        &mut h,
+        &mut c,
+        Cell::with_content(2, Command::PADDING, &[]).unwrap(),
+    );
+    assert!(destroyed(&out, 2, DestroyReason::PROTOCOL), "{out:?}");
+    // A DESTROY with no reason byte cannot be short (cells are padded): a CREATE whose
+    // handshake length runs past the body (bad-body) on circuit 4.
+    let (out, _) = raw(
+        &mut h,
+        &mut c,
+        Cell::with_content(4, Command::CREATE, &[0, 1, 0x03, 0x00]).unwrap(),
+    );
+    assert!(destroyed(&out, 4, DestroyReason::PROTOCOL), "{out:?}");
+    // On circuit id 0: a DHT cell from a reader (not-allowed) is dropped, nothing answered.
+    let (out, closed) = raw(
+        &mut h,
+        &mut c,
+        Cell::with_content(0, Command::DHT, &[1, 0, 0]).unwrap(),
+    );
+    assert!(!closed && out.is_empty(), "{out:?}");
+    still_serves(&mut h, &mut c, 5);
+}
+
 #[test]
 fn unknown_and_reused_circuit_ids() {
     let mut h = Harness::new();

@@ -26,7 +26,8 @@ use crate::time::Time;
 use crate::wire::cell::{BODY_LEN, CELL_LEN, Cell, CircId, Command};
 use crate::wire::hex;
 use crate::wire::restrict::{
-    CellError, ChanMsg, CreateBody, CreatedBody, DestroyReason, HandshakeType, LinkContext,
+    CellAction, CellError, ChanMsg, CreateBody, CreatedBody, DestroyReason, HandshakeType,
+    LinkContext,
 };
 use crate::wire::{Readable, Writeable};
 
@@ -517,6 +518,9 @@ fn describe(cell: &[u8], context: LinkContext) -> Value {
             CellError::NotAllowed { .. } => "not-allowed",
             CellError::CircIdRule { .. } => "circ-id-rule",
             CellError::Body { .. } => "bad-body",
+        }, "action": match e.action() {
+            CellAction::Ignore => "ignore".to_string(),
+            CellAction::DestroyCircuit(c) => format!("destroy circuit {} PROTOCOL", c.get()),
         }}),
     }
 }
@@ -587,7 +591,9 @@ fn gen_cells() -> Value {
         "provenance": PROVENANCE,
         "description": "565-byte cells (protocol-spec/03-cells.md) parsed in each receiving context: \
             the decoded message, or the error class (unknown-command, not-allowed, circ-id-rule, \
-            bad-body, length). RELAY bodies are opaque here and given by their BLAKE3 hash.",
+            bad-body, length) and, apart from it, the action the receiver takes (#errors): ignore \
+            the cell, or destroy the circuit it names with reason PROTOCOL; the link stays either \
+            way. RELAY bodies are opaque here and given by their BLAKE3 hash.",
         "cases": cases,
     })
 }

@@ -357,7 +357,7 @@ pub struct LinkStats {
     pub cells_in: u64,
     /// Cells sent (including link-level ones).
     pub cells_out: u64,
-    /// Unknown link-level cells ignored (`03-cells.md#unknown-commands`).
+    /// Unknown link-level cells ignored (`03-cells.md#errors`).
     pub ignored_unknown: u64,
     /// Times the sending key was switched.
     pub rekeys_out: u64,

@@ -15,7 +15,7 @@ use crate::ids::{ConnectId, LinkId};
 use crate::link::{Handshaking, LinkError, Peer, RelayTarget};
 use crate::relay::{PrevKind, RelayAction, Source};
 use crate::time::Time;
-use crate::wire::restrict::{CellError, ChanMsg, DestroyReason};
+use crate::wire::restrict::{CellAction, ChanMsg, DestroyReason};
 
 impl Node {
     pub(super) fn on_link_opened(
@@ -154,15 +154,10 @@ impl Node {
             match msg {
                 Ok(m) => self.dispatch(now, link, peer, m),
                 Err(error) => {
+                    let action = error.action();
                     self.record(NodeError::Cell { link, error });
-                    // `03-cells.md#unknown-commands`: the circuit named closes, the link stays.
-                    let circ = match error {
-                        CellError::UnknownCommand { circ_id, .. } => {
-                            crate::wire::cell::CircId::new(circ_id)
-                        }
-                        _ => None,
-                    };
-                    if let Some(circ_id) = circ {
+                    // `03-cells.md#errors`: the circuit named closes, the link stays.
+                    if let CellAction::DestroyCircuit(circ_id) = action {
                         self.dispatch(
                             now,
                             link,

@@ -3,7 +3,7 @@
 //! Every cell on a link has the same size, [`CELL_LEN`] bytes: a circuit id, a command and a
 //! fixed body. Commands form an open code space: [`Command`] keeps any byte, known or not, so
 //! an unknown command survives decoding and the receiving context decides what to do
-//! (`03-cells.md#unknown-commands`). Not in this module: what a context may receive (see
+//! (`03-cells.md#errors`). Not in this module: what a context may receive (see
 //! [`super::restrict`]) and any cryptography on the body.
 
 use core::fmt;

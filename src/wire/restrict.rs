@@ -52,7 +52,7 @@ impl fmt::Display for LinkContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CellError {
-    /// A command this version does not know (`03-cells.md#unknown-commands`).
+    /// A command this version does not know (`03-cells.md#errors`).
     #[error("unknown command {command:?} on circuit id {circ_id}")]
     UnknownCommand {
         /// The command byte.
@@ -67,6 +67,8 @@ pub enum CellError {
         command: Command,
         /// The receiving context.
         context: LinkContext,
+        /// The circuit id it arrived on.
+        circ_id: u32,
     },
     /// A link-level command on a circuit, or a circuit command on circuit id 0
     /// (`03-cells.md#circuit-ids`).
@@ -74,15 +76,52 @@ pub enum CellError {
     CircIdRule {
         /// The command.
         command: Command,
+        /// The circuit id it arrived on.
+        circ_id: u32,
     },
     /// The body did not decode.
     #[error("bad {command:?} body: {source}")]
     Body {
         /// The command.
         command: Command,
+        /// The circuit id it arrived on.
+        circ_id: u32,
         /// Why.
         source: DecodeError,
     },
+}
+
+/// What a receiver does with a cell that did not parse (`03-cells.md#errors`): the decode
+/// result says what is wrong, this says what follows, and neither ever closes the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellAction {
+    /// Drop the cell (circuit id 0: no circuit is named, and links may gain link-level
+    /// commands later).
+    Ignore,
+    /// Close the circuit named, with `DESTROY` reason `PROTOCOL` to the sender, and keep
+    /// the link.
+    DestroyCircuit(CircId),
+}
+
+impl CellError {
+    /// The circuit id of the cell refused.
+    pub fn circ_id(&self) -> u32 {
+        match self {
+            CellError::UnknownCommand { circ_id, .. }
+            | CellError::NotAllowed { circ_id, .. }
+            | CellError::CircIdRule { circ_id, .. }
+            | CellError::Body { circ_id, .. } => *circ_id,
+        }
+    }
+
+    /// What the receiver does about it: a cell on a circuit closes that circuit, one on
+    /// circuit id 0 is dropped.
+    pub fn action(&self) -> CellAction {
+        match CircId::new(self.circ_id()) {
+            Some(c) => CellAction::DestroyCircuit(c),
+            None => CellAction::Ignore,
+        }
+    }
 }
 
 impl HasKind for CellError {
@@ -289,10 +328,18 @@ impl ChanMsg {
             });
         }
         if !context.allows(command) {
-            return Err(CellError::NotAllowed { command, context });
+            return Err(CellError::NotAllowed {
+                command,
+                context,
+                circ_id: cell.circ_id,
+            });
         }
         let circ = CircId::new(cell.circ_id);
-        let body_err = |source| CellError::Body { command, source };
+        let body_err = |source| CellError::Body {
+            command,
+            circ_id: cell.circ_id,
+            source,
+        };
         let circ_id = match (command.is_link_level(), circ) {
             (true, None) => {
                 return match command {
@@ -314,7 +361,12 @@ impl ChanMsg {
                 };
             }
             (false, Some(c)) => c,
-            _ => return Err(CellError::CircIdRule { command }),
+            _ => {
+                return Err(CellError::CircIdRule {
+                    command,
+                    circ_id: cell.circ_id,
+                });
+            }
         };
         let mut r = Reader::new(&cell.body);
         Ok(match command {
@@ -427,7 +479,8 @@ mod tests {
             ChanMsg::parse(&create, LinkContext::ReaderFromRelay),
             Err(CellError::NotAllowed {
                 command: Command::CREATE,
-                context: LinkContext::ReaderFromRelay
+                context: LinkContext::ReaderFromRelay,
+                circ_id: 0x8000_0001,
             })
         );
     }
@@ -438,7 +491,8 @@ mod tests {
         assert_eq!(
             ChanMsg::parse(&padding_on_circuit, LinkContext::RelayFromRelay),
             Err(CellError::CircIdRule {
-                command: Command::PADDING
+                command: Command::PADDING,
+                circ_id: 7,
             })
         );
         let destroy_on_link = Cell::with_content(0, Command::DESTROY, &[1]).unwrap();
@@ -446,6 +500,23 @@ mod tests {
             ChanMsg::parse(&destroy_on_link, LinkContext::RelayFromRelay),
             Err(CellError::CircIdRule { .. })
         ));
+    }
+
+    #[test]
+    fn a_refused_cell_closes_the_circuit_it_names_and_never_the_link() {
+        use super::CellAction;
+        let on = |id: u32, command: Command| {
+            let cell = Cell::with_content(id, command, &[]).unwrap();
+            ChanMsg::parse(&cell, LinkContext::RelayFromReader)
+                .unwrap_err()
+                .action()
+        };
+        assert_eq!(on(0, Command(77)), CellAction::Ignore);
+        assert_eq!(on(3, Command(77)), CellAction::DestroyCircuit(circ(3)));
+        assert_eq!(on(0, Command::DHT), CellAction::Ignore);
+        assert_eq!(on(0, Command::DESTROY), CellAction::Ignore);
+        assert_eq!(on(7, Command::PADDING), CellAction::DestroyCircuit(circ(7)));
+        assert_eq!(on(9, Command::CREATED), CellAction::DestroyCircuit(circ(9)));
     }
 
     #[test]
