@@ -127,6 +127,56 @@ fn a_refused_cell_closes_the_circuit_it_names_or_is_ignored_on_id_0() {
     still_serves(&mut h, &mut c, 5);
 }
 
+/// `05-streams.md#closing`: after END, what was in flight for the stream is dropped and the
+/// circuit stays; a BEGIN reusing the id, or a message for an id never begun, destroys it.
+#[test]
+fn in_flight_cells_of_a_closed_stream_are_dropped_and_ids_are_never_reused() {
+    let mut h = Harness::new();
+    let mut c = h.connect();
+    let mut l = h.create(&mut c, 1);
+    let msg = |l: &mut _, m: RelayMsg| relay_cell(1, l, &m);
+    let begin = |id| RelayMsg::Begin {
+        stream_id: id,
+        service: b"echo".to_vec(),
+    };
+    let data = |id| RelayMsg::Data {
+        stream_id: id,
+        data: b"late".to_vec(),
+    };
+    let end = |id| RelayMsg::End {
+        stream_id: id,
+        reason: 0,
+    };
+    // Stream 1 opens and closes; its late DATA, SENDME and a crossing END are dropped.
+    let cells = [
+        msg(&mut l, begin(1)),
+        msg(&mut l, end(1)),
+        msg(&mut l, data(1)),
+        msg(&mut l, RelayMsg::Sendme { stream_id: 1 }),
+        msg(&mut l, end(1)),
+    ];
+    let (out, closed) = h.send(&mut c, &cells);
+    assert!(!closed);
+    assert!(
+        !out.iter().any(|m| matches!(m, ChanMsg::Destroy { .. })),
+        "{out:?}"
+    );
+    // The circuit still carries a new stream, with a higher id.
+    let (out, _) = h.send(&mut c, &[msg(&mut l, begin(2))]);
+    assert!(
+        !out.iter().any(|m| matches!(m, ChanMsg::Destroy { .. })),
+        "{out:?}"
+    );
+    // Stream 1 again: ids are never reused.
+    let (out, _) = h.send(&mut c, &[msg(&mut l, begin(1))]);
+    assert!(destroyed(&out, 1, DestroyReason::PROTOCOL), "{out:?}");
+    // DATA for a stream never begun.
+    let mut l = h.create(&mut c, 3);
+    let (out, _) = h.send(&mut c, &[relay_cell(3, &mut l, &data(9))]);
+    assert!(destroyed(&out, 3, DestroyReason::PROTOCOL), "{out:?}");
+    still_serves(&mut h, &mut c, 4);
+}
+
 #[test]
 fn unknown_and_reused_circuit_ids() {
     let mut h = Harness::new();

@@ -193,6 +193,17 @@ struct ClientCirc {
     next_stream: u16,
 }
 
+/// A message for `stream_id`, which is not open: fine if the reader opened it (ids increase
+/// from 1, so it is closed and the message was in flight), a violation if it never did
+/// (`05-streams.md#closing`).
+fn closed(c: &ClientCirc, stream_id: u16, never: &'static str) -> Result<(), CircuitFailure> {
+    if stream_id != 0 && stream_id < c.next_stream {
+        Ok(())
+    } else {
+        Err(CircuitFailure::Unexpected(never))
+    }
+}
+
 impl ClientCirc {
     fn built(&self) -> bool {
         self.pending.is_none() && self.layers.len() == self.path.len()
@@ -438,12 +449,10 @@ impl ClientCircuits {
                 "stream message before the circuit is built",
             )),
             RelayMsg::Connected { stream_id } => {
-                let s = c
-                    .streams
-                    .get_mut(&stream_id)
-                    .ok_or(CircuitFailure::Unexpected(
-                        "CONNECTED for an unknown stream",
-                    ))?;
+                let Some(s) = c.streams.get_mut(&stream_id) else {
+                    // Closed before its CONNECTED came (`05-streams.md#closing`).
+                    return closed(c, stream_id, "CONNECTED for a stream never begun");
+                };
                 if s.opened {
                     return Err(CircuitFailure::Unexpected("second CONNECTED"));
                 }
@@ -459,10 +468,15 @@ impl ClientCircuits {
             }
             RelayMsg::Data { stream_id, data } => {
                 c.recv.receive().map_err(CircuitFailure::Flow)?;
-                let s = c
-                    .streams
-                    .get_mut(&stream_id)
-                    .ok_or(CircuitFailure::Unexpected("DATA for an unknown stream"))?;
+                let Some(s) = c.streams.get_mut(&stream_id) else {
+                    // In flight when the stream closed: dropped, its circuit credit returned.
+                    closed(c, stream_id, "DATA for a stream never begun")?;
+                    let circ_sendmes = c.recv.consume(1);
+                    for _ in 0..circ_sendmes {
+                        self.send_relay(handle, last, &RelayMsg::Sendme { stream_id: 0 })?;
+                    }
+                    return Ok(());
+                };
                 if !s.opened {
                     return Err(CircuitFailure::Unexpected("DATA before CONNECTED"));
                 }
@@ -488,7 +502,8 @@ impl ClientCircuits {
             }
             RelayMsg::End { stream_id, reason } => {
                 if c.streams.remove(&stream_id).is_none() {
-                    return Err(CircuitFailure::Unexpected("END for an unknown stream"));
+                    // Both ends closed it at once: nothing more to do.
+                    return closed(c, stream_id, "END for a stream never begun");
                 }
                 self.actions
                     .push_back(ClientAction::Event(ClientEvent::StreamEnded {
@@ -505,10 +520,9 @@ impl ClientCircuits {
                 self.flush(handle)
             }
             RelayMsg::Sendme { stream_id } => {
-                let s = c
-                    .streams
-                    .get_mut(&stream_id)
-                    .ok_or(CircuitFailure::Unexpected("SENDME for an unknown stream"))?;
+                let Some(s) = c.streams.get_mut(&stream_id) else {
+                    return closed(c, stream_id, "SENDME for a stream never begun");
+                };
                 s.send.sendme().map_err(CircuitFailure::Flow)?;
                 self.flush(handle)
             }

@@ -90,6 +90,9 @@ pub struct ExitCirc {
     send: SendWindow,
     recv: RecvWindow,
     streams: BTreeMap<u16, ExitStream>,
+    /// The highest stream id begun: ids increase and are never reused, so one at or below
+    /// it that is not open is closed (`05-streams.md#closing`).
+    highest: u16,
     /// Bytes in every stream's `pending`.
     queued: usize,
 }
@@ -100,6 +103,7 @@ impl Default for ExitCirc {
             send: SendWindow::new(CIRC_WINDOW, CIRC_INCREMENT),
             recv: RecvWindow::new(CIRC_WINDOW, CIRC_INCREMENT),
             streams: BTreeMap::new(),
+            highest: 0,
             queued: 0,
         }
     }
@@ -126,9 +130,12 @@ impl ExitCirc {
     ) -> Result<(), ExitError> {
         match msg {
             RelayMsg::Begin { stream_id, service } => {
-                if stream_id == 0 || self.streams.contains_key(&stream_id) {
-                    return Err(ExitError::Stream("BEGIN for stream 0 or an open stream"));
+                if stream_id <= self.highest {
+                    return Err(ExitError::Stream(
+                        "BEGIN for stream 0 or an id not above every id begun",
+                    ));
                 }
+                self.highest = stream_id;
                 if self.streams.len() >= MAX_STREAMS_PER_CIRCUIT {
                     out.push(RelayMsg::End {
                         stream_id,
@@ -161,10 +168,14 @@ impl ExitCirc {
             }
             RelayMsg::Data { stream_id, data } => {
                 self.recv.receive()?;
-                let s = self
-                    .streams
-                    .get_mut(&stream_id)
-                    .ok_or(ExitError::Stream("DATA for an unknown stream"))?;
+                let Some(s) = self.streams.get_mut(&stream_id) else {
+                    // In flight when the stream closed: dropped, its circuit credit returned.
+                    self.closed(stream_id, "DATA for a stream never begun")?;
+                    for _ in 0..self.recv.consume(1) {
+                        out.push(RelayMsg::Sendme { stream_id: 0 });
+                    }
+                    return Ok(());
+                };
                 s.recv.receive()?;
                 match s.service {
                     Service::Echo => {
@@ -185,25 +196,30 @@ impl ExitCirc {
                     }
                 }
             }
-            RelayMsg::End { stream_id, .. } => {
-                let s = self
-                    .streams
-                    .remove(&stream_id)
-                    .ok_or(ExitError::Stream("END for an unknown stream"))?;
-                self.queued -= s.pending.iter().map(Vec::len).sum::<usize>();
-            }
+            // Not answered: END closes both directions at once.
+            RelayMsg::End { stream_id, .. } => match self.streams.remove(&stream_id) {
+                Some(s) => self.queued -= s.pending.iter().map(Vec::len).sum::<usize>(),
+                None => self.closed(stream_id, "END for a stream never begun")?,
+            },
             RelayMsg::Sendme { stream_id: 0 } => self.send.sendme()?,
-            RelayMsg::Sendme { stream_id } => {
-                self.streams
-                    .get_mut(&stream_id)
-                    .ok_or(ExitError::Stream("SENDME for an unknown stream"))?
-                    .send
-                    .sendme()?;
-            }
+            RelayMsg::Sendme { stream_id } => match self.streams.get_mut(&stream_id) {
+                Some(s) => s.send.sendme()?,
+                None => self.closed(stream_id, "SENDME for a stream never begun")?,
+            },
             _ => return Err(ExitError::Stream("not a stream message")),
         }
         self.flush(out);
         Ok(())
+    }
+
+    /// A message for `stream_id`, which is not open: fine if it was begun (and is closed, the
+    /// message was in flight), a violation if it never was.
+    fn closed(&self, stream_id: u16, never: &'static str) -> Result<(), ExitError> {
+        if stream_id != 0 && stream_id <= self.highest {
+            Ok(())
+        } else {
+            Err(ExitError::Stream(never))
+        }
     }
 
     /// Queue bytes a node-run service sends on `stream_id`; refused past the circuit's
