@@ -147,7 +147,7 @@ impl Link {
 
 fn create(id: u32, msg1: Vec<u8>) -> ChanMsg {
     ChanMsg::Create {
-        circ_id: CircId::new(id).unwrap(),
+        circ_id: CircId::new(0x8000_0000 | id).unwrap(),
         body: CreateBody {
             handshake_type: HandshakeType::NOISE_NK_V1,
             handshake: msg1,
@@ -469,7 +469,7 @@ fn self_made_relay_identities_cannot_write_to_or_enter_the_dht() {
 
 /// Build a circuit through `path` on `link` by hand (CREATE, then EXTEND per hop).
 fn build_circuit(link: &mut Link, id: u32, path: &[&Descriptor]) -> ClientLayers {
-    let circ_id = CircId::new(id).unwrap();
+    let circ_id = CircId::new(0x8000_0000 | id).unwrap();
     let mut layers = ClientLayers::new();
     for (i, hop) in path.iter().enumerate() {
         let mut seed = [0u8; 32];

@@ -4,7 +4,7 @@
 
 mod relay_harness;
 
-use relay_harness::{Harness, destroyed, relay_cell, still_serves};
+use relay_harness::{Harness, cid, destroyed, relay_cell, still_serves};
 use umbra::crypto::hop::client_start;
 use umbra::crypto::layer::LayerError;
 use umbra::crypto::noise::Randomness;
@@ -12,7 +12,7 @@ use umbra::link::LinkError;
 use umbra::node::{Input, NodeError};
 use umbra::relay::RelayError;
 use umbra::time::Time;
-use umbra::wire::cell::{Cell, CircId, Command};
+use umbra::wire::cell::{Cell, Command};
 use umbra::wire::relay_msg::RelayMsg;
 use umbra::wire::restrict::{CellError, ChanMsg, CreateBody, DestroyReason, HandshakeType};
 
@@ -66,7 +66,7 @@ fn unknown_command_closes_only_its_circuit() {
     let mut c = h.connect();
     let _l = h.create(&mut c, 1);
     c.est
-        .send(&Cell::with_content(1, Command(99), b"future").unwrap());
+        .send(&Cell::with_content(0x8000_0000 | 1, Command(99), b"future").unwrap());
     let bytes = c.est.poll_transmit(Time::ZERO).unwrap().unwrap();
     let (out, closed) = h.send_raw(&mut c, &bytes);
     assert!(!closed);
@@ -97,7 +97,7 @@ fn a_refused_cell_closes_the_circuit_it_names_or_is_ignored_on_id_0() {
     let (out, closed) = raw(
         &mut h,
         &mut c,
-        Cell::with_content(1, Command::CREATED, &[0, 0]).unwrap(),
+        Cell::with_content(0x8000_0000 | 1, Command::CREATED, &[0, 0]).unwrap(),
     );
     assert!(!closed);
     assert!(destroyed(&out, 1, DestroyReason::PROTOCOL), "{out:?}");
@@ -106,7 +106,7 @@ fn a_refused_cell_closes_the_circuit_it_names_or_is_ignored_on_id_0() {
     let (out, _) = raw(
         &mut h,
         &mut c,
-        Cell::with_content(2, Command::PADDING, &[]).unwrap(),
+        Cell::with_content(0x8000_0000 | 2, Command::PADDING, &[]).unwrap(),
     );
     assert!(destroyed(&out, 2, DestroyReason::PROTOCOL), "{out:?}");
     // A DESTROY with no reason byte cannot be short (cells are padded): a CREATE whose
@@ -114,7 +114,7 @@ fn a_refused_cell_closes_the_circuit_it_names_or_is_ignored_on_id_0() {
     let (out, _) = raw(
         &mut h,
         &mut c,
-        Cell::with_content(4, Command::CREATE, &[0, 1, 0x03, 0x00]).unwrap(),
+        Cell::with_content(0x8000_0000 | 4, Command::CREATE, &[0, 1, 0x03, 0x00]).unwrap(),
     );
     assert!(destroyed(&out, 4, DestroyReason::PROTOCOL), "{out:?}");
     // On circuit id 0: a DHT cell from a reader (not-allowed) is dropped, nothing answered.
@@ -197,7 +197,7 @@ fn unknown_and_reused_circuit_ids() {
     let (out, _) = h.send(
         &mut c,
         &[ChanMsg::Create {
-            circ_id: CircId::new(1).unwrap(),
+            circ_id: cid(1),
             body: CreateBody {
                 handshake_type: HandshakeType::NOISE_NK_V1,
                 handshake: msg1,
@@ -210,6 +210,71 @@ fn unknown_and_reused_circuit_ids() {
         Some(NodeError::Relay(RelayError::ReusedCircuit))
     );
     still_serves(&mut h, &mut c, 2);
+}
+
+/// `03-cells.md#circuit-ids`: a CREATE must carry its sender's parity (a reader dials, so
+/// the top bit is set) and an id above every id the sender created on the link; a closed id
+/// is never open again. Each refusal closes only that id with `PROTOCOL`.
+#[test]
+fn circuit_ids_have_the_senders_parity_and_are_never_reused() {
+    let mut h = Harness::new();
+    let mut c = h.connect();
+    let create = |h: &mut Harness, c: &mut relay_harness::Client, id: u32, seed: u8| {
+        let (_, msg1) = client_start(&h.onion, 1, Randomness::Seeded([seed; 32])).unwrap();
+        let circ_id = umbra::wire::cell::CircId::new(id).unwrap();
+        h.send(
+            c,
+            &[ChanMsg::Create {
+                circ_id,
+                body: CreateBody {
+                    handshake_type: HandshakeType::NOISE_NK_V1,
+                    handshake: msg1,
+                },
+            }],
+        )
+        .0
+    };
+    let created = |out: &[ChanMsg], id: u32| {
+        out.iter()
+            .any(|m| matches!(m, ChanMsg::Created { circ_id, .. } if circ_id.get() == id))
+    };
+    // The listener's parity from the dialler.
+    let out = create(&mut h, &mut c, 5, 31);
+    assert!(
+        out.iter()
+            .any(|m| matches!(m, ChanMsg::Destroy { circ_id, reason }
+            if circ_id.get() == 5 && *reason == DestroyReason::PROTOCOL)),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.last_error(),
+        Some(NodeError::Relay(RelayError::CircIdParity))
+    );
+    // Ids rise: 7, then 3 is refused and 7 stays open.
+    let _l7 = h.create(&mut c, 7);
+    let out = create(&mut h, &mut c, cid(3).get(), 32);
+    assert!(destroyed(&out, 3, DestroyReason::PROTOCOL), "{out:?}");
+    assert!(!destroyed(&out, 7, DestroyReason::PROTOCOL), "{out:?}");
+    assert_eq!(
+        h.last_error(),
+        Some(NodeError::Relay(RelayError::ReusedCircuit))
+    );
+    assert_eq!(h.relay.relay_circuits(), 1);
+    // 8 is fine; once 8 is destroyed by the reader, its id stays closed.
+    let out = create(&mut h, &mut c, cid(8).get(), 33);
+    assert!(created(&out, cid(8).get()), "{out:?}");
+    let (out, _) = h.send(
+        &mut c,
+        &[ChanMsg::Destroy {
+            circ_id: cid(8),
+            reason: DestroyReason::FINISHED,
+        }],
+    );
+    assert!(out.is_empty(), "DESTROY is not answered: {out:?}");
+    let out = create(&mut h, &mut c, cid(8).get(), 34);
+    assert!(destroyed(&out, 8, DestroyReason::PROTOCOL), "{out:?}");
+    assert!(!created(&out, cid(8).get()), "{out:?}");
+    still_serves(&mut h, &mut c, 9);
 }
 
 #[test]
@@ -247,7 +312,7 @@ fn wrong_hop_index_and_bad_handshake_are_refused() {
     let (out, _) = h.send(
         &mut c,
         &[ChanMsg::Create {
-            circ_id: CircId::new(4).unwrap(),
+            circ_id: cid(4),
             body: CreateBody {
                 handshake_type: HandshakeType::NOISE_NK_V1,
                 handshake: msg1,
@@ -262,7 +327,7 @@ fn wrong_hop_index_and_bad_handshake_are_refused() {
     let (out, _) = h.send(
         &mut c,
         &[ChanMsg::Create {
-            circ_id: CircId::new(5).unwrap(),
+            circ_id: cid(5),
             body: CreateBody {
                 handshake_type: HandshakeType(9),
                 handshake: vec![1; 49],
@@ -277,7 +342,7 @@ fn wrong_hop_index_and_bad_handshake_are_refused() {
     let (out, _) = h.send(
         &mut c,
         &[ChanMsg::Create {
-            circ_id: CircId::new(6).unwrap(),
+            circ_id: cid(6),
             body: CreateBody {
                 handshake_type: HandshakeType::NOISE_NK_V1,
                 handshake: vec![1; 12],
@@ -359,7 +424,7 @@ fn circuit_limits_per_link_and_per_relay() {
     h.create(&mut a, 2);
     let (_, msg1) = client_start(&h.onion, 1, Randomness::Seeded([5; 32])).unwrap();
     let create = |id| ChanMsg::Create {
-        circ_id: CircId::new(id).unwrap(),
+        circ_id: cid(id),
         body: CreateBody {
             handshake_type: HandshakeType::NOISE_NK_V1,
             handshake: msg1.clone(),

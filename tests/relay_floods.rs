@@ -7,7 +7,7 @@ mod relay_harness;
 
 use std::time::Duration;
 
-use relay_harness::{Harness, destroyed, still_serves};
+use relay_harness::{Harness, cid, destroyed, still_serves};
 use umbra::crypto::hop::client_start;
 use umbra::crypto::keys::LinkKeypair;
 use umbra::crypto::noise::Randomness;
@@ -16,12 +16,11 @@ use umbra::link::{Handshaking, LinkConfig, LinkError};
 use umbra::node::{Input, NodeError};
 use umbra::relay::{RelayError, RelayLimits};
 use umbra::time::Time;
-use umbra::wire::cell::CircId;
 use umbra::wire::restrict::{ChanMsg, CreateBody, DestroyReason, HandshakeType};
 
 fn create(id: u32, msg1: &[u8]) -> ChanMsg {
     ChanMsg::Create {
-        circ_id: CircId::new(id).unwrap(),
+        circ_id: cid(id),
         body: CreateBody {
             handshake_type: HandshakeType::NOISE_NK_V1,
             handshake: msg1.to_vec(),
@@ -145,7 +144,7 @@ fn a_full_table_gives_way_to_a_smaller_source() {
         .iter()
         .filter_map(|(l, m)| match m {
             ChanMsg::Destroy { circ_id, reason } if *reason == DestroyReason::RESOURCE_LIMIT => {
-                Some((*l, circ_id.get()))
+                Some((*l, circ_id.get() & 0x7fff_ffff))
             }
             _ => None,
         })
@@ -201,7 +200,7 @@ fn idle_circuits_expire_and_sooner_under_pressure() {
         .iter()
         .filter_map(|(_, m)| match m {
             ChanMsg::Destroy { circ_id, reason } if *reason == DestroyReason::FINISHED => {
-                Some(circ_id.get())
+                Some(circ_id.get() & 0x7fff_ffff)
             }
             _ => None,
         })

@@ -40,6 +40,14 @@ pub(crate) struct LinkEntry {
     pub(crate) dir_in: crate::wire::restrict::DhtReassembler,
 }
 
+/// The circuit id after `used` ids were allocated on a link (`03-cells.md#circuit-ids`): the
+/// dialler's have the top bit set, and each is above every id allocated before; `None` once
+/// all 2^31 - 1 are used.
+pub(crate) fn next_circ_id(used: u32, dialler: bool) -> Option<CircId> {
+    let n = used.checked_add(1).filter(|n| *n <= 0x7fff_ffff)?;
+    CircId::new(if dialler { n | 0x8000_0000 } else { n })
+}
+
 impl LinkEntry {
     pub(crate) fn new(
         session: Handshaking,
@@ -68,19 +76,12 @@ impl LinkEntry {
         }
     }
 
-    /// A fresh circuit id for this link (`03-cells.md#circuit-ids`): the dialler's have the
-    /// top bit set.
-    pub(crate) fn alloc_circ_id(&mut self) -> CircId {
-        self.next_circ = self.next_circ.wrapping_add(1) & 0x7fff_ffff;
-        if self.next_circ == 0 {
-            self.next_circ = 1;
-        }
-        let v = if self.dialled.is_some() {
-            self.next_circ | 0x8000_0000
-        } else {
-            self.next_circ
-        };
-        CircId::new(v).unwrap_or(CircId::MIN)
+    /// A fresh circuit id for this link ([`next_circ_id`]); `None` once all are used: the
+    /// link carries no new circuit (its open ones stay).
+    pub(crate) fn alloc_circ_id(&mut self) -> Option<CircId> {
+        let id = next_circ_id(self.next_circ, self.dialled.is_some())?;
+        self.next_circ += 1;
+        Some(id)
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
@@ -168,5 +169,31 @@ impl LinkEntry {
             }
             Session::Gone => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_circ_id;
+
+    #[test]
+    fn circuit_ids_keep_their_sides_parity_rise_and_run_out() {
+        let ids = |dialler| {
+            (0..3)
+                .map(|used| next_circ_id(used, dialler).map(|c| c.get()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(true),
+            [Some(0x8000_0001), Some(0x8000_0002), Some(0x8000_0003)]
+        );
+        assert_eq!(ids(false), [Some(1), Some(2), Some(3)]);
+        assert_eq!(
+            next_circ_id(0x7fff_fffe, true).map(|c| c.get()),
+            Some(0xffff_ffff)
+        );
+        // Never wraps back to ids already used: the link takes no new circuit.
+        assert_eq!(next_circ_id(0x7fff_ffff, true), None);
+        assert_eq!(next_circ_id(u32::MAX, false), None);
     }
 }

@@ -203,9 +203,11 @@ impl Node {
                         (PrevKind::Reader, Source::of_ip(ip.unwrap_or(unspecified)))
                     }
                 };
+                // The peer dialled the link if this node did not.
+                let peer_dialled = self.links.get(&link).is_some_and(|e| e.dialled.is_none());
                 self.switch
                     .as_mut()
-                    .map(|s| s.handle_create(now, link, prev, source, circ_id, &body))
+                    .map(|s| s.handle_create(now, link, prev, source, circ_id, &body, peer_dialled))
             }
             ChanMsg::Created { circ_id, body } => {
                 if self.client.owns(link, circ_id) {

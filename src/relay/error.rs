@@ -15,9 +15,13 @@ pub enum RelayError {
     /// A circuit id that is not open on this link (`03-cells.md#circuit-ids`).
     #[error("unknown circuit id")]
     UnknownCircuit,
-    /// CREATE with a circuit id already in use on this link.
-    #[error("circuit id already in use")]
+    /// CREATE with a circuit id not above every id its sender created on this link: in
+    /// use, or closed (`03-cells.md#circuit-ids`).
+    #[error("circuit id not above every id created on this link")]
     ReusedCircuit,
+    /// CREATE with the other side's circuit-id parity (`03-cells.md#circuit-ids`).
+    #[error("circuit id of the wrong parity for who dialled the link")]
+    CircIdParity,
     /// A limit was reached (`09-relay.md#limits`).
     #[error("circuit limit reached")]
     Limit,

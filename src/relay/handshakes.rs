@@ -130,11 +130,6 @@ impl Handshakes {
         }
     }
 
-    /// Whether `(link, circ_id)` has a CREATE waiting.
-    pub(super) fn contains(&self, link: LinkId, circ_id: CircId) -> bool {
-        self.index.contains(&(link, circ_id))
-    }
-
     /// Queue `p`; a CREATE pushed out to make room for it is returned to be refused.
     pub(super) fn push(&mut self, now: Time, p: Pending) -> Result<Option<Pending>, Refused> {
         if let Source::Net(_) = p.source {
@@ -272,17 +267,26 @@ impl Switch {
         source: Source,
         circ_id: CircId,
         body: &CreateBody,
+        peer_dialled: bool,
     ) -> Result<(), RelayError> {
         let key = (link, circ_id);
-        if self.circuits.contains_key(&key)
-            || self.by_next.contains_key(&key)
-            || self.handshakes.contains(link, circ_id)
-        {
+        // `03-cells.md#circuit-ids`: the sender's parity, and above every id it created here.
+        let high = self.created_high.get(&link).copied().unwrap_or(0);
+        let refused = if circ_id.is_dialler_allocated() != peer_dialled {
+            Some(RelayError::CircIdParity)
+        } else if circ_id.get() <= high {
+            Some(RelayError::ReusedCircuit)
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            // An id still open closes with it (`03-cells.md#errors`).
             self.teardown(key, DestroyReason::PROTOCOL);
             self.handshakes.purge(link, Some(circ_id));
             self.destroy(key, DestroyReason::PROTOCOL);
-            return Err(RelayError::ReusedCircuit);
+            return Err(e);
         }
+        self.created_high.insert(link, circ_id.get());
         let on_link = self.per_link.get(&link).copied().unwrap_or(0);
         // The per-link limit is for readers' links; a link from a relay carries many readers'
         // circuits and is bounded by the table and its share (`09-relay.md#limits`).

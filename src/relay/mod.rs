@@ -213,6 +213,8 @@ pub struct Switch {
     circuits: BTreeMap<CircKey, Entry>,
     by_next: BTreeMap<CircKey, CircKey>,
     per_link: BTreeMap<LinkId, usize>,
+    /// The highest circuit id each link's peer created (`03-cells.md#circuit-ids`).
+    created_high: BTreeMap<LinkId, u32>,
     shares: Shares,
     hop_replay: ReplayCache,
     /// EXTEND and CREATED deadlines; stale entries are skipped when they fall due.
@@ -244,6 +246,7 @@ impl Switch {
             circuits: BTreeMap::new(),
             by_next: BTreeMap::new(),
             per_link: BTreeMap::new(),
+            created_high: BTreeMap::new(),
             shares: Shares::default(),
             hop_replay: ReplayCache::for_handshakes(),
             deadlines: BTreeSet::new(),

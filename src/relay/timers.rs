@@ -64,6 +64,7 @@ impl Switch {
             self.remove(p, DestroyReason::UNREACHABLE, true, false);
         }
         self.per_link.remove(&link);
+        self.created_high.remove(&link);
     }
 
     /// The next deadline: an EXTEND's, or the idle sweep's.

@@ -225,7 +225,7 @@ impl Harness {
     pub fn create(&mut self, c: &mut Client, id: u32) -> ClientLayers {
         let (hop, msg1): (ClientHop, Vec<u8>) =
             client_start(&self.onion.clone(), 1, self.fresh()).unwrap();
-        let circ_id = CircId::new(id).unwrap();
+        let circ_id = cid(id);
         let (out, _) = self.send(
             c,
             &[ChanMsg::Create {
@@ -249,16 +249,22 @@ impl Harness {
     }
 }
 
+/// Circuit id `n` of a client: a client dials its link, so its ids have the top bit set
+/// (`03-cells.md#circuit-ids`).
+pub fn cid(n: u32) -> CircId {
+    CircId::new(0x8000_0000 | n).unwrap()
+}
+
 pub fn relay_cell(id: u32, layers: &mut ClientLayers, msg: &RelayMsg) -> ChanMsg {
     let body = layers.seal_forward(1, &msg.encode().unwrap()).unwrap();
     ChanMsg::Relay {
-        circ_id: CircId::new(id).unwrap(),
+        circ_id: cid(id),
         body: Box::new(body),
     }
 }
 
 pub fn destroyed(out: &[ChanMsg], id: u32, reason: DestroyReason) -> bool {
-    out.iter().any(|m| matches!(m, ChanMsg::Destroy { circ_id, reason: r } if circ_id.get() == id && *r == reason))
+    out.iter().any(|m| matches!(m, ChanMsg::Destroy { circ_id, reason: r } if *circ_id == cid(id) && *r == reason))
 }
 
 /// A circuit that still works: echo through the relay as a one-hop exit.
