@@ -237,6 +237,8 @@ impl Cipher for NoiseChaChaPoly {
 
 struct UmbraResolver {
     randomness: Randomness,
+    /// Resolve AES-GCM, BLAKE2b and SHA-2 too (vectors only).
+    other_suites: bool,
 }
 
 impl CryptoResolver for UmbraResolver {
@@ -258,15 +260,33 @@ impl CryptoResolver for UmbraResolver {
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
         match choice {
             HashChoice::Blake2s => DefaultResolver.resolve_hash(choice),
+            HashChoice::Blake2b | HashChoice::SHA256 | HashChoice::SHA512 if self.other_suites => {
+                DefaultResolver.resolve_hash(choice)
+            }
             _ => None,
         }
     }
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
         match choice {
             CipherChoice::ChaChaPoly => Some(Box::new(NoiseChaChaPoly::default())),
+            CipherChoice::AESGCM if self.other_suites => DefaultResolver.resolve_cipher(choice),
             _ => None,
         }
     }
+}
+
+/// Whether a conformant Noise library can replay a vector of protocol `name` here, and why
+/// not: the 25519 DH (strict, as Umbra's) with any cipher (`ChaChaPoly`, `AESGCM`) and hash
+/// (`BLAKE2s`, `BLAKE2b`, `SHA256`, `SHA512`), any pattern and PSK modifier snow knows. Only
+/// for vectors ([`NoiseHandshake::for_vectors`]): Umbra's protocol runs [`supports`] alone.
+pub fn supports_in_vectors(name: &str) -> Result<(), &'static str> {
+    let params: NoiseParams = name
+        .parse()
+        .map_err(|_| "pattern or modifier not supported")?;
+    if params.dh != DHChoice::Curve25519 {
+        return Err("only the 25519 DH function is implemented (not 448)");
+    }
+    Ok(())
 }
 
 /// Whether Umbra implements the Noise protocol `name` (suite and pattern), and why not.
@@ -321,9 +341,21 @@ impl NoiseHandshake {
     /// Start one side of a handshake.
     pub fn new(spec: &HandshakeSpec<'_>) -> Result<Self, NoiseFailure> {
         supports(spec.protocol).map_err(|_| NoiseFailure::Unsupported)?;
+        Self::build(spec, false)
+    }
+
+    /// Start one side of a handshake of any suite [`supports_in_vectors`] accepts: for
+    /// replaying other suites' vectors (`umbra interop --vectors`), never on the wire.
+    pub fn for_vectors(spec: &HandshakeSpec<'_>) -> Result<Self, NoiseFailure> {
+        supports_in_vectors(spec.protocol).map_err(|_| NoiseFailure::Unsupported)?;
+        Self::build(spec, true)
+    }
+
+    fn build(spec: &HandshakeSpec<'_>, other_suites: bool) -> Result<Self, NoiseFailure> {
         let params: NoiseParams = spec.protocol.parse().map_err(map_err)?;
         let resolver = Box::new(UmbraResolver {
             randomness: spec.randomness.clone(),
+            other_suites,
         });
         let mut b = snow::Builder::with_resolver(params, resolver)
             .prologue(spec.prologue)
@@ -480,7 +512,38 @@ impl NoiseTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::{HandshakeSpec, LINK_PATTERN, NoiseFailure, NoiseHandshake, Randomness, supports};
+    use super::{
+        HandshakeSpec, LINK_PATTERN, NoiseFailure, NoiseHandshake, Randomness, supports,
+        supports_in_vectors,
+    };
+
+    #[test]
+    fn other_suites_run_for_vectors_and_never_on_umbras_path() {
+        let spec = |protocol| HandshakeSpec {
+            protocol,
+            initiator: true,
+            prologue: b"",
+            local_static: None,
+            remote_static: Some(&[9; 32]),
+            psks: &[],
+            randomness: Randomness::Seeded([1; 32]),
+        };
+        for p in [
+            "Noise_NK_25519_AESGCM_SHA256",
+            "Noise_NK_25519_ChaChaPoly_BLAKE2b",
+            "Noise_NK_25519_AESGCM_SHA512",
+        ] {
+            assert!(supports_in_vectors(p).is_ok(), "{p}");
+            assert_eq!(
+                NoiseHandshake::new(&spec(p)).unwrap_err(),
+                NoiseFailure::Unsupported,
+                "{p}"
+            );
+            assert!(NoiseHandshake::for_vectors(&spec(p)).is_ok(), "{p}");
+        }
+        assert!(supports_in_vectors("Noise_NK_448_AESGCM_SHA256").is_err());
+        assert!(NoiseHandshake::for_vectors(&spec("Noise_NK_448_AESGCM_SHA256")).is_err());
+    }
 
     #[test]
     fn only_umbras_suite_is_supported() {

@@ -170,8 +170,8 @@ pub struct Bundled {
 /// Every bundled vector file, embedded so `umbra interop` runs anywhere.
 pub const BUNDLED: &[Bundled] = &[
     Bundled {
-        path: "public/cacophony-umbra.json",
-        text: include_str!("../../interop/vectors/public/cacophony-umbra.json"),
+        path: "public/cacophony.txt",
+        text: include_str!("../../interop/vectors/public/cacophony.txt"),
     },
     Bundled {
         path: "public/rfc7748_x25519.json",

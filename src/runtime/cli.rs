@@ -33,10 +33,12 @@ pub struct Cli {
 pub enum Command {
     /// Check Umbra against every bundled test vector, or against one external vector file.
     ///
-    /// Without --vectors, runs the public vectors Umbra relies on (cacophony Noise entries,
-    /// RFC 7748, RFC 8439, RFC 8032, BLAKE3) and Umbra's own golden vectors. With --vectors,
-    /// detects the file's format: cacophony or noise-c Noise vectors, or Project Wycheproof
-    /// (XDH, CHACHA20-POLY1305, XCHACHA20-POLY1305, EDDSA).
+    /// Without --vectors, runs the public vectors Umbra relies on (the whole cacophony Noise
+    /// file, RFC 7748, RFC 8439, RFC 8032, BLAKE3) and Umbra's own golden vectors. With
+    /// --vectors, detects the file's format: cacophony or noise-c Noise vectors (every 25519
+    /// suite: ChaChaPoly or AESGCM with BLAKE2s, BLAKE2b, SHA256 or SHA512, PSK patterns
+    /// included; 448 is skipped), or Project Wycheproof (XDH, CHACHA20-POLY1305,
+    /// XCHACHA20-POLY1305, EDDSA).
     ///
     /// Example: umbra interop --vectors wycheproof/testvectors_v1/x25519_test.json
     Interop {
