@@ -16,7 +16,7 @@ use procs::{
     connect_from, directory_of, probe, relay_listen, rss_kib, start_relays, start_relays_with,
     tempdir,
 };
-use umbra::runtime::bench::raw_link::{As, RawLink};
+use umbra::runtime::raw_link::{As, RawLink};
 
 /// How many of `socks` the relay has not closed.
 fn still_open(socks: &[TcpStream]) -> usize {

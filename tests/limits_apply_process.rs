@@ -25,8 +25,8 @@ use umbra::crypto::noise::Randomness;
 use umbra::crypto::rng::UmbraRng;
 use umbra::directory::Descriptor;
 use umbra::runtime::bench::flood::DhtFlood;
-use umbra::runtime::bench::raw_link::{As, RawLink};
 use umbra::runtime::bench::stalled::Stalled;
+use umbra::runtime::raw_link::{As, RawLink};
 use umbra::wire::cell::CircId;
 use umbra::wire::dht_msg::{DhtMsg, MAX_MESSAGE, Record, RecordKind};
 use umbra::wire::restrict::{

@@ -205,9 +205,9 @@ impl Node {
                 };
                 // The peer dialled the link if this node did not.
                 let peer_dialled = self.links.get(&link).is_some_and(|e| e.dialled.is_none());
-                self.switch
-                    .as_mut()
-                    .map(|s| s.handle_create(now, link, prev, source, circ_id, &body, peer_dialled))
+                self.switch.as_mut().map(|s| {
+                    s.handle_create(now, link, (prev, source), circ_id, &body, peer_dialled)
+                })
             }
             ChanMsg::Created { circ_id, body } => {
                 if self.client.owns(link, circ_id) {

@@ -257,14 +257,15 @@ impl Handshakes {
 }
 
 impl Switch {
-    /// CREATE arrived (`04-circuits.md#create`) from `source` on `link`: refused at once
-    /// past a limit, else queued for the CPU and answered in turn (`handshakes`).
+    /// CREATE arrived (`04-circuits.md#create`) from `source` on `link`, from a previous hop
+    /// of kind `prev`: refused at once past a limit, else queued for the CPU and answered in
+    /// turn (`handshakes`). `peer_dialled`: the peer dialled the link (its ids have the top
+    /// bit set).
     pub fn handle_create(
         &mut self,
         now: Time,
         link: LinkId,
-        prev: PrevKind,
-        source: Source,
+        (prev, source): (PrevKind, Source),
         circ_id: CircId,
         body: &CreateBody,
         peer_dialled: bool,
@@ -280,10 +281,13 @@ impl Switch {
             None
         };
         if let Some(e) = refused {
-            // An id still open closes with it (`03-cells.md#errors`).
+            // An id still open closes with it (`03-cells.md#errors`), one DESTROY each way.
+            let open = self.circuits.contains_key(&key);
             self.teardown(key, DestroyReason::PROTOCOL);
             self.handshakes.purge(link, Some(circ_id));
-            self.destroy(key, DestroyReason::PROTOCOL);
+            if !open {
+                self.destroy(key, DestroyReason::PROTOCOL);
+            }
             return Err(e);
         }
         self.created_high.insert(link, circ_id.get());

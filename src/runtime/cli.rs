@@ -40,18 +40,13 @@ pub enum Command {
     /// included; 448 is skipped), or Project Wycheproof (XDH, CHACHA20-POLY1305,
     /// XCHACHA20-POLY1305, EDDSA).
     ///
+    /// With --peer, runs live conformance cases against a running relay of any
+    /// implementation instead: each case opens its own link as a reader, does one valid or
+    /// hostile thing and checks the answer the spec requires (interop/README.md#live-cases).
+    ///
     /// Example: umbra interop --vectors wycheproof/testvectors_v1/x25519_test.json
-    Interop {
-        /// Run one external vector file instead of the bundled set.
-        #[arg(long, value_name = "FILE")]
-        vectors: Option<PathBuf>,
-        /// Also run slow vectors (RFC 7748's one-million-iteration X25519, about a minute).
-        #[arg(long)]
-        slow: bool,
-        /// List every case, not only failures and skip reasons.
-        #[arg(long, short)]
-        verbose: bool,
-    },
+    /// Example: umbra interop --peer 127.0.0.1:4000 --descriptor relay/descriptor --json r.json
+    Interop(super::interop_cmd::InteropArgs),
     /// Write a new key file (mode 0600). Refuses to overwrite an existing file.
     ///
     /// Example: umbra keygen --kind identity --out ~/.local/share/umbra/identity.key
@@ -421,11 +416,7 @@ pub fn main() -> ExitCode {
     }
     super::log::init();
     match cli.command {
-        Command::Interop {
-            vectors,
-            slow,
-            verbose,
-        } => interop_cmd(vectors, RunOptions { slow }, verbose),
+        Command::Interop(args) => super::interop_cmd::run(args),
         Command::Keygen { kind, out } => super::keygen_cmd::keygen_cmd(&kind, &out),
         Command::Relay {
             config,

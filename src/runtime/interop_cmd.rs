@@ -1,6 +1,7 @@
-//! `umbra interop`: run the conformance kit's vectors (bundled, or one file) and print what
-//! passed, failed and was skipped. Not in this module: the checks themselves
-//! (`crate::interop`).
+//! `umbra interop`: its arguments; run the conformance kit's vectors (bundled, or one file)
+//! and print what passed, failed and was skipped, or with `--peer` hand over to the live
+//! cases. Not in this module: the checks themselves (`crate::interop`), the live cases
+//! (`runtime::conformance`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -91,5 +92,45 @@ pub fn interop_cmd(vectors: Option<PathBuf>, opts: RunOptions, verbose: bool) ->
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `umbra interop`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct InteropArgs {
+    /// Run one external vector file instead of the bundled set.
+    #[arg(long, value_name = "FILE", conflicts_with = "peer")]
+    pub vectors: Option<PathBuf>,
+    /// Run the live cases against the relay listening here.
+    #[arg(long, value_name = "ADDR", requires = "descriptor")]
+    pub peer: Option<std::net::SocketAddr>,
+    /// The relay's descriptor: its `descriptor` file, or a bootstrap list naming it.
+    #[arg(long, value_name = "FILE")]
+    pub descriptor: Option<PathBuf>,
+    /// With --peer: only the cases whose id starts with this (`link.`, `streams.`).
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    pub only: String,
+    /// With --peer: also write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also run slow vectors (RFC 7748's one-million-iteration X25519, about a minute).
+    #[arg(long)]
+    pub slow: bool,
+    /// List every case, not only failures and skip reasons.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// `umbra interop`: the live cases with `--peer`, else the vectors.
+pub fn run(args: InteropArgs) -> ExitCode {
+    match (args.peer, args.descriptor) {
+        (Some(addr), Some(desc)) => crate::runtime::conformance::peer_cmd(
+            addr,
+            &desc,
+            &args.only,
+            args.json.as_deref(),
+            crate::runtime::driver::wall_now(),
+        ),
+        _ => interop_cmd(args.vectors, RunOptions { slow: args.slow }, args.verbose),
     }
 }

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::raw_link::{As, RawLink};
 use crate::crypto::noise::Randomness;
 use crate::directory::Descriptor;
 use crate::runtime::driver::{os_rng, wall_now};
+use crate::runtime::raw_link::{As, RawLink};
 use crate::wire::cell::CircId;
 use crate::wire::dht_msg::{DhtMsg, Record, RecordKind};
 use crate::wire::restrict::{ChanMsg, CreateBody, HandshakeType, dht_fragments};

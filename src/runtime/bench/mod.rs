@@ -13,7 +13,6 @@ pub mod flood;
 mod http;
 mod limits;
 mod procs;
-pub mod raw_link;
 pub mod stalled;
 
 use crate::runtime::error::RuntimeError;

@@ -9,12 +9,12 @@ use crate::runtime::error::RuntimeError;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::raw_link::{As, RawLink};
 use crate::crypto::hop;
 use crate::crypto::layer::ClientLayers;
 use crate::crypto::noise::Randomness;
 use crate::directory::Descriptor;
 use crate::runtime::driver::os_rng;
+use crate::runtime::raw_link::{As, RawLink};
 use crate::wire::cell::{CircId, RELAY_PAYLOAD_LEN};
 use crate::wire::relay_msg::{MAX_DATA, RelayContext, RelayMsg};
 use crate::wire::restrict::{ChanMsg, CreateBody, HandshakeType};

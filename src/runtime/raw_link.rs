@@ -1,8 +1,9 @@
-//! A link the bench drives by hand, message by message, over a blocking socket: the floods
-//! and stalled readers of `umbra bench --store-flood` and `--limits` are peers that do what
-//! the node's own state machines never would (flood a relay with STOREs or CREATEs, build
-//! circuits and never read). The link itself is the real one (`link::Handshaking`,
-//! `link::Established`, `protocol-spec/02-link.md`). Not in this module: what is sent.
+//! A link driven by hand, message by message, over a blocking socket: the floods and stalled
+//! readers of `umbra bench --store-flood` and `--limits` (peers that do what the node's own
+//! state machines never would: flood a relay with STOREs or CREATEs, build circuits and never
+//! read), and the live cases of `umbra interop --peer` (raw cells, tampered and replayed
+//! frames). The link itself is the real one (`link::Handshaking`, `link::Established`,
+//! `protocol-spec/02-link.md`). Not in this module: what is sent.
 
 use crate::runtime::error::RuntimeError;
 use std::collections::VecDeque;
@@ -18,6 +19,7 @@ use crate::directory::Descriptor;
 use crate::link::{Established, HandshakeStep, Handshaking, LinkConfig, RelayTarget};
 use crate::runtime::driver::os_rng;
 use crate::time::Time;
+use crate::wire::cell::Cell;
 use crate::wire::restrict::ChanMsg;
 
 fn bench_err(what: &str) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
@@ -83,6 +85,16 @@ impl RawLink {
         who: As<'_>,
         target: &Descriptor,
     ) -> Result<RawLink, RuntimeError> {
+        RawLink::open_config(src, who, target, LinkConfig::default())
+    }
+
+    /// [`RawLink::open_with`] with the link's own settings (rekey interval, timers).
+    pub fn open_config(
+        src: Option<(IpAddr, Option<u32>)>,
+        who: As<'_>,
+        target: &Descriptor,
+        config: LinkConfig,
+    ) -> Result<RawLink, RuntimeError> {
         let (link_key, binding) = match who {
             As::Reader => (LinkKeypair::generate(&mut os_rng()), None),
             As::Relay(dir) => {
@@ -105,7 +117,7 @@ impl RawLink {
         sock.set_write_timeout(Some(Duration::from_secs(10)))
             .map_err(bench_err("socket"))?;
         let mut h = Handshaking::dial(
-            LinkConfig::default(),
+            config,
             RelayTarget {
                 node_id: target.node_id(),
                 link_key: target.link_key,
@@ -201,6 +213,95 @@ impl RawLink {
             }
             let msgs = self.absorb(&buf[..got])?;
             self.inbox.extend(msgs);
+        }
+    }
+}
+
+/// What [`RawLink::recv_within`] saw.
+#[derive(Debug)]
+pub enum Received {
+    /// A message (PADDING skipped).
+    Msg(ChanMsg),
+    /// Nothing within the wait; the link is still open.
+    Silent,
+    /// The peer closed the link (or reset it).
+    Closed,
+}
+
+impl RawLink {
+    /// Encrypt one cell as it is (any command, any circuit id: hostile cases) and write it.
+    pub fn send_cell(&mut self, cell: &Cell) -> Result<(), RuntimeError> {
+        let bytes = self.seal_cell(cell)?;
+        self.send_raw(&bytes)
+    }
+
+    /// The link's encrypted frame for `cell`, not written (to tamper with or replay).
+    pub fn seal_cell(&mut self, cell: &Cell) -> Result<Vec<u8>, RuntimeError> {
+        self.seal_cells(core::slice::from_ref(cell))
+    }
+
+    /// The link's encrypted frames for `cells` (one frame while they fit), not written.
+    pub fn seal_cells(&mut self, cells: &[Cell]) -> Result<Vec<u8>, RuntimeError> {
+        for cell in cells {
+            self.est.send(cell);
+        }
+        let mut out = Vec::new();
+        while let Some(bytes) = self
+            .est
+            .poll_transmit(elapsed(self.t0))
+            .map_err(|e| RuntimeError::Bench(format!("raw link: {e}")))?
+        {
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
+    }
+
+    /// Write `bytes` on the socket as they are, outside the link's encryption.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), RuntimeError> {
+        self.sock
+            .write_all(bytes)
+            .map_err(bench_err("the relay dropped the link"))
+    }
+
+    /// The next message within `wait`, silence, or the peer closing the link.
+    pub fn recv_within(&mut self, wait: Duration) -> Result<Received, RuntimeError> {
+        let deadline = Instant::now() + wait;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Received::Msg(m));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Received::Silent);
+            }
+            self.sock
+                .set_read_timeout(Some(left))
+                .map_err(bench_err("socket"))?;
+            match self.sock.read(&mut buf) {
+                Ok(0) => return Ok(Received::Closed),
+                Ok(n) => {
+                    let msgs = self.absorb(&buf[..n])?;
+                    self.inbox.extend(msgs);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(Received::Silent);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return Ok(Received::Closed);
+                }
+                Err(e) => return Err(RuntimeError::Bench(format!("raw link: {e}"))),
+            }
         }
     }
 }
