@@ -90,6 +90,24 @@ pub fn cases() -> Vec<Case> {
             run: extend_unknown,
         },
         Case {
+            id: "circuits.extend-handshake-type",
+            spec: "04-circuits.md#extend",
+            what: "EXTEND naming an unknown handshake type is refused with DESTROY PROTOCOL",
+            run: extend_handshake_type,
+        },
+        Case {
+            id: "circuits.extend-with-streams",
+            spec: "04-circuits.md#extend",
+            what: "EXTEND on a circuit that carries a stream is refused with DESTROY PROTOCOL",
+            run: extend_with_streams,
+        },
+        Case {
+            id: "circuits.interleaved",
+            spec: "03-cells.md#circuit-ids",
+            what: "three circuits on one link, their cells interleaved, each echo their own data",
+            run: interleaved,
+        },
+        Case {
             id: "circuits.destroy-not-answered",
             spec: "03-cells.md#circuit-ids",
             what: "DESTROY of an open circuit closes it and is not answered",
@@ -272,5 +290,84 @@ fn destroy_not_answered(t: &Target) -> Verdict {
         }])?;
         c.expect_quiet()?;
         c.still_serves(t)
+    })
+}
+
+fn extend_handshake_type(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let (id, mut layers) = c.create(t)?;
+        let (_, m1) = hop_msg1(t, 2)?;
+        c.relay(
+            id,
+            &mut layers,
+            &RelayMsg::Extend {
+                node_id: t.desc.node_id().0,
+                handshake_type: 0x7777,
+                handshake: m1,
+            },
+        )?;
+        c.expect_destroy(id, DestroyReason::PROTOCOL)?;
+        c.still_serves(t)
+    })
+}
+
+fn extend_with_streams(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let (id, mut layers) = c.create(t)?;
+        c.begin(id, &mut layers, 1, b"echo")?;
+        let mut other = [0u8; 32];
+        crate::runtime::driver::os_rng().fill(&mut other);
+        let (_, m1) = hop_msg1(t, 2)?;
+        c.relay(
+            id,
+            &mut layers,
+            &RelayMsg::Extend {
+                node_id: other,
+                handshake_type: HandshakeType::NOISE_NK_V1.0,
+                handshake: m1,
+            },
+        )?;
+        c.expect_destroy(id, DestroyReason::PROTOCOL)?;
+        c.still_serves(t)
+    })
+}
+
+fn interleaved(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let mut circs = Vec::new();
+        for _ in 0..3 {
+            let (id, mut layers) = c.create(t)?;
+            c.begin(id, &mut layers, 1, b"echo")?;
+            circs.push((id, layers));
+        }
+        for round in 0u8..4 {
+            let mut cells = Vec::new();
+            for (k, (id, layers)) in circs.iter_mut().enumerate() {
+                let data = RelayMsg::Data {
+                    stream_id: 1,
+                    data: vec![round * 10 + k as u8; 50 + usize::from(round)],
+                };
+                cells.push(relay_cell(*id, layers, &data)?);
+            }
+            c.send(&cells)?;
+            for _ in 0..circs.len() {
+                let ChanMsg::Relay { circ_id, body } = c.recv()? else {
+                    return fail("expected RELAY cells back");
+                };
+                let k = circs
+                    .iter()
+                    .position(|(id, _)| *id == circ_id)
+                    .ok_or("a RELAY cell on a circuit not built")?;
+                let msg = super::conn::open_relay(&mut circs[k].1, *body)?;
+                let want = RelayMsg::Data {
+                    stream_id: 1,
+                    data: vec![round * 10 + k as u8; 50 + usize::from(round)],
+                };
+                if msg != want {
+                    return fail(format!("circuit {k} echoed {msg:?} in round {round}"));
+                }
+            }
+        }
+        Ok(())
     })
 }

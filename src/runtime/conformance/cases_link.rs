@@ -6,15 +6,16 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::conn::{ANSWER, Conn, verdict, with_conn};
+use super::conn::{ANSWER, Conn, create_msg, hop_msg1, verdict, with_conn};
 use super::{Case, Check, Target, Verdict, fail};
 use crate::crypto::keys::LinkKeypair;
-use crate::crypto::noise::Randomness;
-use crate::link::{Handshaking, LinkConfig, RelayTarget};
+use crate::crypto::noise::{HandshakeSpec, LINK_PATTERN, NoiseHandshake, Randomness};
+use crate::link::{HandshakeStep, Handshaking, LinkConfig, RelayTarget};
 use crate::runtime::driver::os_rng;
 use crate::runtime::raw_link::{As, RawLink};
 use crate::time::Time;
 use crate::wire::cell::{Cell, Command};
+use crate::wire::restrict::{ChanMsg, HandshakeType};
 
 /// The link cases.
 pub fn cases() -> Vec<Case> {
@@ -96,6 +97,36 @@ pub fn cases() -> Vec<Case> {
             spec: "02-link.md#rekey",
             what: "a REKEY cell that is not the last cell of its frame closes the link",
             run: rekey_not_last,
+        },
+        Case {
+            id: "link.msg1-payload",
+            spec: "02-link.md#handshake",
+            what: "a message 1 carrying a non-empty payload ends the handshake: the link closes",
+            run: msg1_payload,
+        },
+        Case {
+            id: "link.msg3-bad-role",
+            spec: "02-link.md#handshake",
+            what: "a message 3 naming role 2 ends the handshake: the link closes",
+            run: msg3_bad_role,
+        },
+        Case {
+            id: "link.msg3-bad-binding",
+            spec: "02-link.md#binding",
+            what: "a message 3 with role 1 and a binding that does not verify closes the link",
+            run: msg3_bad_binding,
+        },
+        Case {
+            id: "link.transport-with-msg3",
+            spec: "02-link.md#handshake",
+            what: "a CREATE sent in the same write as message 3 is answered CREATED",
+            run: transport_with_msg3,
+        },
+        Case {
+            id: "link.handshake-timeout",
+            spec: "02-link.md#timers",
+            what: "a connection that sends nothing is closed after the handshake timeout (10 s, +5 s grace)",
+            run: handshake_timeout,
         },
         Case {
             id: "link.padding",
@@ -340,5 +371,147 @@ fn other_links_unaffected(t: &Target) -> Verdict {
         bad.expect_closed()?;
         std::thread::sleep(Duration::from_millis(50));
         good.still_serves(t)
+    })())
+}
+
+/// Run the dialler's side of the XK handshake by hand: message 1 with `payload1`, read
+/// message 2, then message 3 with `payload3` (if message 1 was answered). Returns the
+/// socket after the last message written.
+fn by_hand(t: &Target, payload1: &[u8], payload3: &[u8]) -> Check<TcpStream> {
+    let prologue = crate::link::prologue();
+    let local = LinkKeypair::generate(&mut os_rng());
+    let mut hs = NoiseHandshake::new(&HandshakeSpec {
+        protocol: LINK_PATTERN,
+        initiator: true,
+        prologue: &prologue,
+        local_static: Some(local.secret_bytes()),
+        remote_static: Some(&t.desc.link_key.0),
+        psks: &[],
+        randomness: Randomness::Seeded(os_rng().array()),
+    })
+    .map_err(|e| format!("noise: {e}"))?;
+    let mut s = tcp(t)?;
+    let m1 = hs
+        .write_message(payload1)
+        .map_err(|e| format!("noise: {e}"))?;
+    s.write_all(&framed(&m1)).map_err(|e| e.to_string())?;
+    if !payload1.is_empty() {
+        return Ok(s);
+    }
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)
+        .map_err(|e| format!("message 2 did not come: {e}"))?;
+    let mut m2 = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut m2)
+        .map_err(|e| format!("message 2 did not come: {e}"))?;
+    hs.read_message(&m2)
+        .map_err(|e| format!("message 2 does not authenticate: {e}"))?;
+    let m3 = hs
+        .write_message(payload3)
+        .map_err(|e| format!("noise: {e}"))?;
+    s.write_all(&framed(&m3)).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+fn msg1_payload(t: &Target) -> Verdict {
+    verdict(by_hand(t, b"hello", &[]).and_then(|s| closes_silently(s, "message 1 with a payload")))
+}
+
+fn msg3_bad_role(t: &Target) -> Verdict {
+    verdict(by_hand(t, &[], &[2]).and_then(|s| closes_silently(s, "message 3 with role 2")))
+}
+
+fn msg3_bad_binding(t: &Target) -> Verdict {
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(&[0x42; 96]);
+    verdict(
+        by_hand(t, &[], &payload)
+            .and_then(|s| closes_silently(s, "message 3 with a binding that does not verify")),
+    )
+}
+
+fn transport_with_msg3(t: &Target) -> Verdict {
+    verdict((|| {
+        let mut s = tcp(t)?;
+        let mut h = Handshaking::dial(
+            LinkConfig::default(),
+            RelayTarget {
+                node_id: t.desc.node_id(),
+                link_key: t.desc.link_key,
+            },
+            &LinkKeypair::generate(&mut os_rng()),
+            None,
+            Randomness::Seeded(os_rng().array()),
+            Time::ZERO,
+        )
+        .map_err(|e| format!("dial: {e}"))?;
+        let m1 = h.poll_transmit().ok_or("no message 1")?;
+        s.write_all(&m1).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut est = loop {
+            let n = s.read(&mut buf).map_err(|e| format!("message 2: {e}"))?;
+            if n == 0 {
+                return fail("the relay closed the handshake");
+            }
+            match h
+                .handle_bytes(Time::ZERO, &buf[..n])
+                .map_err(|e| format!("message 2: {e}"))?
+            {
+                HandshakeStep::Continue(next) => h = next,
+                HandshakeStep::Done(est) => break est,
+            }
+        };
+        let mut write = est
+            .poll_transmit(Time::ZERO)
+            .map_err(|e| e.to_string())?
+            .ok_or("no message 3")?;
+        let id = crate::wire::cell::CircId::new(0x8000_0001).ok_or("id")?;
+        let (_, msg1) = hop_msg1(t, 1)?;
+        est.send_msg(&create_msg(id, HandshakeType::NOISE_NK_V1, msg1))
+            .map_err(|e| e.to_string())?;
+        write.extend(
+            est.poll_transmit(Time::ZERO)
+                .map_err(|e| e.to_string())?
+                .ok_or("no frame")?,
+        );
+        s.write_all(&write).map_err(|e| e.to_string())?;
+        loop {
+            let n = s.read(&mut buf).map_err(|e| format!("CREATED: {e}"))?;
+            if n == 0 {
+                return fail("the relay closed the link");
+            }
+            est.handle_bytes(Time::ZERO, &buf[..n])
+                .map_err(|e| e.to_string())?;
+            while let Some(m) = est.poll_msg() {
+                match m {
+                    Ok(ChanMsg::Created { circ_id, .. }) if circ_id == id => return Ok(()),
+                    Ok(ChanMsg::Padding) => {}
+                    m => return fail(format!("expected CREATED, got {m:?}")),
+                }
+            }
+        }
+    })())
+}
+
+fn handshake_timeout(t: &Target) -> Verdict {
+    verdict((|| {
+        let mut s = tcp(t)?;
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 16];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(n) => return fail(format!("the relay sent {n} bytes first")),
+            Err(e) => return fail(format!("not closed within 15 s: {e}")),
+        }
+        if started.elapsed() < Duration::from_secs(5) {
+            return fail(format!(
+                "closed after {:?}, well before the handshake timeout",
+                started.elapsed()
+            ));
+        }
+        Ok(())
     })())
 }

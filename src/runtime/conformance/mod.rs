@@ -5,10 +5,11 @@
 //! and checks the answer the spec requires, citing the section. The run prints one line a
 //! case and `N passed, M failed, K skipped`, and can write a JSON report. Not in this
 //! module: the cases ([`cases_link`], [`cases_cells`], [`cases_circuits`],
-//! [`cases_streams`]), the link driven by hand ([`crate::runtime::raw_link`]).
+//! [`cases_streams`], [`cases_content`]), the link driven by hand ([`crate::runtime::raw_link`]).
 
 pub mod cases_cells;
 pub mod cases_circuits;
+pub mod cases_content;
 pub mod cases_link;
 pub mod cases_streams;
 pub mod conn;
@@ -92,6 +93,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(cases_cells::cases());
     v.extend(cases_circuits::cases());
     v.extend(cases_streams::cases());
+    v.extend(cases_content::cases());
     v
 }
 

@@ -1,0 +1,406 @@
+//! Live cases for a relay's content service and its directory (`protocol-spec/06-dht.md
+//! #exit-requests`, `10-directory.md#messages`): framed requests on a `dht` stream, valid,
+//! pipelined, split over cells, malformed and oversized; `SYNC` from a reader and `DIR`
+//! framing errors. Not in this module: the DHT between relays (a reader cannot speak it).
+
+use super::conn::{Conn, with_conn};
+use super::{Case, Check, Target, Verdict, fail};
+use crate::crypto::layer::ClientLayers;
+use crate::directory::sync::summary;
+use crate::directory::{Directory, Verified};
+use crate::wire::cell::CircId;
+use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind};
+use crate::wire::dir_msg::DirMsg;
+use crate::wire::relay_msg::{MAX_DATA, RelayMsg};
+use crate::wire::restrict::{ChanMsg, dir_fragments};
+
+/// The content and directory cases.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            id: "content.get-missing",
+            spec: "06-dht.md#exit-requests",
+            what: "GET of a key nobody holds is answered NOT_FOUND with the request's id",
+            run: get_missing,
+        },
+        Case {
+            id: "content.pipelined",
+            spec: "06-dht.md#exit-requests",
+            what: "three GETs sent at once are each answered exactly once, matched by id",
+            run: pipelined,
+        },
+        Case {
+            id: "content.split-over-cells",
+            spec: "06-dht.md#exit-requests",
+            what: "a GET split over three DATA cells (the length prefix itself split) is answered",
+            run: split_over_cells,
+        },
+        Case {
+            id: "content.packed-in-one-cell",
+            spec: "06-dht.md#exit-requests",
+            what: "two GETs packed into one DATA cell are both answered",
+            run: packed,
+        },
+        Case {
+            id: "content.malformed",
+            spec: "06-dht.md#exit-requests",
+            what: "a request of unknown type is answered REFUSED INVALID with id 0",
+            run: malformed,
+        },
+        Case {
+            id: "content.oversized-frame",
+            spec: "06-dht.md#exit-requests",
+            what: "a frame announcing more than 1,052,672 bytes is answered REFUSED INVALID with id 0",
+            run: oversized_frame,
+        },
+        Case {
+            id: "content.put-bad-block",
+            spec: "06-dht.md#records",
+            what: "PUT of a block whose key is not its hash is answered REFUSED INVALID",
+            run: put_bad_block,
+        },
+        Case {
+            id: "content.put-expired",
+            spec: "06-dht.md#exit-requests",
+            what: "PUT whose expiry has passed is answered REFUSED INVALID",
+            run: put_expired,
+        },
+        Case {
+            id: "content.refresh-unknown-kind",
+            spec: "06-dht.md#exit-requests",
+            what: "REFRESH of a kind storers do not keep is answered REFUSED INVALID",
+            run: refresh_unknown_kind,
+        },
+        Case {
+            id: "content.many-pipelined",
+            spec: "06-dht.md#exit-requests",
+            what: "40 GETs pipelined on one circuit are each answered once: NOT_FOUND, or REFUSED BUSY past a cap",
+            run: past_the_cap,
+        },
+        Case {
+            id: "dir.sync-from-reader",
+            spec: "10-directory.md#messages",
+            what: "a reader's SYNC with an empty summary is answered ENTRIES with its id, holding the relay's own descriptor",
+            run: sync_from_reader,
+        },
+        Case {
+            id: "dir.malformed",
+            spec: "10-directory.md#messages",
+            what: "a DIR message of unknown type closes the link",
+            run: dir_malformed,
+        },
+        Case {
+            id: "dir.continuation-without-start",
+            spec: "03-cells.md#dir",
+            what: "a DIR continuation fragment with no message started closes the link",
+            run: dir_continuation,
+        },
+        Case {
+            id: "dir.oversized",
+            spec: "03-cells.md#dir",
+            what: "a DIR message announcing more than 262,144 bytes closes the link",
+            run: dir_oversized,
+        },
+        Case {
+            id: "dir.push-from-reader",
+            spec: "10-directory.md#messages",
+            what: "a PUSH from a reader is ignored: nothing answers, the link serves on",
+            run: push_from_reader,
+        },
+    ]
+}
+
+/// A one-hop circuit with stream 1 open to `dht`.
+fn dht_stream(c: &mut Conn, t: &Target) -> Check<(CircId, ClientLayers)> {
+    let (id, mut layers) = c.create(t)?;
+    c.begin(id, &mut layers, 1, b"dht")?;
+    Ok((id, layers))
+}
+
+fn framed(msg: &[u8]) -> Vec<u8> {
+    let mut v = u32::try_from(msg.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
+        .to_vec();
+    v.extend_from_slice(msg);
+    v
+}
+
+/// Send `bytes` on stream 1 in DATA cells of at most `chunk` bytes.
+fn send_stream(
+    c: &mut Conn,
+    id: CircId,
+    l: &mut ClientLayers,
+    bytes: &[u8],
+    chunk: usize,
+) -> Check {
+    for part in bytes.chunks(chunk.clamp(1, MAX_DATA)) {
+        c.relay(
+            id,
+            l,
+            &RelayMsg::Data {
+                stream_id: 1,
+                data: part.to_vec(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads framed replies from stream 1.
+#[derive(Default)]
+struct Replies {
+    buf: Vec<u8>,
+}
+
+impl Replies {
+    fn next(&mut self, c: &mut Conn, id: CircId, l: &mut ClientLayers) -> Check<ExitReply> {
+        loop {
+            if self.buf.len() >= 4 {
+                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                if self.buf.len() >= 4 + len {
+                    let msg: Vec<u8> = self.buf.drain(..4 + len).skip(4).collect();
+                    return ExitReply::decode(&msg)
+                        .map_err(|e| format!("a reply that does not decode: {e}").into());
+                }
+            }
+            match c.recv_relay(id, l)? {
+                RelayMsg::Data { stream_id: 1, data } => self.buf.extend_from_slice(&data),
+                RelayMsg::Sendme { .. } => {}
+                m => return fail(format!("expected DATA on the dht stream, got {m:?}")),
+            }
+        }
+    }
+}
+
+fn get(id: u32, key: [u8; 32]) -> ExitRequest {
+    ExitRequest::Get {
+        id,
+        kind: RecordKind::MANIFEST,
+        key,
+    }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    crate::runtime::driver::os_rng().fill(&mut k);
+    k
+}
+
+/// The reply is REFUSED `reason` to request `want`.
+fn refused(r: &ExitReply, want: u32, reason: u8) -> Check {
+    match r {
+        ExitReply::Refused { id, reason: got } if *id == want && *got == reason => Ok(()),
+        r => fail(format!("expected REFUSED {reason} to id {want}, got {r:?}")),
+    }
+}
+
+/// Send one request frame (`bytes`, already framed) and expect REFUSED `reason` to `want`.
+fn one(t: &Target, bytes: Vec<u8>, want: u32, reason: u8) -> Verdict {
+    with_conn(t, |c| {
+        let (id, mut l) = dht_stream(c, t)?;
+        send_stream(c, id, &mut l, &bytes, MAX_DATA)?;
+        let r = Replies::default().next(c, id, &mut l)?;
+        refused(&r, want, reason)
+    })
+}
+
+fn get_missing(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let (id, mut l) = dht_stream(c, t)?;
+        send_stream(
+            c,
+            id,
+            &mut l,
+            &framed(&get(7, random_key()).encode()),
+            MAX_DATA,
+        )?;
+        match Replies::default().next(c, id, &mut l)? {
+            ExitReply::NotFound { id: 7 } => Ok(()),
+            r => fail(format!("expected NOT_FOUND 7, got {r:?}")),
+        }
+    })
+}
+
+/// Send `n` GETs as one byte string in DATA cells of `chunk` bytes; every id answered once.
+fn answered_once(t: &Target, n: u32, chunk: usize) -> Check<Vec<ExitReply>> {
+    let mut c = Conn::open(t).map_err(|e| format!("link: {e}"))?;
+    let (id, mut l) = dht_stream(&mut c, t)?;
+    let mut bytes = Vec::new();
+    for i in 1..=n {
+        bytes.extend_from_slice(&framed(&get(i, random_key()).encode()));
+    }
+    send_stream(&mut c, id, &mut l, &bytes, chunk)?;
+    let mut replies = Replies::default();
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        let r = replies.next(&mut c, id, &mut l)?;
+        let rid = r.id();
+        if rid == 0 || rid > n || seen.iter().any(|s: &ExitReply| s.id() == rid) {
+            return fail(format!("reply {r:?} does not match one unanswered request"));
+        }
+        seen.push(r);
+    }
+    c.expect_quiet()?;
+    Ok(seen)
+}
+
+fn pipelined(t: &Target) -> Verdict {
+    super::conn::verdict(answered_once(t, 3, MAX_DATA).map(|_| ()))
+}
+
+fn split_over_cells(t: &Target) -> Verdict {
+    // 42 bytes framed (4 + 1 + 4 + 1 + 32) in cells of 3 bytes: the length prefix spans two.
+    super::conn::verdict(answered_once(t, 1, 3).map(|_| ()))
+}
+
+fn packed(t: &Target) -> Verdict {
+    super::conn::verdict(answered_once(t, 2, MAX_DATA).map(|_| ()))
+}
+
+fn malformed(t: &Target) -> Verdict {
+    one(t, framed(&[99, 0, 0, 0, 5]), 0, 1)
+}
+
+fn oversized_frame(t: &Target) -> Verdict {
+    one(t, 1_052_673u32.to_be_bytes().to_vec(), 0, 1)
+}
+
+fn put_bad_block(t: &Target) -> Verdict {
+    let put = ExitRequest::Put {
+        id: 9,
+        record: Record {
+            kind: RecordKind::BLOCK,
+            key: [7; 32],
+            value: b"not the preimage of its key".to_vec(),
+        },
+        expires: crate::runtime::driver::wall_now().0 + 3600,
+    };
+    one(t, framed(&put.encode()), 9, 1)
+}
+
+fn put_expired(t: &Target) -> Verdict {
+    let value = b"a block whose expiry is past".to_vec();
+    let put = ExitRequest::Put {
+        id: 11,
+        record: Record {
+            kind: RecordKind::BLOCK,
+            key: *blake3::hash(&value).as_bytes(),
+            value,
+        },
+        expires: 1,
+    };
+    one(t, framed(&put.encode()), 11, 1)
+}
+
+fn refresh_unknown_kind(t: &Target) -> Verdict {
+    let refresh = ExitRequest::Refresh {
+        id: 12,
+        kind: RecordKind(200),
+        key: random_key(),
+        expires: crate::runtime::driver::wall_now().0 + 3600,
+    };
+    one(t, framed(&refresh.encode()), 12, 1)
+}
+
+fn past_the_cap(t: &Target) -> Verdict {
+    super::conn::verdict(answered_once(t, 40, MAX_DATA).and_then(|replies| {
+        for r in &replies {
+            match r {
+                ExitReply::NotFound { .. } | ExitReply::Refused { reason: 2, .. } => {}
+                r => return fail(format!("expected NOT_FOUND or REFUSED BUSY, got {r:?}")),
+            }
+        }
+        Ok(())
+    }))
+}
+
+fn sync_from_reader(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let msg = DirMsg::Sync {
+            id: 77,
+            digests: summary(&Directory::new()),
+        }
+        .encode()
+        .map_err(|e| format!("encode: {e}"))?;
+        c.send(&dir_fragments(&msg))?;
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            match c.recv()? {
+                ChanMsg::Dir { first, data } => {
+                    if first != buf.is_empty() {
+                        return fail("a DIR fragment out of order");
+                    }
+                    buf.extend_from_slice(&data);
+                }
+                m => return fail(format!("expected DIR, got {m:?}")),
+            }
+            if buf.len() < 4 {
+                continue;
+            }
+            let len = usize::try_from(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))
+                .unwrap_or(usize::MAX);
+            if buf.len() < 4 + len {
+                continue;
+            }
+            match DirMsg::decode(&buf[4..4 + len]).map_err(|e| format!("ENTRIES: {e}"))? {
+                DirMsg::Entries {
+                    id: 77,
+                    descriptors,
+                    more,
+                } => {
+                    let own = descriptors.iter().any(|d| {
+                        crate::directory::parse(d)
+                            .ok()
+                            .and_then(|u| u.verify(crate::runtime::driver::wall_now()).ok())
+                            .is_some_and(|v: Verified| v.descriptor().node_id() == t.desc.node_id())
+                    });
+                    if own || more {
+                        buf.clear();
+                        if own {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    return fail("ENTRIES without the relay's own descriptor");
+                }
+                m => return fail(format!("expected ENTRIES 77, got {m:?}")),
+            }
+        }
+    })
+}
+
+fn raw_dir(t: &Target, first: bool, data: Vec<u8>) -> Verdict {
+    with_conn(t, |c| {
+        c.send(&[ChanMsg::Dir { first, data }])?;
+        c.expect_closed()
+    })
+}
+
+fn dir_malformed(t: &Target) -> Verdict {
+    let mut data = 3u32.to_be_bytes().to_vec();
+    data.extend_from_slice(&[99, 0, 0]);
+    raw_dir(t, true, data)
+}
+
+fn dir_continuation(t: &Target) -> Verdict {
+    raw_dir(t, false, vec![0; 10])
+}
+
+fn dir_oversized(t: &Target) -> Verdict {
+    raw_dir(t, true, 262_145u32.to_be_bytes().to_vec())
+}
+
+fn push_from_reader(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let msg = DirMsg::Push {
+            descriptors: Vec::new(),
+        }
+        .encode()
+        .map_err(|e| format!("encode: {e}"))?;
+        c.send(&dir_fragments(&msg))?;
+        c.expect_quiet()?;
+        c.still_serves(t)
+    })
+}
