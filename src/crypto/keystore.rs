@@ -37,7 +37,8 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    fn label(self) -> &'static str {
+    /// The name a key file gives this kind (`kind:` line).
+    pub fn label(self) -> &'static str {
         match self {
             KeyKind::IdentityEd25519 => "identity-ed25519",
             KeyKind::StaticX25519 => "static-x25519",
@@ -123,7 +124,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
     }
 }
 
-fn encode(kind: KeyKind, secret: &[u8; 32]) -> String {
+/// A key file's text for `secret` of `kind`.
+pub fn encode(kind: KeyKind, secret: &[u8; 32]) -> String {
     format!(
         "umbra-key v1\nkind: {}\nsecret: {}\n",
         kind.label(),
@@ -131,7 +133,9 @@ fn encode(kind: KeyKind, secret: &[u8; 32]) -> String {
     )
 }
 
-fn decode(path: &Path, text: &str) -> Result<(KeyKind, [u8; 32]), KeystoreError> {
+/// Parse a key file's text (`00-overview.md#key-files`): its kind and secret. `path` only
+/// names the file in the error.
+pub fn decode(path: &Path, text: &str) -> Result<(KeyKind, [u8; 32]), KeystoreError> {
     let bad = |line| KeystoreError::Malformed {
         path: path.to_path_buf(),
         line,

@@ -49,6 +49,10 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "pins-list" => super::golden_pins::check_pins(v),
         "directory" => super::golden_directory::check_directory(v),
         "writers" => super::golden_writers::check_writers(v),
+        "relay-messages" => super::golden_wire::check_relay_messages(v),
+        "fragments" => super::golden_wire::check_fragments(v),
+        "key-files" => super::golden_wire::check_key_files(v),
+        "flow-control" => super::golden_wire::check_flow(v),
         _ => return None,
     })
 }
@@ -69,6 +73,10 @@ pub fn generate(kind: &str) -> Option<Value> {
         "pins-list" => super::golden_pins::gen_pins(),
         "directory" => super::golden_directory::gen_directory(),
         "writers" => super::golden_writers::gen_writers(),
+        "relay-messages" => super::golden_wire::gen_relay_messages(),
+        "fragments" => super::golden_wire::gen_fragments(),
+        "key-files" => super::golden_wire::gen_key_files(),
+        "flow-control" => super::golden_wire::gen_flow(),
         _ => return None,
     })
 }
@@ -88,6 +96,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("pins-list", "pins-list.json"),
     ("directory", "directory.json"),
     ("writers", "writers.json"),
+    ("relay-messages", "relay-messages.json"),
+    ("fragments", "fragments.json"),
+    ("key-files", "key-files.json"),
+    ("flow-control", "flow-control.json"),
 ];
 
 use super::fixed_input as fixed;

@@ -20,6 +20,7 @@ pub mod golden_content;
 pub mod golden_directory;
 pub mod golden_memory;
 pub mod golden_pins;
+pub mod golden_wire;
 pub mod golden_writers;
 pub mod noise;
 pub mod rfc;
@@ -224,6 +225,38 @@ pub const BUNDLED: &[Bundled] = &[
     Bundled {
         path: "umbra/dht-rpcs.json",
         text: include_str!("../../interop/vectors/umbra/dht-rpcs.json"),
+    },
+    Bundled {
+        path: "umbra/seen-memory.json",
+        text: include_str!("../../interop/vectors/umbra/seen-memory.json"),
+    },
+    Bundled {
+        path: "umbra/pins-list.json",
+        text: include_str!("../../interop/vectors/umbra/pins-list.json"),
+    },
+    Bundled {
+        path: "umbra/directory.json",
+        text: include_str!("../../interop/vectors/umbra/directory.json"),
+    },
+    Bundled {
+        path: "umbra/writers.json",
+        text: include_str!("../../interop/vectors/umbra/writers.json"),
+    },
+    Bundled {
+        path: "umbra/relay-messages.json",
+        text: include_str!("../../interop/vectors/umbra/relay-messages.json"),
+    },
+    Bundled {
+        path: "umbra/fragments.json",
+        text: include_str!("../../interop/vectors/umbra/fragments.json"),
+    },
+    Bundled {
+        path: "umbra/key-files.json",
+        text: include_str!("../../interop/vectors/umbra/key-files.json"),
+    },
+    Bundled {
+        path: "umbra/flow-control.json",
+        text: include_str!("../../interop/vectors/umbra/flow-control.json"),
     },
 ];
 

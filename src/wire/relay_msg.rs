@@ -226,6 +226,13 @@ impl RelayMsg {
             .into());
         }
         let body = r.take(len)?;
+        // `05-streams.md#relay-messages`: the padding is zeros, and checked.
+        if r.take(r.remaining())?.iter().any(|b| *b != 0) {
+            return Err(DecodeError::InvalidValue {
+                field: "relay padding",
+            }
+            .into());
+        }
         let allowed = match context {
             RelayContext::AtRelay => matches!(
                 command,

@@ -164,6 +164,11 @@ pub struct DhtReassembler {
 }
 
 impl DhtReassembler {
+    /// Whether a message has started and not yet ended.
+    pub fn is_partial(&self) -> bool {
+        self.partial.is_some()
+    }
+
     /// Add a fragment; returns a whole message when one completes. `max` bounds the
     /// announced length.
     pub fn push(

@@ -121,6 +121,12 @@ pub fn cases() -> Vec<Case> {
             run: data_too_long,
         },
         Case {
+            id: "streams.nonzero-padding",
+            spec: "05-streams.md#relay-messages",
+            what: "a relay message whose padding is not all zeros destroys the circuit (PROTOCOL)",
+            run: nonzero_padding,
+        },
+        Case {
             id: "streams.discard-credit",
             spec: "05-streams.md#flow-control",
             what: "100 DATA cells to discard bring back exactly 2 stream SENDMEs and 1 circuit SENDME",
@@ -259,6 +265,14 @@ fn data_too_long(t: &Target) -> Verdict {
         Err(e) => return Verdict::Fail(format!("encode: {e}")),
     };
     payload[3..5].copy_from_slice(&600u16.to_be_bytes());
+    raw_payload_destroys(t, &payload)
+}
+
+fn nonzero_padding(t: &Target) -> Verdict {
+    let mut payload = [0u8; crate::wire::cell::RELAY_PAYLOAD_LEN];
+    // BEGIN echo on stream 1, then a stray byte at the payload's end.
+    payload[..10].copy_from_slice(&[3, 0, 1, 0, 5, 4, b'e', b'c', b'h', b'o']);
+    payload[511] = 1;
     raw_payload_destroys(t, &payload)
 }
 
