@@ -53,6 +53,7 @@ pub fn run(kind: &str, v: &Value) -> Option<Summary> {
         "fragments" => super::golden_wire::check_fragments(v),
         "key-files" => super::golden_wire::check_key_files(v),
         "flow-control" => super::golden_wire::check_flow(v),
+        "destroy-reasons" => super::golden_destroy::check_destroy(v),
         _ => return None,
     })
 }
@@ -77,6 +78,7 @@ pub fn generate(kind: &str) -> Option<Value> {
         "fragments" => super::golden_wire::gen_fragments(),
         "key-files" => super::golden_wire::gen_key_files(),
         "flow-control" => super::golden_wire::gen_flow(),
+        "destroy-reasons" => super::golden_destroy::gen_destroy(),
         _ => return None,
     })
 }
@@ -100,6 +102,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("fragments", "fragments.json"),
     ("key-files", "key-files.json"),
     ("flow-control", "flow-control.json"),
+    ("destroy-reasons", "destroy-reasons.json"),
 ];
 
 use super::fixed_input as fixed;
@@ -174,7 +177,12 @@ fn sample_cells(from_dialler: bool) -> Vec<Cell> {
 fn run_link(inp: &LinkInputs) -> Result<LinkRun, String> {
     let e = |what: &'static str| move |err: LinkError| format!("{what}: {err}");
     let now = Time::ZERO;
-    let cfg = LinkConfig::default();
+    // Each side rekeys on its second transport frame (`02-link.md#rekey`), so the vectors
+    // show a frame ending in REKEY and one under the new key, both ways.
+    let cfg = LinkConfig {
+        rekey_after_frames: 2,
+        ..LinkConfig::default()
+    };
     let relay_id = IdentityKey::from_secret_bytes(inp.relay_identity);
     let relay_link = LinkKeypair::from_secret_bytes(inp.relay_link);
     let dialler_link = LinkKeypair::from_secret_bytes(inp.dialler_link);
@@ -218,20 +226,23 @@ fn run_link(inp: &LinkInputs) -> Result<LinkRun, String> {
         return Err("listener not finished after message 3".into());
     };
     let mut transport = Vec::new();
-    let cells = sample_cells(true);
-    let bytes = exchange(&mut de, &mut le, &cells)?;
-    transport.push((
-        "dialler",
-        cells.iter().map(Writeable::to_bytes).collect(),
-        bytes,
-    ));
-    let cells = sample_cells(false);
-    let bytes = exchange(&mut le, &mut de, &cells)?;
-    transport.push((
-        "relay",
-        cells.iter().map(Writeable::to_bytes).collect(),
-        bytes,
-    ));
+    // Frame 1 each way, frame 2 (ending in the link's REKEY), frame 3 (the new key).
+    for _ in 0..3 {
+        let cells = sample_cells(true);
+        let bytes = exchange(&mut de, &mut le, &cells)?;
+        transport.push((
+            "dialler",
+            cells.iter().map(Writeable::to_bytes).collect(),
+            bytes,
+        ));
+        let cells = sample_cells(false);
+        let bytes = exchange(&mut le, &mut de, &cells)?;
+        transport.push((
+            "relay",
+            cells.iter().map(Writeable::to_bytes).collect(),
+            bytes,
+        ));
+    }
     Ok(LinkRun {
         frames: vec![("dialler", m1), ("relay", m2), ("dialler", m3)],
         transport,
@@ -301,7 +312,11 @@ fn gen_link() -> Value {
             Ephemeral private keys are the first 32 random bytes each side draws. Frames are \
             u16 big-endian length || Noise message. Message 2's payload is the relay's identity \
             public key || Ed25519 signature binding its link key; message 3's payload is a role \
-            byte (0 reader, 1 relay + binding). Transport frames carry whole 565-byte cells.",
+            byte (0 reader, 1 relay + binding). Transport frames carry whole 565-byte cells, \
+            three each way, alternating: each side's second frame carries the cells listed and then \
+            a REKEY cell (circuit id 0) that its link added, after which the sender switches its \
+            sending key (Noise REKEY) and the receiver its receiving key (#rekey); the third frame \
+            is under the new key.",
         "cases": out,
     })
 }

@@ -53,14 +53,7 @@ fn verdict(bytes: &[u8], now: u64) -> Value {
                 "family": (d.family != [0; 32]).then(|| hex::encode(&d.family)),
             })
         }
-        Err(e) => json!({"error": match e {
-            DirectoryError::BadSignature => "signature",
-            DirectoryError::BadFamily => "family",
-            DirectoryError::NotValidNow { .. } => "not-valid-now",
-            DirectoryError::Version(_) => "version",
-            DirectoryError::Key(_) => "key",
-            _ => "malformed",
-        }}),
+        Err(e) => json!({"error": error_class(&e)}),
     }
 }
 
@@ -74,6 +67,57 @@ fn summarize(descriptors: &[Vec<u8>], now: u64) -> Result<Vec<u8>, String> {
         dir.insert(v);
     }
     Ok(summary(&dir).iter().flatten().copied().collect())
+}
+
+fn error_class(e: &DirectoryError) -> &'static str {
+    match e {
+        DirectoryError::BadSignature => "signature",
+        DirectoryError::BadFamily => "family",
+        DirectoryError::NotValidNow { .. } => "not-valid-now",
+        DirectoryError::Version(_) => "version",
+        DirectoryError::Key(_) => "key",
+        _ => "malformed",
+    }
+}
+
+/// What a node takes from a bootstrap list's `text` at `now` (09-relay.md#bootstrap-list):
+/// the relays with their first-seen time, in NodeId order, and the lines refused.
+fn bootstrap(text: &str, now: u64) -> Value {
+    let (dir, errors) = Directory::from_bootstrap(text, WallTime(now));
+    let mut relays: Vec<Value> = dir
+        .relays()
+        .map(|d| {
+            let id = d.node_id();
+            json!({"node_id": hex::encode(&id.0), "first_seen": dir.first_seen(&id).map(|t| t.0)})
+        })
+        .collect();
+    relays.sort_by(|a, b| a["node_id"].as_str().cmp(&b["node_id"].as_str()));
+    json!({
+        "relays": relays,
+        "refused": errors.iter().map(|(line, e)| json!({"line": line, "error": error_class(e)})).collect::<Vec<_>>(),
+    })
+}
+
+fn bootstrap_texts(plain: &[u8], member: &[u8], forged: &[u8]) -> Vec<(&'static str, String)> {
+    let (p, m, f) = (hex::encode(plain), hex::encode(member), hex::encode(forged));
+    vec![
+        (
+            "two relays, a comment and blank lines",
+            format!("# my contacts\n\n{p}\n   \n{m}\n"),
+        ),
+        (
+            "a cache: first-seen times for the next descriptor",
+            format!("# first-seen 1799990000 x\n{p}\n# first-seen 1799999000 y\n{m}\n"),
+        ),
+        (
+            "a first-seen in the future is taken as now",
+            format!("# first-seen 1900000000 x\n{p}\n"),
+        ),
+        (
+            "a forged line, a line that is not hex, and a good one",
+            format!("{f}\nnot hex at all\n{m}\n"),
+        ),
+    ]
 }
 
 /// Generate `directory.json`.
@@ -136,6 +180,10 @@ pub fn gen_directory() -> Value {
             json!({}),
         ),
     ];
+    let lists: Vec<Value> = bootstrap_texts(&plain, &member, &forged)
+        .into_iter()
+        .map(|(name, text)| json!({"name": name, "text": text, "now": now, "expect": bootstrap(&text, now)}))
+        .collect();
     json!({
         "umbra_vectors": "directory",
         "provenance": PROVENANCE,
@@ -143,9 +191,13 @@ pub fn gen_directory() -> Value {
             `now`: valid (node id, family) or an error class (signature, family, not-valid-now, malformed). \
             DIR messages (10-directory.md#messages): each decodes and encodes back to the same bytes; a `SYNC`'s \
             64 digests are the summary (#summary) of a directory holding `directory` at `now`. Keys are \
-            BLAKE3 derive_key(\"umbra golden vectors v1\", \"directory relay N\" / \"directory family\").",
+            BLAKE3 derive_key(\"umbra golden vectors v1\", \"directory relay N\" / \"directory family\"). \
+            Bootstrap lists (09-relay.md#bootstrap-list) read at `now`: the relays taken (by node id, with \
+            the first-seen time a `# first-seen T` line gave the next descriptor, at most `now`, else \
+            `now`) and the lines refused (1-based, with the error class).",
         "descriptors": descriptors,
         "messages": messages,
+        "bootstrap_lists": lists,
     })
 }
 
@@ -163,6 +215,19 @@ pub fn check_directory(v: &Value) -> Summary {
             }
         })();
         s.check(format!("umbra/directory/{}", name_of(c)), r);
+    }
+    for c in list(v, "bootstrap_lists") {
+        let r = (|| {
+            let text = c.get("text").and_then(Value::as_str).ok_or("text")?;
+            let got = bootstrap(text, int_field(c, "now")?);
+            let want = c.get("expect").ok_or("expect")?;
+            if &got == want {
+                Ok(())
+            } else {
+                Err(format!("got {got}, want {want}"))
+            }
+        })();
+        s.check(format!("umbra/directory/bootstrap/{}", name_of(c)), r);
     }
     for c in list(v, "messages") {
         let r = (|| {

@@ -247,7 +247,7 @@ fn reassemble(frags: &[(bool, Vec<u8>)], max: usize) -> Value {
     let mut done = Vec::new();
     for (i, (first, data)) in frags.iter().enumerate() {
         match r.push(*first, data, max) {
-            Ok(Some(m)) => done.push(Value::String(hex::encode(blake3::hash(&m).as_bytes()))),
+            Ok(Some(m)) => done.push(Value::String(hex::encode(&crate::crypto::hash::hash(&m)))),
             Ok(None) => {}
             Err(_) => {
                 return json!({"messages_blake3": done, "error_at": i,
@@ -317,7 +317,7 @@ pub fn gen_fragments() -> Value {
         id: 42,
         record: Record {
             kind: RecordKind::BLOCK,
-            key: *blake3::hash(&value).as_bytes(),
+            key: crate::crypto::hash::hash(&value),
             value,
         },
         expires: 1_900_000_000,

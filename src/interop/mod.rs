@@ -17,6 +17,7 @@
 pub mod golden;
 pub mod golden_circuits;
 pub mod golden_content;
+pub mod golden_destroy;
 pub mod golden_directory;
 pub mod golden_memory;
 pub mod golden_pins;
@@ -257,6 +258,10 @@ pub const BUNDLED: &[Bundled] = &[
     Bundled {
         path: "umbra/flow-control.json",
         text: include_str!("../../interop/vectors/umbra/flow-control.json"),
+    },
+    Bundled {
+        path: "umbra/destroy-reasons.json",
+        text: include_str!("../../interop/vectors/umbra/destroy-reasons.json"),
     },
 ];
 

@@ -286,7 +286,7 @@ fn put_expired(t: &Target) -> Verdict {
         id: 11,
         record: Record {
             kind: RecordKind::BLOCK,
-            key: *blake3::hash(&value).as_bytes(),
+            key: crate::crypto::hash::hash(&value),
             value,
         },
         expires: 1,
