@@ -107,6 +107,10 @@ pub struct InteropArgs {
     /// The relay's descriptor: its `descriptor` file, or a bootstrap list naming it.
     #[arg(long, value_name = "FILE")]
     pub descriptor: Option<PathBuf>,
+    /// With --peer: the key folder (identity.key, link.key) of a relay the peer's directory
+    /// lists, for the cases that speak as a relay (the DHT's RPCs); skipped without it.
+    #[arg(long, value_name = "DIR", requires = "peer")]
+    pub as_relay: Option<PathBuf>,
     /// With --peer: only the cases whose id starts with this (`link.`, `streams.`).
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub only: String,
@@ -125,8 +129,7 @@ pub struct InteropArgs {
 pub fn run(args: InteropArgs) -> ExitCode {
     match (args.peer, args.descriptor) {
         (Some(addr), Some(desc)) => crate::runtime::conformance::peer_cmd(
-            addr,
-            &desc,
+            (addr, &desc, args.as_relay.as_deref()),
             &args.only,
             args.json.as_deref(),
             crate::runtime::driver::wall_now(),

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::crypto::keys::{LinkKeyBinding, LinkKeypair};
+use crate::crypto::keys::{IdentityKey, LinkKeyBinding, LinkKeypair};
 use crate::crypto::keystore;
 use crate::crypto::noise::Randomness;
 use crate::directory::Descriptor;
@@ -67,6 +67,8 @@ pub enum As<'a> {
     Reader,
     /// The relay whose `identity.key` and `link.key` are in this directory.
     Relay(&'a Path),
+    /// A relay with these keys (identity, link key), listed in a directory or not.
+    Keys(&'a IdentityKey, &'a LinkKeypair),
 }
 
 impl RawLink {
@@ -105,6 +107,10 @@ impl RawLink {
                 let binding = LinkKeyBinding::sign(&identity, &link.public());
                 (link, Some(binding))
             }
+            As::Keys(identity, link) => (
+                link.clone(),
+                Some(LinkKeyBinding::sign(identity, &link.public())),
+            ),
         };
         let t0 = Instant::now();
         let mut sock = match src {

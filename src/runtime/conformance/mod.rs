@@ -5,12 +5,13 @@
 //! and checks the answer the spec requires, citing the section. The run prints one line a
 //! case and `N passed, M failed, K skipped`, and can write a JSON report. Not in this
 //! module: the cases ([`cases_link`], [`cases_cells`], [`cases_circuits`],
-//! [`cases_streams`], [`cases_content`]), the link driven by hand ([`crate::runtime::raw_link`]).
+//! [`cases_streams`], [`cases_content`], [`cases_relay`]), the link driven by hand ([`crate::runtime::raw_link`]).
 
 pub mod cases_cells;
 pub mod cases_circuits;
 pub mod cases_content;
 pub mod cases_link;
+pub mod cases_relay;
 pub mod cases_streams;
 pub mod conn;
 
@@ -62,6 +63,9 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Its descriptor (identity, link and onion keys).
     pub desc: Descriptor,
+    /// The key directory (`identity.key`, `link.key`) of a relay the target's directory
+    /// lists, for the cases that speak as a relay (`--as-relay`).
+    pub as_relay: Option<std::path::PathBuf>,
 }
 
 /// What a case found.
@@ -94,6 +98,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(cases_circuits::cases());
     v.extend(cases_streams::cases());
     v.extend(cases_content::cases());
+    v.extend(cases_relay::cases());
     v
 }
 
@@ -182,8 +187,7 @@ fn json_report(target: &Target, outcomes: &[Outcome]) -> serde_json::Value {
 /// `umbra interop --peer`: run the cases, print them, write the JSON report if asked; exit
 /// 1 if any failed, 2 if the target could not be set up.
 pub fn peer_cmd(
-    addr: SocketAddr,
-    descriptor: &Path,
+    (addr, descriptor, as_relay): (SocketAddr, &Path, Option<&Path>),
     only: &str,
     json: Option<&Path>,
     now: WallTime,
@@ -204,7 +208,11 @@ pub fn peer_cmd(
     };
     // The relay is dialled at `--peer`, whatever address its descriptor gives.
     let desc = Descriptor { addr, ..desc };
-    let target = Target { addr, desc };
+    let target = Target {
+        addr,
+        desc,
+        as_relay: as_relay.map(Path::to_path_buf),
+    };
     let outcomes = run(&target, only);
     for o in &outcomes {
         match &o.verdict {
