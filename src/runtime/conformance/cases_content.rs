@@ -78,6 +78,12 @@ pub fn cases() -> Vec<Case> {
             run: past_the_cap,
         },
         Case {
+            id: "content.past-the-manifest-cap",
+            spec: "06-dht.md#exit-requests",
+            what: "5 manifest GETs sent at once on one circuit: 2 run, the other 3 are REFUSED BUSY at once",
+            run: past_the_manifest_cap,
+        },
+        Case {
             id: "dir.sync-from-reader",
             spec: "10-directory.md#messages",
             what: "a reader's SYNC with an empty summary is answered ENTRIES with its id, holding the relay's own descriptor",
@@ -402,5 +408,56 @@ fn push_from_reader(t: &Target) -> Verdict {
         c.send(&dir_fragments(&msg))?;
         c.expect_quiet()?;
         c.still_serves(t)
+    })
+}
+
+fn past_the_manifest_cap(t: &Target) -> Verdict {
+    capped(t, RecordKind::MANIFEST, 5, 2)
+}
+
+/// `n` GETs of `kind` at once on one circuit: the first `n - cap` answers are REFUSED BUSY.
+/// (Block lookups end at once on a relay with no DHT peer to ask, so only the manifest cap
+/// can be seen from outside there; the block cap is tested in `node::exit_load`.)
+fn capped(t: &Target, kind: RecordKind, n: u32, cap: u32) -> Verdict {
+    with_conn(t, |c| {
+        let (id, mut l) = dht_stream(c, t)?;
+        let mut bytes = Vec::new();
+        for i in 1..=n {
+            let get = ExitRequest::Get {
+                id: i,
+                kind,
+                key: random_key(),
+            };
+            bytes.extend_from_slice(&framed(&get.encode()));
+        }
+        send_stream(c, id, &mut l, &bytes, crate::wire::relay_msg::MAX_DATA)?;
+        let mut replies = Replies::default();
+        let mut seen = Vec::new();
+        let mut busy_first = 0;
+        let mut kinds: Vec<String> = Vec::new();
+        for k in 0..n {
+            let r = replies.next(c, id, &mut l)?;
+            let rid = r.id();
+            if rid == 0 || rid > n || seen.contains(&rid) {
+                return fail(format!("reply {r:?} does not match one unanswered request"));
+            }
+            seen.push(rid);
+            kinds.push(match r {
+                ExitReply::Refused { reason, .. } => format!("R{reason}"),
+                ExitReply::NotFound { .. } => "N".to_string(),
+                _ => "?".to_string(),
+            });
+            if matches!(r, ExitReply::Refused { reason: 2, .. }) && k == busy_first {
+                busy_first += 1;
+            }
+        }
+        if busy_first != n - cap {
+            return fail(format!(
+                "{busy_first} REFUSED BUSY came first; {n} - {cap} = {} expected at once ({})",
+                n - cap,
+                kinds.join(" ")
+            ));
+        }
+        Ok(())
     })
 }

@@ -5,11 +5,12 @@
 //! and checks the answer the spec requires, citing the section. The run prints one line a
 //! case and `N passed, M failed, K skipped`, and can write a JSON report. Not in this
 //! module: the cases ([`cases_link`], [`cases_cells`], [`cases_circuits`],
-//! [`cases_streams`], [`cases_content`], [`cases_relay`]), the link driven by hand ([`crate::runtime::raw_link`]).
+//! [`cases_streams`], [`cases_content`], [`cases_relay`], [`cases_extend`]), the link driven by hand ([`crate::runtime::raw_link`]).
 
 pub mod cases_cells;
 pub mod cases_circuits;
 pub mod cases_content;
+pub mod cases_extend;
 pub mod cases_link;
 pub mod cases_relay;
 pub mod cases_streams;
@@ -99,6 +100,7 @@ pub fn all_cases() -> Vec<Case> {
     v.extend(cases_streams::cases());
     v.extend(cases_content::cases());
     v.extend(cases_relay::cases());
+    v.extend(cases_extend::cases());
     v
 }
 
