@@ -42,6 +42,18 @@ pub fn cases() -> Vec<Case> {
             run: packed,
         },
         Case {
+            id: "content.put-stored",
+            spec: "06-dht.md#exit-requests",
+            what: "PUT of a signed manifest is answered STORED (copies: the storers that accepted it)",
+            run: put_stored,
+        },
+        Case {
+            id: "content.get-found",
+            spec: "06-dht.md#exit-requests",
+            what: "GET of a manifest the relay holds (stored there as a relay, with --as-relay) answers FOUND with the same record",
+            run: get_found,
+        },
+        Case {
             id: "content.malformed",
             spec: "06-dht.md#exit-requests",
             what: "a request of unknown type is answered REFUSED INVALID with id 0",
@@ -459,5 +471,53 @@ fn capped(t: &Target, kind: RecordKind, n: u32, cap: u32) -> Verdict {
             ));
         }
         Ok(())
+    })
+}
+
+fn put_stored(t: &Target) -> Verdict {
+    with_conn(t, |c| {
+        let record = super::cases_relay::signed_manifest(3)?;
+        let (id, mut l) = dht_stream(c, t)?;
+        let put = ExitRequest::Put {
+            id: 21,
+            record,
+            expires: crate::runtime::driver::wall_now().0 + 3600,
+        };
+        send_stream(c, id, &mut l, &framed(&put.encode()), MAX_DATA)?;
+        match Replies::default().next(c, id, &mut l)? {
+            ExitReply::Stored { id: 21, .. } => Ok(()),
+            r => fail(format!("expected STORED 21, got {r:?}")),
+        }
+    })
+}
+
+fn get_found(t: &Target) -> Verdict {
+    let record = match super::cases_relay::signed_manifest(4) {
+        Ok(r) => r,
+        Err(e) => return Verdict::Fail(e.0),
+    };
+    // An exit stores on other relays, never on itself: a relay's STORE puts it there.
+    match super::cases_relay::store_as_relay(t, &record) {
+        Ok(None) => return Verdict::Skip(super::cases_relay::NEEDS.into()),
+        Ok(Some(Ok(()))) => {}
+        Ok(Some(Err(e))) | Err(e) => return Verdict::Fail(e.0),
+    }
+    with_conn(t, |c| {
+        let (id, mut l) = dht_stream(c, t)?;
+        let get = ExitRequest::Get {
+            id: 22,
+            kind: RecordKind::MANIFEST,
+            key: record.key,
+        };
+        send_stream(c, id, &mut l, &framed(&get.encode()), MAX_DATA)?;
+        match Replies::default().next(c, id, &mut l)? {
+            ExitReply::Found {
+                id: 22,
+                record: got,
+            } if got == record => Ok(()),
+            r => fail(format!(
+                "expected FOUND 22 with the record stored, got {r:?}"
+            )),
+        }
     })
 }

@@ -65,6 +65,18 @@ pub fn cases() -> Vec<Case> {
             run: store_invalid,
         },
         Case {
+            id: "relay.store-manifest-then-find-seq",
+            spec: "06-dht.md#rpcs",
+            what: "STORE of a signed manifest is answered STORED 0; FIND_SEQ then gives SEQ with its sequence and the BLAKE3 of its bytes",
+            run: store_manifest_then_find_seq,
+        },
+        Case {
+            id: "relay.unknown-command-on-circuit",
+            spec: "03-cells.md#errors",
+            what: "an unknown command on a relay's circuit closes it with DESTROY PROTOCOL; the link stays",
+            run: unknown_on_circuit,
+        },
+        Case {
             id: "relay.find-seq-missing",
             spec: "06-dht.md#rpcs",
             what: "FIND_SEQ of a manifest the relay does not hold is answered NODES",
@@ -115,7 +127,8 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-const NEEDS: &str = "needs --as-relay DIR: the keys of a relay the peer's directory lists";
+pub(super) const NEEDS: &str =
+    "needs --as-relay DIR: the keys of a relay the peer's directory lists";
 
 /// Open a link as the relay of `--as-relay` and run `f`; skipped without it.
 fn as_relay(t: &Target, f: impl FnOnce(&mut Conn) -> Check) -> Verdict {
@@ -394,4 +407,96 @@ fn rpc_from_unlisted(t: &Target) -> Verdict {
         })()),
         Err(e) => Verdict::Fail(format!("link: {e}")),
     }
+}
+
+/// A manifest of a fresh site, signed: its record (kind MANIFEST under the site's DHT key).
+pub(super) fn signed_manifest(seq: u64) -> Check<Record> {
+    let key = IdentityKey::generate(&mut os_rng());
+    let files = vec![("index.html".to_string(), b"<h1>conformance</h1>".to_vec())];
+    let built = crate::site::build(
+        &key,
+        &files,
+        seq,
+        crate::runtime::driver::wall_now(),
+        86_400,
+    )
+    .map_err(|e| format!("build a site: {e}"))?;
+    Ok(Record {
+        kind: RecordKind::MANIFEST,
+        key: crate::site::address::SiteAddress(key.public()).dht_key(),
+        value: built.manifest,
+    })
+}
+
+fn store_manifest_then_find_seq(t: &Target) -> Verdict {
+    as_relay(t, |c| {
+        let record = signed_manifest(7)?;
+        match rpc(
+            c,
+            &DhtMsg::Store {
+                id: 19,
+                record: record.clone(),
+                expires: in_an_hour(),
+            },
+        )? {
+            DhtMsg::Stored { status: 0, .. } => {}
+            m => return fail(format!("expected STORED 0, got {m:?}")),
+        }
+        match rpc(
+            c,
+            &DhtMsg::FindSeq {
+                id: 20,
+                key: record.key,
+                kind: RecordKind::MANIFEST,
+            },
+        )? {
+            DhtMsg::Seq { seq: 7, digest, .. }
+                if digest == crate::crypto::hash::hash(&record.value) =>
+            {
+                Ok(())
+            }
+            m => fail(format!(
+                "expected SEQ 7 with the manifest's digest, got {m:?}"
+            )),
+        }
+    })
+}
+
+fn unknown_on_circuit(t: &Target) -> Verdict {
+    as_relay(t, |c| {
+        let id = c.next_id();
+        let (_, m1) = hop_msg1(t, 2)?;
+        c.send(&[create_msg(id, HandshakeType::NOISE_NK_V1, m1)])?;
+        match c.recv()? {
+            ChanMsg::Created { circ_id, .. } if circ_id == id => {}
+            m => return fail(format!("expected CREATED, got {m:?}")),
+        }
+        let cell = crate::wire::cell::Cell::with_content(id.get(), Command(99), b"future")
+            .ok_or("cell")?;
+        c.link.send_cell(&cell).map_err(|e| e.to_string())?;
+        c.expect_destroy(id, DestroyReason::PROTOCOL)?;
+        c.expect_quiet()
+    })
+}
+
+/// STORE `record` at the target as the `--as-relay` relay: `None` without it.
+pub(super) fn store_as_relay(t: &Target, record: &Record) -> Check<Option<Check>> {
+    let Some(dir) = t.as_relay.as_deref() else {
+        return Ok(None);
+    };
+    let link = RawLink::open(None, As::Relay(dir), &t.desc).map_err(|e| e.to_string())?;
+    let mut c = Conn::from_link(link);
+    Ok(Some(
+        match rpc(
+            &mut c,
+            &DhtMsg::Store {
+                id: 23,
+                record: record.clone(),
+                expires: in_an_hour(),
+            },
+        )? {
+            DhtMsg::Stored { status: 0, .. } => Ok(()),
+            m => fail(format!("STORE as a relay: {m:?}")),
+        },
+    ))
 }
