@@ -273,13 +273,12 @@ impl Bench {
                 }
             }
             "created" => {
-                let i = got
-                    .iter()
-                    .position(
-                        |m| matches!(m, ChanMsg::Created { circ_id, .. } if circ_id.get() == circ),
-                    )
-                    .ok_or_else(|| format!("no CREATED {circ:#x} in {got:?}"))?;
-                let ChanMsg::Created { body, .. } = got.remove(i) else {
+                let m = take(
+                    got,
+                    |m| matches!(m, ChanMsg::Created { circ_id, .. } if circ_id.get() == circ),
+                    &format!("CREATED {circ:#x}"),
+                )?;
+                let ChanMsg::Created { body, .. } = m else {
                     return Err("CREATED".into());
                 };
                 let k = self
@@ -295,24 +294,23 @@ impl Bench {
             }
             "destroy" => {
                 let reason = e.get("reason").and_then(Value::as_u64).unwrap_or(999);
-                let i = got
-                    .iter()
-                    .position(|m| {
+                take(
+                    got,
+                    |m| {
                         matches!(m, ChanMsg::Destroy { circ_id, reason: r }
                         if circ_id.get() == circ && u64::from(r.0) == reason)
-                    })
-                    .ok_or_else(|| format!("no DESTROY {circ:#x} reason {reason} in {got:?}"))?;
-                got.remove(i);
+                    },
+                    &format!("DESTROY {circ:#x} reason {reason}"),
+                )?;
             }
             "relay" => {
                 let want = e.get("message").and_then(Value::as_str).unwrap_or("");
-                let i = got
-                    .iter()
-                    .position(
-                        |m| matches!(m, ChanMsg::Relay { circ_id, .. } if circ_id.get() == circ),
-                    )
-                    .ok_or_else(|| format!("no RELAY on {circ:#x} in {got:?}"))?;
-                let ChanMsg::Relay { body, .. } = got.remove(i) else {
+                let m = take(
+                    got,
+                    |m| matches!(m, ChanMsg::Relay { circ_id, .. } if circ_id.get() == circ),
+                    &format!("RELAY on {circ:#x}"),
+                )?;
+                let ChanMsg::Relay { body, .. } = m else {
                     return Err("RELAY".into());
                 };
                 let mut body = *body;
@@ -347,6 +345,19 @@ fn drain(relay: &mut Node, link: LinkId) -> (Vec<u8>, bool) {
         }
     }
     (bytes, closed)
+}
+
+/// Remove and return the first answer `pred` accepts; `what` names it in the error.
+fn take(
+    got: &mut Vec<ChanMsg>,
+    pred: impl Fn(&ChanMsg) -> bool,
+    what: &str,
+) -> Result<ChanMsg, String> {
+    let i = got
+        .iter()
+        .position(pred)
+        .ok_or_else(|| format!("no {what} in {got:?}"))?;
+    Ok(got.remove(i))
 }
 
 /// Run one script against Umbra's relay.

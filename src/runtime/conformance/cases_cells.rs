@@ -139,12 +139,7 @@ fn create_bad_body(t: &Target) -> Verdict {
 fn destroy_unknown(t: &Target) -> Verdict {
     with_conn(t, |c| {
         let id = c.next_id();
-        c.send(&[ChanMsg::Destroy {
-            circ_id: id,
-            reason: DestroyReason::FINISHED,
-        }])?;
-        c.expect_quiet()?;
-        c.still_serves(t)
+        c.destroy_unanswered(t, id, DestroyReason::FINISHED)
     })
 }
 

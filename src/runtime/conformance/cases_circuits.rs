@@ -253,16 +253,26 @@ fn layer_replayed(t: &Target) -> Verdict {
     })
 }
 
-fn extend(t: &Target, node_id: [u8; 32], reason: DestroyReason) -> Verdict {
+/// On a fresh circuit (after `streams` BEGINs of echo), EXTEND to `node_id` with
+/// `handshake_type`; the circuit is destroyed with `reason`.
+fn extend(
+    t: &Target,
+    (node_id, handshake_type): ([u8; 32], u16),
+    streams: u16,
+    reason: DestroyReason,
+) -> Verdict {
     with_conn(t, |c| {
         let (id, mut layers) = c.create(t)?;
+        for s in 1..=streams {
+            c.begin(id, &mut layers, s, b"echo")?;
+        }
         let (_, m1) = hop_msg1(t, 2)?;
         c.relay(
             id,
             &mut layers,
             &RelayMsg::Extend {
                 node_id,
-                handshake_type: HandshakeType::NOISE_NK_V1.0,
+                handshake_type,
                 handshake: m1,
             },
         )?;
@@ -271,65 +281,33 @@ fn extend(t: &Target, node_id: [u8; 32], reason: DestroyReason) -> Verdict {
     })
 }
 
+const NK: u16 = HandshakeType::NOISE_NK_V1.0;
+
 fn extend_to_itself(t: &Target) -> Verdict {
-    extend(t, t.desc.node_id().0, DestroyReason::PROTOCOL)
+    extend(t, (t.desc.node_id().0, NK), 0, DestroyReason::PROTOCOL)
 }
 
 fn extend_unknown(t: &Target) -> Verdict {
     let mut unknown = [0u8; 32];
     crate::runtime::driver::os_rng().fill(&mut unknown);
-    extend(t, unknown, DestroyReason::UNREACHABLE)
+    extend(t, (unknown, NK), 0, DestroyReason::UNREACHABLE)
 }
 
 fn destroy_not_answered(t: &Target) -> Verdict {
     with_conn(t, |c| {
         let (id, _) = c.create(t)?;
-        c.send(&[ChanMsg::Destroy {
-            circ_id: id,
-            reason: DestroyReason::FINISHED,
-        }])?;
-        c.expect_quiet()?;
-        c.still_serves(t)
+        c.destroy_unanswered(t, id, DestroyReason::FINISHED)
     })
 }
 
 fn extend_handshake_type(t: &Target) -> Verdict {
-    with_conn(t, |c| {
-        let (id, mut layers) = c.create(t)?;
-        let (_, m1) = hop_msg1(t, 2)?;
-        c.relay(
-            id,
-            &mut layers,
-            &RelayMsg::Extend {
-                node_id: t.desc.node_id().0,
-                handshake_type: 0x7777,
-                handshake: m1,
-            },
-        )?;
-        c.expect_destroy(id, DestroyReason::PROTOCOL)?;
-        c.still_serves(t)
-    })
+    extend(t, (t.desc.node_id().0, 0x7777), 0, DestroyReason::PROTOCOL)
 }
 
 fn extend_with_streams(t: &Target) -> Verdict {
-    with_conn(t, |c| {
-        let (id, mut layers) = c.create(t)?;
-        c.begin(id, &mut layers, 1, b"echo")?;
-        let mut other = [0u8; 32];
-        crate::runtime::driver::os_rng().fill(&mut other);
-        let (_, m1) = hop_msg1(t, 2)?;
-        c.relay(
-            id,
-            &mut layers,
-            &RelayMsg::Extend {
-                node_id: other,
-                handshake_type: HandshakeType::NOISE_NK_V1.0,
-                handshake: m1,
-            },
-        )?;
-        c.expect_destroy(id, DestroyReason::PROTOCOL)?;
-        c.still_serves(t)
-    })
+    let mut other = [0u8; 32];
+    crate::runtime::driver::os_rng().fill(&mut other);
+    extend(t, (other, NK), 1, DestroyReason::PROTOCOL)
 }
 
 fn interleaved(t: &Target) -> Verdict {

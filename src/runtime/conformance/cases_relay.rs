@@ -170,6 +170,18 @@ fn rpc(c: &mut Conn, msg: &DhtMsg) -> Check<DhtMsg> {
     fail(format!("no answer to request {want} within {ANSWER:?}"))
 }
 
+/// As the listed relay, send `msg`; its answer must satisfy `ok` (`want` says what).
+fn answered(t: &Target, msg: DhtMsg, want: &str, ok: fn(&DhtMsg) -> bool) -> Verdict {
+    as_relay(t, |c| {
+        let m = rpc(c, &msg)?;
+        if ok(&m) {
+            Ok(())
+        } else {
+            fail(format!("expected {want}, got {m:?}"))
+        }
+    })
+}
+
 fn link_as_relay(t: &Target) -> Verdict {
     as_relay(t, |c| c.expect_quiet())
 }
@@ -206,34 +218,25 @@ fn random32() -> [u8; 32] {
 }
 
 fn find_node(t: &Target) -> Verdict {
-    as_relay(t, |c| {
-        match rpc(
-            c,
-            &DhtMsg::FindNode {
-                id: 11,
-                target: random32(),
-            },
-        )? {
-            DhtMsg::Nodes { nodes, .. } if nodes.len() <= 20 => Ok(()),
-            m => fail(format!("expected NODES, got {m:?}")),
-        }
-    })
+    let msg = DhtMsg::FindNode {
+        id: 11,
+        target: random32(),
+    };
+    answered(
+        t,
+        msg,
+        "NODES with at most 20 ids",
+        |m| matches!(m, DhtMsg::Nodes { nodes, .. } if nodes.len() <= 20),
+    )
 }
 
 fn find_value_missing(t: &Target) -> Verdict {
-    as_relay(t, |c| {
-        match rpc(
-            c,
-            &DhtMsg::FindValue {
-                id: 12,
-                key: random32(),
-                kind: RecordKind::BLOCK,
-            },
-        )? {
-            DhtMsg::Nodes { .. } => Ok(()),
-            m => fail(format!("expected NODES, got {m:?}")),
-        }
-    })
+    let msg = DhtMsg::FindValue {
+        id: 12,
+        key: random32(),
+        kind: RecordKind::BLOCK,
+    };
+    answered(t, msg, "NODES", |m| matches!(m, DhtMsg::Nodes { .. }))
 }
 
 fn block(value: Vec<u8>) -> Record {
@@ -253,17 +256,7 @@ fn store_and_find(t: &Target) -> Verdict {
         let mut value = vec![0u8; 1500];
         os_rng().fill(&mut value);
         let record = block(value);
-        match rpc(
-            c,
-            &DhtMsg::Store {
-                id: 13,
-                record: record.clone(),
-                expires: in_an_hour(),
-            },
-        )? {
-            DhtMsg::Stored { status: 0, .. } => {}
-            m => return fail(format!("expected STORED 0, got {m:?}")),
-        }
+        stored(c, 13, &record)?;
         match rpc(
             c,
             &DhtMsg::FindValue {
@@ -279,53 +272,36 @@ fn store_and_find(t: &Target) -> Verdict {
 }
 
 fn store_invalid(t: &Target) -> Verdict {
-    as_relay(t, |c| {
-        let mut record = block(b"a block".to_vec());
-        record.key = random32();
-        match rpc(
-            c,
-            &DhtMsg::Store {
-                id: 15,
-                record,
-                expires: in_an_hour(),
-            },
-        )? {
-            DhtMsg::Stored { status: 1, .. } => Ok(()),
-            m => fail(format!("expected STORED 1, got {m:?}")),
-        }
+    let mut record = block(b"a block".to_vec());
+    record.key = random32();
+    let msg = DhtMsg::Store {
+        id: 15,
+        record,
+        expires: in_an_hour(),
+    };
+    answered(t, msg, "STORED 1", |m| {
+        matches!(m, DhtMsg::Stored { status: 1, .. })
     })
 }
 
 fn find_seq_missing(t: &Target) -> Verdict {
-    as_relay(t, |c| {
-        match rpc(
-            c,
-            &DhtMsg::FindSeq {
-                id: 16,
-                key: random32(),
-                kind: RecordKind::MANIFEST,
-            },
-        )? {
-            DhtMsg::Nodes { .. } => Ok(()),
-            m => fail(format!("expected NODES, got {m:?}")),
-        }
-    })
+    let msg = DhtMsg::FindSeq {
+        id: 16,
+        key: random32(),
+        kind: RecordKind::MANIFEST,
+    };
+    answered(t, msg, "NODES", |m| matches!(m, DhtMsg::Nodes { .. }))
 }
 
 fn touch_missing(t: &Target) -> Verdict {
-    as_relay(t, |c| {
-        match rpc(
-            c,
-            &DhtMsg::Touch {
-                id: 17,
-                key: random32(),
-                kind: RecordKind::BLOCK,
-                expires: in_an_hour(),
-            },
-        )? {
-            DhtMsg::Stored { status: 4, .. } => Ok(()),
-            m => fail(format!("expected STORED 4, got {m:?}")),
-        }
+    let msg = DhtMsg::Touch {
+        id: 17,
+        key: random32(),
+        kind: RecordKind::BLOCK,
+        expires: in_an_hour(),
+    };
+    answered(t, msg, "STORED 4", |m| {
+        matches!(m, DhtMsg::Stored { status: 4, .. })
     })
 }
 
@@ -431,17 +407,7 @@ pub(super) fn signed_manifest(seq: u64) -> Check<Record> {
 fn store_manifest_then_find_seq(t: &Target) -> Verdict {
     as_relay(t, |c| {
         let record = signed_manifest(7)?;
-        match rpc(
-            c,
-            &DhtMsg::Store {
-                id: 19,
-                record: record.clone(),
-                expires: in_an_hour(),
-            },
-        )? {
-            DhtMsg::Stored { status: 0, .. } => {}
-            m => return fail(format!("expected STORED 0, got {m:?}")),
-        }
+        stored(c, 19, &record)?;
         match rpc(
             c,
             &DhtMsg::FindSeq {
@@ -479,24 +445,24 @@ fn unknown_on_circuit(t: &Target) -> Verdict {
     })
 }
 
+/// STORE `record` as request `id`; it must be answered STORED 0.
+fn stored(c: &mut Conn, id: u32, record: &Record) -> Check {
+    let msg = DhtMsg::Store {
+        id,
+        record: record.clone(),
+        expires: in_an_hour(),
+    };
+    match rpc(c, &msg)? {
+        DhtMsg::Stored { status: 0, .. } => Ok(()),
+        m => fail(format!("expected STORED 0 to STORE {id}, got {m:?}")),
+    }
+}
+
 /// STORE `record` at the target as the `--as-relay` relay: `None` without it.
 pub(super) fn store_as_relay(t: &Target, record: &Record) -> Check<Option<Check>> {
     let Some(dir) = t.as_relay.as_deref() else {
         return Ok(None);
     };
     let link = RawLink::open(None, As::Relay(dir), &t.desc).map_err(|e| e.to_string())?;
-    let mut c = Conn::from_link(link);
-    Ok(Some(
-        match rpc(
-            &mut c,
-            &DhtMsg::Store {
-                id: 23,
-                record: record.clone(),
-                expires: in_an_hour(),
-            },
-        )? {
-            DhtMsg::Stored { status: 0, .. } => Ok(()),
-            m => fail(format!("STORE as a relay: {m:?}")),
-        },
-    ))
+    Ok(Some(stored(&mut Conn::from_link(link), 23, record)))
 }

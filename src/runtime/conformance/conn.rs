@@ -130,6 +130,16 @@ impl Conn {
         }
     }
 
+    /// Send DESTROY of `id` with `reason`; nothing may answer, and the link serves on.
+    pub fn destroy_unanswered(&mut self, t: &Target, id: CircId, reason: DestroyReason) -> Check {
+        self.send(&[ChanMsg::Destroy {
+            circ_id: id,
+            reason,
+        }])?;
+        self.expect_quiet()?;
+        self.still_serves(t)
+    }
+
     /// Build a one-hop circuit: CREATE, CREATED, the layer keys.
     pub fn create(&mut self, t: &Target) -> Check<(CircId, ClientLayers)> {
         let id = self.next_id();
