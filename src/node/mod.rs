@@ -726,47 +726,47 @@ impl Node {
         let Some(entry) = self.links.get_mut(&link) else {
             return;
         };
-        let circ_id = match waiter {
-            Waiter::Launch(..) | Waiter::Extend(_) => match entry.alloc_circ_id() {
-                Some(id) => Some(id),
-                None => {
-                    // Every id of this link is used: new circuits go on a new link.
-                    let key = self
-                        .links_to
-                        .iter()
-                        .find(|(_, l)| **l == link)
-                        .map(|(k, _)| *k);
-                    if let Some(key) = key {
-                        self.links_to.remove(&key);
-                        self.with_link(now, key.0, key.1, waiter);
-                    }
-                    return;
+        let waiter = match waiter {
+            Waiter::Dht(_, cells, class) => {
+                for c in cells {
+                    self.link_send_as(now, link, c, Some(class));
                 }
-            },
-            Waiter::Dht(..) | Waiter::Dir(_) => None,
+                return;
+            }
+            Waiter::Dir(cells) => {
+                for c in cells {
+                    self.link_send(now, link, c);
+                }
+                return;
+            }
+            circuit => circuit,
         };
-        match (waiter, circ_id) {
-            (Waiter::Launch(handle, hops), Some(circ_id)) => {
+        let Some(circ_id) = entry.alloc_circ_id() else {
+            // Every id of this link is used: new circuits go on a new link.
+            let key = self
+                .links_to
+                .iter()
+                .find(|(_, l)| **l == link)
+                .map(|(k, _)| *k);
+            if let Some(key) = key {
+                self.links_to.remove(&key);
+                self.with_link(now, key.0, key.1, waiter);
+            }
+            return;
+        };
+        match waiter {
+            Waiter::Launch(handle, hops) => {
                 if let Err(e) = self.client.launch(now, handle, link, circ_id, hops) {
                     self.record(NodeError::Circuit(e));
                 }
             }
-            (Waiter::Extend(from), Some(circ_id)) => {
+            Waiter::Extend(from) => {
                 if let Some(s) = self.switch.as_mut() {
                     s.attach_next(now, from, (link, circ_id));
                 }
             }
-            (Waiter::Dht(_, cells, class), _) => {
-                for c in cells {
-                    self.link_send_as(now, link, c, Some(class));
-                }
-            }
-            (Waiter::Dir(cells), _) => {
-                for c in cells {
-                    self.link_send(now, link, c);
-                }
-            }
-            (Waiter::Launch(..) | Waiter::Extend(_), None) => {}
+            // Sent above.
+            Waiter::Dht(..) | Waiter::Dir(_) => {}
         }
     }
 

@@ -206,8 +206,12 @@ impl RawLink {
         Ok(out)
     }
 
-    /// The next message the relay sent, PADDING skipped.
+    /// The next message the relay sent, PADDING skipped; waits up to 30 s.
     pub fn recv(&mut self) -> Result<ChanMsg, RuntimeError> {
+        // `recv_within` may have left a shorter timeout on the socket.
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(bench_err("socket"))?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             if let Some(m) = self.inbox.pop_front() {

@@ -9,10 +9,10 @@ use crate::crypto::layer::ClientLayers;
 use crate::directory::sync::summary;
 use crate::directory::{Directory, Verified};
 use crate::wire::cell::CircId;
-use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind};
-use crate::wire::dir_msg::DirMsg;
+use crate::wire::dht_msg::{ExitReply, ExitRequest, Record, RecordKind, StreamFramer};
+use crate::wire::dir_msg::{DirMsg, MAX_DIR_MESSAGE};
 use crate::wire::relay_msg::{MAX_DATA, RelayMsg};
-use crate::wire::restrict::{ChanMsg, dir_fragments};
+use crate::wire::restrict::{ChanMsg, DhtReassembler, dir_fragments};
 
 /// The content and directory cases.
 pub fn cases() -> Vec<Case> {
@@ -135,13 +135,9 @@ fn dht_stream(c: &mut Conn, t: &Target) -> Check<(CircId, ClientLayers)> {
     Ok((id, layers))
 }
 
+/// A request framed for the stream (`u32 length || message`).
 fn framed(msg: &[u8]) -> Vec<u8> {
-    let mut v = u32::try_from(msg.len())
-        .unwrap_or(u32::MAX)
-        .to_be_bytes()
-        .to_vec();
-    v.extend_from_slice(msg);
-    v
+    StreamFramer::frame(msg)
 }
 
 /// Send `bytes` on stream 1 in DATA cells of at most `chunk` bytes.
@@ -167,24 +163,21 @@ fn send_stream(
 
 /// Reads framed replies from stream 1.
 #[derive(Default)]
-struct Replies {
-    buf: Vec<u8>,
-}
+struct Replies(StreamFramer);
 
 impl Replies {
     fn next(&mut self, c: &mut Conn, id: CircId, l: &mut ClientLayers) -> Check<ExitReply> {
         loop {
-            if self.buf.len() >= 4 {
-                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                if self.buf.len() >= 4 + len {
-                    let msg: Vec<u8> = self.buf.drain(..4 + len).skip(4).collect();
-                    return ExitReply::decode(&msg)
-                        .map_err(|e| format!("a reply that does not decode: {e}").into());
-                }
+            let whole = self
+                .0
+                .next_message()
+                .map_err(|e| format!("a reply frame: {e}"))?;
+            if let Some(msg) = whole {
+                return ExitReply::decode(&msg)
+                    .map_err(|e| format!("a reply that does not decode: {e}").into());
             }
             match c.recv_relay(id, l)? {
-                RelayMsg::Data { stream_id: 1, data } => self.buf.extend_from_slice(&data),
+                RelayMsg::Data { stream_id: 1, data } => self.0.push(&data),
                 RelayMsg::Sendme { .. } => {}
                 m => return fail(format!("expected DATA on the dht stream, got {m:?}")),
             }
@@ -343,47 +336,33 @@ fn sync_from_reader(t: &Target) -> Verdict {
         .encode()
         .map_err(|e| format!("encode: {e}"))?;
         c.send(&dir_fragments(&msg))?;
-        let mut buf: Vec<u8> = Vec::new();
+        let mut r = DhtReassembler::default();
         loop {
-            match c.recv()? {
-                ChanMsg::Dir { first, data } => {
-                    if first != buf.is_empty() {
-                        return fail("a DIR fragment out of order");
-                    }
-                    buf.extend_from_slice(&data);
-                }
-                m => return fail(format!("expected DIR, got {m:?}")),
+            let ChanMsg::Dir { first, data } = c.recv()? else {
+                return fail("expected DIR cells");
+            };
+            let whole = r
+                .push(first, &data, MAX_DIR_MESSAGE)
+                .map_err(|e| format!("the relay's DIR fragments: {e}"))?;
+            let Some(m) = whole else { continue };
+            let DirMsg::Entries {
+                id: 77,
+                descriptors,
+                more,
+            } = DirMsg::decode(&m).map_err(|e| format!("ENTRIES: {e}"))?
+            else {
+                return fail("expected ENTRIES 77");
+            };
+            let own = descriptors.iter().any(|d| {
+                crate::directory::parse(d)
+                    .and_then(|u| u.verify(crate::runtime::driver::wall_now()))
+                    .is_ok_and(|v: Verified| v.descriptor().node_id() == t.desc.node_id())
+            });
+            if own {
+                return Ok(());
             }
-            if buf.len() < 4 {
-                continue;
-            }
-            let len = usize::try_from(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))
-                .unwrap_or(usize::MAX);
-            if buf.len() < 4 + len {
-                continue;
-            }
-            match DirMsg::decode(&buf[4..4 + len]).map_err(|e| format!("ENTRIES: {e}"))? {
-                DirMsg::Entries {
-                    id: 77,
-                    descriptors,
-                    more,
-                } => {
-                    let own = descriptors.iter().any(|d| {
-                        crate::directory::parse(d)
-                            .ok()
-                            .and_then(|u| u.verify(crate::runtime::driver::wall_now()).ok())
-                            .is_some_and(|v: Verified| v.descriptor().node_id() == t.desc.node_id())
-                    });
-                    if own || more {
-                        buf.clear();
-                        if own {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    return fail("ENTRIES without the relay's own descriptor");
-                }
-                m => return fail(format!("expected ENTRIES 77, got {m:?}")),
+            if !more {
+                return fail("ENTRIES without the relay's own descriptor");
             }
         }
     })

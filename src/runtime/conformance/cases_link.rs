@@ -177,13 +177,11 @@ fn closes_silently(mut s: TcpStream, what: &str) -> Check {
     }
 }
 
-fn framed(msg: &[u8]) -> Vec<u8> {
-    let mut v = u16::try_from(msg.len())
-        .unwrap_or(u16::MAX)
-        .to_be_bytes()
-        .to_vec();
-    v.extend_from_slice(msg);
-    v
+/// A handshake message in its frame (`02-link.md#framing`).
+fn framed(msg: &[u8]) -> Check<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::link::frame::encode_frame(msg, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// A dialler's message 1 for `link_key` (framed), with a fresh reader key.
@@ -208,7 +206,7 @@ fn msg1_garbage(t: &Target) -> Verdict {
         let mut s = tcp(t)?;
         let mut junk = [0u8; 48];
         os_rng().fill(&mut junk);
-        s.write_all(&framed(&junk)).map_err(|e| e.to_string())?;
+        s.write_all(&framed(&junk)?).map_err(|e| e.to_string())?;
         closes_silently(s, "garbage message 1")
     })())
 }
@@ -394,7 +392,7 @@ fn by_hand(t: &Target, payload1: &[u8], payload3: &[u8]) -> Check<TcpStream> {
     let m1 = hs
         .write_message(payload1)
         .map_err(|e| format!("noise: {e}"))?;
-    s.write_all(&framed(&m1)).map_err(|e| e.to_string())?;
+    s.write_all(&framed(&m1)?).map_err(|e| e.to_string())?;
     if !payload1.is_empty() {
         return Ok(s);
     }
@@ -409,7 +407,7 @@ fn by_hand(t: &Target, payload1: &[u8], payload3: &[u8]) -> Check<TcpStream> {
     let m3 = hs
         .write_message(payload3)
         .map_err(|e| format!("noise: {e}"))?;
-    s.write_all(&framed(&m3)).map_err(|e| e.to_string())?;
+    s.write_all(&framed(&m3)?).map_err(|e| e.to_string())?;
     Ok(s)
 }
 

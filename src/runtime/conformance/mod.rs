@@ -150,9 +150,14 @@ pub fn descriptor_for(
         return Err(RuntimeError::Usage(format!("line {line}: {e}")));
     }
     let relays: Vec<_> = dir.relays().collect();
-    match relays.iter().find(|d| d.addr == addr) {
-        Some(d) => Ok((***d).clone()),
-        None if relays.len() == 1 => Ok((*relays[0]).as_ref().clone()),
+    match relays
+        .iter()
+        .find(|d| d.addr == addr)
+        .or(match relays.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }) {
+        Some(d) => Ok(Descriptor::clone(d)),
         None => Err(RuntimeError::Usage(format!(
             "no descriptor for {addr} among the file's {} relays",
             relays.len()
